@@ -1,0 +1,29 @@
+#pragma once
+// One row per subcommand: its name, help, option setup and handler.
+
+#include "cli/context.hpp"
+
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <memory>
+#include <vector>
+
+namespace vfioctl::cli {
+
+struct Command {
+    const char* name;
+    const char* help;
+    // Adds the command's options to sub; returns the handler, which runs
+    // after parsing and returns the exit code.
+    std::function<std::function<int(Context&)>(CLI::App& sub)> setup;
+};
+
+const std::vector<Command>& commands();
+
+// The diagnosis commands.
+Command status_command();
+Command groups_command();
+Command explain_command();
+Command snapshot_command();
+
+} // namespace vfioctl::cli

@@ -1,0 +1,123 @@
+// 'vfioctl groups': every IOMMU group, its devices and whether it can go to a VM.
+
+#include "cli/commands.hpp"
+#include "cli/model.hpp"
+#include "iommu/diagnosis.hpp"
+#include "util/strings.hpp"
+
+#include <algorithm>
+#include <set>
+
+namespace vfioctl::cli {
+
+namespace {
+
+using nlohmann::json;
+
+std::string group_verdict(const iommu::Viability& v) {
+    if (!v.critical.empty()) {
+        std::vector<std::string> why;
+        for (const auto& c : v.critical) why.push_back(c.addr.short_str() + " (" + c.reason + ")");
+        return "NOT viable: holds what the host cannot lose: " + util::join(why, ", ");
+    }
+    if (!v.unknown.empty()) return "NOT viable: members that cannot be read";
+    if (v.isolated) return "isolated and viable";
+    std::vector<std::string> go;
+    for (const auto& a : v.must_go_too) go.push_back(a.short_str());
+    return "viable, not isolated: these endpoints must go to vfio-pci together: " + util::join(go, ", ");
+}
+
+struct Options {
+    bool gpu_only = false;
+    std::string device;
+};
+
+int run_groups(Context& ctx, const Options& opt) {
+    auto m = load_host(ctx);
+    if (!m) return report_error(ctx, m.error());
+    std::set<int> wanted;
+    bool filtered = opt.gpu_only || !opt.device.empty();
+    if (!opt.device.empty()) {
+        auto found = match_devices(m->inv, opt.device);
+        if (!found) return report_error(ctx, found.error());
+        for (const auto* d : *found) {
+            if (d->iommu_group) wanted.insert(*d->iommu_group);
+            else if (!ctx.json)
+                ctx.out << device_line(*d) << "\n  in no IOMMU group\n";
+        }
+    }
+    if (opt.gpu_only)
+        for (const auto* d : m->inv.gpus())
+            if (d->iommu_group) wanted.insert(*d->iommu_group);
+
+    auto dx = iommu::iommu_state(m->facts, boot::interpret(boot::tokenize(m->facts.cmdline)), m->groups);
+    json jgroups = json::array();
+    int shown = 0;
+    for (const auto& g : m->groups) {
+        if (filtered && !wanted.count(g.number)) continue;
+        ++shown;
+        auto v = iommu::assess(g, std::nullopt, m->inv, m->facts);
+        json devs = json::array();
+        if (!ctx.json) ctx.out << "IOMMU group " << g.number << (g.type.empty() ? "" : " (" + g.type + ")") << ": "
+                               << group_verdict(v) << "\n";
+        for (const auto& a : g.devices) {
+            const pci::PciDevice* d = m->inv.find(a);
+            if (!d) {
+                devs.push_back({{"address", a.str()}, {"unknown", true}});
+                if (!ctx.json) ctx.out << "  " << a.short_str() << " (not readable)\n";
+                continue;
+            }
+            auto role = iommu::role_of(*d, m->inv, m->facts);
+            devs.push_back(device_json(*d, role));
+            if (!ctx.json) {
+                ctx.out << "  " << device_line(*d);
+                auto flags = role_flags(role);
+                if (!flags.empty()) ctx.out << " [" << util::join(flags, ",") << "]";
+                ctx.out << "\n";
+                for (const auto& c : role.critical) ctx.out << "      host-critical: " << c << "\n";
+                for (const auto& u : role.in_use) ctx.out << "      in use: " << u << "\n";
+            }
+        }
+        json go = json::array();
+        for (const auto& a : v.must_go_too) go.push_back(a.str());
+        json crit = json::array();
+        for (const auto& c : v.critical) crit.push_back({{"address", c.addr.str()}, {"reason", c.reason}});
+        jgroups.push_back({{"number", g.number},
+                           {"type", g.type.empty() ? json(nullptr) : json(g.type)},
+                           {"viable", v.viable},
+                           {"isolated", v.isolated},
+                           {"must_go_together", go},
+                           {"critical", crit},
+                           {"verdict", group_verdict(v)},
+                           {"devices", devs}});
+    }
+    if (ctx.json) {
+        json j = {{"iommu_enabled", dx.enabled}, {"group_count", m->groups.size()}, {"groups", jgroups}};
+        if (dx.off_cause) j["off_cause"] = *dx.off_cause;
+        print_json(ctx, j);
+    } else if (m->groups.empty()) {
+        ctx.out << "No IOMMU groups: " << (dx.enabled ? std::string("the kernel created none")
+                                                      : dx.off_cause.value_or("the IOMMU is off"))
+                << "\n";
+        if (dx.cmdline_fixable) ctx.out << "hint: 'vfioctl iommu enable', then reboot\n";
+        else ctx.out << "hint: 'vfioctl status' says why and what to do\n";
+    } else if (filtered && shown == 0) {
+        ctx.out << "No IOMMU group matches the filter\n";
+    }
+    return exit_ok;
+}
+
+} // namespace
+
+Command groups_command() {
+    return {"groups", "list IOMMU groups, their devices, flags and whether each can go to a VM",
+            [](CLI::App& sub) {
+                auto opt = std::make_shared<Options>();
+                sub.add_flag("--gpu", opt->gpu_only, "only the groups that hold a GPU");
+                sub.add_option("--device", opt->device,
+                               "only the group of this device: BDF (8a:00.0) or vendor:device (10de:2336)");
+                return [opt](Context& ctx) { return run_groups(ctx, *opt); };
+            }};
+}
+
+} // namespace vfioctl::cli

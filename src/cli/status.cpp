@@ -1,0 +1,192 @@
+// 'vfioctl status': the full diagnosis, text or JSON.
+
+#include "cli/commands.hpp"
+#include "cli/model.hpp"
+#include "iommu/diagnosis.hpp"
+#include "util/strings.hpp"
+
+#include <fmt/format.h>
+
+namespace vfioctl::cli {
+
+namespace {
+
+using nlohmann::json;
+
+json opt(const std::optional<std::string>& s) { return s ? json(*s) : json(nullptr); }
+json opt(const std::optional<bool>& b) { return b ? json(*b) : json(nullptr); }
+
+json status_json(const HostModel& m, const iommu::Diagnosis& dx) {
+    const auto& f = m.facts;
+    const auto& c = dx.cmdline;
+    json j;
+    j["kernel"] = {{"release", f.kernel_release},
+                   {"cmdline", f.cmdline},
+                   {"iommu_tokens", c.iommu_tokens},
+                   {"intel_iommu", c.intel == boot::Switch::on ? json("on")
+                                   : c.intel == boot::Switch::off ? json("off") : json(nullptr)},
+                   {"intel_iommu_options", c.intel_opts},
+                   {"amd_iommu_options", c.amd_opts},
+                   {"iommu", opt(c.iommu)},
+                   {"passthrough", opt(c.passthrough)},
+                   {"strict", opt(c.strict)},
+                   {"vfio_pci_ids", c.vfio_pci_ids},
+                   {"allow_unsafe_interrupts", opt(c.allow_unsafe_interrupts)},
+                   {"blacklisted", c.blacklisted},
+                   {"intel_iommu_default_on", opt(f.kernel_intel_iommu_default_on)},
+                   {"notes", c.notes}};
+    j["cpu"] = {{"vendor", f.cpu.vendor},
+                {"virtualization", f.cpu.vmx ? json("vmx") : f.cpu.svm ? json("svm") : json(nullptr)},
+                {"hypervisor", f.cpu.hypervisor}};
+    const auto& s = dx.iommu;
+    j["iommu"] = {{"platform", s.platform},
+                  {"acpi_table", opt(s.acpi_table)},
+                  {"enabled", s.enabled},
+                  {"off_cause", opt(s.off_cause)},
+                  {"units", f.iommu_units},
+                  {"group_count", s.group_count},
+                  {"default_domain", opt(s.default_domain)},
+                  {"passthrough_mode", s.passthrough_mode},
+                  {"interrupt_remapping", opt(s.interrupt_remapping)}};
+    json mods = json::array();
+    for (const auto& mod : f.vfio_modules)
+        mods.push_back({{"name", mod.name}, {"available", mod.available}, {"builtin", mod.builtin},
+                        {"loaded", mod.loaded}});
+    j["vfio"] = {{"modules", mods}, {"dev_vfio", f.dev_vfio}};
+    j["kvm"] = {{"present", f.kvm.present},
+                {"usable", f.kvm.usable},
+                {"backend", f.kvm.backend.empty() ? json(nullptr) : json(f.kvm.backend)},
+                {"reason", f.kvm.reason.empty() ? json(nullptr) : json(f.kvm.reason)},
+                {"accelerator", f.kvm.usable ? "kvm" : "tcg"}};
+    j["qemu"] = {{"path", opt(f.qemu_path)}, {"version", opt(f.qemu_version)}};
+    json crit = json::array();
+    for (const auto& cu : f.critical) crit.push_back({{"address", cu.addr.str()}, {"reason", cu.reason}});
+    j["host_critical"] = crit;
+    json gpus = json::array();
+    for (const auto& g : dx.gpus) {
+        json gj = device_json(*g.gpu, g.role);
+        json members = json::array();
+        for (const auto& a : g.group_members) members.push_back(a.str());
+        gj["group_members"] = members;
+        json go = json::array();
+        for (const auto& a : g.viability.must_go_too) go.push_back(a.str());
+        gj["must_go_too"] = go;
+        gj["boot_vga"] = g.gpu->boot_vga;
+        gj["verdict"] = iommu::verdict_id(g.verdict);
+        gj["causes"] = g.causes;
+        gj["steps"] = g.steps;
+        gj["warnings"] = g.warnings;
+        gpus.push_back(gj);
+    }
+    j["gpus"] = gpus;
+    json summary = json::array();
+    for (const auto& r : dx.summary)
+        summary.push_back({{"feature", r.feature}, {"now", r.now}, {"after", r.after}});
+    j["summary"] = summary;
+    j["alternatives"] = dx.alternatives;
+    j["reboot_required"] = dx.reboot_required;
+    j["verdict"] = iommu::verdict_id(dx.overall);
+    j["exit_code"] = dx.exit_code();
+    return j;
+}
+
+void print_text(Context& ctx, const HostModel& m, const iommu::Diagnosis& dx) {
+    auto& o = ctx.out;
+    const auto& f = m.facts;
+    const auto& s = dx.iommu;
+    o << fmt::format("Kernel {}\n  command line: {}\n", f.kernel_release.empty() ? "?" : f.kernel_release,
+                     f.cmdline.empty() ? "(unknown)" : f.cmdline);
+    o << "  IOMMU tokens: "
+      << (dx.cmdline.iommu_tokens.empty() ? "(none)" : util::join(dx.cmdline.iommu_tokens, " ")) << "\n";
+    for (const auto& n : dx.notes) o << "  note: " << n << "\n";
+
+    o << "\nIOMMU\n";
+    std::string virt = f.cpu.vmx ? "vmx" : f.cpu.svm ? "svm" : "no vmx/svm";
+    o << fmt::format("  CPU:            {} ({}{})\n", f.cpu.vendor.empty() ? "unknown" : f.cpu.vendor, virt,
+                     f.cpu.hypervisor ? ", running as a guest" : "");
+    o << fmt::format("  firmware:       {}\n",
+                     s.acpi_table ? "ACPI " + *s.acpi_table + " table present (" + s.platform + " IOMMU)"
+                                  : std::string("no ACPI DMAR or IVRS table"));
+    o << fmt::format("  state:          {}\n", s.enabled ? "ON" : "OFF: " + s.off_cause.value_or("?"));
+    o << fmt::format("  units:          {}\n", f.iommu_units.empty() ? "none" : util::join(f.iommu_units, " "));
+    o << fmt::format("  groups:         {}\n", s.group_count);
+    o << fmt::format("  default domain: {}{}\n", s.default_domain.value_or("-"),
+                     s.default_domain == "identity" ? " (passthrough for host devices, iommu=pt)" : "");
+    o << fmt::format("  irq remapping:  {}\n", !s.interrupt_remapping ? "not exposed"
+                                               : *s.interrupt_remapping ? "supported" : "NOT supported");
+
+    o << "\nVFIO\n  modules:";
+    for (const auto& mod : f.vfio_modules)
+        o << " " << mod.name << "("
+          << (!mod.available ? "missing" : mod.builtin ? "built in" : mod.loaded ? "loaded" : "not loaded")
+          << ")";
+    o << "\n  /dev/vfio/vfio: " << (f.dev_vfio ? "present" : "absent") << "\n";
+
+    o << "\nKVM\n";
+    if (f.kvm.usable) o << "  /dev/kvm usable (" << f.kvm.backend << "): VMs use KVM\n";
+    else o << "  NOT usable: " << f.kvm.reason << "\n  VMs will fall back to TCG (software emulation, slow)\n";
+    o << "\nQEMU\n  "
+      << (f.qemu_path ? *f.qemu_path + ": " + f.qemu_version.value_or("version unknown")
+                      : std::string("qemu-system-x86_64 not installed (apt-get install qemu-system-x86)"))
+      << "\n";
+
+    o << "\nHost-critical devices\n";
+    if (f.critical.empty()) o << "  none found\n";
+    for (const auto& c : f.critical) {
+        const auto* d = m.inv.find(c.addr);
+        o << "  " << (d ? device_line(*d) : c.addr.str()) << "\n      " << c.reason << "\n";
+    }
+
+    o << "\nGPUs\n";
+    if (dx.gpus.empty()) o << "  none: no display-class PCI device on this host\n";
+    for (const auto& g : dx.gpus) {
+        o << "  " << device_line(*g.gpu) << "\n";
+        o << "    IOMMU group:  "
+          << (g.gpu->iommu_group ? std::to_string(*g.gpu->iommu_group) : std::string("none")) ;
+        if (g.group_members.size() > 1) {
+            std::vector<std::string> mem;
+            for (const auto& a : g.group_members) mem.push_back(a.short_str());
+            o << " (" << util::join(mem, ", ") << ")";
+        }
+        o << "\n    host use:     ";
+        std::vector<std::string> uses;
+        if (g.gpu->driver && *g.gpu->driver != "vfio-pci") uses.push_back("driver " + *g.gpu->driver + " bound");
+        if (g.gpu->driver == std::optional<std::string>("vfio-pci")) uses.emplace_back("on vfio-pci (ready for a VM)");
+        for (const auto& u : g.role.in_use) uses.push_back(u);
+        for (const auto& c : g.role.critical) uses.push_back(c);
+        o << (uses.empty() ? "none" : util::join(uses, "; ")) << "\n";
+        o << "    passthrough:  " << iommu::verdict_text(g.verdict) << "\n";
+        for (const auto& c : g.causes) o << "    cause:        " << c << "\n";
+        for (size_t i = 0; i < g.steps.size(); ++i) o << "    step " << i + 1 << ":       " << g.steps[i] << "\n";
+        for (const auto& w : g.warnings) o << "    warning:      " << w << "\n";
+    }
+
+    o << "\nSummary for this host\n";
+    o << fmt::format("  {:<20} {:<28} {}\n", "", "now", "after the steps");
+    for (const auto& r : dx.summary) o << fmt::format("  {:<20} {:<28} {}\n", r.feature, r.now, r.after);
+
+    o << "\nIf you do not need passthrough\n";
+    for (const auto& a : dx.alternatives) o << "  - " << a << "\n";
+
+    o << "\nVerdict: GPU passthrough " << iommu::verdict_text(dx.overall);
+    if (dx.gpus.empty()) o << " (no GPU)";
+    o << "\n";
+}
+
+} // namespace
+
+Command status_command() {
+    return {"status", "diagnose this host: IOMMU, VFIO, KVM, QEMU and a passthrough verdict per GPU",
+            [](CLI::App&) {
+                return [](Context& ctx) {
+                    auto m = load_host(ctx);
+                    if (!m) return report_error(ctx, m.error());
+                    auto dx = iommu::diagnose(m->facts, m->inv, m->groups);
+                    if (ctx.json) print_json(ctx, status_json(*m, dx));
+                    else print_text(ctx, *m, dx);
+                    return dx.exit_code();
+                };
+            }};
+}
+
+} // namespace vfioctl::cli

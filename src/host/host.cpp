@@ -1,0 +1,252 @@
+#include "host/host.hpp"
+
+#include "util/strings.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char** environ;
+
+namespace vfioctl::host {
+
+namespace {
+std::atomic<bool> g_forbid_live{false};
+
+std::string rel(std::string_view p) {
+    while (!p.empty() && p.front() == '/') p.remove_prefix(1);
+    return std::string(p);
+}
+} // namespace
+
+void forbid_live_writes() { g_forbid_live = true; }
+
+bool live_writes_forbidden() {
+    if (g_forbid_live) return true;
+    const char* env = std::getenv("VFIOCTL_FORBID_LIVE_WRITES");
+    return env != nullptr && std::string_view(env) == "1";
+}
+
+Host::Host(fs::path root) : m_root(std::move(root)) {
+    std::error_code ec;
+    fs::path canon = fs::canonical(m_root, ec);
+    if (ec) canon = fs::absolute(m_root, ec);
+    m_root_str = canon.string();
+    while (!m_root_str.empty() && m_root_str.back() == '/') m_root_str.pop_back();
+    m_live = m_root_str.empty();
+}
+
+fs::path Host::path(std::string_view p) const {
+    return fs::path(m_root_str + "/" + rel(p));
+}
+
+Result<std::string> Host::read(std::string_view p) const {
+    const std::string full = path(p).string();
+    int fd = ::open(full.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return system_error("cannot read", std::string(p));
+    std::string out;
+    char buf[8192];
+    for (;;) {
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            int e = errno;
+            ::close(fd);
+            return system_error("cannot read", std::string(p), e);
+        }
+        if (n == 0) break;
+        out.append(buf, static_cast<size_t>(n));
+    }
+    ::close(fd);
+    return out;
+}
+
+std::optional<std::string> Host::attr(std::string_view p) const {
+    auto r = read(p);
+    if (!r) return std::nullopt;
+    return std::string(util::trim(*r));
+}
+
+std::optional<uint64_t> Host::attr_hex(std::string_view p) const {
+    auto s = attr(p);
+    if (!s) return std::nullopt;
+    return util::parse_hex(*s);
+}
+
+std::optional<uint64_t> Host::attr_dec(std::string_view p) const {
+    auto s = attr(p);
+    if (!s) return std::nullopt;
+    return util::parse_dec(*s);
+}
+
+Result<std::string> Host::read_link(std::string_view p) const {
+    std::error_code ec;
+    fs::path target = fs::read_symlink(path(p), ec);
+    if (ec) return system_error("cannot read link", std::string(p), ec.value());
+    return target.string();
+}
+
+std::optional<std::string> Host::link_name(std::string_view p) const {
+    auto t = read_link(p);
+    if (!t) return std::nullopt;
+    std::string name = fs::path(*t).filename().string();
+    if (name.empty()) return std::nullopt;
+    return name;
+}
+
+Result<std::string> Host::resolve(std::string_view p) const {
+    std::error_code ec;
+    fs::path canon = fs::canonical(path(p), ec);
+    if (ec) return system_error("cannot resolve", std::string(p), ec.value());
+    std::string s = canon.string();
+    if (m_live) return s;
+    if (s.compare(0, m_root_str.size(), m_root_str) != 0 ||
+        (s.size() > m_root_str.size() && s[m_root_str.size()] != '/'))
+        return Error{"link leads outside the host root", std::string(p), {}, 0};
+    s.erase(0, m_root_str.size());
+    return s.empty() ? std::string("/") : s;
+}
+
+bool Host::exists(std::string_view p) const {
+    std::error_code ec;
+    return fs::exists(path(p), ec);
+}
+
+bool Host::is_dir(std::string_view p) const {
+    std::error_code ec;
+    return fs::is_directory(path(p), ec);
+}
+
+Result<std::vector<std::string>> Host::list(std::string_view p) const {
+    std::error_code ec;
+    fs::directory_iterator it(path(p), ec);
+    if (ec) return system_error("cannot list", std::string(p), ec.value());
+    std::vector<std::string> names;
+    for (; it != fs::directory_iterator(); it.increment(ec)) {
+        if (ec) return system_error("cannot list", std::string(p), ec.value());
+        names.push_back(it->path().filename().string());
+    }
+    std::sort(names.begin(), names.end());
+    return names;
+}
+
+std::optional<std::string> Host::find_program(std::string_view name) const {
+    static const char* const dirs[] = {"/usr/local/sbin", "/usr/local/bin", "/usr/sbin",
+                                       "/usr/bin",        "/sbin",           "/bin"};
+    for (const char* d : dirs) {
+        std::string p = std::string(d) + "/" + std::string(name);
+        if (m_live ? ::access(p.c_str(), X_OK) == 0 : exists(p)) return p;
+    }
+    return std::nullopt;
+}
+
+std::optional<std::string> Host::program_version(std::string_view name) const {
+    std::string line;
+    if (m_live) {
+        auto prog = find_program(name);
+        if (!prog) return std::nullopt;
+        auto r = run({*prog, "--version"}, 5000);
+        if (!r || r->exit_code != 0) return std::nullopt;
+        line = r->output;
+    } else {
+        auto r = read("/.vfioctl/versions/" + std::string(name));
+        if (!r) return std::nullopt;
+        line = *r;
+    }
+    line = line.substr(0, line.find('\n'));
+    line = std::string(util::trim(line));
+    if (line.empty()) return std::nullopt;
+    return line;
+}
+
+Result<RunOutput> Host::run(const std::vector<std::string>& argv, int timeout_ms) const {
+    if (!m_live) return Error{"refusing to run a program against a recorded host", argv.at(0), {}, 0};
+    int pipefd[2];
+    if (::pipe2(pipefd, O_CLOEXEC) != 0) return system_error("cannot create pipe", "");
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    pid_t pid = ::fork();
+    if (pid < 0) {
+        int e = errno;
+        ::close(pipefd[0]);
+        ::close(pipefd[1]);
+        return system_error("cannot fork", argv[0], e);
+    }
+    if (pid == 0) {
+        ::dup2(pipefd[1], 1);
+        ::dup2(pipefd[1], 2);
+        int devnull = ::open("/dev/null", O_RDONLY);
+        if (devnull >= 0) ::dup2(devnull, 0);
+        ::execve(args[0], args.data(), environ);
+        ::_exit(127);
+    }
+    ::close(pipefd[1]);
+    RunOutput out;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    bool timed_out = false;
+    char buf[4096];
+    for (;;) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        deadline - std::chrono::steady_clock::now())
+                        .count();
+        if (left <= 0) {
+            timed_out = true;
+            break;
+        }
+        pollfd pfd{pipefd[0], POLLIN, 0};
+        int pr = ::poll(&pfd, 1, static_cast<int>(left));
+        if (pr < 0 && errno == EINTR) continue;
+        if (pr <= 0) {
+            timed_out = pr == 0;
+            break;
+        }
+        ssize_t n = ::read(pipefd[0], buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        if (out.output.size() < (1u << 20)) out.output.append(buf, static_cast<size_t>(n));
+    }
+    ::close(pipefd[0]);
+    if (timed_out) ::kill(pid, SIGKILL);
+    int st = 0;
+    while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    if (timed_out) return Error{"timed out after " + std::to_string(timeout_ms) + " ms", argv[0], {}, 0};
+    out.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return out;
+}
+
+Status Host::write(std::string_view p, std::string_view data) const {
+    if (m_live && live_writes_forbidden()) {
+        std::string sp(p);
+        for (const char* guarded : {"/sys", "/proc", "/dev"}) {
+            if (util::starts_with(sp, guarded))
+                return Error{"write to the live host refused (test guard)", sp,
+                             "tests must use a fixture root", 0};
+        }
+    }
+    const std::string full = path(p).string();
+    int fd = ::open(full.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
+    if (fd < 0) return system_error("cannot open for writing", std::string(p));
+    ssize_t n;
+    do {
+        n = ::write(fd, data.data(), data.size());
+    } while (n < 0 && errno == EINTR);
+    int e = errno;
+    ::close(fd);
+    if (n < 0) return system_error("write failed", std::string(p), e);
+    if (static_cast<size_t>(n) != data.size())
+        return Error{"short write", std::string(p), {}, 0};
+    return {};
+}
+
+} // namespace vfioctl::host

@@ -1,0 +1,83 @@
+#pragma once
+// Host: the only code that touches /sys, /proc, /dev, /etc, /boot and
+// /lib/modules. Every path it takes is a host path ("/sys/bus/pci/devices"),
+// resolved under the root it was built with, so that the same code runs on
+// the live machine ("/"), a recorded snapshot or a test fixture.
+
+#include "util/result.hpp"
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace vfioctl::host {
+
+namespace fs = std::filesystem;
+
+// Output of a program run by Host::run.
+struct RunOutput {
+    int exit_code = -1;   // -1 when killed or not started
+    std::string output;   // stdout and stderr together
+};
+
+class Host {
+  public:
+    // A host rooted at root; "/" is the live machine.
+    explicit Host(fs::path root = "/");
+
+    const fs::path& root() const { return m_root; }
+    // True when this is the running machine rather than a recorded tree.
+    bool is_live() const { return m_live; }
+    // The real filesystem path of host path p.
+    fs::path path(std::string_view p) const;
+
+    // Whole file; an Error with the path and errno when it cannot be read.
+    Result<std::string> read(std::string_view p) const;
+    // A sysfs-style attribute, trimmed; nullopt when missing or unreadable.
+    std::optional<std::string> attr(std::string_view p) const;
+    // An attribute parsed as hex ("0x10de"); nullopt when missing or garbage.
+    std::optional<uint64_t> attr_hex(std::string_view p) const;
+    // An attribute parsed as decimal; nullopt when missing or garbage.
+    std::optional<uint64_t> attr_dec(std::string_view p) const;
+    // The raw target of a symlink; an Error when p is not a link.
+    Result<std::string> read_link(std::string_view p) const;
+    // The last component of a symlink's target ("vfio-pci" for .../driver).
+    std::optional<std::string> link_name(std::string_view p) const;
+    // The host path that p resolves to, following links inside the root;
+    // an Error when it does not exist.
+    Result<std::string> resolve(std::string_view p) const;
+    bool exists(std::string_view p) const;
+    bool is_dir(std::string_view p) const;
+    // Entry names in directory p, sorted; an Error when p is no directory.
+    Result<std::vector<std::string>> list(std::string_view p) const;
+
+    // Host path of an executable named name in the usual bin directories,
+    // or nullopt.
+    std::optional<std::string> find_program(std::string_view name) const;
+    // The first line of "PROGRAM --version". On the live host the program
+    // runs (argv, no shell, bounded time); on a recorded tree the line is
+    // read from /.vfioctl/versions/NAME, which snapshot writes.
+    std::optional<std::string> program_version(std::string_view name) const;
+    // Runs argv on the live host with a timeout; output capped at 1 MiB.
+    // Fails on a recorded tree: it never runs programs against one.
+    Result<RunOutput> run(const std::vector<std::string>& argv, int timeout_ms) const;
+
+    // Writes data to host path p (O_WRONLY|O_TRUNC, no create), as sysfs
+    // expects. Refused under the real /sys when live sysfs writes are
+    // forbidden (test binaries forbid them).
+    Status write(std::string_view p, std::string_view data) const;
+
+  private:
+    fs::path m_root;
+    std::string m_root_str; // canonical root without trailing slash ("" for /)
+    bool m_live = false;
+};
+
+// Forbids writes through any Host to the real /sys, /proc and /dev; test
+// binaries call this first. Also forbidden when VFIOCTL_FORBID_LIVE_WRITES=1.
+void forbid_live_writes();
+bool live_writes_forbidden();
+
+} // namespace vfioctl::host

@@ -1,0 +1,336 @@
+#include "host/system.hpp"
+
+#include "util/strings.hpp"
+
+#include <algorithm>
+#include <fcntl.h>
+#include <set>
+#include <unistd.h>
+
+namespace vfioctl::host {
+
+namespace {
+
+// The last path component that is a full PCI address: the device a sysfs
+// path (a block device, a net device) hangs off.
+std::optional<pci::PciAddress> pci_owner(const std::string& sysfs_path) {
+    std::optional<pci::PciAddress> found;
+    for (const auto& part : util::split(sysfs_path, '/')) {
+        if (part.size() != 12) continue;
+        if (auto a = pci::PciAddress::parse(part)) found = *a;
+    }
+    return found;
+}
+
+// PCI devices behind a block device, following dm/md "slaves".
+void block_owners(const Host& host, const std::string& sysblock, std::set<pci::PciAddress>& out,
+                  int depth = 0) {
+    if (depth > 8) return;
+    auto path = host.resolve(sysblock);
+    if (!path) return;
+    if (auto a = pci_owner(*path)) {
+        out.insert(*a);
+        return;
+    }
+    // A partition's slaves live on its parent disk; dm and md list theirs.
+    std::string dir = *path;
+    for (int i = 0; i < 2; ++i) {
+        if (auto slaves = host.list(dir + "/slaves")) {
+            for (const auto& s : *slaves) block_owners(host, "/sys/class/block/" + s, out, depth + 1);
+            return;
+        }
+        dir = dir.substr(0, dir.rfind('/'));
+    }
+}
+
+// PCI devices behind a network interface, following bridges and bonds.
+void net_owners(const Host& host, const std::string& iface, std::set<pci::PciAddress>& out,
+                int depth = 0) {
+    if (depth > 8) return;
+    const std::string base = "/sys/class/net/" + iface;
+    if (auto dev = host.resolve(base + "/device")) {
+        if (auto a = pci_owner(*dev)) out.insert(*a);
+        return;
+    }
+    if (auto members = host.list(base + "/brif"))
+        for (const auto& m : *members) net_owners(host, m, out, depth + 1);
+    if (auto entries = host.list(base))
+        for (const auto& e : *entries)
+            if (util::starts_with(e, "lower_")) net_owners(host, e.substr(6), out, depth + 1);
+}
+
+std::vector<std::string> default_route_ifaces(const Host& host) {
+    std::set<std::string> ifaces;
+    if (auto r = host.read("/proc/net/route")) {
+        auto lines = util::split(*r, '\n');
+        for (size_t i = 1; i < lines.size(); ++i) {
+            auto f = util::split_ws(lines[i]);
+            if (f.size() >= 8 && f[1] == "00000000" && f[7] == "00000000") ifaces.insert(f[0]);
+        }
+    }
+    if (auto r = host.read("/proc/net/ipv6_route")) {
+        for (const auto& line : util::split(*r, '\n')) {
+            auto f = util::split_ws(line);
+            if (f.size() >= 10 && f[0] == std::string(32, '0') && f[1] == "00" && f[9] != "lo")
+                ifaces.insert(f[9]);
+        }
+    }
+    return {ifaces.begin(), ifaces.end()};
+}
+
+// "\040" style escapes in mountinfo fields.
+std::string unescape_mount(std::string_view s) {
+    std::string out;
+    for (size_t i = 0; i < s.size(); ++i) {
+        if (s[i] == '\\') {
+            int v = 0;
+            bool ok = true;
+            for (size_t k = 1; k <= 3; ++k) {
+                if (i + k >= s.size() || s[i + k] < '0' || s[i + k] > '7') { ok = false; break; }
+                v = v * 8 + (s[i + k] - '0');
+            }
+            if (ok) {
+                out += static_cast<char>(v);
+                i += 3;
+                continue;
+            }
+        }
+        out += s[i];
+    }
+    return out;
+}
+
+void read_mounts(const Host& host, SystemFacts& f) {
+    auto r = host.read("/proc/self/mountinfo");
+    if (!r) {
+        f.warnings.push_back("cannot read /proc/self/mountinfo: the root filesystem's controller is unknown");
+        return;
+    }
+    std::set<std::pair<pci::PciAddress, std::string>> seen;
+    for (const auto& line : util::split(*r, '\n')) {
+        auto fields = util::split_ws(line);
+        if (fields.size() < 10) continue;
+        auto dash = std::find(fields.begin(), fields.end(), "-");
+        if (dash == fields.end() || dash + 2 >= fields.end()) continue;
+        const std::string mountpoint = unescape_mount(fields[4]);
+        const std::string source = unescape_mount(*(dash + 2));
+        const std::string& majmin = fields[2];
+        std::set<pci::PciAddress> owners;
+        if (!util::starts_with(majmin, "0:")) block_owners(host, "/sys/dev/block/" + majmin, owners);
+        if (owners.empty() && util::starts_with(source, "/dev/"))
+            block_owners(host, "/sys/class/block/" + source.substr(source.rfind('/') + 1), owners);
+        for (const auto& a : owners) {
+            if (mountpoint == "/") {
+                f.critical.push_back({a, "root filesystem (" + source + ")"});
+            } else if (seen.insert({a, mountpoint}).second) {
+                f.in_use.push_back({a, "mounted " + mountpoint + " (" + source + ")"});
+            }
+        }
+    }
+}
+
+void read_network(const Host& host, SystemFacts& f) {
+    for (const auto& iface : default_route_ifaces(host)) {
+        std::set<pci::PciAddress> owners;
+        net_owners(host, iface, owners);
+        for (const auto& a : owners) f.critical.push_back({a, "default route via " + iface});
+    }
+    if (auto ifaces = host.list("/sys/class/net")) {
+        for (const auto& i : *ifaces) {
+            if (host.attr("/sys/class/net/" + i + "/operstate").value_or("") != "up") continue;
+            std::set<pci::PciAddress> owners;
+            net_owners(host, i, owners);
+            for (const auto& a : owners) f.in_use.push_back({a, "interface " + i + " is up"});
+        }
+    }
+}
+
+void read_console(const Host& host, SystemFacts& f) {
+    auto fbs = host.list("/sys/class/graphics");
+    if (!fbs) return;
+    for (const auto& fb : *fbs) {
+        if (!util::starts_with(fb, "fb")) continue;
+        if (auto dev = host.resolve("/sys/class/graphics/" + fb + "/device"))
+            if (auto a = pci_owner(*dev)) f.critical.push_back({*a, "console framebuffer " + fb});
+    }
+}
+
+void read_modules(const Host& host, SystemFacts& f) {
+    const std::string dir = "/lib/modules/" + f.kernel_release;
+    std::set<std::string> available, builtin, loaded;
+    auto norm = [](std::string path) {
+        std::string name = path.substr(path.rfind('/') + 1);
+        name = name.substr(0, name.find(".ko"));
+        std::replace(name.begin(), name.end(), '-', '_');
+        return name;
+    };
+    if (auto dep = host.read(dir + "/modules.dep")) {
+        for (const auto& line : util::split(*dep, '\n')) {
+            size_t colon = line.find(':');
+            if (colon != std::string::npos) available.insert(norm(line.substr(0, colon)));
+        }
+    } else {
+        f.warnings.push_back("no module list for the running kernel (" + dir + "/modules.dep)");
+    }
+    if (auto b = host.read(dir + "/modules.builtin"))
+        for (const auto& line : util::split(*b, '\n'))
+            if (!line.empty()) builtin.insert(norm(line));
+    if (auto m = host.read("/proc/modules"))
+        for (const auto& line : util::split(*m, '\n'))
+            if (auto w = util::split_ws(line); !w.empty()) loaded.insert(w[0]);
+    for (const auto& name : vfio_module_names()) {
+        ModuleState s;
+        s.name = name;
+        s.builtin = builtin.count(name) > 0;
+        s.available = s.builtin || available.count(name) > 0;
+        s.loaded = s.builtin || loaded.count(name) > 0 ||
+                   host.attr("/sys/module/" + name + "/initstate").value_or("") == "live";
+        f.vfio_modules.push_back(s);
+    }
+}
+
+void read_kvm(const Host& host, SystemFacts& f) {
+    KvmState& k = f.kvm;
+    k.present = host.exists("/dev/kvm");
+    if (host.exists("/sys/module/kvm_pvm")) k.backend = "kvm_pvm";
+    else if (host.exists("/sys/module/kvm_intel")) k.backend = "kvm_intel";
+    else if (host.exists("/sys/module/kvm_amd")) k.backend = "kvm_amd";
+    if (!k.present) {
+        k.reason = "/dev/kvm does not exist";
+        if (!f.cpu.vmx && !f.cpu.svm) k.reason += " and the CPU shows neither vmx nor svm";
+        return;
+    }
+    if (k.backend == "kvm_pvm") {
+        k.reason = "/dev/kvm is provided by kvm_pvm (PVM): ordinary guest kernels hang under it";
+        return;
+    }
+    if (k.backend.empty()) {
+        k.reason = "/dev/kvm exists but neither kvm_intel nor kvm_amd is loaded";
+        return;
+    }
+    if (host.is_live()) {
+        int fd = ::open("/dev/kvm", O_RDWR | O_CLOEXEC);
+        if (fd < 0) {
+            k.reason = "/dev/kvm cannot be opened read-write by this user";
+            return;
+        }
+        ::close(fd);
+    }
+    k.usable = true;
+}
+
+void read_holders(const Host& host, SystemFacts& f) {
+    auto procs = host.list("/proc");
+    if (!procs) return;
+    for (const auto& pid : *procs) {
+        auto n = util::parse_dec(pid);
+        if (!n) continue;
+        const std::string fddir = "/proc/" + pid + "/fd";
+        auto fds = host.list(fddir);
+        if (!fds) continue;
+        std::set<std::string> nodes;
+        for (const auto& fd : *fds) {
+            auto t = host.read_link(fddir + "/" + fd);
+            if (!t) continue;
+            const std::string& node = *t;
+            if (util::starts_with(node, "/dev/nvidia") || util::starts_with(node, "/dev/dri/") ||
+                util::starts_with(node, "/dev/vfio/"))
+                nodes.insert(node);
+        }
+        if (nodes.empty()) continue;
+        std::string comm = host.attr("/proc/" + pid + "/comm").value_or("?");
+        for (const auto& node : nodes) f.holders.push_back({static_cast<int>(*n), comm, node});
+    }
+}
+
+void read_nvidia_minors(const Host& host, SystemFacts& f) {
+    auto gpus = host.list("/proc/driver/nvidia/gpus");
+    if (!gpus) return;
+    for (const auto& bdf : *gpus) {
+        auto info = host.read("/proc/driver/nvidia/gpus/" + bdf + "/information");
+        if (!info) continue;
+        for (const auto& line : util::split(*info, '\n')) {
+            if (!util::starts_with(line, "Device Minor:")) continue;
+            auto minor = util::trim(std::string_view(line).substr(13));
+            auto a = pci::PciAddress::parse(bdf);
+            if (a) f.nvidia_minors["/dev/nvidia" + std::string(minor)] = a->str();
+        }
+    }
+}
+
+} // namespace
+
+const std::vector<std::string>& vfio_module_names() {
+    static const std::vector<std::string> names = {"vfio", "vfio_iommu_type1", "vfio_pci_core",
+                                                   "vfio_pci"};
+    return names;
+}
+
+const std::vector<std::string>& recorded_programs() {
+    static const std::vector<std::string> names = {
+        "qemu-system-x86_64", "docker", "podman", "nvidia-ctk", "nvidia-container-runtime",
+        "nvidia-container-toolkit", "nvidia-smi", "update-grub", "grub-mkconfig", "grubby",
+        "bootctl", "kernel-install", "kernelstub", "proxmox-boot-tool"};
+    return names;
+}
+
+CpuInfo parse_cpuinfo(std::string_view text) {
+    CpuInfo c;
+    for (const auto& line : util::split(text, '\n')) {
+        if (line.empty()) break; // first processor only
+        size_t colon = line.find(':');
+        if (colon == std::string::npos) continue;
+        auto key = util::trim(std::string_view(line).substr(0, colon));
+        auto val = util::trim(std::string_view(line).substr(colon + 1));
+        if (key == "vendor_id") c.vendor = std::string(val);
+        else if (key == "flags") {
+            for (const auto& fl : util::split_ws(val)) {
+                if (fl == "vmx") c.vmx = true;
+                else if (fl == "svm") c.svm = true;
+                else if (fl == "hypervisor") c.hypervisor = true;
+            }
+        }
+    }
+    return c;
+}
+
+SystemFacts read_system(const Host& host) {
+    SystemFacts f;
+    f.kernel_release = host.attr("/proc/sys/kernel/osrelease").value_or("");
+    if (f.kernel_release.empty()) f.warnings.push_back("cannot read the kernel release (/proc/sys/kernel/osrelease)");
+    if (auto c = host.read("/proc/cmdline")) f.cmdline = std::string(util::trim(*c));
+    else f.warnings.push_back("cannot read the kernel command line (/proc/cmdline)");
+    if (auto c = host.read("/proc/cpuinfo")) f.cpu = parse_cpuinfo(*c);
+    f.acpi_dmar = host.exists("/sys/firmware/acpi/tables/DMAR");
+    f.acpi_ivrs = host.exists("/sys/firmware/acpi/tables/IVRS");
+    if (auto units = host.list("/sys/class/iommu")) f.iommu_units = *units;
+    for (const auto& u : f.iommu_units) {
+        if (auto ecap = host.attr_hex("/sys/class/iommu/" + u + "/intel-iommu/ecap")) {
+            bool ir = (*ecap >> 3) & 1;
+            f.interrupt_remapping = f.interrupt_remapping.value_or(true) && ir;
+        }
+    }
+    if (auto cfg = host.read("/boot/config-" + f.kernel_release)) {
+        if (cfg->find("\nCONFIG_INTEL_IOMMU_DEFAULT_ON=y") != std::string::npos)
+            f.kernel_intel_iommu_default_on = true;
+        else if (cfg->find("CONFIG_INTEL_IOMMU") != std::string::npos)
+            f.kernel_intel_iommu_default_on = false;
+    }
+    read_modules(host, f);
+    f.dev_vfio = host.exists("/dev/vfio/vfio");
+    read_kvm(host, f);
+    f.qemu_path = host.find_program("qemu-system-x86_64");
+    if (f.qemu_path) f.qemu_version = host.program_version("qemu-system-x86_64");
+    read_holders(host, f);
+    read_nvidia_minors(host, f);
+    read_mounts(host, f);
+    read_network(host, f);
+    read_console(host, f);
+    for (const char* rt : {"docker", "podman"})
+        if (host.find_program(rt)) f.container_runtimes.emplace_back(rt);
+    for (const char* p : {"nvidia-ctk", "nvidia-container-runtime", "nvidia-container-toolkit"})
+        if (host.find_program(p)) f.container_gpu_support = true;
+    return f;
+}
+
+} // namespace vfioctl::host

@@ -1,0 +1,91 @@
+#pragma once
+// Host-level facts beyond PCI: kernel, CPU, firmware tables, modules, KVM,
+// QEMU, processes holding device nodes, and which devices the host cannot
+// lose (root filesystem, default route, console). All read through Host.
+
+#include "host/host.hpp"
+#include "pci/address.hpp"
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace vfioctl::host {
+
+struct CpuInfo {
+    std::string vendor;       // "GenuineIntel", "AuthenticAMD", "" when unknown
+    bool vmx = false;
+    bool svm = false;
+    bool hypervisor = false;  // running as a guest
+};
+
+struct ModuleState {
+    std::string name;         // "vfio_pci"
+    bool available = false;   // a .ko for the running kernel, or built in
+    bool builtin = false;
+    bool loaded = false;      // in /proc/modules, or built in
+};
+
+struct KvmState {
+    bool present = false;     // /dev/kvm exists
+    bool usable = false;      // ordinary guest kernels run under it
+    std::string backend;      // "kvm_intel", "kvm_amd", "kvm_pvm", "" when unknown
+    std::string reason;       // why not usable, in words
+};
+
+// A process with an open file descriptor on a device node vfioctl cares about.
+struct Holder {
+    int pid = 0;
+    std::string comm;
+    std::string node;         // "/dev/nvidia0", "/dev/dri/renderD128", "/dev/vfio/42"
+};
+
+// Why the host cannot give a device away.
+struct CriticalUse {
+    pci::PciAddress addr;
+    std::string reason;       // "root filesystem /dev/vda", "default route via eth0", ...
+};
+
+// Block devices with mounted filesystems and up interfaces, by PCI device.
+struct DeviceUse {
+    pci::PciAddress addr;
+    std::string what;         // "mounted /boot (/dev/nvme0n1p1)", "interface eth1 is up"
+};
+
+struct SystemFacts {
+    std::string kernel_release;
+    std::string cmdline;
+    CpuInfo cpu;
+    bool acpi_dmar = false;
+    bool acpi_ivrs = false;
+    std::vector<std::string> iommu_units;        // /sys/class/iommu entries
+    std::optional<bool> interrupt_remapping;     // from the Intel units' ecap, when exposed
+    std::optional<bool> kernel_intel_iommu_default_on; // CONFIG_INTEL_IOMMU_DEFAULT_ON
+    std::vector<ModuleState> vfio_modules;
+    bool dev_vfio = false;                       // /dev/vfio/vfio
+    KvmState kvm;
+    std::optional<std::string> qemu_path;
+    std::optional<std::string> qemu_version;
+    std::vector<Holder> holders;
+    std::vector<CriticalUse> critical;
+    std::vector<DeviceUse> in_use;
+    std::vector<std::string> container_runtimes; // "docker", "podman"
+    bool container_gpu_support = false;          // nvidia-container-toolkit / nvidia-ctk
+    std::map<std::string, std::string> nvidia_minors; // "/dev/nvidia0" -> "0000:8a:00.0"
+    std::vector<std::string> warnings;
+};
+
+// The vfio modules vfioctl needs, in load order.
+const std::vector<std::string>& vfio_module_names();
+
+// Reads every fact; missing files become absent facts or warnings, never errors.
+SystemFacts read_system(const Host& host);
+
+// Programs whose presence or version snapshot records.
+const std::vector<std::string>& recorded_programs();
+
+// CPU facts from /proc/cpuinfo text (first processor block). Pure.
+CpuInfo parse_cpuinfo(std::string_view text);
+
+} // namespace vfioctl::host

@@ -1,0 +1,240 @@
+#include "iommu/diagnosis.hpp"
+
+#include "util/strings.hpp"
+
+#include <algorithm>
+#include <map>
+
+namespace vfioctl::iommu {
+
+const char* verdict_id(Verdict v) {
+    switch (v) {
+    case Verdict::will_work: return "will_work";
+    case Verdict::will_work_after: return "will_work_after";
+    case Verdict::will_not_work: return "will_not_work";
+    }
+    return "?";
+}
+
+const char* verdict_text(Verdict v) {
+    switch (v) {
+    case Verdict::will_work: return "WILL WORK";
+    case Verdict::will_work_after: return "WILL NOT WORK now; WILL WORK AFTER the steps below";
+    case Verdict::will_not_work: return "WILL NOT WORK";
+    }
+    return "?";
+}
+
+namespace {
+
+const char* const k_enable_step = "run 'vfioctl iommu enable' (edits the boot configuration, keeps a backup)";
+const char* const k_reboot_step = "reboot";
+
+std::string firmware_name(const std::string& vendor) {
+    if (vendor == "AuthenticAMD" || vendor == "HygonGenuine") return "AMD-Vi (\"IOMMU\" or \"SVM/IOMMU\")";
+    if (vendor == "GenuineIntel") return "VT-d (\"Intel Virtualization Technology for Directed I/O\")";
+    return "VT-d (Intel) or AMD-Vi (AMD)";
+}
+
+} // namespace
+
+IommuState iommu_state(const host::SystemFacts& f, const boot::IommuCmdline& cmd,
+                       const std::vector<IommuGroup>& groups) {
+    IommuState s;
+    // Decide from the firmware tables that exist, not from the CPU vendor:
+    // an emulated CPU can claim AMD while the IOMMU is Intel's.
+    bool intel_units = std::any_of(f.iommu_units.begin(), f.iommu_units.end(),
+                                   [](const std::string& u) { return util::starts_with(u, "dmar"); });
+    bool amd_units = std::any_of(f.iommu_units.begin(), f.iommu_units.end(),
+                                 [](const std::string& u) { return util::starts_with(u, "ivhd"); });
+    if (f.acpi_dmar && (!f.acpi_ivrs || intel_units)) s.platform = "intel", s.acpi_table = "DMAR";
+    else if (f.acpi_ivrs) s.platform = "amd", s.acpi_table = "IVRS";
+    else if (!f.iommu_units.empty()) s.platform = "other";
+    else s.platform = "none";
+    if (s.platform == "other" && amd_units) s.platform = "amd";
+    s.group_count = static_cast<int>(groups.size());
+    s.enabled = !f.iommu_units.empty() || !groups.empty();
+    s.interrupt_remapping = f.interrupt_remapping;
+    s.passthrough_mode = cmd.passthrough.value_or(false);
+    std::map<std::string, int> types;
+    for (const auto& g : groups)
+        if (!g.type.empty()) ++types[g.type];
+    if (!types.empty())
+        s.default_domain = std::max_element(types.begin(), types.end(), [](auto& a, auto& b) {
+                               return a.second < b.second;
+                           })->first;
+    if (s.enabled) return s;
+
+    if (s.platform == "none") {
+        s.off_cause = "the firmware describes no IOMMU (no ACPI DMAR or IVRS table): " +
+                      firmware_name(f.cpu.vendor) +
+                      " is off in the firmware setup, or the machine has no IOMMU";
+        return s;
+    }
+    s.cmdline_fixable = true;
+    if (cmd.iommu_off) {
+        s.off_cause = "`iommu=off` on the kernel command line";
+    } else if (s.platform == "intel" && cmd.intel == boot::Switch::off) {
+        s.off_cause = "`intel_iommu=off` on the kernel command line";
+    } else if (s.platform == "intel" && cmd.intel == boot::Switch::unset &&
+               !f.kernel_intel_iommu_default_on.value_or(false)) {
+        s.off_cause = "`intel_iommu=on` is missing from the kernel command line, and this kernel "
+                      "leaves the Intel IOMMU off by default";
+    } else if (s.platform == "amd" && cmd.amd == boot::Switch::off) {
+        s.off_cause = "`amd_iommu=off` on the kernel command line";
+    } else {
+        s.cmdline_fixable = false;
+        s.off_cause = "the firmware has an " + *s.acpi_table +
+                      " table and the command line does not turn the IOMMU off, yet the kernel "
+                      "created no IOMMU units: the kernel lacks IOMMU support or its driver failed "
+                      "(look for DMAR or AMD-Vi lines in 'dmesg')";
+    }
+    return s;
+}
+
+Diagnosis diagnose(const host::SystemFacts& f, const pci::Inventory& inv,
+                   const std::vector<IommuGroup>& groups) {
+    Diagnosis dx;
+    dx.cmdline = boot::interpret(boot::tokenize(f.cmdline));
+    dx.iommu = iommu_state(f, dx.cmdline, groups);
+    dx.notes = dx.cmdline.notes;
+    const IommuState& s = dx.iommu;
+
+    bool vfio_ok = true;
+    std::vector<std::string> missing_modules;
+    for (const auto& m : f.vfio_modules) {
+        if (m.available) continue;
+        if (m.name == "vfio_pci_core") continue; // only kernels since 5.16 split it out
+        vfio_ok = false;
+        missing_modules.push_back(m.name);
+    }
+
+    for (const pci::PciDevice* gpu : inv.gpus()) {
+        GpuDiagnosis g;
+        g.gpu = gpu;
+        g.role = role_of(*gpu, inv, f);
+        bool fixable = true;
+        if (!s.enabled) {
+            g.causes.push_back(*s.off_cause);
+            if (s.cmdline_fixable) {
+                g.steps.emplace_back(k_enable_step);
+                g.steps.emplace_back(k_reboot_step);
+            } else {
+                fixable = false;
+                if (s.platform == "none")
+                    g.steps.push_back("enable " + firmware_name(f.cpu.vendor) +
+                                      " in the firmware (BIOS/UEFI) setup, then run 'vfioctl status' again");
+            }
+        } else if (!gpu->iommu_group) {
+            fixable = false;
+            g.causes.emplace_back("the IOMMU is on but this device has no IOMMU group (the IOMMU "
+                                  "does not cover it: check the firmware's DMAR/IVRS scope)");
+        } else {
+            const IommuGroup* grp = nullptr;
+            for (const auto& x : groups)
+                if (x.number == *gpu->iommu_group) grp = &x;
+            if (grp) {
+                g.group_members = grp->devices;
+                g.viability = assess(*grp, gpu->addr, inv, f);
+            } else {
+                g.group_members = {gpu->addr};
+                g.viability.viable = true;
+                g.viability.isolated = true;
+            }
+            for (const auto& c : g.viability.critical) {
+                fixable = false;
+                g.causes.push_back("IOMMU group " + std::to_string(*gpu->iommu_group) + " holds " +
+                                   c.addr.short_str() + ", which the host cannot lose: " + c.reason);
+            }
+            if (!g.viability.critical.empty())
+                g.steps.emplace_back("move the card to a slot whose IOMMU group holds nothing the host "
+                                     "needs (see 'vfioctl groups'), or enable ACS in the firmware");
+            for (const auto& u : g.viability.unknown)
+                g.warnings.push_back("group member " + u.str() + " is listed by the kernel but could not be read");
+            std::vector<std::string> others;
+            for (const auto& a : g.viability.must_go_too)
+                if (!a.same_slot(gpu->addr)) others.push_back(a.short_str());
+            if (!others.empty())
+                g.warnings.push_back("IOMMU group " + std::to_string(*gpu->iommu_group) +
+                                     " is not isolated: " + util::join(others, ", ") +
+                                     " must go to vfio-pci together with the GPU");
+        }
+        if (!vfio_ok) {
+            fixable = false;
+            g.causes.push_back("the vfio modules (" + util::join(missing_modules, ", ") +
+                               ") are not available for kernel " + f.kernel_release);
+            g.steps.emplace_back("boot a kernel built with VFIO (CONFIG_VFIO, CONFIG_VFIO_PCI), such as "
+                                 "the distribution's standard kernel, then run 'vfioctl status' again");
+        }
+        for (const auto& use : g.role.in_use) {
+            if (use.find(" holds ") == std::string::npos) continue;
+            g.causes.push_back("the host is using it: " + use);
+            g.steps.push_back("stop that process (" + use.substr(0, use.find(" holds ")) + ")");
+        }
+        for (const auto& c : g.role.critical)
+            if (c.rfind("boot VGA", 0) != 0 || g.viability.critical.empty())
+                if (std::none_of(g.causes.begin(), g.causes.end(),
+                                 [&](const std::string& x) { return x.find(c) != std::string::npos; }))
+                    g.warnings.push_back("the host uses this GPU: " + c);
+        if (s.enabled && s.interrupt_remapping == false && !dx.cmdline.allow_unsafe_interrupts.value_or(false))
+            g.warnings.emplace_back("interrupt remapping is off: vfio refuses MSI interrupts unless "
+                                    "vfio_iommu_type1.allow_unsafe_interrupts=1");
+        if (g.causes.empty()) g.verdict = Verdict::will_work;
+        else if (fixable) g.verdict = Verdict::will_work_after;
+        else g.verdict = Verdict::will_not_work;
+        if (std::find(g.steps.begin(), g.steps.end(), k_reboot_step) != g.steps.end())
+            dx.reboot_required = true;
+        dx.gpus.push_back(std::move(g));
+    }
+
+    dx.overall = Verdict::will_not_work;
+    for (const auto& g : dx.gpus) {
+        if (g.verdict == Verdict::will_work) dx.overall = Verdict::will_work;
+        else if (g.verdict == Verdict::will_work_after && dx.overall != Verdict::will_work)
+            dx.overall = Verdict::will_work_after;
+    }
+
+    // The seed's summary table, for this host.
+    bool host_gpu = std::any_of(dx.gpus.begin(), dx.gpus.end(), [](const GpuDiagnosis& g) {
+        return g.gpu->driver && *g.gpu->driver != "vfio-pci";
+    });
+    bool works_after = dx.overall != Verdict::will_not_work;
+    auto yes = [](bool b) { return std::string(b ? "Works" : "Fails"); };
+    std::string no_gpu = dx.gpus.empty() ? "No GPU" : "";
+    dx.summary.push_back({"Host GPU usage",
+                          dx.gpus.empty() ? no_gpu : (host_gpu ? "Works" : "Not on a host driver"),
+                          dx.gpus.empty() ? no_gpu : "Works until the GPU is given to a VM"});
+    dx.summary.push_back({"VM GPU passthrough", dx.gpus.empty() ? no_gpu : yes(dx.overall == Verdict::will_work),
+                          dx.gpus.empty() ? no_gpu : yes(works_after)});
+    bool vfio_now = s.enabled && vfio_ok;
+    dx.summary.push_back({"VFIO support", vfio_now ? "Yes" : "No",
+                          (vfio_now || (s.cmdline_fixable && vfio_ok)) ? "Yes" : "No"});
+    auto iso = [&](bool on) {
+        if (!on) return std::string("Limited");
+        return std::string(s.interrupt_remapping == false ? "Partial (no interrupt remapping)" : "Full");
+    };
+    dx.summary.push_back({"Security isolation", iso(s.enabled), iso(s.enabled || s.cmdline_fixable)});
+    dx.summary.push_back({"IOMMU groups", s.group_count ? std::to_string(s.group_count) : "None",
+                          s.enabled ? std::to_string(s.group_count)
+                                    : (s.cmdline_fixable ? "Many (after reboot)" : "None")});
+    dx.summary.push_back({"Reboot required", "-", dx.reboot_required ? "Yes" : "No"});
+
+    // The seed's alternatives when passthrough is not wanted.
+    for (const auto& g : dx.gpus)
+        if (g.gpu->driver && *g.gpu->driver != "vfio-pci")
+            dx.alternatives.push_back("use " + g.gpu->addr.short_str() + " on the host: it is bound to " +
+                                      *g.gpu->driver +
+                                      (*g.gpu->driver == "nvidia" ? " (nvidia-smi, CUDA work here)" : ""));
+    if (f.container_runtimes.empty())
+        dx.alternatives.emplace_back("containers with GPU: no container runtime (docker, podman) installed");
+    else
+        dx.alternatives.push_back(
+            "containers with GPU: " + util::join(f.container_runtimes, ", ") +
+            (f.container_gpu_support ? " with NVIDIA container toolkit (docker run --gpus all ...)"
+                                     : " installed, NVIDIA container toolkit missing"));
+    dx.alternatives.push_back(std::string("VM without GPU: 'vfioctl vm start NAME' (") +
+                              (f.kvm.usable ? "KVM" : "TCG: " + f.kvm.reason) + ")");
+    return dx;
+}
+
+} // namespace vfioctl::iommu

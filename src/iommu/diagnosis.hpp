@@ -1,0 +1,75 @@
+#pragma once
+// The diagnosis behind 'vfioctl status': from the host's facts to a verdict
+// per GPU with its cause and the exact remedy, in the seed's terms. Pure.
+
+#include "boot/cmdline.hpp"
+#include "host/system.hpp"
+#include "iommu/groups.hpp"
+#include "pci/device.hpp"
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace vfioctl::iommu {
+
+enum class Verdict { will_work, will_work_after, will_not_work };
+// "will_work", "will_work_after", "will_not_work".
+const char* verdict_id(Verdict v);
+// "WILL WORK", "WILL WORK AFTER the steps below", "WILL NOT WORK".
+const char* verdict_text(Verdict v);
+
+// What the kernel and firmware make of the IOMMU on this host.
+struct IommuState {
+    std::string platform;                // "intel", "amd", "other", "none"
+    std::optional<std::string> acpi_table; // "DMAR", "IVRS"
+    bool enabled = false;                // units or groups exist
+    int group_count = 0;
+    std::optional<std::string> default_domain; // most groups' type
+    std::optional<bool> interrupt_remapping;
+    bool passthrough_mode = false;       // iommu=pt or iommu.passthrough=1
+    // Why it is off, when it is: the blocking cause, in words, with the token.
+    std::optional<std::string> off_cause;
+    // Whether that cause is the command line (fixable by 'iommu enable' + reboot).
+    bool cmdline_fixable = false;
+};
+
+struct GpuDiagnosis {
+    const pci::PciDevice* gpu = nullptr;
+    std::vector<pci::PciAddress> group_members; // including the GPU
+    DeviceRole role;
+    Viability viability;
+    Verdict verdict = Verdict::will_not_work;
+    std::vector<std::string> causes;   // why it does not work now
+    std::vector<std::string> steps;    // what makes it work, in order
+    std::vector<std::string> warnings; // true but not blocking
+};
+
+// One row of the seed's summary table, for this host now and after the steps.
+struct SummaryRow {
+    std::string feature;
+    std::string now;
+    std::string after;
+};
+
+struct Diagnosis {
+    boot::IommuCmdline cmdline;
+    IommuState iommu;
+    std::vector<GpuDiagnosis> gpus;
+    Verdict overall = Verdict::will_not_work; // the best GPU's verdict
+    std::vector<SummaryRow> summary;
+    std::vector<std::string> alternatives;
+    std::vector<std::string> notes;
+    bool reboot_required = false;
+    // 0 when passthrough works now for at least one GPU, 3 otherwise.
+    int exit_code() const { return overall == Verdict::will_work ? 0 : 3; }
+};
+
+Diagnosis diagnose(const host::SystemFacts& facts, const pci::Inventory& inv,
+                   const std::vector<IommuGroup>& groups);
+
+// The IOMMU part alone (also used by 'explain').
+IommuState iommu_state(const host::SystemFacts& facts, const boot::IommuCmdline& cmd,
+                       const std::vector<IommuGroup>& groups);
+
+} // namespace vfioctl::iommu

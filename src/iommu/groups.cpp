@@ -1,0 +1,87 @@
+#include "iommu/groups.hpp"
+
+#include "util/strings.hpp"
+
+#include <algorithm>
+
+namespace vfioctl::iommu {
+
+std::vector<IommuGroup> read_groups(const host::Host& host, std::vector<std::string>& warnings) {
+    std::vector<IommuGroup> groups;
+    auto names = host.list("/sys/kernel/iommu_groups");
+    if (!names) return groups;
+    for (const auto& name : *names) {
+        auto n = util::parse_dec(name);
+        if (!n || *n > 1'000'000) {
+            warnings.push_back("/sys/kernel/iommu_groups/" + name + " is not a group number; skipped");
+            continue;
+        }
+        IommuGroup g;
+        g.number = static_cast<int>(*n);
+        const std::string base = "/sys/kernel/iommu_groups/" + name;
+        g.type = host.attr(base + "/type").value_or("");
+        if (auto devs = host.list(base + "/devices")) {
+            for (const auto& d : *devs) {
+                if (auto a = pci::PciAddress::parse(d)) g.devices.push_back(*a);
+                else warnings.push_back(base + "/devices/" + d + " is not a PCI address; skipped");
+            }
+        }
+        std::sort(g.devices.begin(), g.devices.end());
+        groups.push_back(std::move(g));
+    }
+    std::sort(groups.begin(), groups.end(),
+              [](const IommuGroup& a, const IommuGroup& b) { return a.number < b.number; });
+    return groups;
+}
+
+DeviceRole role_of(const pci::PciDevice& d, const pci::Inventory& inv,
+                   const host::SystemFacts& facts) {
+    DeviceRole r;
+    r.bridge = d.bridge;
+    r.gpu = d.is_gpu();
+    r.gpu_companion = inv.is_gpu_companion(d);
+    for (const auto& c : facts.critical)
+        if (c.addr == d.addr) r.critical.push_back(c.reason);
+    if (d.boot_vga) r.critical.emplace_back("boot VGA (the host's console)");
+    for (const auto& u : facts.in_use)
+        if (u.addr == d.addr) r.in_use.push_back(u.what);
+    const std::string addr = d.addr.str();
+    for (const auto& h : facts.holders) {
+        bool mine = false;
+        auto minor = facts.nvidia_minors.find(h.node);
+        if (minor != facts.nvidia_minors.end()) mine = minor->second == addr;
+        else if (util::starts_with(h.node, "/dev/nvidia") && d.vendor == 0x10de && d.is_gpu())
+            mine = h.node.find_first_of("0123456789") == std::string::npos; // nvidiactl, nvidia-uvm
+        else if (util::starts_with(h.node, "/dev/dri/"))
+            mine = std::find(d.drm_nodes.begin(), d.drm_nodes.end(), h.node.substr(9)) != d.drm_nodes.end();
+        if (mine)
+            r.in_use.push_back("pid " + std::to_string(h.pid) + " (" + h.comm + ") holds " + h.node);
+    }
+    return r;
+}
+
+Viability assess(const IommuGroup& g, const std::optional<pci::PciAddress>& target,
+                 const pci::Inventory& inv, const host::SystemFacts& facts) {
+    Viability v;
+    std::optional<pci::PciAddress> slot = target;
+    for (const auto& a : g.devices) {
+        const pci::PciDevice* d = inv.find(a);
+        if (!d) {
+            v.unknown.push_back(a);
+            continue;
+        }
+        if (d->bridge) continue;
+        if (!slot) slot = a;
+        for (const auto& c : facts.critical)
+            if (c.addr == a) v.critical.push_back(c);
+        if (d->boot_vga) v.critical.push_back({a, "boot VGA (the host's console)"});
+        if (!a.same_slot(*slot)) v.must_go_too.push_back(a);
+        else if (target && a != *target) v.must_go_too.push_back(a);
+    }
+    v.isolated = std::all_of(v.must_go_too.begin(), v.must_go_too.end(),
+                             [&](const pci::PciAddress& a) { return slot && a.same_slot(*slot); });
+    v.viable = v.critical.empty() && v.unknown.empty();
+    return v;
+}
+
+} // namespace vfioctl::iommu

@@ -1,0 +1,233 @@
+#include "pci/device.hpp"
+
+#include "util/strings.hpp"
+
+#include <algorithm>
+#include <csetjmp>
+#include <cstdarg>
+#include <cstdio>
+
+extern "C" {
+#include <pci/pci.h>
+}
+
+namespace vfioctl::pci {
+
+namespace {
+
+// libpci reports fatal errors through a callback that must not return; we
+// jump back to enumerate() and turn it into an Error.
+thread_local std::jmp_buf* t_jump = nullptr;
+thread_local std::string t_last_error;
+thread_local std::vector<std::string>* t_warnings = nullptr;
+
+void on_error(char* fmt, ...) {
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    std::vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    t_last_error = buf;
+    if (t_jump) std::longjmp(*t_jump, 1);
+    std::abort();
+}
+
+void on_warning(char* fmt, ...) {
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    std::vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (t_warnings) t_warnings->push_back(std::string("libpci: ") + buf);
+}
+
+void on_debug(char*, ...) {}
+
+struct CapName {
+    int id;
+    const char* name;
+};
+constexpr CapName k_caps[] = {{PCI_CAP_ID_PM, "Power Management"},
+                              {PCI_CAP_ID_AGP, "AGP"},
+                              {PCI_CAP_ID_VPD, "VPD"},
+                              {PCI_CAP_ID_MSI, "MSI"},
+                              {PCI_CAP_ID_PCIX, "PCI-X"},
+                              {PCI_CAP_ID_VNDR, "Vendor Specific"},
+                              {PCI_CAP_ID_SSVID, "Subsystem ID"},
+                              {PCI_CAP_ID_EXP, "PCIe"},
+                              {PCI_CAP_ID_MSIX, "MSI-X"},
+                              {PCI_CAP_ID_AF, "PCI Advanced Features"}};
+constexpr CapName k_ext_caps[] = {{PCI_EXT_CAP_ID_AER, "AER"},
+                                  {PCI_EXT_CAP_ID_DSN, "Device Serial Number"},
+                                  {PCI_EXT_CAP_ID_ACS, "ACS"},
+                                  {PCI_EXT_CAP_ID_ARI, "ARI"},
+                                  {PCI_EXT_CAP_ID_ATS, "ATS"},
+                                  {PCI_EXT_CAP_ID_SRIOV, "SR-IOV"},
+                                  {PCI_EXT_CAP_ID_REBAR, "Resizable BAR"},
+                                  {PCI_EXT_CAP_ID_PASID, "PASID"},
+                                  {PCI_EXT_CAP_ID_PRI, "PRI"},
+                                  {PCI_EXT_CAP_ID_LTR, "LTR"}};
+
+std::string lookup(pci_access* acc, int flags, int a, int b = 0) {
+    char buf[256];
+    const char* s = pci_lookup_name(acc, buf, sizeof buf, flags, a, b);
+    return s ? std::string(s) : std::string();
+}
+
+std::string lookup4(pci_access* acc, int flags, int a, int b, int c, int d) {
+    char buf[256];
+    const char* s = pci_lookup_name(acc, buf, sizeof buf, flags, a, b, c, d);
+    return s ? std::string(s) : std::string();
+}
+
+// The parent bridge from the canonical sysfs path: the component before ours
+// that is itself a PCI address.
+std::optional<PciAddress> parent_from_path(const std::string& path) {
+    auto parts = util::split(path, '/');
+    if (parts.size() < 2) return std::nullopt;
+    for (size_t i = parts.size() - 1; i-- > 0;) {
+        auto a = PciAddress::parse(parts[i]);
+        if (a && parts[i].size() == 12) return a.value();
+    }
+    return std::nullopt;
+}
+
+void read_host_side(const host::Host& host, PciDevice& d, std::vector<std::string>& warnings) {
+    const std::string base = "/sys/bus/pci/devices/" + d.addr.str();
+    d.driver = host.link_name(base + "/driver");
+    if (auto g = host.link_name(base + "/iommu_group")) {
+        if (auto n = util::parse_dec(*g)) d.iommu_group = static_cast<int>(*n);
+        else warnings.push_back(d.addr.str() + ": iommu_group link names '" + *g + "', not a number");
+    }
+    if (auto o = host.attr(base + "/driver_override"); o && *o != "(null)" && !o->empty())
+        d.driver_override = *o;
+    if (auto v = host.attr(base + "/boot_vga")) {
+        if (*v == "1") d.boot_vga = true;
+        else if (*v != "0") warnings.push_back(d.addr.str() + ": boot_vga holds '" + *v + "'");
+    }
+    if (d.is_gpu())
+        if (auto drm = host.list(base + "/drm"))
+            for (const auto& n : *drm)
+                if (util::starts_with(n, "card") || util::starts_with(n, "renderD"))
+                    d.drm_nodes.push_back(n);
+    if (auto p = host.resolve(base)) {
+        d.sysfs_path = *p;
+        d.parent = parent_from_path(*p);
+    }
+}
+
+} // namespace
+
+const PciDevice* Inventory::find(const PciAddress& a) const {
+    auto it = std::lower_bound(devices.begin(), devices.end(), a,
+                               [](const PciDevice& d, const PciAddress& x) { return d.addr < x; });
+    return it != devices.end() && it->addr == a ? &*it : nullptr;
+}
+
+std::vector<const PciDevice*> Inventory::find(const PciId& id) const {
+    std::vector<const PciDevice*> out;
+    for (const auto& d : devices)
+        if (d.id() == id) out.push_back(&d);
+    return out;
+}
+
+std::vector<const PciDevice*> Inventory::gpus() const {
+    std::vector<const PciDevice*> out;
+    for (const auto& d : devices)
+        if (d.is_gpu()) out.push_back(&d);
+    return out;
+}
+
+bool Inventory::is_gpu_companion(const PciDevice& d) const {
+    if (d.is_gpu() || d.bridge) return false;
+    // Functions of one slot are contiguous in the sorted list.
+    auto it = std::lower_bound(devices.begin(), devices.end(), d.addr,
+                               [](const PciDevice& x, const PciAddress& a) {
+                                   return PciAddress{x.addr.domain, x.addr.bus, x.addr.dev, 0} <
+                                          PciAddress{a.domain, a.bus, a.dev, 0};
+                               });
+    for (; it != devices.end() && it->addr.same_slot(d.addr); ++it)
+        if (it->is_gpu()) return true;
+    return false;
+}
+
+Result<Inventory> enumerate(const host::Host& host) {
+    if (!host.is_dir("/sys/bus/pci/devices"))
+        return Error{"no PCI devices to read", host.path("/sys/bus/pci/devices").string(),
+                     "--root must name a host tree (as written by 'vfioctl snapshot')", 0};
+    Inventory inv;
+    pci_access* acc = pci_alloc();
+    acc->error = on_error;
+    acc->warning = on_warning;
+    acc->debug = on_debug;
+    acc->method = PCI_ACCESS_SYS_BUS_PCI;
+    std::string sysfs = host.path("/sys/bus/pci").string();
+    pci_set_param(acc, const_cast<char*>("sysfs.path"), sysfs.data());
+
+    std::jmp_buf jump;
+    t_warnings = &inv.warnings;
+    if (setjmp(jump) != 0) {
+        t_jump = nullptr;
+        t_warnings = nullptr;
+        // libpci's state is unknown after a fatal error: leak it rather than free twice.
+        return Error{"libpci failed: " + t_last_error, sysfs, {}, 0};
+    }
+    t_jump = &jump;
+    pci_init(acc);
+    pci_scan_bus(acc);
+    for (pci_dev* p = acc->devices; p; p = p->next) {
+        pci_fill_info(p, PCI_FILL_IDENT | PCI_FILL_CLASS | PCI_FILL_CLASS_EXT | PCI_FILL_SUBSYS |
+                             PCI_FILL_BASES | PCI_FILL_SIZES | PCI_FILL_IO_FLAGS | PCI_FILL_CAPS |
+                             PCI_FILL_EXT_CAPS);
+        PciDevice d;
+        d.addr = {static_cast<uint32_t>(p->domain), p->bus, p->dev, p->func};
+        d.vendor = p->vendor_id;
+        d.device = p->device_id;
+        d.class_code = p->device_class;
+        d.prog_if = p->prog_if;
+        d.revision = p->rev_id;
+        d.subsys_vendor = p->subsys_vendor_id;
+        d.subsys_device = p->subsys_id;
+        d.vendor_name = lookup(acc, PCI_LOOKUP_VENDOR, p->vendor_id);
+        d.device_name = lookup(acc, PCI_LOOKUP_DEVICE, p->vendor_id, p->device_id);
+        d.class_name = lookup(acc, PCI_LOOKUP_CLASS, p->device_class);
+        if (d.subsys_vendor && d.subsys_vendor != 0xffff)
+            d.subsys_name =
+                lookup4(acc, PCI_LOOKUP_SUBSYSTEM | PCI_LOOKUP_VENDOR | PCI_LOOKUP_DEVICE,
+                        p->vendor_id, p->device_id, p->subsys_vendor_id, p->subsys_id);
+        uint8_t htype = pci_read_byte(p, PCI_HEADER_TYPE) & 0x7f;
+        d.bridge = htype == PCI_HEADER_TYPE_BRIDGE || htype == PCI_HEADER_TYPE_CARDBUS ||
+                   (d.class_code >> 8) == 0x06;
+        for (const auto& c : k_caps)
+            if (pci_find_cap(p, c.id, PCI_CAP_NORMAL)) d.capabilities.emplace_back(c.name);
+        for (const auto& c : k_ext_caps)
+            if (pci_find_cap(p, c.id, PCI_CAP_EXTENDED)) d.capabilities.emplace_back(c.name);
+        d.has_acs = pci_find_cap(p, PCI_EXT_CAP_ID_ACS, PCI_CAP_EXTENDED) != nullptr;
+        int nbars = htype == PCI_HEADER_TYPE_NORMAL ? 6 : (htype == PCI_HEADER_TYPE_BRIDGE ? 2 : 0);
+        for (int i = 0; i < nbars; ++i) {
+            if (p->size[i] == 0) continue;
+            Bar b;
+            b.index = i;
+            b.size = p->size[i];
+            // The BAR register in config space says what the region is.
+            uint32_t flags = pci_read_long(p, PCI_BASE_ADDRESS_0 + 4 * i);
+            b.is_io = flags & PCI_BASE_ADDRESS_SPACE_IO;
+            if (!b.is_io) {
+                b.is_64bit = (flags & PCI_BASE_ADDRESS_MEM_TYPE_MASK) == PCI_BASE_ADDRESS_MEM_TYPE_64;
+                b.prefetchable = flags & PCI_BASE_ADDRESS_MEM_PREFETCH;
+            }
+            d.bars.push_back(b);
+        }
+        inv.devices.push_back(std::move(d));
+    }
+    t_jump = nullptr;
+    t_warnings = nullptr;
+    pci_cleanup(acc);
+
+    std::sort(inv.devices.begin(), inv.devices.end(),
+              [](const PciDevice& a, const PciDevice& b) { return a.addr < b.addr; });
+    for (auto& d : inv.devices) read_host_side(host, d, inv.warnings);
+    return inv;
+}
+
+} // namespace vfioctl::pci

@@ -1,0 +1,27 @@
+#pragma once
+// Small string helpers with no project dependencies.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace vfioctl::util {
+
+// s without leading and trailing whitespace.
+std::string_view trim(std::string_view s);
+// s split on ch; empty fields kept.
+std::vector<std::string> split(std::string_view s, char ch);
+// s split on runs of whitespace; no empty fields.
+std::vector<std::string> split_ws(std::string_view s);
+bool starts_with(std::string_view s, std::string_view prefix);
+std::string to_lower(std::string_view s);
+// Parses a hexadecimal number with or without "0x"; nullopt on garbage or overflow.
+std::optional<uint64_t> parse_hex(std::string_view s);
+// Parses a decimal number; nullopt on garbage or overflow.
+std::optional<uint64_t> parse_dec(std::string_view s);
+// The elements joined by sep.
+std::string join(const std::vector<std::string>& parts, std::string_view sep);
+
+} // namespace vfioctl::util
