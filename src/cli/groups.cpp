@@ -27,8 +27,15 @@ std::string group_verdict(const iommu::Viability& v) {
     return "viable, not isolated: these endpoints must go to vfio-pci together: " + util::join(go, ", ");
 }
 
+bool matches_target(const pci::PciDevice& d, const std::string& target) {
+    if (auto a = pci::PciAddress::parse(target)) return d.addr == *a;
+    if (auto id = pci::PciId::parse(target)) return d.id() == *id;
+    return false;
+}
+
 struct Options {
     bool gpu_only = false;
+    bool all = false;
     std::string device;
 };
 
@@ -42,8 +49,6 @@ int run_groups(Context& ctx, const Options& opt) {
         if (!found) return report_error(ctx, found.error());
         for (const auto* d : *found) {
             if (d->iommu_group) wanted.insert(*d->iommu_group);
-            else if (!ctx.json)
-                ctx.out << device_line(*d) << "\n  in no IOMMU group\n";
         }
     }
     if (opt.gpu_only)
@@ -91,8 +96,19 @@ int run_groups(Context& ctx, const Options& opt) {
                            {"verdict", group_verdict(v)},
                            {"devices", devs}});
     }
+    // Devices the kernel put in no group (all of them while the IOMMU is off).
+    json ungrouped = json::array();
+    std::vector<const pci::PciDevice*> loose;
+    for (const auto& d : m->inv.devices) {
+        if (d.iommu_group) continue;
+        if (filtered && opt.gpu_only && !d.is_gpu()) continue;
+        if (filtered && !opt.gpu_only && !opt.device.empty() && !matches_target(d, opt.device)) continue;
+        loose.push_back(&d);
+        ungrouped.push_back(device_json(d, iommu::role_of(d, m->inv, m->facts)));
+    }
     if (ctx.json) {
-        json j = {{"iommu_enabled", dx.enabled}, {"group_count", m->groups.size()}, {"groups", jgroups}};
+        json j = {{"iommu_enabled", dx.enabled}, {"group_count", m->groups.size()}, {"groups", jgroups},
+                  {"ungrouped", ungrouped}};
         if (dx.off_cause) j["off_cause"] = *dx.off_cause;
         print_json(ctx, j);
     } else if (m->groups.empty()) {
@@ -101,8 +117,14 @@ int run_groups(Context& ctx, const Options& opt) {
                 << "\n";
         if (dx.cmdline_fixable) ctx.out << "hint: 'vfioctl iommu enable', then reboot\n";
         else ctx.out << "hint: 'vfioctl status' says why and what to do\n";
-    } else if (filtered && shown == 0) {
+    } else if (filtered && shown == 0 && loose.empty()) {
         ctx.out << "No IOMMU group matches the filter\n";
+    }
+    if (!ctx.json && !loose.empty() && (opt.all || filtered)) {
+        ctx.out << "In no IOMMU group:\n";
+        for (const auto* d : loose) ctx.out << "  " << device_line(*d) << "\n";
+    } else if (!ctx.json && !loose.empty()) {
+        ctx.out << loose.size() << " device(s) in no IOMMU group ('vfioctl groups --all' lists them)\n";
     }
     return exit_ok;
 }
@@ -114,6 +136,7 @@ Command groups_command() {
             [](CLI::App& sub) {
                 auto opt = std::make_shared<Options>();
                 sub.add_flag("--gpu", opt->gpu_only, "only the groups that hold a GPU");
+                sub.add_flag("--all", opt->all, "also list the devices that are in no group");
                 sub.add_option("--device", opt->device,
                                "only the group of this device: BDF (8a:00.0) or vendor:device (10de:2336)");
                 return [opt](Context& ctx) { return run_groups(ctx, *opt); };

@@ -52,7 +52,7 @@ json status_json(const HostModel& m, const iommu::Diagnosis& dx) {
     for (const auto& mod : f.vfio_modules)
         mods.push_back({{"name", mod.name}, {"available", mod.available}, {"builtin", mod.builtin},
                         {"loaded", mod.loaded}});
-    j["vfio"] = {{"modules", mods}, {"dev_vfio", f.dev_vfio}};
+    j["vfio"] = {{"modules", mods}, {"module_list", f.module_list}, {"dev_vfio", f.dev_vfio}};
     j["kvm"] = {{"present", f.kvm.present},
                 {"usable", f.kvm.usable},
                 {"backend", f.kvm.backend.empty() ? json(nullptr) : json(f.kvm.backend)},
@@ -120,6 +120,7 @@ void print_text(Context& ctx, const HostModel& m, const iommu::Diagnosis& dx) {
         o << " " << mod.name << "("
           << (!mod.available ? "missing" : mod.builtin ? "built in" : mod.loaded ? "loaded" : "not loaded")
           << ")";
+    if (!f.module_list) o << "\n  (no /lib/modules/" << f.kernel_release << "/modules.dep: no modules for this kernel)";
     o << "\n  /dev/vfio/vfio: " << (f.dev_vfio ? "present" : "absent") << "\n";
 
     o << "\nKVM\n";

@@ -169,8 +169,7 @@ void read_modules(const Host& host, SystemFacts& f) {
             size_t colon = line.find(':');
             if (colon != std::string::npos) available.insert(norm(line.substr(0, colon)));
         }
-    } else {
-        f.warnings.push_back("no module list for the running kernel (" + dir + "/modules.dep)");
+        f.module_list = true;
     }
     if (auto b = host.read(dir + "/modules.builtin"))
         for (const auto& line : util::split(*b, '\n'))

@@ -63,6 +63,7 @@ struct SystemFacts {
     std::optional<bool> interrupt_remapping;     // from the Intel units' ecap, when exposed
     std::optional<bool> kernel_intel_iommu_default_on; // CONFIG_INTEL_IOMMU_DEFAULT_ON
     std::vector<ModuleState> vfio_modules;
+    bool module_list = false;                    // /lib/modules/RELEASE/modules.dep was read
     bool dev_vfio = false;                       // /dev/vfio/vfio
     KvmState kvm;
     std::optional<std::string> qemu_path;
