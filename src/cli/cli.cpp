@@ -8,7 +8,9 @@ namespace vfioctl::cli {
 
 const std::vector<Command>& commands() {
     static const std::vector<Command> table = {status_command(), groups_command(),
-                                               explain_command(), snapshot_command()};
+                                               explain_command(), snapshot_command(),
+                                               bind_command(),   unbind_command(),
+                                               recover_command()};
     return table;
 }
 

@@ -26,4 +26,9 @@ Command groups_command();
 Command explain_command();
 Command snapshot_command();
 
+// Devices to vfio-pci and back.
+Command bind_command();
+Command unbind_command();
+Command recover_command();
+
 } // namespace vfioctl::cli

@@ -11,7 +11,9 @@
 #include <cstring>
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <thread>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -247,6 +249,136 @@ Status Host::write(std::string_view p, std::string_view data) const {
     if (static_cast<size_t>(n) != data.size())
         return Error{"short write", std::string(p), {}, 0};
     return {};
+}
+
+Status Host::write_bounded(std::string_view p, std::string_view data, int timeout_ms) const {
+    int pipefd[2];
+    if (::pipe2(pipefd, O_CLOEXEC) != 0) return system_error("cannot create pipe", "");
+    pid_t pid = ::fork();
+    if (pid < 0) {
+        int e = errno;
+        ::close(pipefd[0]);
+        ::close(pipefd[1]);
+        return system_error("cannot fork", std::string(p), e);
+    }
+    if (pid == 0) {
+        ::close(pipefd[0]);
+        Status st = write(p, data);
+        int code = st ? 0 : (st.error().errnum ? st.error().errnum : 255);
+        ssize_t ignored = ::write(pipefd[1], &code, sizeof code);
+        (void)ignored;
+        ::_exit(0);
+    }
+    ::close(pipefd[1]);
+    pollfd pfd{pipefd[0], POLLIN, 0};
+    int pr;
+    do {
+        pr = ::poll(&pfd, 1, timeout_ms);
+    } while (pr < 0 && errno == EINTR);
+    int code = -1;
+    if (pr > 0) {
+        ssize_t n = ::read(pipefd[0], &code, sizeof code);
+        if (n != sizeof code) code = -1;
+    }
+    ::close(pipefd[0]);
+    if (pr == 0) {
+        // Reap it later from a detached thread so it never lingers as a zombie.
+        std::thread([pid] {
+            int st;
+            while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+            }
+        }).detach();
+        return Error{"the kernel has not finished this write after " + std::to_string(timeout_ms) + " ms",
+                     std::string(p),
+                     "the driver is still busy with the device (an unbind waits for every user to let "
+                     "go): find what uses it, then run 'vfioctl recover'",
+                     ETIMEDOUT};
+    }
+    int st;
+    while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    if (code == 0) return {};
+    if (code == -1) return Error{"the writer process died", std::string(p), {}, 0};
+    if (code == 255) return Error{"write failed", std::string(p), {}, 0};
+    return system_error("write failed", std::string(p), code);
+}
+
+Status Host::make_dirs(std::string_view p) const {
+    std::error_code ec;
+    fs::create_directories(path(p), ec);
+    if (ec) return system_error("cannot create directory", std::string(p), ec.value());
+    return {};
+}
+
+Status Host::write_atomic(std::string_view p, std::string_view data, unsigned mode) const {
+    const fs::path full = path(p);
+    const fs::path dir = full.parent_path();
+    const std::string tmp = (dir / ("." + full.filename().string() + ".tmp")).string();
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    if (fd < 0) return system_error("cannot create", tmp);
+    size_t done = 0;
+    while (done < data.size()) {
+        ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            int e = errno;
+            ::close(fd);
+            ::unlink(tmp.c_str());
+            return system_error("cannot write", tmp, e);
+        }
+        done += static_cast<size_t>(n);
+    }
+    if (::fsync(fd) != 0) {
+        int e = errno;
+        ::close(fd);
+        ::unlink(tmp.c_str());
+        return system_error("cannot sync", tmp, e);
+    }
+    ::close(fd);
+    if (::rename(tmp.c_str(), full.c_str()) != 0) {
+        int e = errno;
+        ::unlink(tmp.c_str());
+        return system_error("cannot rename into place", full.string(), e);
+    }
+    int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        ::fsync(dfd);
+        ::close(dfd);
+    }
+    return {};
+}
+
+Status Host::remove(std::string_view p) const {
+    std::error_code ec;
+    fs::remove(path(p), ec);
+    if (ec) return system_error("cannot remove", std::string(p), ec.value());
+    return {};
+}
+
+Result<FileLock> FileLock::acquire(const Host& host, std::string_view p, int timeout_ms) {
+    const std::string full = host.path(p).string();
+    int fd = ::open(full.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return system_error("cannot open lock file", full);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    for (;;) {
+        if (::flock(fd, LOCK_EX | LOCK_NB) == 0) return FileLock(fd);
+        if (errno != EWOULDBLOCK && errno != EINTR) {
+            int e = errno;
+            ::close(fd);
+            return system_error("cannot lock", full, e);
+        }
+        if (std::chrono::steady_clock::now() >= deadline) {
+            ::close(fd);
+            return Error{"another vfioctl is changing drivers (lock held for " + std::to_string(timeout_ms) +
+                             " ms)",
+                         full, "wait for it to finish, then retry", 0};
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+}
+
+FileLock::~FileLock() {
+    if (m_fd >= 0) ::close(m_fd);
 }
 
 } // namespace vfioctl::host

@@ -26,6 +26,9 @@ class Host {
   public:
     // A host rooted at root; "/" is the live machine.
     explicit Host(fs::path root = "/");
+    virtual ~Host() = default;
+    Host(const Host&) = default;
+    Host& operator=(const Host&) = default;
 
     const fs::path& root() const { return m_root; }
     // True when this is the running machine rather than a recorded tree.
@@ -66,8 +69,24 @@ class Host {
 
     // Writes data to host path p (O_WRONLY|O_TRUNC, no create), as sysfs
     // expects. Refused under the real /sys when live sysfs writes are
-    // forbidden (test binaries forbid them).
-    Status write(std::string_view p, std::string_view data) const;
+    // forbidden (test binaries forbid them). Virtual: a test kernel
+    // reproduces what the kernel does on such writes.
+    virtual Status write(std::string_view p, std::string_view data) const;
+    // write() in a child process, waited for at most timeout_ms: a write the
+    // kernel blocks on (an unbind) is reported, never waited for forever.
+    // The child is left to finish on its own.
+    Status write_bounded(std::string_view p, std::string_view data, int timeout_ms) const;
+    // Loads a kernel module with its dependencies, as modprobe does (libkmod).
+    // On a recorded tree it never touches the running kernel: it succeeds
+    // only when /sys/module/NAME already exists there.
+    virtual Status load_module(const std::string& name) const;
+
+    // State files (journal, backups) under the root: creates directories,
+    // writes a whole file atomically (temp, fsync, rename, fsync of the
+    // directory) with the given mode.
+    Status make_dirs(std::string_view p) const;
+    Status write_atomic(std::string_view p, std::string_view data, unsigned mode = 0644) const;
+    Status remove(std::string_view p) const;
 
   private:
     fs::path m_root;
@@ -78,6 +97,22 @@ class Host {
 // Forbids writes through any Host to the real /sys, /proc and /dev; test
 // binaries call this first. Also forbidden when VFIOCTL_FORBID_LIVE_WRITES=1.
 void forbid_live_writes();
+
+// An exclusive lock on a file under a host's root, held until destroyed.
+class FileLock {
+  public:
+    // Waits at most timeout_ms for the lock; an Error names the path and
+    // says that another vfioctl holds it.
+    static Result<FileLock> acquire(const Host& host, std::string_view p, int timeout_ms);
+    FileLock(FileLock&& o) noexcept : m_fd(o.m_fd) { o.m_fd = -1; }
+    FileLock& operator=(FileLock&&) = delete;
+    FileLock(const FileLock&) = delete;
+    ~FileLock();
+
+  private:
+    explicit FileLock(int fd) : m_fd(fd) {}
+    int m_fd = -1;
+};
 bool live_writes_forbidden();
 
 } // namespace vfioctl::host

@@ -169,7 +169,9 @@ Diagnosis diagnose(const host::SystemFacts& f, const pci::Inventory& inv,
         for (const auto& use : g.role.in_use) {
             if (use.find(" holds ") == std::string::npos) continue;
             g.causes.push_back("the host is using it: " + use);
-            g.steps.push_back("stop that process (" + use.substr(0, use.find(" holds ")) + ")");
+            // One step per process, however many nodes it holds.
+            std::string step = "stop that process (" + use.substr(0, use.find(" holds ")) + ")";
+            if (std::find(g.steps.begin(), g.steps.end(), step) == g.steps.end()) g.steps.push_back(step);
         }
         for (const auto& c : g.role.critical)
             if (c.rfind("boot VGA", 0) != 0 || g.viability.critical.empty())

@@ -92,12 +92,51 @@ std::optional<PciAddress> parent_from_path(const std::string& path) {
     return std::nullopt;
 }
 
+// libpci takes the kernel's vendor, device and class files through strtol,
+// so an empty or garbage file reads as 0: say so, and take the value from
+// the config header when that can be read. A header shorter than 64 bytes is
+// reported too (libpci then reads every register as all ones).
+void check_identity(const host::Host& host, pci_dev* p, PciDevice& d, std::vector<std::string>& warnings) {
+    const std::string base = "/sys/bus/pci/devices/" + d.addr.str();
+    uint8_t header[64];
+    const bool config_ok = pci_read_block(p, 0, header, sizeof header) != 0;
+    if (!config_ok)
+        warnings.push_back(d.addr.str() + ": config space is unreadable or shorter than the 64-byte header; "
+                                          "its BARs and capabilities are unknown");
+    const uint16_t cfg_vendor = static_cast<uint16_t>(header[0] | header[1] << 8);
+    const bool header_valid = config_ok && cfg_vendor != 0xffff && cfg_vendor != 0;
+    for (const char* name : {"vendor", "device", "class"}) {
+        auto raw = host.attr(base + "/" + name);
+        if (raw && util::parse_hex(*raw)) continue;
+        std::string what = d.addr.str() + ": " + name + " " +
+                           (raw ? (raw->empty() ? std::string("is empty") : "holds '" + *raw + "'")
+                                : std::string("cannot be read"));
+        if (!header_valid) {
+            warnings.push_back(what + "; the device's identity is unknown");
+            continue;
+        }
+        warnings.push_back(what + "; using the config header instead");
+        if (name == std::string_view("vendor")) d.vendor = cfg_vendor;
+        else if (name == std::string_view("device")) d.device = static_cast<uint16_t>(header[2] | header[3] << 8);
+        else {
+            d.class_code = static_cast<uint16_t>(header[0x0b] << 8 | header[0x0a]);
+            d.prog_if = header[0x09];
+        }
+    }
+}
+
 void read_host_side(const host::Host& host, PciDevice& d, std::vector<std::string>& warnings) {
     const std::string base = "/sys/bus/pci/devices/" + d.addr.str();
     d.driver = host.link_name(base + "/driver");
     if (auto g = host.link_name(base + "/iommu_group")) {
-        if (auto n = util::parse_dec(*g)) d.iommu_group = static_cast<int>(*n);
-        else warnings.push_back(d.addr.str() + ": iommu_group link names '" + *g + "', not a number");
+        if (auto n = util::parse_dec(*g)) {
+            d.iommu_group = static_cast<int>(*n);
+            if (!host.is_dir(base + "/iommu_group"))
+                warnings.push_back(d.addr.str() + ": iommu_group link leads to group " + *g +
+                                   ", which does not exist under /sys/kernel/iommu_groups");
+        } else {
+            warnings.push_back(d.addr.str() + ": iommu_group link names '" + *g + "', not a number");
+        }
     }
     if (auto o = host.attr(base + "/driver_override"); o && *o != "(null)" && !o->empty())
         d.driver_override = *o;
@@ -188,13 +227,14 @@ Result<Inventory> enumerate(const host::Host& host) {
         d.revision = p->rev_id;
         d.subsys_vendor = p->subsys_vendor_id;
         d.subsys_device = p->subsys_id;
-        d.vendor_name = lookup(acc, PCI_LOOKUP_VENDOR, p->vendor_id);
-        d.device_name = lookup(acc, PCI_LOOKUP_DEVICE, p->vendor_id, p->device_id);
-        d.class_name = lookup(acc, PCI_LOOKUP_CLASS, p->device_class);
+        check_identity(host, p, d, inv.warnings);
+        d.vendor_name = lookup(acc, PCI_LOOKUP_VENDOR, d.vendor);
+        d.device_name = lookup(acc, PCI_LOOKUP_DEVICE, d.vendor, d.device);
+        d.class_name = lookup(acc, PCI_LOOKUP_CLASS, d.class_code);
         if (d.subsys_vendor && d.subsys_vendor != 0xffff)
             d.subsys_name =
                 lookup4(acc, PCI_LOOKUP_SUBSYSTEM | PCI_LOOKUP_VENDOR | PCI_LOOKUP_DEVICE,
-                        p->vendor_id, p->device_id, p->subsys_vendor_id, p->subsys_id);
+                        d.vendor, d.device, p->subsys_vendor_id, p->subsys_id);
         uint8_t htype = pci_read_byte(p, PCI_HEADER_TYPE) & 0x7f;
         d.bridge = htype == PCI_HEADER_TYPE_BRIDGE || htype == PCI_HEADER_TYPE_CARDBUS ||
                    (d.class_code >> 8) == 0x06;

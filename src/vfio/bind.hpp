@@ -1,0 +1,82 @@
+#pragma once
+// Moving devices (whole IOMMU groups) to vfio-pci and giving them back to
+// exactly the driver they had, journaled so that a crash at any step is
+// recoverable.
+
+#include "host/host.hpp"
+#include "host/system.hpp"
+#include "iommu/groups.hpp"
+#include "pci/device.hpp"
+#include "vfio/journal.hpp"
+
+#include <functional>
+#include <optional>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace vfioctl::vfio {
+
+// One device of a bind plan.
+struct PlanItem {
+    pci::PciAddress addr;
+    std::string label;                  // device line for people
+    std::optional<std::string> driver;  // current driver
+    int group = -1;
+    bool target = false;                // named by the user (not just a group mate)
+    bool already = false;               // on vfio-pci already: nothing to do
+};
+
+// What bind will do, and why it may not.
+struct BindPlan {
+    std::vector<PlanItem> items;        // every endpoint of every group involved
+    std::vector<int> groups;
+    std::vector<std::string> refusals;  // never overridable (root filesystem, no group, unknown member)
+    std::vector<std::string> blockers;  // overridable with --force (in use, default route, console)
+    bool nothing_to_do() const;
+};
+
+// Pure: the plan for moving targets (and their groups) to vfio-pci.
+BindPlan plan_bind(const std::vector<const pci::PciDevice*>& targets, const pci::Inventory& inv,
+                   const host::SystemFacts& facts, const std::vector<iommu::IommuGroup>& groups);
+
+struct ChangeOptions {
+    std::string state_dir = "/var/lib/vfioctl";
+    int unbind_timeout_ms = 10000;
+    int lock_timeout_ms = 5000;
+    int node_timeout_ms = 2000;    // wait for /dev/vfio/N after the probe
+    std::function<void(const std::string&)> progress;
+};
+
+// What happened to one device.
+struct DeviceChange {
+    std::string address;
+    std::optional<std::string> from;
+    std::optional<std::string> to;
+    bool changed = false;
+    double ms = 0;                 // wall time of the kernel writes for it
+    std::string note;
+};
+
+// Executes a plan (refusals must be empty; blockers empty or forced):
+// loads vfio-pci, then for each device journal first, driver_override,
+// bounded unbind, drivers_probe, verify the driver link and /dev/vfio/N.
+// Any failure gives back the devices already moved, then returns the Error.
+Result<std::vector<DeviceChange>> execute_bind(const host::Host& host, const BindPlan& plan,
+                                               const ChangeOptions& opt);
+
+// Gives journaled devices back their original driver and clears their
+// entries. addresses empty means every journaled device. Devices on
+// vfio-pci without an entry get their override cleared and a re-probe.
+// Refuses a device whose /dev/vfio/N is in busy_groups unless force.
+Result<std::vector<DeviceChange>> give_back(const host::Host& host,
+                                            const std::vector<pci::PciAddress>& addresses,
+                                            const std::map<int, std::string>& busy_groups, bool force,
+                                            const ChangeOptions& opt);
+
+// Brings every journaled device, whatever phase it was left in, back to its
+// original driver and clears the journal. Safe at any time.
+Result<std::vector<DeviceChange>> recover(const host::Host& host, const ChangeOptions& opt);
+
+} // namespace vfioctl::vfio

@@ -1,0 +1,43 @@
+#pragma once
+// The bind journal: for every device vfioctl moved to vfio-pci, what it had
+// before. Written (fsync'd, atomically) before each change, so that after a
+// crash at any point 'vfioctl recover' knows what to give back.
+
+#include "host/host.hpp"
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace vfioctl::vfio {
+
+struct JournalEntry {
+    std::string address;                        // "0000:8a:00.0"
+    int group = -1;                             // IOMMU group, -1 when none
+    std::optional<std::string> original_driver; // nullopt: it had none
+    std::optional<std::string> original_override;
+    std::string phase;                          // "binding", "bound", "restoring"
+    std::string since;                          // UTC time of the entry
+};
+
+struct Journal {
+    std::vector<JournalEntry> entries;
+    JournalEntry* find(const std::string& address);
+    void erase(const std::string& address);
+};
+
+// The journal file under a state directory.
+std::string journal_path(const std::string& state_dir);
+// The lock file that serialises writers.
+std::string lock_path(const std::string& state_dir);
+
+// Reads the journal; no file is an empty journal. A truncated or corrupt
+// file is an Error that names it; the file is left untouched for inspection.
+Result<Journal> load_journal(const host::Host& host, const std::string& state_dir);
+// Writes it atomically and durably; an empty journal removes the file.
+Status save_journal(const host::Host& host, const std::string& state_dir, const Journal& j);
+
+// The current UTC time as "2026-11-25T17:00:00Z".
+std::string utc_now();
+
+} // namespace vfioctl::vfio

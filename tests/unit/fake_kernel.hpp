@@ -1,0 +1,53 @@
+#pragma once
+// FakeKernel: a Host over a fixture tree that does what the kernel does on
+// writes to driver_override, drivers/X/unbind, drivers/X/bind and
+// drivers_probe (moves the driver links, creates and removes /dev/vfio/N),
+// and can be told to fail the way real drivers do.
+
+#include "fixture/fixture.hpp"
+#include "host/host.hpp"
+
+#include <map>
+#include <set>
+#include <string>
+
+namespace vfioctl::fake {
+
+class FakeKernel : public host::Host {
+  public:
+    // Takes the drivers bound now as each device's natural driver (what a
+    // probe without override binds).
+    explicit FakeKernel(const fixture::HostTree& tree);
+
+    Status write(std::string_view p, std::string_view data) const override;
+    Status load_module(const std::string& name) const override;
+
+    // Failure injection, per device address ("0000:8a:00.0").
+    void unbind_fails(const std::string& addr, int err = EBUSY) { m_unbind_errno[addr] = err; }
+    void unbind_blocks(const std::string& addr, int ms) { m_unbind_block_ms[addr] = ms; }
+    void probe_binds_nothing(const std::string& addr) { m_probe_to[addr] = ""; }
+    void probe_binds(const std::string& addr, const std::string& driver) { m_probe_to[addr] = driver; }
+    void vanish_on_probe(const std::string& addr) { m_vanish.insert(addr); }
+    // vfio-pci is not loaded until load_module("vfio_pci").
+    void unload_vfio();
+    // The device's bound driver, "" when none.
+    std::string driver_of(const std::string& addr) const;
+    // The device's driver_override, "(null)" when unset.
+    std::string override_of(const std::string& addr) const;
+
+  private:
+    std::string dev_dir(const std::string& addr) const;
+    Status set_driver(const std::string& addr, const std::string& driver) const;
+    void clear_driver(const std::string& addr) const;
+    Status do_unbind(const std::string& driver, const std::string& addr) const;
+    Status do_bind(const std::string& driver, const std::string& addr) const;
+    Status do_probe(const std::string& addr) const;
+
+    std::map<std::string, std::string> m_natural;
+    std::map<std::string, int> m_unbind_errno;
+    std::map<std::string, int> m_unbind_block_ms;
+    std::map<std::string, std::string> m_probe_to;
+    std::set<std::string> m_vanish;
+};
+
+} // namespace vfioctl::fake
