@@ -77,8 +77,7 @@ IommuCmdline interpret(const std::vector<Token>& tokens) {
                 c.iommu = o;
                 if (o == "pt") c.passthrough = true;
                 else if (o == "nopt") c.passthrough = false;
-                else if (o == "off") c.iommu_off = true;
-                else if (o == "force" || o == "on") c.iommu_off = false;
+                else if (o == "off") c.iommu_off = true; // no later option turns it back on
             }
         } else if (t.key == "iommu.passthrough") {
             c.iommu_tokens.push_back(t.text);

@@ -10,7 +10,7 @@ const std::vector<Command>& commands() {
     static const std::vector<Command> table = {status_command(), groups_command(),
                                                explain_command(), snapshot_command(),
                                                bind_command(),   unbind_command(),
-                                               recover_command()};
+                                               recover_command(), iommu_command()};
     return table;
 }
 
@@ -30,6 +30,8 @@ void warn(Context& ctx, const std::string& text) { ctx.err << "vfioctl: warning:
 void print_json(Context& ctx, const nlohmann::json& j) { ctx.out << j.dump(2) << "\n"; }
 
 int run(int argc, char** argv) {
+    // Listings of thousands of devices: no per-write sync with C stdio.
+    std::ios::sync_with_stdio(false);
     CLI::App app{"vfioctl: take a Linux host from 'IOMMU off' to a GPU passed through to a QEMU VM "
                  "and back, safely, and prove each step.",
                  "vfioctl"};

@@ -31,4 +31,7 @@ Command bind_command();
 Command unbind_command();
 Command recover_command();
 
+// The IOMMU in the boot configuration: show, enable, disable, revert.
+Command iommu_command();
+
 } // namespace vfioctl::cli

@@ -68,12 +68,12 @@ int run_groups(Context& ctx, const Options& opt) {
         for (const auto& a : g.devices) {
             const pci::PciDevice* d = m->inv.find(a);
             if (!d) {
-                devs.push_back({{"address", a.str()}, {"unknown", true}});
+                if (ctx.json) devs.push_back({{"address", a.str()}, {"unknown", true}});
                 if (!ctx.json) ctx.out << "  " << a.short_str() << " (not readable)\n";
                 continue;
             }
             auto role = iommu::role_of(*d, m->inv, m->facts);
-            devs.push_back(device_json(*d, role));
+            if (ctx.json) devs.push_back(device_json(*d, role));
             if (!ctx.json) {
                 ctx.out << "  " << device_line(*d);
                 auto flags = role_flags(role);
@@ -83,6 +83,7 @@ int run_groups(Context& ctx, const Options& opt) {
                 for (const auto& u : role.in_use) ctx.out << "      in use: " << u << "\n";
             }
         }
+        if (!ctx.json) continue;
         json go = json::array();
         for (const auto& a : v.must_go_too) go.push_back(a.str());
         json crit = json::array();
@@ -104,7 +105,7 @@ int run_groups(Context& ctx, const Options& opt) {
         if (filtered && opt.gpu_only && !d.is_gpu()) continue;
         if (filtered && !opt.gpu_only && !opt.device.empty() && !matches_target(d, opt.device)) continue;
         loose.push_back(&d);
-        ungrouped.push_back(device_json(d, iommu::role_of(d, m->inv, m->facts)));
+        if (ctx.json) ungrouped.push_back(device_json(d, iommu::role_of(d, m->inv, m->facts)));
     }
     if (ctx.json) {
         json j = {{"iommu_enabled", dx.enabled}, {"group_count", m->groups.size()}, {"groups", jgroups},

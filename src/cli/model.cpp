@@ -1,6 +1,7 @@
 #include "cli/model.hpp"
 
 #include <cstdio>
+#include <set>
 
 namespace vfioctl::cli {
 
@@ -10,7 +11,16 @@ Result<HostModel> load_host(Context& ctx) {
     if (!inv) return inv.error();
     m.inv = std::move(inv).value();
     m.facts = host::read_system(ctx.host);
-    m.groups = iommu::read_groups(ctx.host, m.warnings);
+    m.groups = iommu::read_groups(ctx.host, m.inv, m.warnings);
+    std::set<int> known;
+    for (const auto& g : m.groups) known.insert(g.number);
+    for (const auto& d : m.inv.devices)
+        if (d.iommu_group && !known.count(*d.iommu_group))
+            m.warnings.push_back(d.addr.str() + ": iommu_group link leads to group " +
+                                 std::to_string(*d.iommu_group) +
+                                 ", which does not exist under /sys/kernel/iommu_groups");
+    if (auto j = vfio::load_journal(ctx.host, "/var/lib/vfioctl")) m.journal = j->entries;
+    else m.warnings.push_back(j.error().describe());
     for (auto& w : m.inv.warnings) m.warnings.push_back(w);
     for (auto& w : m.facts.warnings) m.warnings.push_back(w);
     for (const auto& w : m.warnings) warn(ctx, w);

@@ -6,6 +6,7 @@
 #include "host/system.hpp"
 #include "iommu/groups.hpp"
 #include "pci/device.hpp"
+#include "vfio/journal.hpp"
 
 #include <nlohmann/json.hpp>
 #include <string>
@@ -18,6 +19,7 @@ struct HostModel {
     pci::Inventory inv;
     std::vector<iommu::IommuGroup> groups;
     std::vector<std::string> warnings;
+    std::vector<vfio::JournalEntry> journal; // devices vfioctl moved, from the default state dir
 };
 
 // Reads everything the diagnosis needs; fails only when the root holds no

@@ -1,10 +1,13 @@
 // 'vfioctl status': the full diagnosis, text or JSON.
 
+#include "boot/setup.hpp"
 #include "cli/commands.hpp"
 #include "cli/model.hpp"
 #include "iommu/diagnosis.hpp"
 #include "util/strings.hpp"
+#include "vfio/journal.hpp"
 
+#include <algorithm>
 #include <fmt/format.h>
 
 namespace vfioctl::cli {
@@ -84,7 +87,21 @@ json status_json(const HostModel& m, const iommu::Diagnosis& dx) {
         summary.push_back({{"feature", r.feature}, {"now", r.now}, {"after", r.after}});
     j["summary"] = summary;
     j["alternatives"] = dx.alternatives;
+    if (dx.next_boot) {
+        const auto& nb = *dx.next_boot;
+        j["boot"] = {{"loader", nb.loader},
+                     {"configured_cmdline", opt(nb.configured_cmdline)},
+                     {"next_cmdline", opt(nb.next_cmdline)},
+                     {"reboot_pending", nb.reboot_pending},
+                     {"regenerate_pending", nb.regenerate_pending},
+                     {"reason", nb.reason}};
+    }
     j["reboot_required"] = dx.reboot_required;
+    json pending = json::array();
+    for (const auto& e : m.journal)
+        pending.push_back({{"address", e.address}, {"original_driver", e.original_driver ? json(*e.original_driver) : json(nullptr)},
+                           {"phase", e.phase}, {"since", e.since}});
+    j["journal_pending"] = pending;
     j["verdict"] = iommu::verdict_id(dx.overall);
     j["exit_code"] = dx.exit_code();
     return j;
@@ -99,6 +116,14 @@ void print_text(Context& ctx, const HostModel& m, const iommu::Diagnosis& dx) {
     o << "  IOMMU tokens: "
       << (dx.cmdline.iommu_tokens.empty() ? "(none)" : util::join(dx.cmdline.iommu_tokens, " ")) << "\n";
     for (const auto& n : dx.notes) o << "  note: " << n << "\n";
+
+    if (dx.next_boot) {
+        const auto& nb = *dx.next_boot;
+        o << "\nBoot\n";
+        o << fmt::format("  loader:         {}\n", nb.loader);
+        o << fmt::format("  next boot:      {}\n", nb.next_cmdline.value_or("unknown"));
+        o << fmt::format("  reboot pending: {}: {}\n", nb.reboot_pending ? "yes" : "no", nb.reason);
+    }
 
     o << "\nIOMMU\n";
     std::string virt = f.cpu.vmx ? "vmx" : f.cpu.svm ? "svm" : "no vmx/svm";
@@ -140,8 +165,9 @@ void print_text(Context& ctx, const HostModel& m, const iommu::Diagnosis& dx) {
 
     o << "\nGPUs\n";
     if (dx.gpus.empty()) o << "  none: no display-class PCI device on this host\n";
-    for (const auto& g : dx.gpus) {
-        o << "  " << device_line(*g.gpu) << "\n";
+    for (size_t i = 0; i < dx.gpus.size(); ++i) {
+        const auto& g = dx.gpus[i];
+        o << "  GPU " << i << ": " << device_line(*g.gpu) << "\n";
         o << "    IOMMU group:  "
           << (g.gpu->iommu_group ? std::to_string(*g.gpu->iommu_group) : std::string("none")) ;
         if (g.group_members.size() > 1) {
@@ -169,6 +195,19 @@ void print_text(Context& ctx, const HostModel& m, const iommu::Diagnosis& dx) {
     o << "\nIf you do not need passthrough\n";
     for (const auto& a : dx.alternatives) o << "  - " << a << "\n";
 
+    if (!m.journal.empty()) {
+        o << "\nDevices vfioctl moved to vfio-pci (journal)\n";
+        for (const auto& e : m.journal)
+            o << "  " << e.address << ": was on " << e.original_driver.value_or("no driver") << ", "
+              << (e.phase == "bound" ? "bound to vfio-pci" : "left mid-change (" + e.phase + ")") << " since "
+              << e.since << "\n";
+        o << "  give back with 'vfioctl unbind --all'" 
+          << (std::any_of(m.journal.begin(), m.journal.end(), [](const auto& e) { return e.phase != "bound"; })
+                  ? "; a change was interrupted: run 'vfioctl recover'"
+                  : "")
+          << "\n";
+    }
+
     o << "\nVerdict: GPU passthrough " << iommu::verdict_text(dx.overall);
     if (dx.gpus.empty()) o << " (no GPU)";
     o << "\n";
@@ -182,7 +221,10 @@ Command status_command() {
                 return [](Context& ctx) {
                     auto m = load_host(ctx);
                     if (!m) return report_error(ctx, m.error());
-                    auto dx = iommu::diagnose(m->facts, m->inv, m->groups);
+                    auto bs = boot::inspect_boot(ctx.host);
+                    iommu::NextBoot nb{boot::loader_id(bs.setup.loader), bs.configured_cmdline, bs.next_cmdline,
+                                       bs.reboot_pending, bs.regenerate_pending, bs.regenerate_command, bs.reason};
+                    auto dx = iommu::diagnose(m->facts, m->inv, m->groups, &nb);
                     if (ctx.json) print_json(ctx, status_json(*m, dx));
                     else print_text(ctx, *m, dx);
                     return dx.exit_code();

@@ -91,10 +91,14 @@ std::optional<uint64_t> Host::attr_dec(std::string_view p) const {
 }
 
 Result<std::string> Host::read_link(std::string_view p) const {
-    std::error_code ec;
-    fs::path target = fs::read_symlink(path(p), ec);
-    if (ec) return system_error("cannot read link", std::string(p), ec.value());
-    return target.string();
+    // readlink(2) directly: std::filesystem::read_symlink stats first, and
+    // sysfs trees are read link by link.
+    const std::string full = path(p).string();
+    char buf[4096];
+    ssize_t n = ::readlink(full.c_str(), buf, sizeof buf);
+    if (n < 0) return system_error("cannot read link", std::string(p));
+    if (static_cast<size_t>(n) == sizeof buf) return Error{"link target too long", std::string(p), {}, 0};
+    return std::string(buf, static_cast<size_t>(n));
 }
 
 std::optional<std::string> Host::link_name(std::string_view p) const {
@@ -116,6 +120,41 @@ Result<std::string> Host::resolve(std::string_view p) const {
         return Error{"link leads outside the host root", std::string(p), {}, 0};
     s.erase(0, m_root_str.size());
     return s.empty() ? std::string("/") : s;
+}
+
+Result<Dir> Host::open_dir(std::string_view p) const {
+    const std::string full = path(p).string();
+    int fd = ::open(full.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return system_error("cannot open directory", std::string(p));
+    return Dir(fd, std::string(p));
+}
+
+Dir::~Dir() {
+    if (m_fd >= 0) ::close(m_fd);
+}
+
+std::optional<std::string> Dir::attr(const char* name) const {
+    int fd = ::openat(m_fd, name, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return std::nullopt;
+    char buf[4096];
+    ssize_t n;
+    do {
+        n = ::read(fd, buf, sizeof buf);
+    } while (n < 0 && errno == EINTR);
+    ::close(fd);
+    if (n < 0) return std::nullopt;
+    return std::string(util::trim(std::string_view(buf, static_cast<size_t>(n))));
+}
+
+std::optional<std::string> Dir::link_name(const char* name) const {
+    char buf[4096];
+    ssize_t n = ::readlinkat(m_fd, name, buf, sizeof buf);
+    if (n <= 0 || static_cast<size_t>(n) == sizeof buf) return std::nullopt;
+    std::string_view t(buf, static_cast<size_t>(n));
+    auto slash = t.rfind('/');
+    std::string last(slash == std::string_view::npos ? t : t.substr(slash + 1));
+    if (last.empty()) return std::nullopt;
+    return last;
 }
 
 bool Host::exists(std::string_view p) const {

@@ -22,6 +22,26 @@ struct RunOutput {
     std::string output;   // stdout and stderr together
 };
 
+// An open directory of a host (a sysfs device node): reads its entries by
+// name without walking the whole path again for each.
+class Dir {
+  public:
+    Dir(Dir&& o) noexcept : m_fd(o.m_fd), m_path(std::move(o.m_path)) { o.m_fd = -1; }
+    Dir& operator=(Dir&&) = delete;
+    Dir(const Dir&) = delete;
+    ~Dir();
+    // An attribute, trimmed; nullopt when missing or unreadable.
+    std::optional<std::string> attr(const char* name) const;
+    // The last component of a link's target; nullopt when no link.
+    std::optional<std::string> link_name(const char* name) const;
+
+  private:
+    friend class Host;
+    Dir(int fd, std::string path) : m_fd(fd), m_path(std::move(path)) {}
+    int m_fd = -1;
+    std::string m_path;
+};
+
 class Host {
   public:
     // A host rooted at root; "/" is the live machine.
@@ -52,6 +72,8 @@ class Host {
     // an Error when it does not exist.
     Result<std::string> resolve(std::string_view p) const;
     bool exists(std::string_view p) const;
+    // Opens directory p for reading entries by name; an Error when it is none.
+    Result<Dir> open_dir(std::string_view p) const;
     bool is_dir(std::string_view p) const;
     // Entry names in directory p, sorted; an Error when p is no directory.
     Result<std::vector<std::string>> list(std::string_view p) const;

@@ -133,8 +133,17 @@ void record_modules(const Host& src, Recorder& r, const std::string& release) {
     }
     r.file("/proc/modules");
     const std::string dir = "/lib/modules/" + release;
-    r.file(dir + "/modules.dep", 16u << 20);
-    r.file(dir + "/modules.builtin", 16u << 20);
+    // Only the lines vfioctl asks about: the whole lists are megabytes.
+    for (const char* list : {"/modules.dep", "/modules.builtin"}) {
+        auto text = src.read(dir + list);
+        if (!text) continue;
+        std::string kept;
+        for (const auto& line : util::split(*text, '\n'))
+            if (line.find("vfio") != std::string::npos || line.find("kvm") != std::string::npos ||
+                line.find("irqbypass") != std::string::npos)
+                kept += line + "\n";
+        r.write(dir + list, kept);
+    }
     if (auto cfg = src.read("/boot/config-" + release)) {
         std::string kept;
         for (const auto& line : util::split(*cfg, '\n'))
@@ -163,6 +172,14 @@ void record_block_and_net(Recorder& r) {
         for (const auto& m : r.list(*t + "/brif")) r.dir(*t + "/brif/" + m);
         for (const auto& e : r.list(*t))
             if (util::starts_with(e, "lower_")) r.link(*t + "/" + e);
+    }
+    for (const auto& v : r.list("/sys/bus/virtio/devices")) {
+        auto t = r.link("/sys/bus/virtio/devices/" + v);
+        if (t) r.file(*t + "/mount_tag");
+    }
+    for (const auto& n : r.list("/sys/fs/virtiofs")) {
+        r.file("/sys/fs/virtiofs/" + n + "/tag");
+        r.link("/sys/fs/virtiofs/" + n + "/device");
     }
     for (const auto& fb : r.list("/sys/class/graphics")) {
         if (!util::starts_with(fb, "fb")) continue;

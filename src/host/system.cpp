@@ -100,31 +100,127 @@ std::string unescape_mount(std::string_view s) {
     return out;
 }
 
+struct MountRec {
+    std::string mountpoint;
+    std::string fstype;
+    std::string source;
+    std::string majmin;
+    std::string options; // superblock options
+};
+
+std::vector<MountRec> parse_mountinfo(const std::string& text) {
+    std::vector<MountRec> out;
+    for (const auto& line : util::split(text, '\n')) {
+        auto fields = util::split_ws(line);
+        if (fields.size() < 10) continue;
+        auto dash = std::find(fields.begin(), fields.end(), "-");
+        if (dash == fields.end() || dash + 2 >= fields.end()) continue;
+        MountRec m;
+        m.majmin = fields[2];
+        m.mountpoint = unescape_mount(fields[4]);
+        m.fstype = *(dash + 1);
+        m.source = unescape_mount(*(dash + 2));
+        if (dash + 3 < fields.end()) m.options = *(dash + 3);
+        out.push_back(std::move(m));
+    }
+    return out;
+}
+
+// The PCI device behind a virtio filesystem's tag (9p mount_tag, virtiofs tag).
+void tag_owners(const Host& host, const std::string& tag, std::set<pci::PciAddress>& out) {
+    if (auto devs = host.list("/sys/bus/virtio/devices"))
+        for (const auto& d : *devs)
+            if (host.attr("/sys/bus/virtio/devices/" + d + "/mount_tag").value_or("") == tag)
+                if (auto p = host.resolve("/sys/bus/virtio/devices/" + d))
+                    if (auto a = pci_owner(*p)) out.insert(*a);
+    if (auto fss = host.list("/sys/fs/virtiofs"))
+        for (const auto& n : *fss)
+            if (host.attr("/sys/fs/virtiofs/" + n + "/tag").value_or("") == tag)
+                if (auto p = host.resolve("/sys/fs/virtiofs/" + n + "/device"))
+                    if (auto a = pci_owner(*p)) out.insert(*a);
+}
+
+// Every virtio filesystem tag the host has, for roots whose layers are hidden.
+std::vector<std::string> virtio_tags(const Host& host) {
+    std::vector<std::string> tags;
+    if (auto devs = host.list("/sys/bus/virtio/devices"))
+        for (const auto& d : *devs)
+            if (auto t = host.attr("/sys/bus/virtio/devices/" + d + "/mount_tag")) tags.push_back(*t);
+    if (auto fss = host.list("/sys/fs/virtiofs"))
+        for (const auto& n : *fss)
+            if (auto t = host.attr("/sys/fs/virtiofs/" + n + "/tag")) tags.push_back(*t);
+    return tags;
+}
+
+const MountRec* mount_holding(const std::vector<MountRec>& mounts, const std::string& path) {
+    const MountRec* best = nullptr;
+    for (const auto& m : mounts) {
+        const std::string& mp = m.mountpoint;
+        bool under = path == mp || (util::starts_with(path, mp) && (mp == "/" || path[mp.size()] == '/'));
+        if (under && (!best || mp.size() > best->mountpoint.size())) best = &m;
+    }
+    return best;
+}
+
+// The PCI devices a mount lives on: block devices, virtio filesystem tags,
+// and the layers of an overlay.
+void mount_owners(const Host& host, const std::vector<MountRec>& mounts, const MountRec& m,
+                  std::set<pci::PciAddress>& out, int depth = 0) {
+    if (depth > 4) return;
+    if (!util::starts_with(m.majmin, "0:")) block_owners(host, "/sys/dev/block/" + m.majmin, out);
+    if (out.empty() && util::starts_with(m.source, "/dev/"))
+        block_owners(host, "/sys/class/block/" + m.source.substr(m.source.rfind('/') + 1), out);
+    if (m.fstype == "9p" || m.fstype == "virtiofs") tag_owners(host, m.source, out);
+    if (m.fstype == "overlay") {
+        for (const auto& opt : util::split(m.options, ',')) {
+            std::string dirs;
+            if (util::starts_with(opt, "lowerdir=")) dirs = opt.substr(9);
+            else if (util::starts_with(opt, "upperdir=")) dirs = opt.substr(9);
+            for (const auto& dir : util::split(dirs, ':')) {
+                if (dir.empty()) continue;
+                const MountRec* layer = mount_holding(mounts, dir);
+                if (layer && layer != &m && layer->mountpoint != m.mountpoint)
+                    mount_owners(host, mounts, *layer, out, depth + 1);
+            }
+        }
+    }
+}
+
 void read_mounts(const Host& host, SystemFacts& f) {
     auto r = host.read("/proc/self/mountinfo");
     if (!r) {
         f.warnings.push_back("cannot read /proc/self/mountinfo: the root filesystem's controller is unknown");
         return;
     }
+    const auto mounts = parse_mountinfo(*r);
     std::set<std::pair<pci::PciAddress, std::string>> seen;
-    for (const auto& line : util::split(*r, '\n')) {
-        auto fields = util::split_ws(line);
-        if (fields.size() < 10) continue;
-        auto dash = std::find(fields.begin(), fields.end(), "-");
-        if (dash == fields.end() || dash + 2 >= fields.end()) continue;
-        const std::string mountpoint = unescape_mount(fields[4]);
-        const std::string source = unescape_mount(*(dash + 2));
-        const std::string& majmin = fields[2];
+    std::set<std::string> visible_tags;
+    bool root_found = false;
+    const MountRec* root = nullptr;
+    for (const auto& m : mounts) {
+        if (m.fstype == "9p" || m.fstype == "virtiofs") visible_tags.insert(m.source);
         std::set<pci::PciAddress> owners;
-        if (!util::starts_with(majmin, "0:")) block_owners(host, "/sys/dev/block/" + majmin, owners);
-        if (owners.empty() && util::starts_with(source, "/dev/"))
-            block_owners(host, "/sys/class/block/" + source.substr(source.rfind('/') + 1), owners);
+        mount_owners(host, mounts, m, owners);
+        if (m.mountpoint == "/") root = &m;
         for (const auto& a : owners) {
-            if (mountpoint == "/") {
-                f.critical.push_back({a, "root filesystem (" + source + ")"});
-            } else if (seen.insert({a, mountpoint}).second) {
-                f.in_use.push_back({a, "mounted " + mountpoint + " (" + source + ")"});
+            if (m.mountpoint == "/") {
+                root_found = true;
+                f.critical.push_back({a, "root filesystem (" + m.source + ")"});
+            } else if (seen.insert({a, m.mountpoint}).second) {
+                f.in_use.push_back({a, "mounted " + m.mountpoint + " (" + m.source + ")"});
             }
+        }
+    }
+    // A root overlay whose layers are mounted outside this process's view
+    // (a chroot, a container): the virtio filesystems not mounted in view
+    // are the candidates, and refusing them is the safe side.
+    if (root && !root_found && root->fstype == "overlay") {
+        for (const auto& tag : virtio_tags(host)) {
+            if (visible_tags.count(tag)) continue;
+            std::set<pci::PciAddress> owners;
+            tag_owners(host, tag, owners);
+            for (const auto& a : owners)
+                f.critical.push_back({a, "root filesystem (overlay; its layer is probably virtio tag " + tag + ")"});
         }
     }
 }

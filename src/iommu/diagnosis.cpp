@@ -1,5 +1,6 @@
 #include "iommu/diagnosis.hpp"
 
+#include "boot/plan.hpp"
 #include "util/strings.hpp"
 
 #include <algorithm>
@@ -55,7 +56,7 @@ IommuState iommu_state(const host::SystemFacts& f, const boot::IommuCmdline& cmd
     s.group_count = static_cast<int>(groups.size());
     s.enabled = !f.iommu_units.empty() || !groups.empty();
     s.interrupt_remapping = f.interrupt_remapping;
-    s.passthrough_mode = cmd.passthrough.value_or(false);
+    s.passthrough_mode = s.enabled && cmd.passthrough.value_or(false);
     std::map<std::string, int> types;
     for (const auto& g : groups)
         if (!g.type.empty()) ++types[g.type];
@@ -93,12 +94,30 @@ IommuState iommu_state(const host::SystemFacts& f, const boot::IommuCmdline& cmd
 }
 
 Diagnosis diagnose(const host::SystemFacts& f, const pci::Inventory& inv,
-                   const std::vector<IommuGroup>& groups) {
+                   const std::vector<IommuGroup>& groups, const NextBoot* next) {
     Diagnosis dx;
     dx.cmdline = boot::interpret(boot::tokenize(f.cmdline));
     dx.iommu = iommu_state(f, dx.cmdline, groups);
     dx.notes = dx.cmdline.notes;
     const IommuState& s = dx.iommu;
+
+    // What the boot configuration already holds for the next boot.
+    std::optional<bool> next_on;
+    if (next) {
+        dx.next_boot = *next;
+        if (next->next_cmdline && (s.platform == "intel" || s.platform == "amd")) {
+            auto nc = boot::interpret(boot::tokenize(*next->next_cmdline));
+            next_on = boot::iommu_on(nc, s.platform == "intel" ? boot::Platform::intel : boot::Platform::amd,
+                                     f.kernel_intel_iommu_default_on.value_or(false));
+        }
+        std::string params = util::join(boot::iommu_params(next->next_cmdline.value_or("")), " ");
+        if (!s.enabled && s.cmdline_fixable && next_on == true)
+            dx.notes.push_back("the boot configuration already turns the IOMMU on (next boot: " + params +
+                               "): only a reboot is missing");
+        if (s.enabled && next_on == false && next->reboot_pending)
+            dx.notes.push_back("the next boot turns the IOMMU off (" + (params.empty() ? "no IOMMU parameters" : params) +
+                               "): passthrough stops working after a reboot; 'vfioctl iommu revert' undoes the change");
+    }
 
     bool vfio_ok = true;
     std::vector<std::string> missing_modules;
@@ -116,7 +135,12 @@ Diagnosis diagnose(const host::SystemFacts& f, const pci::Inventory& inv,
         bool fixable = true;
         if (!s.enabled) {
             g.causes.push_back(*s.off_cause);
-            if (s.cmdline_fixable) {
+            if (s.cmdline_fixable && next_on == true) {
+                if (next->regenerate_pending && !next->regenerate_command.empty())
+                    g.steps.push_back("run '" + next->regenerate_command +
+                                      "' (the boot loader's file does not have the IOMMU parameters yet)");
+                g.steps.emplace_back(k_reboot_step);
+            } else if (s.cmdline_fixable) {
                 g.steps.emplace_back(k_enable_step);
                 g.steps.emplace_back(k_reboot_step);
             } else {
@@ -189,6 +213,8 @@ Diagnosis diagnose(const host::SystemFacts& f, const pci::Inventory& inv,
         dx.gpus.push_back(std::move(g));
     }
 
+    if (next && next->reboot_pending) dx.reboot_required = true;
+
     dx.overall = Verdict::will_not_work;
     for (const auto& g : dx.gpus) {
         if (g.verdict == Verdict::will_work) dx.overall = Verdict::will_work;
@@ -219,7 +245,8 @@ Diagnosis diagnose(const host::SystemFacts& f, const pci::Inventory& inv,
     dx.summary.push_back({"IOMMU groups", s.group_count ? std::to_string(s.group_count) : "None",
                           s.enabled ? std::to_string(s.group_count)
                                     : (s.cmdline_fixable ? "Many (after reboot)" : "None")});
-    dx.summary.push_back({"Reboot required", "-", dx.reboot_required ? "Yes" : "No"});
+    dx.summary.push_back({"Reboot required", next && next->reboot_pending ? "Yes (boot configuration changed)" : "-",
+                          dx.reboot_required ? "Yes" : "No"});
 
     // The seed's alternatives when passthrough is not wanted.
     for (const auto& g : dx.gpus)
@@ -234,8 +261,9 @@ Diagnosis diagnose(const host::SystemFacts& f, const pci::Inventory& inv,
             "containers with GPU: " + util::join(f.container_runtimes, ", ") +
             (f.container_gpu_support ? " with NVIDIA container toolkit (docker run --gpus all ...)"
                                      : " installed, NVIDIA container toolkit missing"));
-    dx.alternatives.push_back(std::string("VM without GPU: 'vfioctl vm start NAME' (") +
-                              (f.kvm.usable ? "KVM" : "TCG: " + f.kvm.reason) + ")");
+    dx.alternatives.push_back(std::string("VM without GPU: works now, ") +
+                              (f.kvm.usable ? "with KVM" : "under TCG (slow) because " + f.kvm.reason) +
+                              (f.qemu_path ? "" : "; install qemu-system-x86 first"));
     return dx;
 }
 

@@ -52,8 +52,20 @@ struct SummaryRow {
     std::string after;
 };
 
+// What the boot configuration gives the next boot (boot::inspect_boot).
+struct NextBoot {
+    std::string loader;                             // boot::loader_id
+    std::optional<std::string> configured_cmdline;  // from the configuration files
+    std::optional<std::string> next_cmdline;        // what the next boot gets; none when unknown
+    bool reboot_pending = false;                    // its IOMMU parameters differ from the running kernel's
+    bool regenerate_pending = false;                // the boot loader's own file is behind the configuration
+    std::string regenerate_command;                 // what brings it up to date
+    std::string reason;                             // both facts in words
+};
+
 struct Diagnosis {
     boot::IommuCmdline cmdline;
+    std::optional<NextBoot> next_boot;
     IommuState iommu;
     std::vector<GpuDiagnosis> gpus;
     Verdict overall = Verdict::will_not_work; // the best GPU's verdict
@@ -65,8 +77,10 @@ struct Diagnosis {
     int exit_code() const { return overall == Verdict::will_work ? 0 : 3; }
 };
 
+// next, when given, says what the boot configuration already holds: an
+// IOMMU that the next boot turns on needs only a reboot, not 'iommu enable'.
 Diagnosis diagnose(const host::SystemFacts& facts, const pci::Inventory& inv,
-                   const std::vector<IommuGroup>& groups);
+                   const std::vector<IommuGroup>& groups, const NextBoot* next = nullptr);
 
 // The IOMMU part alone (also used by 'explain').
 IommuState iommu_state(const host::SystemFacts& facts, const boot::IommuCmdline& cmd,

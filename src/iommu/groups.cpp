@@ -3,13 +3,18 @@
 #include "util/strings.hpp"
 
 #include <algorithm>
+#include <map>
 
 namespace vfioctl::iommu {
 
-std::vector<IommuGroup> read_groups(const host::Host& host, std::vector<std::string>& warnings) {
+std::vector<IommuGroup> read_groups(const host::Host& host, const pci::Inventory& inv,
+                                    std::vector<std::string>& warnings) {
     std::vector<IommuGroup> groups;
     auto names = host.list("/sys/kernel/iommu_groups");
     if (!names) return groups;
+    std::map<int, std::vector<pci::PciAddress>> members;
+    for (const auto& d : inv.devices)
+        if (d.iommu_group) members[*d.iommu_group].push_back(d.addr); // sorted: inv is
     for (const auto& name : *names) {
         auto n = util::parse_dec(name);
         if (!n || *n > 1'000'000) {
@@ -20,13 +25,15 @@ std::vector<IommuGroup> read_groups(const host::Host& host, std::vector<std::str
         g.number = static_cast<int>(*n);
         const std::string base = "/sys/kernel/iommu_groups/" + name;
         g.type = host.attr(base + "/type").value_or("");
-        if (auto devs = host.list(base + "/devices")) {
+        if (auto it = members.find(g.number); it != members.end()) {
+            g.devices = std::move(it->second);
+        } else if (auto devs = host.list(base + "/devices")) {
             for (const auto& d : *devs) {
                 if (auto a = pci::PciAddress::parse(d)) g.devices.push_back(*a);
                 else warnings.push_back(base + "/devices/" + d + " is not a PCI address; skipped");
             }
+            std::sort(g.devices.begin(), g.devices.end());
         }
-        std::sort(g.devices.begin(), g.devices.end());
         groups.push_back(std::move(g));
     }
     std::sort(groups.begin(), groups.end(),

@@ -19,9 +19,13 @@ struct IommuGroup {
 };
 
 // Every group under /sys/kernel/iommu_groups, sorted numerically (numbers are
-// sparse). No directory means no groups, not an error; garbage entries are
-// skipped with a warning.
-std::vector<IommuGroup> read_groups(const host::Host& host, std::vector<std::string>& warnings);
+// sparse). Members come from the inventory's iommu_group links, which the
+// kernel makes together with the group's devices/ entries; a group no
+// enumerated device links to is listed from its devices/ directory. No
+// directory means no groups, not an error; garbage entries are skipped with
+// a warning.
+std::vector<IommuGroup> read_groups(const host::Host& host, const pci::Inventory& inv,
+                                    std::vector<std::string>& warnings);
 
 // The role flags of one device within the host.
 struct DeviceRole {

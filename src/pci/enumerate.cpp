@@ -3,6 +3,7 @@
 #include "util/strings.hpp"
 
 #include <algorithm>
+#include <filesystem>
 #include <csetjmp>
 #include <cstdarg>
 #include <cstdio>
@@ -96,15 +97,18 @@ std::optional<PciAddress> parent_from_path(const std::string& path) {
 // so an empty or garbage file reads as 0: say so, and take the value from
 // the config header when that can be read. A header shorter than 64 bytes is
 // reported too (libpci then reads every register as all ones).
-void check_identity(const host::Host& host, pci_dev* p, PciDevice& d, std::vector<std::string>& warnings) {
+void check_identity(const host::Host& host, const uint8_t* header, bool config_ok, PciDevice& d,
+                    std::vector<std::string>& warnings) {
     const std::string base = "/sys/bus/pci/devices/" + d.addr.str();
-    uint8_t header[64];
-    const bool config_ok = pci_read_block(p, 0, header, sizeof header) != 0;
     if (!config_ok)
         warnings.push_back(d.addr.str() + ": config space is unreadable or shorter than the 64-byte header; "
                                           "its BARs and capabilities are unknown");
     const uint16_t cfg_vendor = static_cast<uint16_t>(header[0] | header[1] << 8);
+    const uint16_t cfg_device = static_cast<uint16_t>(header[2] | header[3] << 8);
+    const uint16_t cfg_class = static_cast<uint16_t>(header[0x0b] << 8 | header[0x0a]);
     const bool header_valid = config_ok && cfg_vendor != 0xffff && cfg_vendor != 0;
+    // The common case: the attributes libpci read agree with the header.
+    if (header_valid && d.vendor == cfg_vendor && d.device == cfg_device && d.class_code == cfg_class) return;
     for (const char* name : {"vendor", "device", "class"}) {
         auto raw = host.attr(base + "/" + name);
         if (raw && util::parse_hex(*raw)) continue;
@@ -117,9 +121,9 @@ void check_identity(const host::Host& host, pci_dev* p, PciDevice& d, std::vecto
         }
         warnings.push_back(what + "; using the config header instead");
         if (name == std::string_view("vendor")) d.vendor = cfg_vendor;
-        else if (name == std::string_view("device")) d.device = static_cast<uint16_t>(header[2] | header[3] << 8);
+        else if (name == std::string_view("device")) d.device = cfg_device;
         else {
-            d.class_code = static_cast<uint16_t>(header[0x0b] << 8 | header[0x0a]);
+            d.class_code = cfg_class;
             d.prog_if = header[0x09];
         }
     }
@@ -127,20 +131,25 @@ void check_identity(const host::Host& host, pci_dev* p, PciDevice& d, std::vecto
 
 void read_host_side(const host::Host& host, PciDevice& d, std::vector<std::string>& warnings) {
     const std::string base = "/sys/bus/pci/devices/" + d.addr.str();
-    d.driver = host.link_name(base + "/driver");
-    if (auto g = host.link_name(base + "/iommu_group")) {
+    auto dir = host.open_dir(base);
+    if (!dir) {
+        warnings.push_back(d.addr.str() + ": " + dir.error().describe());
+        return;
+    }
+    d.driver = dir->link_name("driver");
+    if (auto g = dir->link_name("iommu_group")) {
         if (auto n = util::parse_dec(*g)) {
             d.iommu_group = static_cast<int>(*n);
-            if (!host.is_dir(base + "/iommu_group"))
-                warnings.push_back(d.addr.str() + ": iommu_group link leads to group " + *g +
-                                   ", which does not exist under /sys/kernel/iommu_groups");
         } else {
             warnings.push_back(d.addr.str() + ": iommu_group link names '" + *g + "', not a number");
         }
     }
-    if (auto o = host.attr(base + "/driver_override"); o && *o != "(null)" && !o->empty())
+    // An override matters on devices that vfio-pci holds or that wait unbound.
+    const bool override_matters = !d.driver || *d.driver == "vfio-pci";
+    if (auto o = override_matters ? dir->attr("driver_override") : std::nullopt;
+        o && *o != "(null)" && !o->empty())
         d.driver_override = *o;
-    if (auto v = host.attr(base + "/boot_vga")) {
+    if (auto v = d.is_gpu() ? dir->attr("boot_vga") : std::nullopt) {
         if (*v == "1") d.boot_vga = true;
         else if (*v != "0") warnings.push_back(d.addr.str() + ": boot_vga holds '" + *v + "'");
     }
@@ -149,9 +158,11 @@ void read_host_side(const host::Host& host, PciDevice& d, std::vector<std::strin
             for (const auto& n : *drm)
                 if (util::starts_with(n, "card") || util::starts_with(n, "renderD"))
                     d.drm_nodes.push_back(n);
-    if (auto p = host.resolve(base)) {
-        d.sysfs_path = *p;
-        d.parent = parent_from_path(*p);
+    // The bus link is relative ("../../../devices/pci0000:00/..."): resolving
+    // it lexically needs no filesystem walk.
+    if (auto t = host.read_link(base)) {
+        d.sysfs_path = (std::filesystem::path("/sys/bus/pci/devices") / *t).lexically_normal().string();
+        d.parent = parent_from_path(d.sysfs_path);
     }
 }
 
@@ -215,29 +226,45 @@ Result<Inventory> enumerate(const host::Host& host) {
     pci_init(acc);
     pci_scan_bus(acc);
     for (pci_dev* p = acc->devices; p; p = p->next) {
-        pci_fill_info(p, PCI_FILL_IDENT | PCI_FILL_CLASS | PCI_FILL_CLASS_EXT | PCI_FILL_SUBSYS |
-                             PCI_FILL_BASES | PCI_FILL_SIZES | PCI_FILL_IO_FLAGS | PCI_FILL_CAPS |
-                             PCI_FILL_EXT_CAPS);
+        pci_fill_info(p, PCI_FILL_IDENT | PCI_FILL_CLASS);
         PciDevice d;
         d.addr = {static_cast<uint32_t>(p->domain), p->bus, p->dev, p->func};
         d.vendor = p->vendor_id;
         d.device = p->device_id;
         d.class_code = p->device_class;
-        d.prog_if = p->prog_if;
-        d.revision = p->rev_id;
-        d.subsys_vendor = p->subsys_vendor_id;
-        d.subsys_device = p->subsys_id;
-        check_identity(host, p, d, inv.warnings);
+        // One read of the standard header serves the identity check and the header type.
+        uint8_t header[64] = {};
+        const bool config_ok = pci_read_block(p, 0, header, sizeof header) != 0;
+        check_identity(host, header, config_ok, d, inv.warnings);
+        // Revision, programming interface and subsystem IDs from the same
+        // header, rather than three more attribute files.
+        const uint8_t htype = config_ok ? header[PCI_HEADER_TYPE] & 0x7f : 0;
+        if (config_ok) {
+            d.revision = header[PCI_REVISION_ID];
+            d.prog_if = header[PCI_CLASS_PROG];
+            if (htype == PCI_HEADER_TYPE_NORMAL) {
+                d.subsys_vendor = static_cast<uint16_t>(header[PCI_SUBSYSTEM_VENDOR_ID] |
+                                                        header[PCI_SUBSYSTEM_VENDOR_ID + 1] << 8);
+                d.subsys_device =
+                    static_cast<uint16_t>(header[PCI_SUBSYSTEM_ID] | header[PCI_SUBSYSTEM_ID + 1] << 8);
+            }
+        }
         d.vendor_name = lookup(acc, PCI_LOOKUP_VENDOR, d.vendor);
         d.device_name = lookup(acc, PCI_LOOKUP_DEVICE, d.vendor, d.device);
         d.class_name = lookup(acc, PCI_LOOKUP_CLASS, d.class_code);
         if (d.subsys_vendor && d.subsys_vendor != 0xffff)
             d.subsys_name =
                 lookup4(acc, PCI_LOOKUP_SUBSYSTEM | PCI_LOOKUP_VENDOR | PCI_LOOKUP_DEVICE,
-                        d.vendor, d.device, p->subsys_vendor_id, p->subsys_id);
-        uint8_t htype = pci_read_byte(p, PCI_HEADER_TYPE) & 0x7f;
+                        d.vendor, d.device, d.subsys_vendor, d.subsys_device);
         d.bridge = htype == PCI_HEADER_TYPE_BRIDGE || htype == PCI_HEADER_TYPE_CARDBUS ||
-                   (d.class_code >> 8) == 0x06;
+                   d.class_code == 0x0604 || d.class_code == 0x0609;
+        // Capabilities and BARs cost a walk of the config space and the
+        // resource file: read them for GPUs, which VMs and verify size from them.
+        if (!d.is_gpu()) {
+            inv.devices.push_back(std::move(d));
+            continue;
+        }
+        pci_fill_info(p, PCI_FILL_BASES | PCI_FILL_SIZES | PCI_FILL_IO_FLAGS | PCI_FILL_CAPS | PCI_FILL_EXT_CAPS);
         for (const auto& c : k_caps)
             if (pci_find_cap(p, c.id, PCI_CAP_NORMAL)) d.capabilities.emplace_back(c.name);
         for (const auto& c : k_ext_caps)

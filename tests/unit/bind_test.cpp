@@ -31,7 +31,7 @@ Model load(const host::Host& h) {
     m.inv = *inv;
     m.facts = host::read_system(h);
     std::vector<std::string> w;
-    m.groups = iommu::read_groups(h, w);
+    m.groups = iommu::read_groups(h, m.inv, w);
     return m;
 }
 

@@ -1,0 +1,244 @@
+#include "boot/apply.hpp"
+
+#include "host/files.hpp"
+#include "util/fault.hpp"
+#include "util/strings.hpp"
+
+#include <algorithm>
+#include <ctime>
+
+namespace vfioctl::boot {
+
+namespace {
+
+// The time now as ISO 8601, UTC.
+std::string iso_time() {
+    std::time_t t = std::time(nullptr);
+    std::tm tm{};
+    ::gmtime_r(&t, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
+// The last n characters of s.
+std::string tail(const std::string& s, size_t n) { return s.size() <= n ? s : "..." + s.substr(s.size() - n); }
+
+// Puts back the text of edits [0, upto); returns what could not be put back.
+std::vector<std::string> restore(const host::Host& h, const Plan& plan, size_t upto,
+                                 const std::vector<AppliedFile>& backups) {
+    std::vector<std::string> failed;
+    for (size_t i = 0; i < upto && i < plan.edits.size(); ++i) {
+        Status st = host::replace_file(h, plan.edits[i].path, plan.edits[i].before, "boot.restore");
+        if (!st)
+            failed.push_back(plan.edits[i].path + " (" + st.error().describe() + "; its backup is " +
+                             (i < backups.size() ? backups[i].backup : std::string("missing")) + ")");
+    }
+    return failed;
+}
+
+// Marks op id with state and saves; a failure becomes a warning.
+void mark(const host::Host& h, const std::string& state_dir, Journal& j, const std::string& id,
+          const std::string& state, std::vector<std::string>& warnings) {
+    if (Operation* o = j.find(id)) o->state = state;
+    if (Status st = save_journal(h, state_dir, j); !st)
+        warnings.push_back("could not record '" + state + "' in the journal: " + st.error().describe());
+}
+
+} // namespace
+
+Result<host::RunOutput> HostRunner::run(const std::vector<std::string>& argv) { return m_host.run(argv, m_timeout_ms); }
+
+std::string now_stamp() {
+    std::time_t t = std::time(nullptr);
+    std::tm tm{};
+    ::gmtime_r(&t, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", &tm);
+    return buf;
+}
+
+Result<ApplyResult> apply_plan(const host::Host& h, const BootSetup& setup, const Plan& plan,
+                               const std::string& action, const ApplyOptions& opt, const std::string& reverts) {
+    ApplyResult res;
+    const std::string stamp = opt.stamp.empty() ? now_stamp() : opt.stamp;
+    auto regen = regenerate_command(h, setup, plan.added, plan.removed);
+    res.regenerate = regen.argv;
+    if (opt.runner && !regen.argv.empty() && !regen.found)
+        return Error{"cannot regenerate the boot loader's configuration: " + regen.missing + " is not installed",
+                     {}, "install it and retry; nothing was changed", 0};
+
+    // Everything is checked before anything is changed.
+    for (const auto& e : plan.edits) {
+        auto now = h.read(e.path);
+        if (!now) return now.error();
+        if (*now != e.before)
+            return Error{"the file changed while vfioctl was planning", e.path, "run the command again", 0};
+        auto st = host::stat_file(h, e.path);
+        if (!st) return st.error();
+        if ((st->mode & 0222) == 0) {
+            char m[16];
+            std::snprintf(m, sizeof m, "%04o", st->mode);
+            return Error{std::string("the file is read-only (mode ") + m + ")", e.path,
+                         "make it writable (chmod u+w " + e.path + ") if it should change; nothing was changed", 0};
+        }
+    }
+    if (Status st = host::make_directories(h, opt.state_dir); !st) {
+        Error e = st.error();
+        e.hint = (e.hint.empty() ? "" : e.hint + "; ") + "nothing was changed";
+        return e;
+    }
+    auto lock = host::FileLock::acquire(h, opt.state_dir + "/boot.lock", 5000);
+    if (!lock) return lock.error();
+    auto journal = load_journal(h, opt.state_dir);
+    if (!journal) return journal.error();
+    std::string id = stamp;
+    for (int n = 2; journal->find(id); ++n) id = stamp + "-" + std::to_string(n);
+    res.id = id;
+
+    // 1. Backups.
+    for (const auto& e : plan.edits) {
+        auto b = host::backup_file(h, e.path, id);
+        if (!b) {
+            Error err = b.error();
+            err.hint = (err.hint.empty() ? "" : err.hint + "; ") + "nothing was changed";
+            for (const auto& done : res.files) (void)h.remove(done.backup);
+            return err;
+        }
+        res.files.push_back({e.path, *b});
+    }
+    util::fault_point("boot.backups.done");
+
+    // 2. The journal entry, before any file changes.
+    Operation op;
+    op.id = id;
+    op.action = action;
+    op.time = iso_time();
+    op.loader = loader_id(setup.loader);
+    op.state = "pending";
+    op.reverts = reverts;
+    op.regenerate = regen.argv;
+    op.added = plan.added;
+    op.removed = plan.removed;
+    op.changes = plan.changes;
+    for (size_t i = 0; i < plan.edits.size(); ++i)
+        op.files.push_back({plan.edits[i].path, plan.edits[i].format, res.files[i].backup,
+                            fingerprint(plan.edits[i].before), fingerprint(plan.edits[i].after)});
+    journal->operations.push_back(op);
+    if (Status st = save_journal(h, opt.state_dir, *journal); !st) {
+        Error err = st.error();
+        std::vector<std::string> b;
+        for (const auto& f : res.files) b.push_back(f.backup);
+        err.hint = (err.hint.empty() ? "" : err.hint + "; ") + "nothing was changed (backups left: " + util::join(b, ", ") + ")";
+        return err;
+    }
+    util::fault_point("boot.journal.pending");
+
+    // 3. The files.
+    for (size_t i = 0; i < plan.edits.size(); ++i) {
+        Status st = host::replace_file(h, plan.edits[i].path, plan.edits[i].after, "boot.file");
+        if (!st) {
+            auto failed = restore(h, plan, i, res.files);
+            mark(h, opt.state_dir, *journal, id, failed.empty() ? "rolled_back" : "pending", res.warnings);
+            Error err = st.error();
+            std::string what = failed.empty() ? "every file is as it was" : "could not put back: " + util::join(failed, "; ");
+            err.hint = (err.hint.empty() ? "" : err.hint + "; ") + what;
+            return err;
+        }
+        util::fault_point("boot.file.done");
+    }
+
+    // 4. The boot loader's own files.
+    if (opt.runner && !regen.argv.empty() && !plan.edits.empty()) {
+        util::fault_point("boot.regenerate");
+        auto out = opt.runner->run(regen.argv);
+        res.regenerate_ran = true;
+        if (out) res.regenerate_output = *out;
+        if (!out || out->exit_code != 0) {
+            auto failed = restore(h, plan, plan.edits.size(), res.files);
+            mark(h, opt.state_dir, *journal, id, failed.empty() ? "rolled_back" : "pending", res.warnings);
+            std::string cmd = util::join(regen.argv, " ");
+            Error err{out ? "'" + cmd + "' failed with exit code " + std::to_string(out->exit_code)
+                          : "'" + cmd + "' could not run: " + out.error().describe(),
+                      {}, {}, 0};
+            std::string said = out ? std::string(util::trim(tail(out->output, 4000))) : "";
+            err.hint = (said.empty() ? std::string() : "it said:\n" + said + "\n") +
+                       (failed.empty() ? "the configuration files were put back as they were (backups kept)"
+                                       : "could not put back: " + util::join(failed, "; "));
+            return err;
+        }
+    }
+
+    // 5. Done.
+    if (Operation* o = journal->find(id)) o->state = "done";
+    if (!reverts.empty())
+        if (Operation* o = journal->find(reverts)) {
+            o->state = "reverted";
+            o->reverted_by = id;
+        }
+    if (Status st = save_journal(h, opt.state_dir, *journal); !st)
+        res.warnings.push_back("the change is made, but the journal still says 'pending': " + st.error().describe());
+    util::fault_point("boot.done");
+    return res;
+}
+
+Result<RevertPlan> plan_revert(const host::Host& h, std::string_view state_dir) {
+    auto journal = load_journal(h, state_dir);
+    if (!journal) return journal.error();
+    const Operation* op = journal->last_undoable();
+    if (!op)
+        return Error{"nothing to revert: the journal records no change by 'vfioctl iommu' that is still in place",
+                     journal_path(state_dir), "'vfioctl iommu show' shows the boot configuration", 0};
+    RevertPlan rp;
+    rp.undoes = *op;
+    std::vector<ParamSet> merged_sets;
+    std::vector<ParamChange> merged_changes;
+    for (const auto& f : op->files) {
+        auto now = h.read(f.path);
+        if (!now) {
+            Error e = now.error();
+            e.hint = "the file vfioctl changed is gone; its backup is " + f.backup;
+            return e;
+        }
+        Fingerprint fp = fingerprint(*now);
+        if (fp == f.before) {
+            rp.untouched.push_back(f.path);
+            continue;
+        }
+        if (fp == f.after) {
+            auto b = h.read(f.backup);
+            if (!b) {
+                Error e = b.error();
+                e.hint = "the backup taken before " + op->action + " is missing; nothing was changed";
+                return e;
+            }
+            if (fingerprint(*b) != f.before)
+                return Error{"the backup no longer holds what the file held before " + op->action, f.backup,
+                             "restore it by hand or edit " + f.path + "; nothing was changed", 0};
+            rp.plan.edits.push_back({f.path, f.format, *now, *b});
+            rp.exact.push_back(f.path);
+            continue;
+        }
+        // Changed since: undo only vfioctl's own parameters.
+        rp.merged.push_back(f.path);
+        merged_sets.emplace_back(f.path, std::vector<ConfigFile>{{f.path, f.format, *now}});
+        for (const auto& c : op->changes)
+            if (c.path == f.path) merged_changes.push_back(c);
+    }
+    if (!merged_sets.empty()) {
+        auto inv = plan_inverse(merged_sets, merged_changes);
+        if (!inv) return inv.error();
+        for (auto& e : inv->edits) rp.plan.edits.push_back(std::move(e));
+        for (auto& n : inv->notes) rp.plan.notes.push_back(std::move(n));
+        rp.plan.changes = inv->changes;
+    }
+    // The regenerate command undoes what the operation did.
+    rp.plan.added = op->removed;
+    rp.plan.removed = op->added;
+    for (const auto& c : op->changes)
+        if (std::find(rp.merged.begin(), rp.merged.end(), c.path) == rp.merged.end())
+            rp.plan.changes.push_back({c.path, c.variable, c.added, c.removed});
+    return rp;
+}
+
+} // namespace vfioctl::boot

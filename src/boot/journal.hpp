@@ -1,0 +1,67 @@
+#pragma once
+// The boot journal: every change 'vfioctl iommu' made to boot configuration
+// files, with the backups it took and what each file held before and after,
+// so that 'revert' restores a backup exactly, or takes out just what vfioctl
+// put in when the file changed since. One JSON file in the state directory.
+
+#include "boot/plan.hpp"
+#include "host/host.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace vfioctl::boot {
+
+// A file's content, in short: its size and an FNV-1a hash.
+struct Fingerprint {
+    uint64_t size = 0;
+    std::string hash; // 16 hex digits
+    bool operator==(const Fingerprint&) const = default;
+};
+Fingerprint fingerprint(std::string_view data);
+
+struct JournalFile {
+    std::string path;   // the file changed (host path)
+    Format format = Format::cmdline_file;
+    std::string backup; // its backup, taken before the change
+    Fingerprint before;
+    Fingerprint after;
+};
+
+struct Operation {
+    std::string id;          // the time stamp it was made with ("20240611-101500")
+    std::string action;      // "enable", "disable", "revert"
+    std::string time;        // ISO 8601, UTC
+    std::string loader;      // loader_id()
+    // pending: files may be changed (a crash left it so); done; rolled_back:
+    // a step failed and the files were put back; reverted: undone by a later
+    // operation.
+    std::string state;
+    std::string reverts;     // for a revert: the operation it undid
+    std::string reverted_by; // for a reverted operation: the revert's id
+    std::vector<std::string> regenerate; // the command run (or printed)
+    std::vector<std::string> added;
+    std::vector<std::string> removed;
+    std::vector<JournalFile> files;
+    std::vector<ParamChange> changes;
+};
+
+struct Journal {
+    std::vector<Operation> operations;
+    // The last enable or disable that is done or pending, not yet reverted.
+    const Operation* last_undoable() const;
+    Operation* find(std::string_view id);
+};
+
+// The journal file's host path in state_dir.
+std::string journal_path(std::string_view state_dir);
+
+// Reads the journal; an empty one when the file does not exist, an Error
+// when it cannot be read or parsed (vfioctl then changes nothing).
+Result<Journal> load_journal(const host::Host& host, std::string_view state_dir);
+// Writes the journal atomically (fault points boot.journal.*).
+Status save_journal(const host::Host& host, std::string_view state_dir, const Journal& j);
+
+} // namespace vfioctl::boot

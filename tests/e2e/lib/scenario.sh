@@ -1,0 +1,239 @@
+# Helpers for e2e scenario scripts; source it first:
+#   . "$E2E_LIB/scenario.sh"
+# A scenario runs with "guest" (inside L1) or "host" (after the guest passed,
+# for scenarios with "# e2e-host-check: yes") as $1; see run-scenario.sh.
+set -uo pipefail
+
+E2E_PHASE="${1:-${E2E_PHASE:-guest}}"
+: "${VFIOCTL:?VFIOCTL is not set: run scenarios through run-scenario.sh}"
+: "${RESULTS:?RESULTS is not set: run scenarios through run-scenario.sh}"
+export PYTHONDONTWRITEBYTECODE=1
+
+# The guest phase binds and loads drivers: it must only ever run inside the
+# e2e guest, which init marks with e2e.results= on the kernel command line.
+if [ "$E2E_PHASE" = guest ] && ! grep -q 'e2e\.results=' /proc/cmdline; then
+    echo "FAIL: not inside the e2e guest; refusing to run the guest phase here"
+    exit 1
+fi
+
+# Prints a heading for the next group of checks.
+step() { echo "== [$(cut -d' ' -f1 /proc/uptime)s] $*"; }
+
+# Ends the scenario as failed with a reason.
+fail() {
+    echo "FAIL: $*"
+    exit 1
+}
+
+# Ends the scenario as skipped: only for something this machine lacks.
+skip() {
+    echo "SKIP: $*"
+    exit 77
+}
+
+# Reports a check that held.
+ok() { echo "ok: $*"; }
+
+# run NAME CMD...: runs CMD with stdout in $RESULTS/NAME.out and stderr in
+# $RESULTS/NAME.err, echoes both and leaves the exit status in $RC.
+run() {
+    local name="$1"
+    shift
+    echo "\$ $*"
+    "$@" >"$RESULTS/$name.out" 2>"$RESULTS/$name.err"
+    RC=$?
+    cat "$RESULTS/$name.out"
+    [ -s "$RESULTS/$name.err" ] && sed 's/^/stderr: /' "$RESULTS/$name.err"
+    echo "(exit status $RC)"
+    return 0
+}
+
+# run_quiet NAME CMD...: as run, but shows stdout only in $RESULTS/NAME.out.
+run_quiet() {
+    local name="$1"
+    shift
+    echo "\$ $* >$name.out"
+    "$@" >"$RESULTS/$name.out" 2>"$RESULTS/$name.err"
+    RC=$?
+    [ -s "$RESULTS/$name.err" ] && sed 's/^/stderr: /' "$RESULTS/$name.err"
+    echo "(exit status $RC)"
+    return 0
+}
+
+# expect_rc WHAT CODE...: fails unless the last run's exit status is one of CODE.
+expect_rc() {
+    local what="$1" code
+    shift
+    for code in "$@"; do
+        [ "$RC" = "$code" ] && { ok "$what exits $RC"; return 0; }
+    done
+    fail "$what exited $RC, expected $*"
+}
+
+# expect_text NAME TEXT: fails unless run NAME printed TEXT (stdout or stderr,
+# case-sensitive, fixed string).
+expect_text() {
+    # No pipe: grep -q stops at the first match, and a writer into the pipe
+    # would then die of SIGPIPE and fail the pipeline under pipefail.
+    if grep -aqF -- "$2" "$RESULTS/$1.out" "$RESULTS/$1.err"; then
+        ok "$1 mentions '$2'"
+    else
+        fail "$1 does not mention '$2'"
+    fi
+}
+
+# json_check FILE EXPR [WHAT]: fails unless the Python expression EXPR is true,
+# with d bound to the JSON in FILE and the helpers of jsoncheck.py.
+json_check() {
+    python3 "$E2E_LIB/jsoncheck.py" check "$@" || fail "${3:-$2}"
+    ok "${3:-$2}"
+}
+
+# json_eval FILE EXPR: prints the value of EXPR (strings bare, others as JSON).
+json_eval() {
+    python3 "$E2E_LIB/jsoncheck.py" eval "$@"
+}
+
+# pci_find VENDOR DEVICE: prints the addresses of the PCI devices with that
+# ID, e.g. pci_find 8086 10d3.
+pci_find() {
+    local d
+    for d in /sys/bus/pci/devices/*; do
+        [ "$(cat "$d/vendor")" = "0x$1" ] && [ "$(cat "$d/device")" = "0x$2" ] && basename "$d"
+    done
+    return 0
+}
+
+# pci_find_class PREFIX: prints the addresses whose class starts with PREFIX
+# (hex, e.g. 03 for display controllers).
+pci_find_class() {
+    local d
+    for d in /sys/bus/pci/devices/*; do
+        case "$(cat "$d/class")" in 0x$1*) basename "$d" ;; esac
+    done
+    return 0
+}
+
+# iommu_group_of ADDRESS: prints the device's IOMMU group number, or nothing.
+iommu_group_of() {
+    local link
+    link="$(readlink "/sys/bus/pci/devices/$1/iommu_group" 2>/dev/null)" || return 0
+    basename "$link"
+}
+
+# group_count: prints how many IOMMU groups the kernel has.
+group_count() {
+    find /sys/kernel/iommu_groups -mindepth 1 -maxdepth 1 2>/dev/null | wc -l
+}
+
+# load_vfio: loads vfio-pci and its dependencies like modprobe does.
+load_vfio() {
+    modprobe vfio-pci || fail "modprobe vfio-pci failed"
+    [ -c /dev/vfio/vfio ] || fail "/dev/vfio/vfio is missing after loading vfio-pci"
+    ok "vfio-pci loaded, /dev/vfio/vfio exists"
+}
+
+# l2_qemu NAME ARGS...: starts the host's QEMU inside L1, stopped (-S), with
+# QMP on stdin: it answers query-pci and quits. Output as for run.
+l2_qemu() {
+    local name="$1"
+    shift
+    run "$name" timeout 180 qemu-system-x86_64 -accel tcg -machine q35 -nodefaults \
+        -no-user-config -display none -S -qmp stdio "$@" <<'QMP'
+{"execute":"qmp_capabilities"}
+{"execute":"query-pci"}
+{"execute":"quit"}
+QMP
+}
+
+# qmp_lists_pci FILE VENDOR DEVICE: true when the query-pci answer in the QMP
+# transcript FILE (from l2_qemu) lists a device with that ID (hex).
+qmp_lists_pci() {
+    python3 - "$@" <<'PY'
+import json, sys
+path, vendor, device = sys.argv[1], int(sys.argv[2], 16), int(sys.argv[3], 16)
+def devices(buses):
+    for bus in buses:
+        for dev in bus.get("devices", []):
+            yield dev
+            yield from devices([dev.get("pci_bridge", {}).get("bus", {})])
+for line in open(path, encoding="utf-8"):
+    try:
+        msg = json.loads(line)
+    except ValueError:
+        continue
+    if isinstance(msg.get("return"), list):
+        if any(d["id"]["vendor"] == vendor and d["id"]["device"] == device for d in devices(msg["return"])):
+            sys.exit(0)
+sys.exit(1)
+PY
+}
+
+# driver_of ADDRESS: prints the name of the device's driver, or "none".
+driver_of() {
+    local link
+    link="$(readlink "/sys/bus/pci/devices/$1/driver" 2>/dev/null)" || { echo none; return 0; }
+    basename "$link"
+}
+
+# net_of ADDRESS: prints the device's network interfaces, space-separated.
+net_of() {
+    ls "/sys/bus/pci/devices/$1/net" 2>/dev/null | tr '\n' ' ' | sed 's/ $//'
+}
+
+# device_state ADDRESS...: what a driver change touches, one line per device
+# (driver, driver_override, interfaces), then the group nodes in /dev/vfio
+# and the journal's content; compare two outputs to prove that nothing
+# changed.
+device_state() {
+    local a
+    for a in "$@"; do
+        echo "$a driver=$(driver_of "$a") override=$(cat "/sys/bus/pci/devices/$a/driver_override" 2>/dev/null) net=$(net_of "$a")"
+    done
+    echo "/dev/vfio: $(ls /dev/vfio 2>/dev/null | grep -vx vfio | tr '\n' ' ')"
+    if [ -e /var/lib/vfioctl/journal.json ]; then
+        echo "journal: $(sha256sum </var/lib/vfioctl/journal.json | cut -c1-16)"
+    else
+        echo "journal: none"
+    fi
+}
+
+# expect_unchanged WHAT BEFORE ADDRESS...: fails unless device_state of the
+# addresses equals BEFORE (an earlier device_state of them).
+expect_unchanged() {
+    local what="$1" before="$2" now
+    shift 2
+    now="$(device_state "$@")"
+    if [ "$now" != "$before" ]; then
+        echo "before:"
+        echo "$before" | sed 's/^/  /'
+        echo "now:"
+        echo "$now" | sed 's/^/  /'
+        fail "$what changed something"
+    fi
+    ok "$what changed nothing"
+}
+
+# expect_driver ADDRESS DRIVER: fails unless the device is bound to DRIVER.
+expect_driver() {
+    local now
+    now="$(driver_of "$1")"
+    [ "$now" = "$2" ] || fail "$1 is on $now, expected $2"
+    ok "$1 is on $2"
+}
+
+# journal_file: the journal vfioctl keeps under its default state directory.
+journal_file() { echo /var/lib/vfioctl/journal.json; }
+
+# iface_up IFACE ADDRESS/PREFIX: brings IFACE up with an IPv4 address and
+# waits up to 5 s for its carrier, so that it counts as in use.
+iface_up() {
+    local i
+    ip link set "$1" up || fail "ip link set $1 up failed"
+    ip addr add "$2" dev "$1" || fail "ip addr add $2 dev $1 failed"
+    for i in $(seq 50); do
+        [ "$(cat "/sys/class/net/$1/operstate")" = up ] && break
+        sleep 0.1
+    done
+    ok "$1 is up with $2 (operstate $(cat "/sys/class/net/$1/operstate"))"
+}

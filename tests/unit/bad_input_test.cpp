@@ -1,0 +1,159 @@
+// Bad input: malformed arguments, roots that are not host trees, and host
+// trees with truncated or garbage files. Always a clear error or a warning,
+// never a crash.
+
+#include "support.hpp"
+
+#include <gtest/gtest.h>
+
+#include <functional>
+
+using namespace vfioctl;
+using fixture::HostTree;
+using nlohmann::json;
+
+namespace {
+
+bool has(const std::string& text, const std::string& needle) { return text.find(needle) != std::string::npos; }
+
+} // namespace
+
+TEST(BadInput, MalformedAddressIsAUsageErrorWithNothingOnStdout) {
+    for (const char* bad : {"zz:00.0", "8a:00.8", "8a:20.0", "0000:8a:00:0.1"}) {
+        const auto& o = test::shared_run("seed_after", {"groups", "--device", bad});
+        EXPECT_NE(o.exit_code, 0) << bad;
+        EXPECT_TRUE(has(o.err, "malformed PCI address")) << bad << ": " << o.err;
+        EXPECT_TRUE(has(o.err, "hint:")) << o.err;
+        EXPECT_EQ(o.out, "") << bad;
+    }
+    // With --json the error is a JSON object on stdout as well.
+    const auto& j = test::shared_run("seed_after", {"--json", "groups", "--device", "zz:00.0"});
+    EXPECT_NE(j.exit_code, 0);
+    json e = test::json_of(j);
+    EXPECT_TRUE(has(e.value("error", ""), "malformed PCI address")) << j.out;
+    EXPECT_EQ(e["exit_code"], j.exit_code);
+}
+
+TEST(BadInput, UnknownDevicesAreNamedInTheError) {
+    const auto& id = test::shared_run("seed_after", {"groups", "--device", "10de:ffff"});
+    EXPECT_EQ(id.exit_code, 1);
+    EXPECT_TRUE(has(id.err, "no PCI device with ID 10de:ffff")) << id.err;
+    EXPECT_EQ(id.out, "");
+    const auto& at = test::shared_run("seed_after", {"groups", "--device", "0000:8b:00.0"});
+    EXPECT_EQ(at.exit_code, 1);
+    EXPECT_TRUE(has(at.err, "no PCI device at 0000:8b:00.0")) << at.err;
+    const auto& word = test::shared_run("seed_after", {"groups", "--device", "gpu0"});
+    EXPECT_EQ(word.exit_code, 1);
+    EXPECT_TRUE(has(word.err, "neither a PCI address nor a vendor:device ID")) << word.err;
+}
+
+TEST(BadInput, RootThatIsNoHostTree) {
+    fixture::TempDir empty;
+    auto o = test::run_vfioctl({"--root", empty.path.string(), "status"});
+    EXPECT_TRUE(o.exit_code == 1 || o.exit_code == 2) << o.exit_code;
+    EXPECT_TRUE(has(o.err, "vfioctl: error:")) << o.err;
+    EXPECT_TRUE(has(o.err, "no PCI devices to read")) << o.err;
+    EXPECT_TRUE(has(o.err, "--root must name a host tree")) << o.err;
+    EXPECT_EQ(o.out, "");
+
+    auto missing = test::run_vfioctl({"--root", empty.path.string() + "/nowhere", "groups"});
+    EXPECT_EQ(missing.exit_code, 2);
+    EXPECT_TRUE(has(missing.err, "--root is not a directory")) << missing.err;
+
+    HostTree file;
+    file.write("/plain", "not a directory\n");
+    auto plain = test::run_vfioctl({"--root", file.path("/plain").string(), "status", "--json"});
+    EXPECT_EQ(plain.exit_code, 2);
+    EXPECT_TRUE(has(plain.err, "--root is not a directory")) << plain.err;
+}
+
+TEST(BadInput, UnknownCommandIsAUsageError) {
+    auto o = test::run_vfioctl({"frobnicate"});
+    EXPECT_EQ(o.exit_code, 2);
+    EXPECT_TRUE(has(o.err, "hint:")) << o.err;
+}
+
+// One way of breaking a fixture host, and what vfioctl must say about it.
+struct Damage {
+    std::string name;
+    std::function<void(HostTree&)> apply;
+    std::string says;        // expected on stderr
+    bool fatal = false;      // an error (exit 1) rather than a warning
+    bool gpu_still_found = true;
+};
+
+class DamagedHost : public ::testing::TestWithParam<Damage> {};
+
+TEST_P(DamagedHost, ClearErrorOrWarningNeverACrash) {
+    const Damage& dmg = GetParam();
+    HostTree t = fixture::critical_group_host();
+    dmg.apply(t);
+    for (const auto& cmd : std::vector<std::vector<std::string>>{{"status", "--json"}, {"groups", "--json"}, {"groups"}}) {
+        SCOPED_TRACE(cmd[0] + (cmd.size() > 1 ? " " + cmd[1] : ""));
+        auto o = test::run_on(t, cmd, dmg.fatal);
+        EXPECT_EQ(o.signal, 0);
+        EXPECT_TRUE(has(o.err, dmg.says)) << o.err;
+        if (dmg.fatal) {
+            EXPECT_EQ(o.exit_code, 1);
+            EXPECT_TRUE(has(o.err, "vfioctl: error:")) << o.err;
+            continue;
+        }
+        EXPECT_TRUE(o.exit_code == 0 || o.exit_code == 3) << o.exit_code << "\n" << o.err;
+        EXPECT_TRUE(has(o.err, "vfioctl: warning:")) << o.err;
+        if (cmd[0] == "status") {
+            json j = test::json_of(o);
+            bool found = false;
+            for (const auto& g : j["gpus"]) found |= g["address"] == fixture::k_critical_gpu && g["id"] == "10de:2331";
+            EXPECT_EQ(found, dmg.gpu_still_found) << j["gpus"].dump();
+        }
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Fixture, DamagedHost,
+    ::testing::Values(
+        Damage{"EmptyVendor",
+               [](HostTree& t) { t.write(t.device_path(fixture::k_critical_gpu) + "/vendor", ""); },
+               "0000:13:00.0: vendor is empty; using the config header instead"},
+        Damage{"GarbageClass",
+               [](HostTree& t) { t.write(t.device_path(fixture::k_critical_gpu) + "/class", "display?\n"); },
+               "0000:13:00.0: class holds 'display?'; using the config header instead"},
+        Damage{"TruncatedConfig",
+               [](HostTree& t) {
+                   const std::string p = t.device_path(fixture::k_critical_gpu) + "/config";
+                   t.write(p, t.read(p).substr(0, 10));
+               },
+               "0000:13:00.0: config space is unreadable or shorter than the 64-byte header"},
+        Damage{"EmptyVendorAndTruncatedConfig",
+               [](HostTree& t) {
+                   const std::string dev = t.device_path(fixture::k_critical_gpu);
+                   t.write(dev + "/vendor", "");
+                   t.write(dev + "/config", "");
+               },
+               "0000:13:00.0: vendor is empty; the device's identity is unknown", false, false},
+        Damage{"DanglingIommuGroupLink",
+               [](HostTree& t) {
+                   const std::string dev = t.device_path(fixture::k_critical_gpu);
+                   t.symlink(dev + "/iommu_group", HostTree::relative_link(dev + "/iommu_group",
+                                                                           "/sys/kernel/iommu_groups/9999"));
+               },
+               "iommu_group link leads to group 9999, which does not exist"},
+        Damage{"IommuGroupEntryNotANumber",
+               [](HostTree& t) { t.mkdir("/sys/kernel/iommu_groups/forty-two/devices"); },
+               "/sys/kernel/iommu_groups/forty-two is not a group number; skipped"},
+        Damage{"GroupMemberNotAnAddress",
+               [](HostTree& t) {
+                   t.write("/sys/kernel/iommu_groups/77/type", "identity\n");
+                   t.symlink("/sys/kernel/iommu_groups/77/devices/garbage", "../../../../devices/nowhere");
+               },
+               "devices/garbage is not a PCI address; skipped"},
+        Damage{"MissingCmdline", [](HostTree& t) { t.remove("/proc/cmdline"); },
+               "cannot read the kernel command line"},
+        Damage{"GarbageResource",
+               [](HostTree& t) { t.write(t.device_path(fixture::k_critical_gpu) + "/resource", "BAR0 16M\n"); },
+               "Syntax error in", true},
+        Damage{"MissingResource", [](HostTree& t) { t.remove(t.device_path(fixture::k_critical_gpu) + "/resource"); },
+               "resource: No such file or directory", true},
+        Damage{"GarbageBusEntry", [](HostTree& t) { t.mkdir("/sys/bus/pci/devices/not-a-device"); },
+               "Couldn't parse entry name not-a-device", true}),
+    [](const auto& info) { return info.param.name; });
