@@ -5,6 +5,7 @@
 #include "util/strings.hpp"
 #include "vfio/bind.hpp"
 
+#include <algorithm>
 #include <fmt/format.h>
 
 namespace vfioctl::cli {
@@ -86,10 +87,12 @@ Result<std::vector<const pci::PciDevice*>> resolve_targets(const HostModel& m,
 }
 
 int run_bind(Context& ctx, const BindOptions& o) {
-    auto m = load_host(ctx);
+    auto m = load_host(ctx, true);
     if (!m) return report_error(ctx, m.error());
     auto targets = resolve_targets(*m, o.targets, o.gpu);
-    if (!targets) return report_error(ctx, targets.error(), exit_failure);
+    if (!targets)
+        return report_error(ctx, targets.error(),
+                            o.targets.empty() && o.gpu < 0 ? exit_usage : exit_failure);
     auto plan = vfio::plan_bind(*targets, m->inv, m->facts, m->groups);
 
     json jplan = json::array();
@@ -151,7 +154,7 @@ int run_unbind(Context& ctx, const UnbindOptions& o) {
     if (o.all == !o.targets.empty())
         return report_error(ctx, Error{"give either devices or --all", {}, "vfioctl unbind 8a:00.0 | --all", 0},
                             exit_usage);
-    auto m = load_host(ctx);
+    auto m = load_host(ctx, true);
     if (!m) return report_error(ctx, m.error());
     std::vector<pci::PciAddress> addrs;
     if (!o.all) {
@@ -173,8 +176,10 @@ int run_unbind(Context& ctx, const UnbindOptions& o) {
     auto changes = vfio::give_back(ctx.host, addrs, busy, o.force, change_options(ctx, o.state_dir, o.timeout_s));
     if (!changes) return report_error(ctx, changes.error());
     if (ctx.json) print_json(ctx, {{"changes", changes_json(*changes)}});
-    else if (changes->empty()) ctx.out << "Nothing to give back: the journal is empty\n";
-    else {
+    else if (std::none_of(changes->begin(), changes->end(), [](const auto& c) { return c.changed; })) {
+        ctx.out << "Nothing to give back" << (changes->empty() ? ": the journal is empty" : ":") << "\n";
+        print_changes(ctx, *changes);
+    } else {
         ctx.out << "Given back:\n";
         print_changes(ctx, *changes);
     }

@@ -40,7 +40,7 @@ struct Options {
 };
 
 int run_groups(Context& ctx, const Options& opt) {
-    auto m = load_host(ctx);
+    auto m = load_host(ctx, true);
     if (!m) return report_error(ctx, m.error());
     std::set<int> wanted;
     bool filtered = opt.gpu_only || !opt.device.empty();

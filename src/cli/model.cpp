@@ -5,12 +5,12 @@
 
 namespace vfioctl::cli {
 
-Result<HostModel> load_host(Context& ctx) {
+Result<HostModel> load_host(Context& ctx, bool devices_only) {
     HostModel m;
     auto inv = pci::enumerate(ctx.host);
     if (!inv) return inv.error();
     m.inv = std::move(inv).value();
-    m.facts = host::read_system(ctx.host);
+    m.facts = host::read_system(ctx.host, devices_only);
     m.groups = iommu::read_groups(ctx.host, m.inv, m.warnings);
     std::set<int> known;
     for (const auto& g : m.groups) known.insert(g.number);

@@ -24,7 +24,8 @@ struct HostModel {
 
 // Reads everything the diagnosis needs; fails only when the root holds no
 // PCI tree at all. Prints warnings for unreadable parts unless quiet.
-Result<HostModel> load_host(Context& ctx);
+// devices_only skips what only status shows (programs and their versions).
+Result<HostModel> load_host(Context& ctx, bool devices_only = false);
 
 nlohmann::json device_json(const pci::PciDevice& d, const iommu::DeviceRole& role);
 std::vector<std::string> role_flags(const iommu::DeviceRole& role);

@@ -75,7 +75,10 @@ Result<std::string> Host::read(std::string_view p) const {
 std::optional<std::string> Host::attr(std::string_view p) const {
     auto r = read(p);
     if (!r) return std::nullopt;
-    return std::string(util::trim(*r));
+    // Some attributes (9p's mount_tag) end with a NUL byte: it is no part of the value.
+    std::string_view v(*r);
+    v = v.substr(0, v.find('\0'));
+    return std::string(util::trim(v));
 }
 
 std::optional<uint64_t> Host::attr_hex(std::string_view p) const {

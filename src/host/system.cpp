@@ -101,6 +101,7 @@ std::string unescape_mount(std::string_view s) {
 }
 
 struct MountRec {
+    std::string root;       // the part of the filesystem mounted here ("/" for all of it)
     std::string mountpoint;
     std::string fstype;
     std::string source;
@@ -117,6 +118,7 @@ std::vector<MountRec> parse_mountinfo(const std::string& text) {
         if (dash == fields.end() || dash + 2 >= fields.end()) continue;
         MountRec m;
         m.majmin = fields[2];
+        m.root = unescape_mount(fields[3]);
         m.mountpoint = unescape_mount(fields[4]);
         m.fstype = *(dash + 1);
         m.source = unescape_mount(*(dash + 2));
@@ -198,7 +200,9 @@ void read_mounts(const Host& host, SystemFacts& f) {
     bool root_found = false;
     const MountRec* root = nullptr;
     for (const auto& m : mounts) {
-        if (m.fstype == "9p" || m.fstype == "virtiofs") visible_tags.insert(m.source);
+        // A tag seen only through bind mounts of subdirectories may still be
+        // the hidden root's layer; only a whole mount accounts for it.
+        if ((m.fstype == "9p" || m.fstype == "virtiofs") && m.root == "/") visible_tags.insert(m.source);
         std::set<pci::PciAddress> owners;
         mount_owners(host, mounts, m, owners);
         if (m.mountpoint == "/") root = &m;
@@ -389,7 +393,7 @@ CpuInfo parse_cpuinfo(std::string_view text) {
     return c;
 }
 
-SystemFacts read_system(const Host& host) {
+SystemFacts read_system(const Host& host, bool devices_only) {
     SystemFacts f;
     f.kernel_release = host.attr("/proc/sys/kernel/osrelease").value_or("");
     if (f.kernel_release.empty()) f.warnings.push_back("cannot read the kernel release (/proc/sys/kernel/osrelease)");
@@ -414,13 +418,16 @@ SystemFacts read_system(const Host& host) {
     read_modules(host, f);
     f.dev_vfio = host.exists("/dev/vfio/vfio");
     read_kvm(host, f);
-    f.qemu_path = host.find_program("qemu-system-x86_64");
-    if (f.qemu_path) f.qemu_version = host.program_version("qemu-system-x86_64");
+    if (!devices_only) {
+        f.qemu_path = host.find_program("qemu-system-x86_64");
+        if (f.qemu_path) f.qemu_version = host.program_version("qemu-system-x86_64");
+    }
     read_holders(host, f);
     read_nvidia_minors(host, f);
     read_mounts(host, f);
     read_network(host, f);
     read_console(host, f);
+    if (devices_only) return f;
     for (const char* rt : {"docker", "podman"})
         if (host.find_program(rt)) f.container_runtimes.emplace_back(rt);
     for (const char* p : {"nvidia-ctk", "nvidia-container-runtime", "nvidia-container-toolkit"})

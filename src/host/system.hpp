@@ -81,7 +81,9 @@ struct SystemFacts {
 const std::vector<std::string>& vfio_module_names();
 
 // Reads every fact; missing files become absent facts or warnings, never errors.
-SystemFacts read_system(const Host& host);
+// With devices_only, only what decides whether devices may move (mounts,
+// routes, console, holders, IOMMU, modules): no programs are run or looked up.
+SystemFacts read_system(const Host& host, bool devices_only = false);
 
 // Programs whose presence or version snapshot records.
 const std::vector<std::string>& recorded_programs();

@@ -7,6 +7,7 @@
 #include <csetjmp>
 #include <cstdarg>
 #include <cstdio>
+#include <iterator>
 
 extern "C" {
 #include <pci/pci.h>
@@ -69,17 +70,49 @@ constexpr CapName k_ext_caps[] = {{PCI_EXT_CAP_ID_AER, "AER"},
                                   {PCI_EXT_CAP_ID_PRI, "PRI"},
                                   {PCI_EXT_CAP_ID_LTR, "LTR"}};
 
-std::string lookup(pci_access* acc, int flags, int a, int b = 0) {
-    char buf[256];
-    const char* s = pci_lookup_name(acc, buf, sizeof buf, flags, a, b);
-    return s ? std::string(s) : std::string();
+// Runs step(ctx), in which libpci may call its fatal error handler. That
+// handler longjmps back here, past step's frames, so step and ctx hold plain
+// data only: C++ does not allow jumping over destructors. False after a
+// fatal error (the message is in t_last_error).
+template <typename Ctx> bool guarded(void (*step)(Ctx&), Ctx& ctx) {
+    std::jmp_buf jump;
+    if (setjmp(jump) != 0) {
+        t_jump = nullptr;
+        return false;
+    }
+    t_jump = &jump;
+    step(ctx);
+    t_jump = nullptr;
+    return true;
 }
 
-std::string lookup4(pci_access* acc, int flags, int a, int b, int c, int d) {
-    char buf[256];
-    const char* s = pci_lookup_name(acc, buf, sizeof buf, flags, a, b, c, d);
-    return s ? std::string(s) : std::string();
-}
+// What libpci says about one function's identity.
+struct RawIdent {
+    pci_dev* p;
+    uint8_t header[64];
+    bool config_ok;
+};
+
+// Names from pci.ids (or the udev hwdb) for one function.
+struct RawNames {
+    pci_access* acc;
+    int vendor, device, class_code, subsys_vendor, subsys_device;
+    bool subsys;
+    char vendor_name[256], device_name[256], class_name[256], subsys_name[256];
+};
+
+// Capabilities and BARs of one function.
+struct RawDetail {
+    pci_dev* p;
+    int nbars;
+    bool caps[std::size(k_caps)];
+    bool ext_caps[std::size(k_ext_caps)];
+    bool acs;
+    uint64_t size[6];
+    uint32_t bar[6];
+};
+
+void copy_name(char* out, size_t n, const char* name) { std::snprintf(out, n, "%s", name ? name : ""); }
 
 // The parent bridge from the canonical sysfs path: the component before ours
 // that is itself a PCI address.
@@ -214,27 +247,36 @@ Result<Inventory> enumerate(const host::Host& host) {
     std::string sysfs = host.path("/sys/bus/pci").string();
     pci_set_param(acc, const_cast<char*>("sysfs.path"), sysfs.data());
 
-    std::jmp_buf jump;
     t_warnings = &inv.warnings;
-    if (setjmp(jump) != 0) {
-        t_jump = nullptr;
+    // libpci's state is unknown after a fatal error: leak it rather than free twice.
+    auto failed = [&]() -> Result<Inventory> {
         t_warnings = nullptr;
-        // libpci's state is unknown after a fatal error: leak it rather than free twice.
         return Error{"libpci failed: " + t_last_error, sysfs, {}, 0};
-    }
-    t_jump = &jump;
-    pci_init(acc);
-    pci_scan_bus(acc);
+    };
+    if (!guarded<pci_access*>(
+            [](pci_access*& a) {
+                pci_init(a);
+                pci_scan_bus(a);
+            },
+            acc))
+        return failed();
     for (pci_dev* p = acc->devices; p; p = p->next) {
-        pci_fill_info(p, PCI_FILL_IDENT | PCI_FILL_CLASS);
+        // One read of the standard header serves the identity check and the header type.
+        RawIdent raw{p, {}, false};
+        if (!guarded<RawIdent>(
+                [](RawIdent& r) {
+                    pci_fill_info(r.p, PCI_FILL_IDENT | PCI_FILL_CLASS);
+                    r.config_ok = pci_read_block(r.p, 0, r.header, sizeof r.header) != 0;
+                },
+                raw))
+            return failed();
+        const uint8_t* header = raw.header;
+        const bool config_ok = raw.config_ok;
         PciDevice d;
         d.addr = {static_cast<uint32_t>(p->domain), p->bus, p->dev, p->func};
         d.vendor = p->vendor_id;
         d.device = p->device_id;
         d.class_code = p->device_class;
-        // One read of the standard header serves the identity check and the header type.
-        uint8_t header[64] = {};
-        const bool config_ok = pci_read_block(p, 0, header, sizeof header) != 0;
         check_identity(host, header, config_ok, d, inv.warnings);
         // Revision, programming interface and subsystem IDs from the same
         // header, rather than three more attribute files.
@@ -249,13 +291,29 @@ Result<Inventory> enumerate(const host::Host& host) {
                     static_cast<uint16_t>(header[PCI_SUBSYSTEM_ID] | header[PCI_SUBSYSTEM_ID + 1] << 8);
             }
         }
-        d.vendor_name = lookup(acc, PCI_LOOKUP_VENDOR, d.vendor);
-        d.device_name = lookup(acc, PCI_LOOKUP_DEVICE, d.vendor, d.device);
-        d.class_name = lookup(acc, PCI_LOOKUP_CLASS, d.class_code);
-        if (d.subsys_vendor && d.subsys_vendor != 0xffff)
-            d.subsys_name =
-                lookup4(acc, PCI_LOOKUP_SUBSYSTEM | PCI_LOOKUP_VENDOR | PCI_LOOKUP_DEVICE,
-                        d.vendor, d.device, d.subsys_vendor, d.subsys_device);
+        RawNames names{acc, d.vendor, d.device, d.class_code, d.subsys_vendor, d.subsys_device,
+                       d.subsys_vendor && d.subsys_vendor != 0xffff, {}, {}, {}, {}};
+        if (!guarded<RawNames>(
+                [](RawNames& n) {
+                    char buf[256];
+                    copy_name(n.vendor_name, sizeof n.vendor_name,
+                              pci_lookup_name(n.acc, buf, sizeof buf, PCI_LOOKUP_VENDOR, n.vendor));
+                    copy_name(n.device_name, sizeof n.device_name,
+                              pci_lookup_name(n.acc, buf, sizeof buf, PCI_LOOKUP_DEVICE, n.vendor, n.device));
+                    copy_name(n.class_name, sizeof n.class_name,
+                              pci_lookup_name(n.acc, buf, sizeof buf, PCI_LOOKUP_CLASS, n.class_code));
+                    if (n.subsys)
+                        copy_name(n.subsys_name, sizeof n.subsys_name,
+                                  pci_lookup_name(n.acc, buf, sizeof buf,
+                                                  PCI_LOOKUP_SUBSYSTEM | PCI_LOOKUP_VENDOR | PCI_LOOKUP_DEVICE,
+                                                  n.vendor, n.device, n.subsys_vendor, n.subsys_device));
+                },
+                names))
+            return failed();
+        d.vendor_name = names.vendor_name;
+        d.device_name = names.device_name;
+        d.class_name = names.class_name;
+        d.subsys_name = names.subsys_name;
         d.bridge = htype == PCI_HEADER_TYPE_BRIDGE || htype == PCI_HEADER_TYPE_CARDBUS ||
                    d.class_code == 0x0604 || d.class_code == 0x0609;
         // Capabilities and BARs cost a walk of the config space and the
@@ -264,20 +322,36 @@ Result<Inventory> enumerate(const host::Host& host) {
             inv.devices.push_back(std::move(d));
             continue;
         }
-        pci_fill_info(p, PCI_FILL_BASES | PCI_FILL_SIZES | PCI_FILL_IO_FLAGS | PCI_FILL_CAPS | PCI_FILL_EXT_CAPS);
-        for (const auto& c : k_caps)
-            if (pci_find_cap(p, c.id, PCI_CAP_NORMAL)) d.capabilities.emplace_back(c.name);
-        for (const auto& c : k_ext_caps)
-            if (pci_find_cap(p, c.id, PCI_CAP_EXTENDED)) d.capabilities.emplace_back(c.name);
-        d.has_acs = pci_find_cap(p, PCI_EXT_CAP_ID_ACS, PCI_CAP_EXTENDED) != nullptr;
-        int nbars = htype == PCI_HEADER_TYPE_NORMAL ? 6 : (htype == PCI_HEADER_TYPE_BRIDGE ? 2 : 0);
-        for (int i = 0; i < nbars; ++i) {
-            if (p->size[i] == 0) continue;
+        RawDetail detail{p, htype == PCI_HEADER_TYPE_NORMAL ? 6 : (htype == PCI_HEADER_TYPE_BRIDGE ? 2 : 0),
+                         {}, {}, false, {}, {}};
+        if (!guarded<RawDetail>(
+                [](RawDetail& r) {
+                    pci_fill_info(r.p, PCI_FILL_BASES | PCI_FILL_SIZES | PCI_FILL_IO_FLAGS | PCI_FILL_CAPS |
+                                           PCI_FILL_EXT_CAPS);
+                    for (size_t i = 0; i < std::size(k_caps); ++i)
+                        r.caps[i] = pci_find_cap(r.p, k_caps[i].id, PCI_CAP_NORMAL) != nullptr;
+                    for (size_t i = 0; i < std::size(k_ext_caps); ++i)
+                        r.ext_caps[i] = pci_find_cap(r.p, k_ext_caps[i].id, PCI_CAP_EXTENDED) != nullptr;
+                    r.acs = pci_find_cap(r.p, PCI_EXT_CAP_ID_ACS, PCI_CAP_EXTENDED) != nullptr;
+                    for (int i = 0; i < r.nbars; ++i) {
+                        r.size[i] = r.p->size[i];
+                        // The BAR register in config space says what the region is.
+                        if (r.size[i]) r.bar[i] = pci_read_long(r.p, PCI_BASE_ADDRESS_0 + 4 * i);
+                    }
+                },
+                detail))
+            return failed();
+        for (size_t i = 0; i < std::size(k_caps); ++i)
+            if (detail.caps[i]) d.capabilities.emplace_back(k_caps[i].name);
+        for (size_t i = 0; i < std::size(k_ext_caps); ++i)
+            if (detail.ext_caps[i]) d.capabilities.emplace_back(k_ext_caps[i].name);
+        d.has_acs = detail.acs;
+        for (int i = 0; i < detail.nbars; ++i) {
+            if (detail.size[i] == 0) continue;
             Bar b;
             b.index = i;
-            b.size = p->size[i];
-            // The BAR register in config space says what the region is.
-            uint32_t flags = pci_read_long(p, PCI_BASE_ADDRESS_0 + 4 * i);
+            b.size = detail.size[i];
+            const uint32_t flags = detail.bar[i];
             b.is_io = flags & PCI_BASE_ADDRESS_SPACE_IO;
             if (!b.is_io) {
                 b.is_64bit = (flags & PCI_BASE_ADDRESS_MEM_TYPE_MASK) == PCI_BASE_ADDRESS_MEM_TYPE_64;
@@ -287,7 +361,6 @@ Result<Inventory> enumerate(const host::Host& host) {
         }
         inv.devices.push_back(std::move(d));
     }
-    t_jump = nullptr;
     t_warnings = nullptr;
     pci_cleanup(acc);
 

@@ -290,7 +290,7 @@ Result<std::vector<DeviceChange>> give_back(const host::Host& host,
                 busy.push_back(addr + " (/dev/vfio/" + std::to_string(group) + " held by " + b->second + ")");
         }
         if (!busy.empty())
-            return Error{"a VM still uses " + util::join(busy, ", "), {},
+            return Error{"a process (a VM?) still holds " + util::join(busy, ", "), {},
                          "stop the VM first ('vfioctl vm stop NAME'); --force takes the device away from it", 0};
     }
     std::vector<DeviceChange> changes;

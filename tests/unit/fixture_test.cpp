@@ -121,7 +121,9 @@ TEST(Fixture, LibpciReadsBarsCapabilitiesAndTopologyAsBuilt) {
         EXPECT_EQ(d.iommu_group, t.group_of(d.addr.str()));
         EXPECT_EQ(d.revision, s.revision);
         EXPECT_EQ(d.subsys_vendor, fixture::is_bridge(s) ? 0 : s.subsys_vendor);
-        if (fixture::is_bridge(s)) EXPECT_TRUE(d.bridge);
+        if (fixture::is_bridge(s)) {
+            EXPECT_TRUE(d.bridge);
+        }
         // Capabilities and BARs are read for GPUs (what VMs are sized from).
         if (d.is_gpu()) {
             EXPECT_EQ(d.has_acs, std::find(s.ext_caps.begin(), s.ext_caps.end(), fixture::ExtCap::acs) != s.ext_caps.end());
@@ -141,8 +143,11 @@ TEST(Fixture, LibpciReadsBarsCapabilitiesAndTopologyAsBuilt) {
             }
             ++gpus;
         }
-        if (s.parent.empty()) EXPECT_FALSE(d.parent.has_value());
-        else EXPECT_EQ(d.parent.value_or(pci::PciAddress{}).str(), s.parent);
+        if (s.parent.empty()) {
+            EXPECT_FALSE(d.parent.has_value());
+        } else {
+            EXPECT_EQ(d.parent.value_or(pci::PciAddress{}).str(), s.parent);
+        }
     }
     EXPECT_EQ(gpus, 9); // eight H100s and the BMC's VGA
 }

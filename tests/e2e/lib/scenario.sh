@@ -178,7 +178,11 @@ driver_of() {
 
 # net_of ADDRESS: prints the device's network interfaces, space-separated.
 net_of() {
-    ls "/sys/bus/pci/devices/$1/net" 2>/dev/null | tr '\n' ' ' | sed 's/ $//'
+    local n out=
+    for n in "/sys/bus/pci/devices/$1/net"/*; do
+        [ -e "$n" ] && out="$out ${n##*/}"
+    done
+    echo "${out# }"
 }
 
 # device_state ADDRESS...: what a driver change touches, one line per device
@@ -186,11 +190,14 @@ net_of() {
 # and the journal's content; compare two outputs to prove that nothing
 # changed.
 device_state() {
-    local a
+    local a n nodes=''
     for a in "$@"; do
         echo "$a driver=$(driver_of "$a") override=$(cat "/sys/bus/pci/devices/$a/driver_override" 2>/dev/null) net=$(net_of "$a")"
     done
-    echo "/dev/vfio: $(ls /dev/vfio 2>/dev/null | grep -vx vfio | tr '\n' ' ')"
+    for n in /dev/vfio/*; do
+        case "${n##*/}" in '*' | vfio) ;; *) nodes="$nodes${n##*/} " ;; esac
+    done
+    echo "/dev/vfio: $nodes"
     if [ -e /var/lib/vfioctl/journal.json ]; then
         echo "journal: $(sha256sum </var/lib/vfioctl/journal.json | cut -c1-16)"
     else
@@ -206,9 +213,9 @@ expect_unchanged() {
     now="$(device_state "$@")"
     if [ "$now" != "$before" ]; then
         echo "before:"
-        echo "$before" | sed 's/^/  /'
+        printf '  %s\n' "${before//$'\n'/$'\n'  }"
         echo "now:"
-        echo "$now" | sed 's/^/  /'
+        printf '  %s\n' "${now//$'\n'/$'\n'  }"
         fail "$what changed something"
     fi
     ok "$what changed nothing"
@@ -228,10 +235,9 @@ journal_file() { echo /var/lib/vfioctl/journal.json; }
 # iface_up IFACE ADDRESS/PREFIX: brings IFACE up with an IPv4 address and
 # waits up to 5 s for its carrier, so that it counts as in use.
 iface_up() {
-    local i
     ip link set "$1" up || fail "ip link set $1 up failed"
     ip addr add "$2" dev "$1" || fail "ip addr add $2 dev $1 failed"
-    for i in $(seq 50); do
+    for _ in $(seq 50); do
         [ "$(cat "/sys/class/net/$1/operstate")" = up ] && break
         sleep 0.1
     done
