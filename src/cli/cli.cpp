@@ -10,7 +10,8 @@ const std::vector<Command>& commands() {
     static const std::vector<Command> table = {status_command(), groups_command(),
                                                explain_command(), snapshot_command(),
                                                bind_command(),   unbind_command(),
-                                               recover_command(), iommu_command()};
+                                               recover_command(), iommu_command(),
+                                               vm_command(),     verify_command()};
     return table;
 }
 

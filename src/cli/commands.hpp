@@ -34,4 +34,8 @@ Command recover_command();
 // The IOMMU in the boot configuration: show, enable, disable, revert.
 Command iommu_command();
 
+// QEMU VMs with or without a GPU, and the proof inside the guest.
+Command vm_command();
+Command verify_command();
+
 } // namespace vfioctl::cli

@@ -1,0 +1,183 @@
+// 'vfioctl verify': proof inside the guest that the passed-through GPU is
+// there. Outside, it boots a kernel with the GPU ('vm run') and runs
+// 'verify --in-guest' in it; --in-guest checks the machine it runs on.
+
+#include "cli/commands.hpp"
+#include "cli/model.hpp"
+#include "cli/vm.hpp"
+#include "util/strings.hpp"
+#include "vm/inguest.hpp"
+#include "vm/machine.hpp"
+
+#include <chrono>
+#include <fmt/format.h>
+#include <sys/klog.h>
+#include <thread>
+#include <unistd.h>
+
+namespace vfioctl::cli {
+
+namespace {
+
+using nlohmann::json;
+
+struct VerifyOptions {
+    bool in_guest = false;
+    bool load_driver = false;
+    std::vector<std::string> expect; // vendor:device IDs or BDFs to find
+    std::vector<std::string> gpus;
+    std::string kernel, memory, accel, modules_dir;
+    double timeout_s = 600;
+    std::string state_dir = "/var/lib/vfioctl";
+};
+
+std::string kernel_log(const host::Host& host) {
+    if (!host.is_live()) return host.read("/.vfioctl/dmesg").value_or("");
+    int size = ::klogctl(10, nullptr, 0); // SYSLOG_ACTION_SIZE_BUFFER
+    if (size <= 0) return {};
+    std::string buf(static_cast<size_t>(size), '\0');
+    int n = ::klogctl(3, buf.data(), size); // SYSLOG_ACTION_READ_ALL
+    if (n <= 0) return {};
+    buf.resize(static_cast<size_t>(n));
+    return buf;
+}
+
+int run_in_guest_checks(Context& ctx, const VerifyOptions& o) {
+    auto inv = pci::enumerate(ctx.host);
+    if (!inv) return report_error(ctx, inv.error());
+    std::vector<const pci::PciDevice*> devs;
+    json checks = json::array();
+    bool ok = true;
+    auto check = [&](const std::string& what, bool pass, const std::string& detail) {
+        checks.push_back({{"check", what}, {"ok", pass}, {"detail", detail}});
+        ok = ok && pass;
+    };
+    if (o.expect.empty()) {
+        devs = inv->gpus();
+        check("a GPU is on the bus", !devs.empty(), fmt::format("{} display-class devices", devs.size()));
+    }
+    for (const auto& e : o.expect) {
+        auto found = match_devices(*inv, e);
+        check(e + " is on the bus", found.ok(), found ? (*found)[0]->addr.str() : found.error().message);
+        if (found) devs.insert(devs.end(), found->begin(), found->end());
+    }
+    json jdevs = json::array();
+    for (const auto* d : devs) {
+        std::string driver = d->driver.value_or("");
+        const std::string sys = "/sys/bus/pci/devices/" + d->addr.str();
+        if (driver.empty() && o.load_driver) {
+            if (auto alias = ctx.host.attr(sys + "/modalias"); alias && ctx.host.load_module(*alias).ok()) {
+                for (int i = 0; i < 100 && driver.empty(); ++i) {
+                    driver = ctx.host.link_name(sys + "/driver").value_or("");
+                    if (driver.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+                }
+            }
+        }
+        // What the guest's kernel assigned, from the resource file.
+        json bars = json::array();
+        int sized = 0;
+        for (const auto& b : vm::parse_resource_file(ctx.host.read(sys + "/resource").value_or(""))) {
+            bars.push_back({{"index", b.index}, {"size", b.size}, {"is_io", b.is_io}});
+            if (!b.is_io && b.size > 0) ++sized;
+        }
+        check(d->addr.short_str() + " BARs sized", sized > 0, fmt::format("{} memory BARs", sized));
+        jdevs.push_back({{"address", d->addr.str()}, {"id", d->id().str()}, {"name", d->name()},
+                         {"driver", driver.empty() ? json(nullptr) : json(driver)}, {"bars", bars}});
+    }
+    json smi = nullptr;
+    if (auto prog = ctx.host.find_program("nvidia-smi"); prog && ctx.host.is_live()) {
+        auto r = ctx.host.run({*prog, "--query-gpu=name,memory.total,driver_version,pci.bus_id",
+                               "--format=csv,noheader"}, 30000);
+        if (r && r->exit_code == 0) {
+            smi = json::array();
+            for (const auto& g : vm::parse_nvidia_smi(r->output))
+                smi.push_back({{"name", g.name}, {"memory", g.memory}, {"driver_version", g.driver_version},
+                               {"bus_id", g.bus_id}});
+            check("nvidia-smi sees a GPU", !smi.empty(), fmt::format("{} GPUs", smi.size()));
+        } else {
+            check("nvidia-smi runs", false, r ? std::string(util::trim(r->output)) : r.error().describe());
+        }
+    }
+    json findings = json::array();
+    for (const auto& f : vm::scan_kernel_log(kernel_log(ctx.host))) findings.push_back({{"kind", f.kind}, {"line", f.line}});
+    check("no Xid, AER or BAR errors in the kernel log", findings.empty(), fmt::format("{} findings", findings.size()));
+
+    if (ctx.json) {
+        print_json(ctx, {{"ok", ok}, {"devices", jdevs}, {"nvidia_smi", smi}, {"kernel_log", findings},
+                         {"checks", checks}});
+    } else {
+        for (const auto& d : jdevs)
+            ctx.out << d["address"].get<std::string>() << " [" << d["id"].get<std::string>() << "] "
+                    << d["name"].get<std::string>() << ", driver "
+                    << (d["driver"].is_null() ? std::string("none") : d["driver"].get<std::string>()) << "\n";
+        if (smi.is_array())
+            for (const auto& g : smi)
+                ctx.out << "nvidia-smi: " << g["name"].get<std::string>() << ", " << g["memory"].get<std::string>()
+                        << ", driver " << g["driver_version"].get<std::string>() << "\n";
+        for (const auto& c : checks)
+            ctx.out << (c["ok"].get<bool>() ? "  ok    " : "  FAIL  ") << c["check"].get<std::string>() << " ("
+                    << c["detail"].get<std::string>() << ")\n";
+        for (const auto& f : findings) ctx.out << "  kernel log: " << f["line"].get<std::string>() << "\n";
+        ctx.out << (ok ? "verify: OK\n" : "verify: FAILED\n");
+    }
+    return ok ? exit_ok : exit_failure;
+}
+
+int run_verify(Context& ctx, const VerifyOptions& o) {
+    if (o.in_guest) return run_in_guest_checks(ctx, o);
+    // The guest looks for the same vendor:device IDs.
+    std::vector<std::string> ids;
+    if (!o.gpus.empty()) {
+        auto m = load_host(ctx);
+        if (!m) return report_error(ctx, m.error());
+        for (const auto& t : o.gpus) {
+            auto found = match_devices(m->inv, t);
+            if (!found) return report_error(ctx, found.error());
+            for (const auto* d : *found)
+                if (std::find(ids.begin(), ids.end(), d->id().str()) == ids.end()) ids.push_back(d->id().str());
+        }
+    }
+    char self[4096];
+    ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) return report_error(ctx, system_error("cannot find the vfioctl binary", "/proc/self/exe"));
+    VmRunOptions r;
+    r.command = {std::string(self, static_cast<size_t>(n)), "verify", "--in-guest", "--load-driver"};
+    if (ctx.json) r.command.insert(r.command.begin() + 1, "--json");
+    for (const auto& id : ids) {
+        r.command.push_back("--expect");
+        r.command.push_back(id);
+    }
+    r.overrides.gpus = o.gpus;
+    if (!o.kernel.empty()) r.overrides.kernel = o.kernel;
+    if (!o.memory.empty()) r.overrides.memory = o.memory;
+    if (!o.accel.empty()) r.overrides.accel = o.accel;
+    r.modules_dir = o.modules_dir;
+    r.timeout_s = o.timeout_s;
+    r.boot_timeout_s = o.timeout_s; // a nested or TCG guest may take minutes to boot
+    r.state_dir = o.state_dir;
+    r.run_base = vm::default_run_base();
+    r.cwd = "/";
+    return vm_run(ctx, r);
+}
+
+} // namespace
+
+Command verify_command() {
+    return {"verify", "prove inside a guest that the GPU is there: bus, BARs, driver, nvidia-smi, kernel log",
+            [](CLI::App& sub) {
+                auto o = std::make_shared<VerifyOptions>();
+                sub.add_flag("--in-guest", o->in_guest, "check this machine (run inside any VM)");
+                sub.add_option("--expect", o->expect, "vendor:device or BDF that must be on the bus (repeat)")->expected(1);
+                sub.add_flag("--load-driver", o->load_driver, "load the driver for its modalias when none is bound");
+                sub.add_option("--gpu", o->gpus, "pass this device through (BDF or vendor:device; repeat)")->expected(1);
+                sub.add_option("--kernel", o->kernel, "kernel to boot (default: the running one)");
+                sub.add_option("--memory", o->memory, "guest RAM");
+                sub.add_option("--accel", o->accel, "auto, kvm or tcg")->check(CLI::IsMember({"auto", "kvm", "tcg"}));
+                sub.add_option("--modules", o->modules_dir, "the kernel's modules directory");
+                sub.add_option("--timeout", o->timeout_s, "seconds for the whole check")->capture_default_str();
+                sub.add_option("--state-dir", o->state_dir, "where the bind journal lives")->capture_default_str();
+                return [o](Context& ctx) { return run_verify(ctx, *o); };
+            }};
+}
+
+} // namespace vfioctl::cli

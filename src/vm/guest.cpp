@@ -1,0 +1,399 @@
+#include "vm/guest.hpp"
+
+#include "util/strings.hpp"
+#include "vm/process.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <csignal>
+#include <cstring>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace vfioctl::vm {
+
+namespace {
+
+template <typename T> T le(std::string_view s, size_t off) {
+    T v = 0;
+    for (size_t i = 0; i < sizeof(T); ++i) v |= static_cast<T>(static_cast<unsigned char>(s[off + i])) << (8 * i);
+    return v;
+}
+
+std::string normalize(std::string_view name) {
+    std::string n(name);
+    std::replace(n.begin(), n.end(), '-', '_');
+    return n;
+}
+
+// "kernel/fs/9p/9p.ko" -> "9p"; "" when the name is no .ko path.
+std::string module_name(std::string_view path) {
+    auto slash = path.rfind('/');
+    std::string_view base = slash == std::string_view::npos ? path : path.substr(slash + 1);
+    auto ko = base.find(".ko");
+    if (ko == std::string_view::npos) return {};
+    return normalize(base.substr(0, ko));
+}
+
+Status write_file(const std::string& path, const std::string& data, unsigned mode) {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    if (fd < 0) return system_error("cannot write", path);
+    size_t off = 0;
+    while (off < data.size()) {
+        ssize_t n = ::write(fd, data.data() + off, data.size() - off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            int e = errno;
+            ::close(fd);
+            return system_error("cannot write", path, e);
+        }
+        off += static_cast<size_t>(n);
+    }
+    ::close(fd);
+    return {};
+}
+
+std::string read_from(const std::string& path, uint64_t offset) {
+    std::ifstream f(path, std::ios::binary);
+    if (!f) return {};
+    f.seekg(static_cast<std::streamoff>(offset));
+    return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+uint64_t file_size(const std::string& path) {
+    struct stat st {};
+    return ::stat(path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+}
+
+std::vector<std::string> last_lines(const std::string& text, size_t n) {
+    std::vector<std::string> lines;
+    for (auto& l : util::split(text, '\n')) {
+        while (!l.empty() && (l.back() == '\r')) l.pop_back();
+        if (!l.empty()) lines.push_back(l);
+    }
+    if (lines.size() > n) lines.erase(lines.begin(), lines.end() - static_cast<long>(n));
+    return lines;
+}
+
+} // namespace
+
+Result<std::string> bzimage_release(std::string_view image) {
+    if (image.size() < 0x210 || image.substr(0x202, 4) != "HdrS")
+        return Error{"not a bzImage (no HdrS setup header)", {}, "give the kernel image: arch/x86/boot/bzImage or /boot/vmlinuz-*", 0};
+    const size_t off = le<uint16_t>(image, 0x20e) + 0x200u;
+    if (off >= image.size()) return Error{"bzImage has no version string", {}, {}, 0};
+    std::string_view v = image.substr(off, std::min<size_t>(256, image.size() - off));
+    v = v.substr(0, v.find_first_of(std::string_view(" \0", 2)));
+    if (v.empty()) return Error{"bzImage has an empty version string", {}, {}, 0};
+    return std::string(v);
+}
+
+bool elf_is_static(std::string_view s) {
+    if (s.size() < 64 || s.substr(0, 4) != "\x7f" "ELF" || s[4] != 2) return false;
+    const uint64_t phoff = le<uint64_t>(s, 0x20);
+    const uint16_t phentsize = le<uint16_t>(s, 0x36), phnum = le<uint16_t>(s, 0x38);
+    for (uint16_t i = 0; i < phnum; ++i) {
+        const uint64_t at = phoff + uint64_t{i} * phentsize;
+        if (at + 4 > s.size()) return false;
+        if (le<uint32_t>(s, at) == 3) return false; // PT_INTERP
+    }
+    return true;
+}
+
+Result<std::vector<std::string>> module_load_order(std::string_view dep_text, std::string_view builtin_text,
+                                                   const std::vector<std::string>& wanted) {
+    // Only the wanted modules' lines are kept: modules.dep has thousands.
+    std::map<std::string, std::pair<std::string, std::vector<std::string>>> deps; // name -> (path, deps)
+    std::set<std::string> want;
+    for (const auto& w : wanted) want.insert(normalize(w));
+    for (size_t pos = 0; pos < dep_text.size();) {
+        size_t nl = dep_text.find('\n', pos);
+        if (nl == std::string_view::npos) nl = dep_text.size();
+        std::string_view line = dep_text.substr(pos, nl - pos);
+        pos = nl + 1;
+        size_t colon = line.find(':');
+        if (colon == std::string_view::npos) continue;
+        std::string name = module_name(line.substr(0, colon));
+        if (!want.count(name)) continue;
+        deps[name] = {std::string(line.substr(0, colon)), util::split_ws(line.substr(colon + 1))};
+    }
+    std::set<std::string> builtin;
+    if (deps.size() < want.size())
+        for (const auto& line : util::split(builtin_text, '\n'))
+            if (auto n = module_name(util::trim(line)); !n.empty()) builtin.insert(n);
+    std::vector<std::string> order;
+    auto add_once = [&order](const std::string& p) {
+        if (std::find(order.begin(), order.end(), p) == order.end()) order.push_back(p);
+    };
+    for (const auto& w : wanted) {
+        const std::string n = normalize(w);
+        auto it = deps.find(n);
+        if (it == deps.end()) {
+            if (builtin.count(n)) continue;
+            return Error{"kernel module " + w + " is neither in modules.dep nor built in", {},
+                         "build the kernel with CONFIG_NET_9P_VIRTIO, CONFIG_9P_FS and CONFIG_VIRTIO_PCI "
+                         "(=y, or =m with --modules DIR pointing at its modules)",
+                         0};
+        }
+        // modules.dep lists a module's dependencies last-loaded first.
+        const auto& d = it->second.second;
+        for (auto r = d.rbegin(); r != d.rend(); ++r) add_once(*r);
+        add_once(it->second.first);
+    }
+    return order;
+}
+
+std::string cpio_newc(const std::vector<CpioEntry>& entries) {
+    std::string out;
+    size_t total = 512;
+    for (const auto& e : entries) total += 120 + e.name.size() + e.data.size();
+    out.reserve(total);
+    unsigned ino = 1;
+    auto pad4 = [&out] {
+        while (out.size() % 4) out.push_back('\0');
+    };
+    auto header = [&](const std::string& name, unsigned mode, size_t size, unsigned nlink, unsigned maj,
+                      unsigned min) {
+        out += fmt::format("070701{:08X}{:08X}{:08X}{:08X}{:08X}{:08X}{:08X}{:08X}{:08X}{:08X}{:08X}{:08X}{:08X}",
+                           ino++, mode, 0, 0, nlink, 0, size, 0, 0, maj, min, name.size() + 1, 0);
+        out += name;
+        out.push_back('\0');
+        pad4();
+    };
+    for (const auto& e : entries) {
+        const bool dir = (e.mode & 0170000) == 0040000;
+        const bool dev = (e.mode & 0170000) == 0020000 || (e.mode & 0170000) == 0060000;
+        header(e.name, e.mode, dir || dev ? 0 : e.data.size(), dir ? 2 : 1, e.rdev_major, e.rdev_minor);
+        if (!dir && !dev) {
+            out += e.data;
+            pad4();
+        }
+    }
+    header("TRAILER!!!", 0, 0, 1, 0, 0);
+    while (out.size() % 512) out.push_back('\0');
+    return out;
+}
+
+std::string sh_quote(std::string_view s) {
+    std::string out = "'";
+    for (char c : s) {
+        if (c == '\'') out += "'\\''";
+        else out += c;
+    }
+    return out + "'";
+}
+
+std::string init_script(const InitPlan& plan) {
+    std::string mods, cmd, env;
+    for (const auto& m : plan.modules) mods += " " + sh_quote(m);
+    for (const auto& c : plan.command) cmd += " " + sh_quote(c);
+    for (const auto& e : plan.env) env += " " + sh_quote(e);
+    return fmt::format(R"SH(#!/bin/busybox sh
+# Generated by vfioctl vm run: PID 1 of a guest that runs one command.
+B=/bin/busybox
+$B mount -t devtmpfs dev /dev
+ctl() {{ $B echo "vfioctl-init $*" >/dev/ttyS2; }}
+fail() {{ ctl "failed: $*"; $B poweroff -f; $B sleep 5; }}
+ctl started
+for m in{mods}; do
+    $B insmod "/lib/vfioctl/$m.ko" || fail "insmod $m"
+done
+R=/root
+$B mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose hostroot $R ||
+    fail "cannot mount the host root (9p tag hostroot)"
+$B mount -t proc proc $R/proc || fail "cannot mount /proc"
+$B mount -t sysfs sysfs $R/sys || fail "cannot mount /sys"
+$B mount -t devtmpfs dev $R/dev || fail "cannot mount /dev"
+$B mkdir -p $R/dev/pts $R/dev/shm
+$B mount -t devpts devpts $R/dev/pts
+$B mount -t tmpfs -o mode=1777 tmpfs $R/dev/shm
+C={cwd}
+$B mkdir -p /hosttmp
+$B mount --bind $R/tmp /hosttmp
+$B mount -t tmpfs -o mode=1777 tmpfs $R/tmp || fail "cannot mount /tmp"
+case "$C" in /tmp/*) $B mkdir -p "$R$C" && $B mount --bind "/hosttmp${{C#/tmp}}" "$R$C" ;; esac
+[ -d "$R$C" ] || C=/
+$B mount -t tmpfs -o mode=0755 tmpfs $R/run || fail "cannot mount /run"
+$B stty -F /dev/ttyS1 raw -echo 2>/dev/null
+ctl running
+$B chroot $R /usr/bin/env -i -C "$C" --{env}{cmd} </dev/null >/dev/ttyS1 2>&1
+ctl "exit $?"
+$B poweroff -f
+$B sleep 5
+)SH",
+                       fmt::arg("mods", mods), fmt::arg("cwd", sh_quote(plan.cwd)), fmt::arg("env", env),
+                       fmt::arg("cmd", cmd));
+}
+
+std::string run_append(const std::string& user_append) {
+    std::string a = "console=ttyS0 quiet panic=-1 rdinit=/init 8250.nr_uarts=4";
+    if (!user_append.empty()) a += " " + user_append;
+    return a;
+}
+
+Result<std::string> build_initramfs(const host::Host& host, const RunRequest& req, const std::string& release) {
+    std::string busybox_path = req.busybox;
+    if (busybox_path.empty()) {
+        auto p = host.find_program("busybox");
+        if (!p) return Error{"busybox is not installed", {}, "install busybox-static (a static busybox runs the guest's init)", 0};
+        busybox_path = *p;
+    }
+    auto busybox = host.read(busybox_path);
+    if (!busybox) return busybox.error();
+    if (!elf_is_static(*busybox))
+        return Error{"busybox is dynamically linked", busybox_path,
+                     "install busybox-static, or give --busybox PATH to a static one", 0};
+
+    const std::string moddir = req.modules_dir.empty() ? "/lib/modules/" + release : req.modules_dir;
+    auto dep = host.read(moddir + "/modules.dep");
+    auto builtin = host.read(moddir + "/modules.builtin");
+    std::vector<std::string> files;
+    if (dep) {
+        auto order = module_load_order(*dep, builtin.value_or(""), {"virtio_pci", "9pnet_virtio", "9p"});
+        if (!order) return order.error();
+        files = *order;
+    } else if (!builtin) {
+        // A kernel with its drivers built in has no modules at all; /init
+        // finds out when it mounts the share.
+    }
+    std::vector<CpioEntry> entries = {
+        {"bin", 040755, {}}, {"dev", 040755, {}}, {"proc", 040755, {}}, {"sys", 040755, {}},
+        {"root", 040755, {}}, {"lib", 040755, {}}, {"lib/vfioctl", 040755, {}},
+        {"dev/console", 020600, {}, 5, 1},
+    };
+    entries.push_back({"bin/busybox", 0100755, std::move(busybox).value()});
+    InitPlan plan;
+    for (const auto& f : files) {
+        if (!f.ends_with(".ko"))
+            return Error{"module " + f + " is compressed", moddir + "/" + f,
+                         "busybox insmod needs plain .ko files; build the kernel with CONFIG_MODULE_COMPRESS_NONE", 0};
+        auto data = host.read(f[0] == '/' ? f : moddir + "/" + f);
+        if (!data) return data.error();
+        const std::string name = module_name(f);
+        entries.push_back({"lib/vfioctl/" + name + ".ko", 0100644, std::move(data).value()});
+        plan.modules.push_back(name);
+    }
+    plan.command = req.command;
+    plan.cwd = req.cwd;
+    plan.env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root",
+                "TERM=" + std::string(std::getenv("TERM") ? std::getenv("TERM") : "dumb"), "LC_ALL=C.UTF-8"};
+    entries.push_back({"init", 0100755, init_script(plan)});
+    std::string image;
+    if (!req.profile.boot.initrd.empty()) {
+        auto user = host.read(req.profile.boot.initrd);
+        if (!user) return user.error();
+        image = std::move(user).value();
+        while (image.size() % 4) image.push_back('\0');
+    }
+    image += cpio_newc(entries);
+    return image;
+}
+
+Result<RunResult> run_guest(const host::Host& host, const RunRequest& req) {
+    using Clock = std::chrono::steady_clock;
+    const auto t0 = Clock::now();
+    // The setup header and its version string sit in the first 32 KiB.
+    std::string kernel;
+    {
+        std::ifstream f(host.path(req.profile.boot.kernel), std::ios::binary);
+        kernel.resize(32768);
+        f.read(kernel.data(), static_cast<std::streamsize>(kernel.size()));
+        kernel.resize(static_cast<size_t>(f.gcount()));
+        if (kernel.empty())
+            return Error{"cannot read the kernel", req.profile.boot.kernel,
+                         "give a bzImage: --kernel /boot/vmlinuz-$(uname -r) or arch/x86/boot/bzImage", ENOENT};
+    }
+    auto release = bzimage_release(kernel);
+    if (!release) {
+        Error e = release.error();
+        e.path = req.profile.boot.kernel;
+        return e;
+    }
+    auto image = build_initramfs(host, req, *release);
+    if (!image) return image.error();
+    const std::string initrd = req.run_dir + "/initramfs.cpio";
+    const std::string control = req.run_dir + "/control";
+    if (auto s = write_file(initrd, *image, 0600); !s) return s.error();
+    if (auto s = write_file(control, "", 0600); !s) return s.error();
+    const uint64_t console_start = file_size(req.console_log);
+
+    LaunchSpec spec;
+    spec.qemu = req.qemu;
+    spec.kvm = req.kvm;
+    spec.slots = req.slots;
+    spec.no_reboot = true;
+    spec.serials = {{SerialPort::file, req.console_log, {}}, {SerialPort::stdio, {}, {}},
+                    {SerialPort::file, control, {}}};
+    spec.initrd_override = initrd;
+    spec.append_override = run_append(req.profile.boot.append);
+    Profile p = req.profile;
+    p.share_host_root = true;
+    p.ssh_port.reset();
+    auto argv = qemu_argv(p, spec);
+
+    int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    auto pid = spawn(argv, SpawnIo{devnull, -1, -1});
+    if (devnull >= 0) ::close(devnull);
+    if (!pid) return pid.error();
+    const auto started = Clock::now();
+
+    RunResult r;
+    r.prespawn_ms = std::chrono::duration<double, std::milli>(started - req.t0).count();
+    bool running = false, have_exit = false;
+    std::optional<int> qemu_rc;
+    auto ms_since = [](Clock::time_point t) {
+        return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+    };
+    std::optional<Clock::time_point> exit_seen;
+    for (;;) {
+        qemu_rc = wait_child(*pid, 5);
+        std::string ctl = read_from(control, 0);
+        for (const auto& line : util::split(ctl, '\n')) {
+            std::string l(util::trim(line));
+            if (l == "vfioctl-init running" && !running) {
+                running = true;
+                r.boot_ms = ms_since(started);
+            } else if (util::starts_with(l, "vfioctl-init exit ") && !have_exit) {
+                if (auto n = util::parse_dec(l.substr(18))) {
+                    have_exit = true;
+                    r.exit_code = static_cast<int>(*n);
+                    exit_seen = Clock::now();
+                }
+            } else if (util::starts_with(l, "vfioctl-init failed: ") && r.failure.empty()) {
+                r.failure = "the guest's init failed: " + l.substr(21);
+            }
+        }
+        if (qemu_rc) break;
+        std::string kill_reason;
+        if (!running && ms_since(started) > req.boot_timeout_ms)
+            kill_reason = fmt::format("the guest did not reach the command within {} s", req.boot_timeout_ms / 1000);
+        else if (req.timeout_ms > 0 && ms_since(started) > req.timeout_ms)
+            kill_reason = fmt::format("the command did not finish within {} s", req.timeout_ms / 1000);
+        else if (exit_seen && ms_since(*exit_seen) > 10000)
+            kill_reason = "the guest did not power off after the command";
+        if (!kill_reason.empty()) {
+            ::kill(*pid, SIGKILL);
+            qemu_rc = wait_child(*pid, -1);
+            if (!have_exit && r.failure.empty()) r.failure = kill_reason;
+            break;
+        }
+    }
+    r.command_ran = have_exit;
+    if (!have_exit) {
+        r.exit_code = 1;
+        if (r.failure.empty())
+            r.failure = *qemu_rc != 0 ? fmt::format("QEMU failed (exit status {})", *qemu_rc)
+                        : running   ? "the guest stopped while the command ran (kernel panic?)"
+                                    : "the guest stopped before reaching the command (kernel panic?)";
+        r.console_tail = last_lines(read_from(req.console_log, console_start), 25);
+    }
+    r.total_ms = ms_since(t0);
+    return r;
+}
+
+} // namespace vfioctl::vm

@@ -1,0 +1,139 @@
+#include "vm/machine.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+#include <fcntl.h>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace vfioctl::vm {
+
+namespace fs = std::filesystem;
+
+std::string default_run_base() {
+    if (const char* e = std::getenv("VFIOCTL_RUN_DIR"); e && *e) return e;
+    if (::geteuid() == 0) return "/run/vfioctl";
+    if (const char* x = std::getenv("XDG_RUNTIME_DIR"); x && *x) return std::string(x) + "/vfioctl";
+    return "/tmp/vfioctl-" + std::to_string(::geteuid());
+}
+
+std::string run_dir(const std::string& base, const std::string& name) { return base + "/" + name; }
+
+Result<VmRecord> read_record(const std::string& dir) {
+    const std::string path = dir + "/vm.json";
+    std::ifstream f(path);
+    if (!f) return system_error("no VM record", path);
+    try {
+        auto j = nlohmann::json::parse(f);
+        VmRecord r;
+        r.name = j.value("name", "");
+        r.pid = j.value("pid", 0);
+        r.started = j.value("started", int64_t{0});
+        r.accel = j.value("accel", "");
+        r.qmp_socket = j.value("qmp_socket", "");
+        r.console_socket = j.value("console_socket", "");
+        r.console_log = j.value("console_log", "");
+        r.pidfile = j.value("pidfile", "");
+        if (j.contains("ssh_port") && j["ssh_port"].is_number()) r.ssh_port = j["ssh_port"].get<int>();
+        r.devices = j.value("devices", std::vector<std::string>{});
+        r.device_ids = j.value("device_ids", std::vector<std::string>{});
+        r.argv = j.value("argv", std::vector<std::string>{});
+        r.profile = j.value("profile", "");
+        return r;
+    } catch (const nlohmann::json::exception& e) {
+        return Error{std::string("VM record is damaged: ") + e.what(), path,
+                     "remove the directory once no QEMU of this VM runs", 0};
+    }
+}
+
+Status write_record(const std::string& dir, const VmRecord& r) {
+    nlohmann::json j = {{"name", r.name},       {"pid", r.pid},
+                        {"started", r.started}, {"accel", r.accel},
+                        {"qmp_socket", r.qmp_socket}, {"console_socket", r.console_socket},
+                        {"console_log", r.console_log}, {"pidfile", r.pidfile},
+                        {"ssh_port", r.ssh_port ? nlohmann::json(*r.ssh_port) : nlohmann::json(nullptr)},
+                        {"devices", r.devices}, {"device_ids", r.device_ids},
+                        {"argv", r.argv},       {"profile", r.profile}};
+    const std::string path = dir + "/vm.json", tmp = path + ".tmp";
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return system_error("cannot write the VM record", tmp);
+    const std::string text = j.dump(2) + "\n";
+    bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+    ok = ::fsync(fd) == 0 && ok;
+    ::close(fd);
+    if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) return system_error("cannot write the VM record", path);
+    return {};
+}
+
+Status make_run_dir(const std::string& dir) {
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec) return Error{"cannot create the run directory: " + ec.message(), dir, {}, ec.value()};
+    if (::chmod(dir.c_str(), 0700) != 0) return system_error("cannot set the run directory's mode", dir);
+    return {};
+}
+
+void remove_run_dir(const std::string& dir) {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+}
+
+std::vector<std::string> list_vms(const std::string& base) {
+    std::vector<std::string> out;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(base, ec))
+        if (e.is_directory(ec) && fs::exists(e.path() / "vm.json", ec)) out.push_back(e.path().filename());
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+AccelChoice choose_accel(Accel wanted, const host::KvmState& kvm) {
+    AccelChoice c;
+    switch (wanted) {
+    case Accel::tcg: return c;
+    case Accel::kvm:
+        if (kvm.usable) c.kvm = true;
+        else
+            c.error = Error{"KVM is not usable: " + kvm.reason, "/dev/kvm",
+                            "use --accel tcg (slower, always works) or --accel auto", 0};
+        return c;
+    case Accel::automatic:
+        c.kvm = kvm.usable;
+        if (!kvm.usable)
+            c.warning = "KVM is not usable (" + (kvm.reason.empty() ? std::string("unknown") : kvm.reason) +
+                        "); using TCG, which is much slower";
+        return c;
+    }
+    return c;
+}
+
+host::KvmState read_kvm_state(const host::Host& host) {
+    host::KvmState k;
+    k.present = host.exists("/dev/kvm");
+    if (host.exists("/sys/module/kvm_pvm")) k.backend = "kvm_pvm";
+    else if (host.exists("/sys/module/kvm_intel")) k.backend = "kvm_intel";
+    else if (host.exists("/sys/module/kvm_amd")) k.backend = "kvm_amd";
+    if (!k.present) {
+        k.reason = "/dev/kvm does not exist";
+        return k;
+    }
+    if (k.backend == "kvm_pvm") {
+        k.reason = "/dev/kvm is provided by kvm_pvm (PVM): ordinary guest kernels hang under it";
+        return k;
+    }
+    if (k.backend.empty()) {
+        k.reason = "/dev/kvm exists but neither kvm_intel nor kvm_amd is loaded";
+        return k;
+    }
+    if (host.is_live() && ::access("/dev/kvm", R_OK | W_OK) != 0) {
+        k.reason = "/dev/kvm cannot be opened read-write by this user";
+        return k;
+    }
+    k.usable = true;
+    return k;
+}
+
+} // namespace vfioctl::vm

@@ -1,0 +1,87 @@
+#pragma once
+// A VM profile: what 'vfioctl vm start NAME' boots. Read from TOML
+// (/etc/vfioctl/vms/NAME.toml through the Host, or the user's
+// $XDG_CONFIG_HOME/vfioctl/vms/NAME.toml), then overridden by flags.
+
+#include "host/host.hpp"
+#include "util/result.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace vfioctl::vm {
+
+enum class Accel { automatic, kvm, tcg };
+// "auto", "kvm", "tcg".
+const char* accel_id(Accel a);
+
+// What the VM boots: a disk image, or a kernel with an optional initrd.
+struct BootSpec {
+    std::string disk;
+    std::string kernel;
+    std::string initrd;
+    std::string append;
+};
+
+struct Profile {
+    std::string name;
+    std::string source;            // the file it was read from; "" when built from flags only
+    uint64_t memory_mib = 2048;
+    int cpus = 2;
+    std::string machine = "q35";
+    Accel accel = Accel::automatic;
+    BootSpec boot;
+    bool share_host_root = false;  // the host's / read-only over 9p, tag "hostroot"
+    std::optional<int> ssh_port;   // host port forwarded to the guest's 22
+    std::string console_log;       // "" means console.log in the run directory
+    std::vector<std::string> gpus; // BDFs or vendor:device IDs
+    std::vector<std::string> extra_args;
+};
+
+// Flags given on the command line; each set one replaces the profile's value.
+struct ProfileOverrides {
+    std::optional<std::string> memory;
+    std::optional<int> cpus;
+    std::optional<std::string> machine;
+    std::optional<std::string> accel;
+    std::optional<std::string> disk;
+    std::optional<std::string> kernel;
+    std::optional<std::string> initrd;
+    std::optional<std::string> append;
+    std::optional<bool> share_host_root;
+    std::optional<int> ssh_port;
+    std::optional<std::string> console_log;
+    std::vector<std::string> gpus;       // added to the profile's
+    std::vector<std::string> extra_args; // added to the profile's
+};
+
+// "2048", "2048M", "4G", "4GiB" to MiB; an Error for anything else or zero.
+Result<uint64_t> parse_memory(std::string_view text);
+// "auto", "kvm", "tcg"; an Error naming the allowed values otherwise.
+Result<Accel> parse_accel(std::string_view text);
+
+// Parses a profile's TOML text. file names it in errors, which say
+// "FILE:LINE: ..." with the key for syntax errors, unknown keys and values
+// of the wrong type or range.
+Result<Profile> parse_profile(std::string_view text, const std::string& file, const std::string& name);
+
+// Where NAME's profile is looked for, first match wins: the user's
+// ($XDG_CONFIG_HOME or ~/.config)/vfioctl/vms/NAME.toml, then
+// /etc/vfioctl/vms/NAME.toml (a host path). A NAME with a '/' or ending
+// in ".toml" is a file path itself.
+std::vector<std::string> profile_paths(const std::string& name);
+
+// Loads NAME's profile. When none exists: a default profile named NAME if
+// allow_missing, else an Error listing where it looked.
+Result<Profile> load_profile(const host::Host& host, const std::string& name, bool allow_missing);
+
+// Applies flags; an Error for a bad memory size or accelerator.
+Status apply_overrides(Profile& p, const ProfileOverrides& o);
+
+// A VM name usable as a directory name: [A-Za-z0-9_.-], not starting with '.'.
+Status check_vm_name(const std::string& name);
+
+} // namespace vfioctl::vm

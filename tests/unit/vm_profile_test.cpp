@@ -1,0 +1,119 @@
+// VM profiles: TOML keys, types, errors with file and line, flag overrides.
+
+#include "fixture/fixture.hpp"
+#include "vm/profile.hpp"
+
+#include <gtest/gtest.h>
+
+using namespace vfioctl;
+
+TEST(VmProfile, ReadsEveryKey) {
+    auto p = vm::parse_profile(R"(
+memory = "8G"
+cpus = 4
+machine = "q35"
+accel = "tcg"
+share_host_root = true
+ssh_port = 2222
+console_log = "/var/log/dev.log"
+gpus = ["8a:00.0", "10de:2336"]
+extra_args = ["-device", "virtio-rng-pci"]
+[boot]
+kernel = "/boot/vmlinuz"
+initrd = "/boot/initrd.img"
+append = "console=ttyS0"
+)",
+                               "/etc/vfioctl/vms/dev.toml", "dev");
+    ASSERT_TRUE(p.ok()) << p.error().describe();
+    EXPECT_EQ(p->memory_mib, 8192u);
+    EXPECT_EQ(p->cpus, 4);
+    EXPECT_EQ(p->accel, vm::Accel::tcg);
+    EXPECT_TRUE(p->share_host_root);
+    EXPECT_EQ(p->ssh_port.value_or(0), 2222);
+    EXPECT_EQ(p->boot.kernel, "/boot/vmlinuz");
+    EXPECT_EQ(p->boot.append, "console=ttyS0");
+    EXPECT_EQ(p->gpus.size(), 2u);
+    EXPECT_EQ(p->extra_args.at(1), "virtio-rng-pci");
+    EXPECT_EQ(p->source, "/etc/vfioctl/vms/dev.toml");
+}
+
+TEST(VmProfile, UnknownKeyNamesFileLineAndKey) {
+    auto p = vm::parse_profile("cpus = 2\nmemroy = 4096\n", "dev.toml", "dev");
+    ASSERT_FALSE(p.ok());
+    EXPECT_EQ(p.error().message, "dev.toml:2: unknown key 'memroy'");
+}
+
+TEST(VmProfile, UnknownBootKeyAndWrongTypes) {
+    auto a = vm::parse_profile("[boot]\nkernel = \"k\"\nbzimage = \"x\"\n", "f.toml", "f");
+    ASSERT_FALSE(a.ok());
+    EXPECT_EQ(a.error().message, "f.toml:3: unknown key 'boot.bzimage'");
+    auto b = vm::parse_profile("cpus = \"four\"\n", "f.toml", "f");
+    ASSERT_FALSE(b.ok());
+    EXPECT_EQ(b.error().message, "f.toml:1: key 'cpus' must be an integer, not a string");
+    auto c = vm::parse_profile("gpus = \"8a:00.0\"\n", "f.toml", "f");
+    ASSERT_FALSE(c.ok());
+    EXPECT_NE(c.error().message.find("f.toml:1: key 'gpus' must be an array of strings"), std::string::npos);
+    auto d = vm::parse_profile("ssh_port = 70000\n", "f.toml", "f");
+    ASSERT_FALSE(d.ok());
+    EXPECT_EQ(d.error().message, "f.toml:1: key 'ssh_port' must be between 1 and 65535");
+    auto e = vm::parse_profile("accel = \"hvf\"\n", "f.toml", "f");
+    ASSERT_FALSE(e.ok());
+    EXPECT_NE(e.error().message.find("f.toml:1: bad accelerator 'hvf'"), std::string::npos);
+}
+
+TEST(VmProfile, SyntaxErrorNamesTheLine) {
+    auto p = vm::parse_profile("cpus = 2\nmemory = \n", "f.toml", "f");
+    ASSERT_FALSE(p.ok());
+    EXPECT_EQ(p.error().message.rfind("f.toml:2: ", 0), 0u) << p.error().message;
+}
+
+TEST(VmProfile, MemorySizes) {
+    EXPECT_EQ(vm::parse_memory("2048").value(), 2048u);
+    EXPECT_EQ(vm::parse_memory("4G").value(), 4096u);
+    EXPECT_EQ(vm::parse_memory("4GiB").value(), 4096u);
+    EXPECT_EQ(vm::parse_memory("512m").value(), 512u);
+    EXPECT_FALSE(vm::parse_memory("0").ok());
+    EXPECT_FALSE(vm::parse_memory("lots").ok());
+}
+
+TEST(VmProfile, FlagsOverrideAndAdd) {
+    vm::Profile p;
+    p.boot.disk = "/img.raw";
+    p.gpus = {"8a:00.0"};
+    vm::ProfileOverrides o;
+    o.kernel = "/k";
+    o.memory = "1G";
+    o.gpus = {"8b:00.0"};
+    ASSERT_TRUE(vm::apply_overrides(p, o).ok());
+    EXPECT_EQ(p.boot.kernel, "/k");
+    EXPECT_TRUE(p.boot.disk.empty());
+    EXPECT_EQ(p.memory_mib, 1024u);
+    EXPECT_EQ(p.gpus, (std::vector<std::string>{"8a:00.0", "8b:00.0"}));
+    o = {};
+    o.accel = "fast";
+    EXPECT_FALSE(vm::apply_overrides(p, o).ok());
+}
+
+TEST(VmProfile, LoadsFromEtcUnderTheRootAndSaysWhereItLooked) {
+    fixture::TempDir dir;
+    host::Host h(dir.path);
+    ASSERT_TRUE(h.make_dirs("/etc/vfioctl/vms").ok());
+    ASSERT_TRUE(h.write_atomic("/etc/vfioctl/vms/dev.toml", "cpus = 3\n").ok());
+    ::setenv("XDG_CONFIG_HOME", (dir.path / "nohome").c_str(), 1);
+    auto p = vm::load_profile(h, "dev", false);
+    ASSERT_TRUE(p.ok()) << p.error().describe();
+    EXPECT_EQ(p->cpus, 3);
+    EXPECT_EQ(p->source, "/etc/vfioctl/vms/dev.toml");
+    auto missing = vm::load_profile(h, "nope", false);
+    ASSERT_FALSE(missing.ok());
+    EXPECT_NE(missing.error().hint.find("/etc/vfioctl/vms/nope.toml"), std::string::npos);
+    EXPECT_TRUE(vm::load_profile(h, "nope", true).ok());
+    ::unsetenv("XDG_CONFIG_HOME");
+}
+
+TEST(VmProfile, Names) {
+    EXPECT_TRUE(vm::check_vm_name("dev-1.x").ok());
+    EXPECT_FALSE(vm::check_vm_name("../etc").ok());
+    EXPECT_FALSE(vm::check_vm_name("").ok());
+    EXPECT_FALSE(vm::check_vm_name(".hidden").ok());
+}

@@ -1,0 +1,342 @@
+// 'vm run' pieces (bzImage header, module order, cpio, /init), the in-guest
+// parsers, the accelerator choice, and the CLI on bad input. With the
+// stock kernel and a static busybox present, 'vm run -- true/false' boots
+// for real under TCG.
+
+#include "fixture/fixture.hpp"
+#include "support.hpp"
+#include "vm/guest.hpp"
+#include "vm/inguest.hpp"
+#include "vm/machine.hpp"
+#include "vm/process.hpp"
+
+#include <filesystem>
+#include <fstream>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+using namespace vfioctl;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string fake_bzimage(const std::string& version) {
+    std::string img(0x400, '\0');
+    img.replace(0x202, 4, "HdrS");
+    const uint16_t off = 0x300 - 0x200;
+    img[0x20e] = static_cast<char>(off & 0xff);
+    img[0x20f] = static_cast<char>(off >> 8);
+    img.replace(0x300, version.size(), version);
+    return img;
+}
+
+// The stock kernel this machine boots, or "" when there is none.
+std::string stock_kernel() {
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator("/boot", ec))
+        if (e.path().filename().string().rfind("vmlinuz-", 0) == 0) return e.path().string();
+    return {};
+}
+
+} // namespace
+
+TEST(VmGuest, BzImageRelease) {
+    auto r = vm::bzimage_release(fake_bzimage("6.1.0-56-amd64 (debian-kernel@lists.debian.org) #1 SMP"));
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(*r, "6.1.0-56-amd64");
+    EXPECT_FALSE(vm::bzimage_release("not a kernel").ok());
+    EXPECT_FALSE(vm::bzimage_release(std::string(0x400, 'x')).ok());
+}
+
+TEST(VmGuest, ModuleOrderPutsDependenciesFirstOnce) {
+    const char* dep =
+        "kernel/drivers/virtio/virtio.ko:\n"
+        "kernel/drivers/virtio/virtio_ring.ko:\n"
+        "kernel/drivers/virtio/virtio_pci_legacy_dev.ko:\n"
+        "kernel/drivers/virtio/virtio_pci_modern_dev.ko:\n"
+        "kernel/drivers/virtio/virtio_pci.ko: kernel/drivers/virtio/virtio_pci_legacy_dev.ko "
+        "kernel/drivers/virtio/virtio_pci_modern_dev.ko kernel/drivers/virtio/virtio.ko "
+        "kernel/drivers/virtio/virtio_ring.ko\n"
+        "kernel/fs/netfs/netfs.ko:\n"
+        "kernel/fs/fscache/fscache.ko: kernel/fs/netfs/netfs.ko\n"
+        "kernel/net/9p/9pnet.ko:\n"
+        "kernel/net/9p/9pnet_virtio.ko: kernel/net/9p/9pnet.ko kernel/drivers/virtio/virtio.ko "
+        "kernel/drivers/virtio/virtio_ring.ko\n"
+        "kernel/fs/9p/9p.ko: kernel/net/9p/9pnet.ko kernel/fs/fscache/fscache.ko kernel/fs/netfs/netfs.ko\n";
+    auto o = vm::module_load_order(dep, "", {"virtio_pci", "9pnet_virtio", "9p"});
+    ASSERT_TRUE(o.ok()) << o.error().describe();
+    const std::vector<std::string> want = {
+        "kernel/drivers/virtio/virtio_ring.ko", "kernel/drivers/virtio/virtio.ko",
+        "kernel/drivers/virtio/virtio_pci_modern_dev.ko", "kernel/drivers/virtio/virtio_pci_legacy_dev.ko",
+        "kernel/drivers/virtio/virtio_pci.ko", "kernel/net/9p/9pnet.ko", "kernel/net/9p/9pnet_virtio.ko",
+        "kernel/fs/netfs/netfs.ko", "kernel/fs/fscache/fscache.ko", "kernel/fs/9p/9p.ko"};
+    EXPECT_EQ(*o, want);
+    // Built in: nothing to load.
+    auto b = vm::module_load_order("", "kernel/fs/9p/9p.ko\nkernel/net/9p/9pnet_virtio.ko\n"
+                                       "kernel/drivers/virtio/virtio_pci.ko\n",
+                                   {"virtio_pci", "9pnet_virtio", "9p"});
+    ASSERT_TRUE(b.ok());
+    EXPECT_TRUE(b->empty());
+    auto missing = vm::module_load_order("", "", {"9p"});
+    ASSERT_FALSE(missing.ok());
+    EXPECT_NE(missing.error().message.find("9p"), std::string::npos);
+}
+
+TEST(VmGuest, CpioIsWhatCpioReads) {
+    std::string a = vm::cpio_newc({{"bin", 040755, {}}, {"bin/hello", 0100755, "hi\n"}, {"dev/console", 020600, {}, 5, 1}});
+    EXPECT_EQ(a.size() % 512, 0u);
+    EXPECT_EQ(a.rfind("070701", 0), 0u);
+    EXPECT_NE(a.find("TRAILER!!!"), std::string::npos);
+    if (::access("/usr/bin/cpio", X_OK) != 0) GTEST_SKIP() << "no cpio to cross-check with";
+    fixture::TempDir dir;
+    std::ofstream(dir.path / "a.cpio", std::ios::binary) << a;
+    auto o = fixture::run_program({"/usr/bin/cpio", "-itv", "-F", (dir.path / "a.cpio").string()});
+    EXPECT_EQ(o.exit_code, 0) << o.err;
+    EXPECT_NE(o.out.find("bin/hello"), std::string::npos) << o.out;
+    EXPECT_NE(o.out.find("crw-------"), std::string::npos) << o.out;
+}
+
+TEST(VmGuest, InitScriptQuotesTheCommand) {
+    vm::InitPlan p;
+    p.modules = {"virtio", "9p"};
+    p.command = {"sh", "-c", "echo 'it''s' $HOME"};
+    p.cwd = "/work/my dir";
+    std::string s = vm::init_script(p);
+    EXPECT_NE(s.find("for m in 'virtio' '9p'; do"), std::string::npos) << s;
+    EXPECT_NE(s.find("C='/work/my dir'"), std::string::npos) << s;
+    EXPECT_NE(s.find("-C \"$C\""), std::string::npos) << s;
+    EXPECT_NE(s.find(" 'sh' '-c' 'echo '\\''it'\\'''\\''s'\\'' $HOME' </dev/null"), std::string::npos) << s;
+    EXPECT_EQ(vm::sh_quote("a'b"), "'a'\\''b'");
+}
+
+TEST(VmGuest, ElfStatic) {
+    // The program headers follow the ELF header: the first 64 KiB hold them.
+    auto head = [](const char* path) {
+        std::ifstream f(path, std::ios::binary);
+        std::string data(65536, '\0');
+        f.read(data.data(), static_cast<std::streamsize>(data.size()));
+        data.resize(static_cast<size_t>(f.gcount()));
+        return data;
+    };
+    EXPECT_FALSE(vm::elf_is_static(head("/proc/self/exe"))); // this test links libc dynamically
+    EXPECT_FALSE(vm::elf_is_static("garbage"));
+    // A static ELF: the same header with its PT_INTERP entry turned into PT_NULL.
+    std::string self = head("/proc/self/exe");
+    const uint64_t phoff = *reinterpret_cast<const uint64_t*>(self.data() + 0x20);
+    const uint16_t phentsize = *reinterpret_cast<const uint16_t*>(self.data() + 0x36);
+    const uint16_t phnum = *reinterpret_cast<const uint16_t*>(self.data() + 0x38);
+    for (uint16_t i = 0; i < phnum; ++i) {
+        char* type = self.data() + phoff + uint64_t{i} * phentsize;
+        if (*reinterpret_cast<uint32_t*>(type) == 3) *reinterpret_cast<uint32_t*>(type) = 0;
+    }
+    EXPECT_TRUE(vm::elf_is_static(self));
+}
+
+TEST(VmInGuest, KernelLogFindings) {
+    auto f = vm::scan_kernel_log(
+        "[ 1.0] pci 0000:01:00.0: BAR 1: no space for [mem size 0x2000000000 64bit pref]\n"
+        "[ 1.1] pci 0000:01:00.0: BAR 1: failed to assign [mem size 0x2000000000 64bit pref]\n"
+        "[ 2.0] NVRM: Xid (PCI:0000:01:00): 79, pid=0, GPU has fallen off the bus.\n"
+        "[ 3.0] pcieport 0000:00:10.0: AER: Uncorrected (Fatal) error received: 0000:01:00.0\n"
+        "[ 4.0] e1000e 0000:01:00.0 eth0: NIC Link is Up\n");
+    ASSERT_EQ(f.size(), 4u);
+    EXPECT_EQ(f[0].kind, "bar");
+    EXPECT_EQ(f[2].kind, "xid");
+    EXPECT_EQ(f[3].kind, "aer");
+}
+
+TEST(VmInGuest, ResourceFileBars) {
+    auto b = vm::parse_resource_file("0x00000000fe000000 0x00000000fe01ffff 0x0000000000040200\n"
+                                     "0x0000000000000000 0x0000000000000000 0x0000000000000000\n"
+                                     "0x000000000000c000 0x000000000000c01f 0x0000000000040101\n"
+                                     "0x0000002000000000 0x0000003fffffffff 0x000000000014220c\n");
+    ASSERT_EQ(b.size(), 3u);
+    EXPECT_EQ(b[0].size, 128u * 1024);
+    EXPECT_FALSE(b[0].is_io);
+    EXPECT_TRUE(b[1].is_io);
+    EXPECT_EQ(b[1].index, 2);
+    EXPECT_EQ(b[2].size, 128ull << 30);
+}
+
+TEST(VmInGuest, NvidiaSmiCsv) {
+    auto g = vm::parse_nvidia_smi("NVIDIA H100 PCIe, 81559 MiB, 550.54.15, 00000000:01:00.0\n\nbad\n");
+    ASSERT_EQ(g.size(), 1u);
+    EXPECT_EQ(g[0].name, "NVIDIA H100 PCIe");
+    EXPECT_EQ(g[0].memory, "81559 MiB");
+    EXPECT_EQ(g[0].driver_version, "550.54.15");
+}
+
+TEST(VmAccel, AutoFallsBackToTcgWithTheReason) {
+    host::KvmState pvm;
+    pvm.present = true;
+    pvm.backend = "kvm_pvm";
+    pvm.reason = "/dev/kvm is provided by kvm_pvm (PVM): ordinary guest kernels hang under it";
+    auto a = vm::choose_accel(vm::Accel::automatic, pvm);
+    EXPECT_FALSE(a.kvm);
+    EXPECT_NE(a.warning.find("PVM"), std::string::npos);
+    auto k = vm::choose_accel(vm::Accel::kvm, pvm);
+    ASSERT_TRUE(k.error.has_value());
+    host::KvmState good;
+    good.usable = true;
+    EXPECT_TRUE(vm::choose_accel(vm::Accel::automatic, good).kvm);
+    EXPECT_FALSE(vm::choose_accel(vm::Accel::tcg, good).kvm);
+}
+
+TEST(VmAccel, PvmOnARecordedHostIsNotUsable) {
+    fixture::TempDir dir;
+    host::Host h(dir.path);
+    ASSERT_TRUE(h.make_dirs("/sys/module/kvm_pvm").ok());
+    ASSERT_TRUE(h.make_dirs("/dev").ok());
+    ASSERT_TRUE(h.write_atomic("/dev/kvm", "").ok());
+    auto k = vm::read_kvm_state(h);
+    EXPECT_TRUE(k.present);
+    EXPECT_FALSE(k.usable);
+    EXPECT_EQ(k.backend, "kvm_pvm");
+}
+
+// CLI, bad input. Nothing here starts a VM with a device.
+
+TEST(VmCli, GpuThatWillNotWorkStopsBeforeAnything) {
+    auto t = fixture::seed_before();
+    t.write("/boot/vmlinuz-test", "kernel");
+    t.write("/usr/bin/qemu-system-x86_64", "");
+    fixture::TempDir runs;
+    auto o = test::run_on(t, {"vm", "start", "dev", "--kernel", "/boot/vmlinuz-test", "--gpu", "8a:00.0",
+                              "--run-dir", runs.path.string()});
+    EXPECT_EQ(o.exit_code, 3) << o.err;
+    EXPECT_NE(o.err.find("passthrough of 0000:8a:00.0 WILL NOT WORK"), std::string::npos) << o.err;
+    EXPECT_NE(o.err.find("intel_iommu=off"), std::string::npos) << o.err;
+    EXPECT_FALSE(fs::exists(runs.path / "dev"));
+}
+
+TEST(VmCli, QemuNotInstalled) {
+    auto t = fixture::seed_before();
+    t.write("/boot/vmlinuz-test", "kernel");
+    if (fs::exists(t.path("/usr/bin/qemu-system-x86_64"))) fs::remove(t.path("/usr/bin/qemu-system-x86_64"));
+    fixture::TempDir runs;
+    auto o = test::run_on(t, {"vm", "start", "dev", "--kernel", "/boot/vmlinuz-test", "--run-dir", runs.path.string()});
+    EXPECT_EQ(o.exit_code, 1);
+    EXPECT_NE(o.err.find("QEMU is not installed"), std::string::npos) << o.err;
+}
+
+TEST(VmCli, MissingKernelAndBadProfile) {
+    auto t = fixture::seed_before();
+    fixture::TempDir runs;
+    auto o = test::run_on(t, {"vm", "start", "dev", "--kernel", "/boot/nope", "--run-dir", runs.path.string()});
+    EXPECT_EQ(o.exit_code, 1);
+    EXPECT_NE(o.err.find("kernel not found: /boot/nope"), std::string::npos) << o.err;
+    t.write("/etc/vfioctl/vms/bad.toml", "cpus = 2\n\nbogus = true\n");
+    auto b = test::run_on(t, {"vm", "start", "bad", "--run-dir", runs.path.string()});
+    EXPECT_EQ(b.exit_code, 1);
+    EXPECT_NE(b.err.find("/etc/vfioctl/vms/bad.toml:3: unknown key 'bogus'"), std::string::npos) << b.err;
+    auto n = test::run_on(t, {"vm", "start", "nothing", "--run-dir", runs.path.string()});
+    EXPECT_EQ(n.exit_code, 1);
+    EXPECT_NE(n.err.find("no profile 'nothing'"), std::string::npos) << n.err;
+}
+
+TEST(VmCli, PortInUseAndAlreadyRunningAndStale) {
+    const std::string kernel = stock_kernel();
+    if (kernel.empty() || ::access("/usr/bin/qemu-system-x86_64", X_OK) != 0) GTEST_SKIP() << "no kernel or QEMU";
+    fixture::TempDir runs;
+    // A port someone listens on.
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+    ASSERT_EQ(::listen(fd, 1), 0);
+    socklen_t len = sizeof sa;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
+    const std::string port = std::to_string(ntohs(sa.sin_port));
+    auto o = test::run_vfioctl({"vm", "start", "p", "--kernel", kernel, "--ssh-port", port, "--run-dir", runs.path.string()});
+    EXPECT_EQ(o.exit_code, 1);
+    EXPECT_NE(o.err.find("port " + port + " is already in use"), std::string::npos) << o.err;
+
+    // A name whose QEMU runs (this test process stands in for it).
+    vm::VmRecord r;
+    r.name = "busy";
+    r.pid = ::getpid();
+    ASSERT_TRUE(vm::make_run_dir((runs.path / "busy").string()).ok());
+    ASSERT_TRUE(vm::write_record((runs.path / "busy").string(), r).ok());
+    auto b = test::run_vfioctl({"vm", "start", "busy", "--kernel", kernel, "--run-dir", runs.path.string()});
+    EXPECT_EQ(b.exit_code, 1);
+    EXPECT_NE(b.err.find("VM 'busy' is already running (PID " + std::to_string(::getpid()) + ")"), std::string::npos)
+        << b.err;
+
+    // A stale record (its process is gone) is cleaned, then the port stops it.
+    pid_t dead = ::fork();
+    if (dead == 0) ::_exit(0);
+    ::waitpid(dead, nullptr, 0);
+    r.name = "stale";
+    r.pid = dead;
+    ASSERT_TRUE(vm::make_run_dir((runs.path / "stale").string()).ok());
+    ASSERT_TRUE(vm::write_record((runs.path / "stale").string(), r).ok());
+    auto s = test::run_vfioctl({"vm", "start", "stale", "--kernel", kernel, "--ssh-port", port, "--run-dir", runs.path.string()});
+    EXPECT_EQ(s.exit_code, 1);
+    EXPECT_NE(s.err.find("stale pidfile"), std::string::npos) << s.err;
+    EXPECT_FALSE(fs::exists(runs.path / "stale"));
+    auto l = test::run_vfioctl({"vm", "list", "--run-dir", runs.path.string()});
+    EXPECT_EQ(l.exit_code, 0);
+    EXPECT_NE(l.out.find("busy"), std::string::npos) << l.out;
+    ::close(fd);
+}
+
+TEST(VmCli, StartStatusStopWithoutGpu) {
+    const std::string kernel = stock_kernel();
+    if (kernel.empty() || ::access("/usr/bin/qemu-system-x86_64", X_OK) != 0) GTEST_SKIP() << "no kernel or QEMU";
+    fixture::TempDir runs;
+    const std::string rd = runs.path.string();
+    auto s = test::run_vfioctl({"vm", "start", "plain", "--kernel", kernel, "--memory", "512", "--accel", "tcg",
+                                "--run-dir", rd});
+    ASSERT_EQ(s.exit_code, 0) << s.err;
+    EXPECT_EQ(s.out.rfind("VM started with PID ", 0), 0u) << s.out;
+    struct stat st {};
+    ASSERT_EQ(::stat((runs.path / "plain/qmp.sock").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+    auto j = test::run_vfioctl({"--json", "vm", "status", "plain", "--run-dir", rd});
+    EXPECT_EQ(j.exit_code, 0) << j.err;
+    auto js = test::json_of(j);
+    EXPECT_EQ(js.value("status", ""), "running");
+    EXPECT_TRUE(js.value("alive", false));
+    EXPECT_FALSE(js["guest_pci"].empty());
+    auto again = test::run_vfioctl({"vm", "start", "plain", "--kernel", kernel, "--run-dir", rd});
+    EXPECT_EQ(again.exit_code, 1);
+    EXPECT_NE(again.err.find("already running"), std::string::npos);
+    auto stop = test::run_vfioctl({"vm", "stop", "plain", "--timeout", "1", "--run-dir", rd});
+    EXPECT_EQ(stop.exit_code, 0) << stop.err;
+    EXPECT_NE(stop.out.find("VM plain "), std::string::npos) << stop.out;
+    EXPECT_FALSE(fs::exists(runs.path / "plain"));
+    // The console log is kept (appended to) in the run dir only while it runs.
+}
+
+TEST(VmRun, TrueAndFalseUnderTcg) {
+    const std::string kernel = stock_kernel();
+    if (kernel.empty() || ::access("/usr/bin/qemu-system-x86_64", X_OK) != 0) GTEST_SKIP() << "no kernel or QEMU";
+    fixture::TempDir runs;
+    auto t = test::run_vfioctl({"vm", "run", "--kernel", kernel, "--accel", "tcg", "--run-dir", runs.path.string(),
+                                "--", "true"});
+    if (t.err.find("busybox") != std::string::npos) GTEST_SKIP() << t.err;
+    EXPECT_EQ(t.exit_code, 0) << t.err;
+    auto f = test::run_vfioctl({"vm", "run", "--kernel", kernel, "--accel", "tcg", "--run-dir", runs.path.string(),
+                                "--", "false"});
+    EXPECT_EQ(f.exit_code, 1) << f.err;
+    auto e = test::run_vfioctl({"vm", "run", "--kernel", kernel, "--accel", "tcg", "--run-dir", runs.path.string(),
+                                "--", "sh", "-c", "echo out-$((6*7)); exit 7"});
+    EXPECT_EQ(e.exit_code, 7) << e.err;
+    EXPECT_EQ(e.out, "out-42\n");
+}
+
+TEST(VmRun, APanicEndsInBoundedTimeWithTheConsoleTail) {
+    const std::string kernel = stock_kernel();
+    if (kernel.empty() || ::access("/usr/bin/qemu-system-x86_64", X_OK) != 0) GTEST_SKIP() << "no kernel or QEMU";
+    fixture::TempDir runs;
+    // init=... is ignored with an initramfs; rdinit pointing nowhere panics.
+    auto o = test::run_vfioctl({"vm", "run", "--kernel", kernel, "--accel", "tcg", "--append", "rdinit=/nonexistent",
+                                "--boot-timeout", "60", "--run-dir", runs.path.string(), "--", "true"});
+    EXPECT_NE(o.exit_code, 0);
+    EXPECT_NE(o.err.find("last console lines"), std::string::npos) << o.err;
+    EXPECT_NE(o.err.find("Kernel panic"), std::string::npos) << o.err;
+}
