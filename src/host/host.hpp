@@ -110,7 +110,16 @@ class Host {
     Status write_atomic(std::string_view p, std::string_view data, unsigned mode = 0644) const;
     Status remove(std::string_view p) const;
 
+  protected:
+    // Whether write() is the plain file write, which write_bounded runs in a
+    // child sharing this process's memory; a subclass whose write() runs
+    // other code returns false and write_bounded forks for it.
+    virtual bool plain_write() const { return true; }
+
   private:
+    // Refuses writes under the real /sys, /proc and /dev when forbidden.
+    Status check_live_write(std::string_view p) const;
+
     fs::path m_root;
     std::string m_root_str; // canonical root without trailing slash ("" for /)
     bool m_live = false;

@@ -270,8 +270,11 @@ TEST(CrashSafety, RecoverRestoresAfterAKillAtEveryStep) {
                 ASSERT_GE(pid, 0);
                 if (pid == 0) {
                     util::arm_fault_point(point, nth);
-                    if (during_unbind) (void)vfio::give_back(k, {}, {}, false, quick());
-                    else (void)vfio::execute_bind(k, plan, quick());
+                    if (during_unbind) {
+                        (void)vfio::give_back(k, {}, {}, false, quick());
+                    } else {
+                        (void)vfio::execute_bind(k, plan, quick());
+                    }
                     _exit(0);
                 }
                 int st = 0;

@@ -21,6 +21,8 @@ class FakeKernel : public host::Host {
 
     Status write(std::string_view p, std::string_view data) const override;
     Status load_module(const std::string& name) const override;
+    // write() here is a kernel simulation: write_bounded runs it in a fork.
+    bool plain_write() const override { return false; }
 
     // Failure injection, per device address ("0000:8a:00.0").
     void unbind_fails(const std::string& addr, int err = EBUSY) { m_unbind_errno[addr] = err; }
