@@ -499,6 +499,10 @@ int run_status(Context& ctx, const std::string& name, const std::string& base, c
     return rc;
 }
 
+// How long 'vm console' with piped input waits for more output after the
+// input ended.
+constexpr int k_console_quiet_ms = 1000;
+
 int run_console(Context& ctx, const std::string& name, const std::string& base) {
     if (auto s = vm::check_vm_name(name); !s) return report_error(ctx, s.error(), exit_usage);
     auto rec = vm::read_record(vm::run_dir(base, name));
@@ -523,11 +527,16 @@ int run_console(Context& ctx, const std::string& name, const std::string& base) 
     char buf[4096];
     bool open_in = true;
     for (;;) {
-        pollfd p[2] = {{fd, POLLIN, 0}, {0, static_cast<short>(open_in ? POLLIN : 0), 0}};
-        if (::poll(p, 2, -1) < 0) {
+        pollfd p[2] = {{fd, POLLIN, 0}, {open_in ? 0 : -1, POLLIN, 0}}; // -1: poll skips it
+        // Input from a pipe or file has ended: relay the guest's answer
+        // until the console has been quiet for a second.
+        const int wait_ms = open_in || tty ? -1 : k_console_quiet_ms;
+        int pr = ::poll(p, 2, wait_ms);
+        if (pr < 0) {
             if (errno == EINTR) continue;
             break;
         }
+        if (pr == 0) break;
         if (p[0].revents) {
             ssize_t n = ::read(fd, buf, sizeof buf);
             if (n <= 0) break;
@@ -537,7 +546,6 @@ int run_console(Context& ctx, const std::string& name, const std::string& base) 
             ssize_t n = ::read(0, buf, sizeof buf);
             if (n <= 0) {
                 open_in = false;
-                if (!tty) break;
                 continue;
             }
             if (tty && std::memchr(buf, 0x1d, static_cast<size_t>(n))) break;
@@ -675,7 +683,7 @@ Command vm_command() {
                 common(list);
 
                 auto con_name = std::make_shared<std::string>();
-                CLI::App* console = sub.add_subcommand("console", "attach to the serial console (Ctrl-] quits)");
+                CLI::App* console = sub.add_subcommand("console", "attach to the serial console (Ctrl-] quits; piped input: sent, then the output until a second of quiet)");
                 console->add_option("name", *con_name, "VM name")->required();
                 common(console);
 
