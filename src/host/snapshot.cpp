@@ -153,7 +153,7 @@ void record_modules(const Host& src, Recorder& r, const std::string& release) {
     }
 }
 
-void record_block_and_net(Recorder& r) {
+void record_block_and_net(const Host& src, Recorder& r) {
     auto block_target = [&](const std::optional<std::string>& t) {
         if (!t) return;
         r.dir(*t);
@@ -168,11 +168,16 @@ void record_block_and_net(Recorder& r) {
         if (!t) continue;
         r.dir(*t);
         r.file(*t + "/operstate");
+        r.file(*t + "/flags");
         r.link(*t + "/device");
         for (const auto& m : r.list(*t + "/brif")) r.dir(*t + "/brif/" + m);
         for (const auto& e : r.list(*t))
             if (util::starts_with(e, "lower_")) r.link(*t + "/" + e);
     }
+    std::string addresses;
+    for (const auto& [iface, addrs] : interface_addresses(src))
+        for (const auto& a : addrs) addresses += iface + " " + a + "\n";
+    r.write(k_recorded_addresses, addresses);
     for (const auto& v : r.list("/sys/bus/virtio/devices")) {
         auto t = r.link("/sys/bus/virtio/devices/" + v);
         if (t) r.file(*t + "/mount_tag");
@@ -270,7 +275,7 @@ Result<SnapshotStats> snapshot(const Host& src, const fs::path& dest,
     say("modules");
     record_modules(src, r, release);
     say("block devices, network interfaces, framebuffers");
-    record_block_and_net(r);
+    record_block_and_net(src, r);
     say("kernel, CPU, mounts, routes, device holders");
     record_proc(src, r);
     record_dev(src, r);

@@ -3,7 +3,12 @@
 #include "util/strings.hpp"
 
 #include <algorithm>
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
+#include <map>
+#include <net/if.h>
+#include <netinet/in.h>
 #include <set>
 #include <unistd.h>
 
@@ -229,18 +234,59 @@ void read_mounts(const Host& host, SystemFacts& f) {
     }
 }
 
+std::map<std::string, std::vector<std::string>> read_addresses(const Host& host) {
+    std::map<std::string, std::vector<std::string>> out;
+    if (!host.is_live()) {
+        for (const auto& line : util::split(host.read(k_recorded_addresses).value_or(""), '\n')) {
+            auto words = util::split_ws(line);
+            if (words.size() == 2) out[words[0]].push_back(words[1]);
+        }
+        return out;
+    }
+    ifaddrs* list = nullptr;
+    if (::getifaddrs(&list) != 0) return out;
+    for (ifaddrs* a = list; a; a = a->ifa_next) {
+        if (!a->ifa_addr || !a->ifa_name) continue;
+        char text[INET6_ADDRSTRLEN] = {};
+        if (a->ifa_addr->sa_family == AF_INET) {
+            ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(a->ifa_addr)->sin_addr, text, sizeof text);
+        } else if (a->ifa_addr->sa_family == AF_INET6) {
+            const auto* in6 = &reinterpret_cast<const sockaddr_in6*>(a->ifa_addr)->sin6_addr;
+            if (IN6_IS_ADDR_LINKLOCAL(in6)) continue;
+            ::inet_ntop(AF_INET6, in6, text, sizeof text);
+        } else {
+            continue;
+        }
+        out[a->ifa_name].push_back(text);
+    }
+    ::freeifaddrs(list);
+    return out;
+}
+
 void read_network(const Host& host, SystemFacts& f) {
     for (const auto& iface : default_route_ifaces(host)) {
         std::set<pci::PciAddress> owners;
         net_owners(host, iface, owners);
         for (const auto& a : owners) f.critical.push_back({a, "default route via " + iface});
     }
+    // In use: administratively up (IFF_UP) with an address; an interface
+    // that is up with no address (or only an IPv6 link-local one) carries
+    // nothing. Without the flags (an old recording), operstate stands in.
+    const auto addresses = read_addresses(host);
     if (auto ifaces = host.list("/sys/class/net")) {
         for (const auto& i : *ifaces) {
-            if (host.attr("/sys/class/net/" + i + "/operstate").value_or("") != "up") continue;
+            const std::string dir = "/sys/class/net/" + i;
+            bool up;
+            if (auto flags = host.attr(dir + "/flags"); flags && util::parse_hex(*flags))
+                up = (*util::parse_hex(*flags) & IFF_UP) != 0;
+            else
+                up = host.attr(dir + "/operstate").value_or("") == "up";
+            auto it = addresses.find(i);
+            if (!up || it == addresses.end() || it->second.empty()) continue;
             std::set<pci::PciAddress> owners;
             net_owners(host, i, owners);
-            for (const auto& a : owners) f.in_use.push_back({a, "interface " + i + " is up"});
+            for (const auto& a : owners)
+                f.in_use.push_back({a, "interface " + i + " is up with address " + util::join(it->second, ", ")});
         }
     }
 }
@@ -433,6 +479,10 @@ SystemFacts read_system(const Host& host, bool devices_only) {
     for (const char* p : {"nvidia-ctk", "nvidia-container-runtime", "nvidia-container-toolkit"})
         if (host.find_program(p)) f.container_gpu_support = true;
     return f;
+}
+
+std::map<std::string, std::vector<std::string>> interface_addresses(const Host& host) {
+    return read_addresses(host);
 }
 
 } // namespace vfioctl::host

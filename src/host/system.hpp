@@ -85,6 +85,12 @@ const std::vector<std::string>& vfio_module_names();
 // routes, console, holders, IOMMU, modules): no programs are run or looked up.
 SystemFacts read_system(const Host& host, bool devices_only = false);
 
+// The addresses of each network interface, IPv6 link-local ones left out:
+// from getifaddrs on the live host, from k_recorded_addresses (lines
+// "IFACE ADDRESS", written by snapshot) on a recorded tree.
+inline constexpr const char* k_recorded_addresses = "/.vfioctl/net-addresses";
+std::map<std::string, std::vector<std::string>> interface_addresses(const Host& host);
+
 // Programs whose presence or version snapshot records.
 const std::vector<std::string>& recorded_programs();
 

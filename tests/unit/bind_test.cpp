@@ -263,8 +263,9 @@ TEST(CrashSafety, RecoverRestoresAfterAKillAtEveryStep) {
                 FakeKernel k(t);
                 const std::string gpu0 = k.driver_of(fixture::k_shared_gpu);
                 const std::string other0 = k.driver_of(fixture::k_shared_other);
-                if (during_unbind)
+                if (during_unbind) {
                     ASSERT_TRUE(vfio::execute_bind(k, plan_for(k, fixture::k_shared_gpu), quick()).ok());
+                }
                 auto plan = plan_for(k, fixture::k_shared_gpu);
                 pid_t pid = fork();
                 ASSERT_GE(pid, 0);
