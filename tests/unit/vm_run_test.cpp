@@ -8,8 +8,10 @@
 #include "vm/guest.hpp"
 #include "vm/inguest.hpp"
 #include "vm/machine.hpp"
+#include "util/strings.hpp"
 #include "vm/process.hpp"
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <gtest/gtest.h>
@@ -339,4 +341,60 @@ TEST(VmRun, APanicEndsInBoundedTimeWithTheConsoleTail) {
     EXPECT_NE(o.exit_code, 0);
     EXPECT_NE(o.err.find("last console lines"), std::string::npos) << o.err;
     EXPECT_NE(o.err.find("Kernel panic"), std::string::npos) << o.err;
+}
+
+namespace {
+
+std::string read_all(const fs::path& p, size_t max = SIZE_MAX) {
+    std::ifstream f(p, std::ios::binary);
+    std::string s(std::min<size_t>(max, 64 << 20), '\0');
+    f.read(s.data(), static_cast<std::streamsize>(s.size()));
+    s.resize(static_cast<size_t>(f.gcount()));
+    return s;
+}
+
+} // namespace
+
+// A kernel's modules from its own directory (as 'make modules_install
+// INSTALL_MOD_PATH=DIR' leaves them), not /lib/modules: --modules DIR. Only
+// the modules the guest needs are copied there, so the boot proves they came
+// from DIR; a DIR without 9p is refused before QEMU starts.
+TEST(VmRun, ModulesFromTheKernelsOwnDirectory) {
+    const std::string kernel = stock_kernel();
+    if (kernel.empty() || ::access("/usr/bin/qemu-system-x86_64", X_OK) != 0) GTEST_SKIP() << "no kernel or QEMU";
+    auto release = vm::bzimage_release(read_all(kernel, 32768));
+    ASSERT_TRUE(release.ok()) << release.error().describe();
+    const fs::path src = "/lib/modules/" + *release;
+    if (!fs::exists(src / "modules.dep")) GTEST_SKIP() << "no " << src.string();
+    const std::string dep = read_all(src / "modules.dep"), builtin = read_all(src / "modules.builtin");
+    auto order = vm::module_load_order(dep, builtin, {"virtio_pci", "9pnet_virtio", "9p"});
+    ASSERT_TRUE(order.ok()) << order.error().describe();
+    fixture::TempDir mods;
+    std::string dep_kept;
+    for (const auto& f : *order) {
+        fs::create_directories((mods.path / f).parent_path());
+        fs::copy_file(src / f, mods.path / f);
+        for (const auto& line : util::split(dep, '\n'))
+            if (line.rfind(f + ":", 0) == 0) dep_kept += line + "\n";
+    }
+    std::ofstream(mods.path / "modules.dep") << dep_kept;
+    std::ofstream(mods.path / "modules.builtin") << builtin;
+    fixture::TempDir runs;
+    auto r = test::run_vfioctl({"vm", "run", "--kernel", kernel, "--modules", mods.path.string(), "--accel", "tcg",
+                                "--run-dir", runs.path.string(), "--", "sh", "-c", "exit 3"});
+    if (r.err.find("busybox") != std::string::npos) GTEST_SKIP() << r.err;
+    EXPECT_EQ(r.exit_code, 3) << r.err;
+
+    // Without the guest's modules there: a clear error naming one, and no guest.
+    fixture::TempDir bare;
+    std::ofstream(bare.path / "modules.dep") << "kernel/drivers/virtio/virtio.ko:\n";
+    std::ofstream(bare.path / "modules.builtin") << "";
+    auto t0 = std::chrono::steady_clock::now();
+    auto m = test::run_vfioctl({"vm", "run", "--kernel", kernel, "--modules", bare.path.string(), "--accel", "tcg",
+                                "--run-dir", runs.path.string(), "--", "true"});
+    EXPECT_NE(m.exit_code, 0);
+    EXPECT_NE(m.err.find("kernel module virtio_pci is neither in modules.dep nor built in"), std::string::npos)
+        << m.err;
+    EXPECT_NE(m.err.find("--modules DIR"), std::string::npos) << m.err;
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
 }
