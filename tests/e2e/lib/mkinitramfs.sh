@@ -4,8 +4,10 @@
 # Usage: mkinitramfs.sh KERNEL_VERSION CACHE_DIR
 #
 # The image holds a static busybox, lib/init as /init and the modules that
-# mount the host root over virtio-9p with an overlay on top, resolved with
-# their dependencies from /lib/modules/KERNEL_VERSION/modules.dep. It is
+# mount the host root over virtio-9p with an overlay on top (etc/e2e-modules)
+# and those that mount an ext4 root from a virtio disk
+# (etc/e2e-disk-modules), resolved with their dependencies from
+# /lib/modules/KERNEL_VERSION/modules.dep. It is
 # cached in CACHE_DIR under a name derived from the kernel version and the
 # content of every input, so a changed script or module makes a new image.
 # Exit status: 0 built or reused, 77 when busybox or the modules are missing,
@@ -19,6 +21,10 @@ moddir="${E2E_MODULES_DIR:-/lib/modules/$kver}"
 
 # The modules the guest loads itself; their dependencies come first.
 wanted=(virtio_pci 9pnet_virtio 9p overlay)
+# Loaded only when the guest boots from a disk (root= on the command line):
+# the block device and ext4. ext4 asks the crypto API for crc32c, which no
+# modules.dep line names and no modprobe is there to find, so it is listed.
+wanted_disk=(virtio_blk crc32c_generic ext4)
 
 skip() {
     echo "e2e: SKIP: $*" >&2
@@ -73,18 +79,23 @@ add_once() {
     for p in "${order[@]}"; do [ "$p" = "$1" ] && return 0; done
     order+=("$1")
 }
-for m in "${wanted[@]}"; do
-    path="$(module_path "$m")" || skip "kernel $kver lacks module $m"
-    [ -n "$path" ] || continue
+add_module() {
+    local path deps i
+    path="$(module_path "$1")" || skip "kernel $kver lacks module $1"
+    [ -n "$path" ] || return 0
     read -r -a deps <<<"$(awk -F: -v p="$path" '$1 == p { print $2; exit }' "$moddir/modules.dep")"
     for ((i = ${#deps[@]} - 1; i >= 0; i--)); do add_once "${deps[i]}"; done
     add_once "$path"
-done
+}
+for m in "${wanted[@]}"; do add_module "$m"; done
+base_count=${#order[@]}
+for m in "${wanted_disk[@]}"; do add_module "$m"; done
 
 key="$(
     {
         echo "$kver"
         printf '%s\n' "${order[@]}"
+        echo "$base_count"
         sha256sum "$here/init" "${BASH_SOURCE[0]}" "$busybox" | cut -d' ' -f1
         for p in "${order[@]}"; do sha256sum "$moddir/$p" | cut -d' ' -f1; done
     } | sha256sum | cut -c1-16
@@ -115,11 +126,17 @@ unpack_module() {
     esac
 }
 : >"$stage/etc/e2e-modules"
-for p in "${order[@]}"; do
+: >"$stage/etc/e2e-disk-modules"
+for i in "${!order[@]}"; do
+    p="${order[i]}"
     name="$(basename "$p")"
     name="${name%%.ko*}"
     unpack_module "$moddir/$p" "$stage/lib/e2e-modules/$name.ko"
-    echo "$name" >>"$stage/etc/e2e-modules"
+    if [ "$i" -lt "$base_count" ]; then
+        echo "$name" >>"$stage/etc/e2e-modules"
+    else
+        echo "$name" >>"$stage/etc/e2e-disk-modules"
+    fi
 done
 
 tmp="$(mktemp "$cache/.initramfs.XXXXXX")"

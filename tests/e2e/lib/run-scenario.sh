@@ -23,11 +23,25 @@
 #   # e2e-timeout: SECONDS  guest wall-clock limit
 #   # e2e-requires: PROGS   host programs the scenario needs (else skip)
 #   # e2e-host-check: yes   after the guest passes, run "SCENARIO host" here
+#   # e2e-disk: SIZE_MB     attach a blank SIZE_MB disk (/dev/vda) and allow
+#                           reboots from it (below)
 # Inside the guest the host root is "/" (writes go to a tmpfs overlay), so
 # every host path, the vfioctl binary's included, is the same. The scenario
 # runs as "bash SCENARIO guest" with VFIOCTL, RESULTS (a directory shared
 # read-write with the host, same path on both sides), E2E_LIB, E2E_SRC,
-# E2E_BUILD and E2E_PHASE set.
+# E2E_BUILD, E2E_PHASE, E2E_BOOT (0, or the reboot's number), E2E_SHOW
+# (the host directories the scenario needs: source, build, binary, scenario),
+# E2E_KERNEL and E2E_INITRD (the guest's kernel image and initramfs) set.
+#
+# With e2e-disk the sparse image WORK/disk.img is attached (virtio) on every
+# boot. Boot 0 is the usual one (-kernel, the harness initramfs, the host root
+# over 9p). When a boot's scenario exits 0 after creating $RESULTS/reboot
+# (request_reboot in scenario.sh), the file is removed and the guest boots
+# again from the disk with no -kernel, -initrd or -append (SeaBIOS, then the
+# boot loader the scenario installed there), E2E_BOOT one higher; at most
+# 5 boots. Each boot keeps console-N.log, qemu-N.log and share/output-N.log;
+# the limit (e2e-timeout) is for all boots together, and the result is the
+# last boot's.
 #
 # Exit status: the scenario's; 77 (skip) only when this machine lacks QEMU,
 # a kernel image with its modules, busybox or a required program; 1 when the
@@ -93,7 +107,9 @@ if [ -z "$qemu" ] || [ ! -x "$qemu" ]; then
 fi
 command -v timeout >/dev/null || skip "timeout(1) not found (coreutils)"
 for prog in $(header e2e-requires); do
-    command -v "$prog" >/dev/null || skip "scenario $name needs $prog, which is not installed"
+    # sbin is often not on a user's PATH; the guest runs as root.
+    command -v "$prog" >/dev/null || [ -x "/usr/sbin/$prog" ] || [ -x "/sbin/$prog" ] ||
+        skip "scenario $name needs $prog, which is not installed"
 done
 
 if [ -z "$kernel" ]; then
@@ -106,12 +122,14 @@ if [ -z "$kernel" ]; then
     [ -n "$kernel" ] || skip "no /boot/vmlinuz-* with modules in /lib/modules (install linux-image-amd64)"
 fi
 [ -r "$kernel" ] || skip "kernel image $kernel is missing or not readable"
+case "$kernel" in /*) ;; *) kernel="$(pwd)/$kernel" ;; esac
 kver="${E2E_KERNEL_VERSION:-$(basename "$kernel")}"
 kver="${kver#vmlinuz-}"
 
 initrd="$("$lib/mkinitramfs.sh" "$kver" "$cache")"
 rc=$?
 [ $rc -eq 0 ] || exit $rc
+case "$initrd" in /*) ;; *) initrd="$(pwd)/$initrd" ;; esac
 
 # KVM only where it runs ordinary guests: a PVM-backed /dev/kvm hangs them.
 accel="${E2E_ACCEL:-}"
@@ -125,34 +143,50 @@ fi
 
 timeout="${timeout:-$(header e2e-timeout | tail -n1)}"
 timeout="${timeout:-240}"
+disk_mb="$(header e2e-disk | tail -n1)"
+case "$disk_mb" in
+'' | [1-9] | [1-9][0-9] | [1-9][0-9][0-9] | [1-9][0-9][0-9][0-9]) ;;
+*) fail "e2e-disk: '$disk_mb' is not a size in MiB (1-9999)" ;;
+esac
+max_boots=5
 
 rm -rf "$work"
 share="$work/share"
 mkdir -p "$share" || fail "cannot create $share"
-case "$share$vfioctl$src$build" in
+case "$share$vfioctl$src$build$kernel$initrd" in
 *[[:space:]\'\"\\]*) fail "paths with spaces or quotes are not supported: $share $vfioctl $src" ;;
 esac
 
-cat >"$share/run.sh" <<RUN
+show_dirs="$src $build $(dirname "$vfioctl") $(dirname "$scenario")"
+
+# write_run_sh BOOT: the script the guest's init runs.
+write_run_sh() {
+    cat >"$share/run.sh" <<RUN
 export VFIOCTL='$vfioctl'
 export RESULTS='$share'
 export E2E_LIB='$lib'
 export E2E_SRC='$src'
 export E2E_BUILD='$build'
 export E2E_PHASE=guest
+export E2E_BOOT=$1
+export E2E_SHOW='$show_dirs'
+export E2E_KERNEL='$kernel'
+export E2E_INITRD='$initrd'
 RUN
-for kv in "${extra_env[@]}"; do
-    printf 'export %s=%q\n' "${kv%%=*}" "${kv#*=}" >>"$share/run.sh"
-done
-cat >>"$share/run.sh" <<RUN
+    for kv in "${extra_env[@]}"; do
+        printf 'export %s=%q\n' "${kv%%=*}" "${kv#*=}" >>"$share/run.sh"
+    done
+    cat >>"$share/run.sh" <<RUN
 cd "\$RESULTS" || exit 125
 exec /bin/bash '$scenario' guest
 RUN
+}
 
 # The guest covers /tmp and /run with tmpfs; the trees it needs from there
 # are shown at their host paths.
 binds=
-for p in "$src" "$build" "$(dirname "$vfioctl")" "$(dirname "$scenario")" "$share"; do
+for p in "$src" "$build" "$(dirname "$vfioctl")" "$(dirname "$scenario")" "$share" \
+    "$(dirname "$kernel")" "$(dirname "$initrd")"; do
     case "$p" in
     /tmp/* | /run/*)
         top="$(echo "$p" | cut -d/ -f1-3)"
@@ -163,58 +197,112 @@ done
 
 read -r -a scenario_qemu <<<"$(header e2e-qemu | tr '\n' ' ')"
 append="console=ttyS0 panic=-1 e2e.results=$share${binds:+ e2e.bind=$binds} $(header e2e-append | tr '\n' ' ')"
-# One vCPU: under TCG on a small, busy host a second vCPU makes the guest
-# slower, not faster (measured 9.5 s against 13.5 s with one busy host core).
-# shellcheck disable=SC2054 # commas separate QEMU suboptions
-cmd=(
-    "$qemu" -accel "$accel" -cpu max -m 2048 -smp "${E2E_SMP:-1}"
-    -machine q35,kernel-irqchip=split -nodefaults -no-user-config -display none -no-reboot
-    "${scenario_qemu[@]}"
-    -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap
-    -virtfs "local,path=$share,mount_tag=results,security_model=none"
-    -chardev "file,id=console,path=$work/console.log" -serial chardev:console
-    -kernel "$kernel" -initrd "$initrd" -append "${append% }"
-)
-printf '%q ' "${cmd[@]}" >"$work/qemu-command"
-echo >>"$work/qemu-command"
+if [ -n "$disk_mb" ]; then
+    truncate -s "${disk_mb}M" "$work/disk.img" || fail "cannot create $work/disk.img"
+fi
 
-echo "e2e: scenario $name: kernel $kver, accel $accel, timeout ${timeout}s"
-echo "e2e: results in $work"
-start=$(date +%s)
-timeout -k 10 "$timeout" "${cmd[@]}" </dev/null >"$work/qemu.log" 2>&1
-qrc=$?
-secs=$(($(date +%s) - start))
+# boot_cmd BOOT: the QEMU command of boot BOOT in the array cmd, its console
+# log in $console and QEMU's own output in $qemu_log.
+boot_cmd() {
+    local suffix=
+    [ -n "$disk_mb" ] && suffix="-$1"
+    console="$work/console$suffix.log"
+    qemu_log="$work/qemu$suffix.log"
+    # One vCPU: under TCG on a small, busy host a second vCPU makes the guest
+    # slower, not faster (measured 9.5 s against 13.5 s with one busy host core).
+    # shellcheck disable=SC2054 # commas separate QEMU suboptions
+    cmd=(
+        "$qemu" -accel "$accel" -cpu max -m 2048 -smp "${E2E_SMP:-1}"
+        -machine q35,kernel-irqchip=split -nodefaults -no-user-config -display none -no-reboot
+        "${scenario_qemu[@]}"
+        -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap
+        -virtfs "local,path=$share,mount_tag=results,security_model=none"
+        -chardev "file,id=console,path=$console" -serial chardev:console
+    )
+    [ -n "$disk_mb" ] && cmd+=(-drive "file=$work/disk.img,format=raw,if=virtio")
+    # Later boots start from the disk: firmware, boot loader, kernel.
+    [ "$1" = 0 ] && cmd+=(-kernel "$kernel" -initrd "$initrd" -append "${append% }")
+    return 0
+}
 
 show_output() {
-    if [ -s "$share/output.log" ]; then
-        echo "---- scenario output ----"
-        cat "$share/output.log"
-        echo "---- end of scenario output ----"
-    fi
+    local f
+    for f in "$share"/output-*.log "$share/output.log"; do
+        if [ -s "$f" ]; then
+            echo "---- scenario output${disk_mb:+ ($(basename "$f" .log))} ----"
+            cat "$f"
+            echo "---- end of scenario output ----"
+        fi
+    done
 }
 show_console() {
-    if [ -s "$work/qemu.log" ]; then
+    if [ -s "$qemu_log" ]; then
         echo "---- qemu ----"
-        tail -n 20 "$work/qemu.log"
+        tail -n 20 "$qemu_log"
     fi
-    echo "---- last 40 console lines ($work/console.log) ----"
-    tail -n 40 "$work/console.log" 2>/dev/null
+    echo "---- last 40 console lines ($console) ----"
+    tail -n 40 "$console" 2>/dev/null
     echo "----"
 }
 
-if [ $qrc -eq 124 ] || [ $qrc -eq 137 ]; then
-    show_output
-    show_console
-    fail "guest did not finish within ${timeout}s"
-fi
-if [ ! -f "$share/exit-code" ]; then
-    show_output
-    show_console
-    fail "guest ended after ${secs}s without a scenario result (qemu exit status $qrc)"
-fi
-rc="$(cat "$share/exit-code")"
+echo "e2e: scenario $name: kernel $kver, accel $accel, timeout ${timeout}s${disk_mb:+, disk ${disk_mb} MiB}"
+echo "e2e: results in $work"
+start=$(date +%s)
+boot=0
+: >"$work/qemu-command"
+while :; do
+    boot_cmd "$boot"
+    write_run_sh "$boot"
+    rm -f "$share/exit-code" "$share/reboot"
+    printf '%q ' "${cmd[@]}" >>"$work/qemu-command"
+    echo >>"$work/qemu-command"
+    left=$((timeout - ($(date +%s) - start)))
+    [ "$left" -gt 0 ] || left=1
+    if [ -n "$disk_mb" ]; then
+        if [ "$boot" = 0 ]; then
+            echo "e2e: boot 0: the harness's kernel and initramfs"
+        else
+            echo "e2e: boot $boot: from the disk"
+        fi
+    fi
+    boot_start=$(date +%s)
+    timeout -k 10 "$left" "${cmd[@]}" </dev/null >"$qemu_log" 2>&1
+    qrc=$?
+    now=$(date +%s)
+    secs=$((now - start))
+    boot_secs=$((now - boot_start))
+    if [ -n "$disk_mb" ] && [ -f "$share/output.log" ]; then
+        mv -f "$share/output.log" "$share/output-$boot.log"
+    fi
+    if [ $qrc -eq 124 ] || [ $qrc -eq 137 ]; then
+        show_output
+        show_console
+        fail "guest did not finish within ${timeout}s${disk_mb:+ (boot $boot)}"
+    fi
+    if [ ! -f "$share/exit-code" ]; then
+        show_output
+        show_console
+        fail "guest ended after ${secs}s without a scenario result${disk_mb:+ (boot $boot)} (qemu exit status $qrc)"
+    fi
+    rc="$(cat "$share/exit-code")"
+    [ -n "$disk_mb" ] && echo "e2e: boot $boot took ${boot_secs}s, scenario exit status $rc"
+    if [ "$rc" = 0 ] && [ -f "$share/reboot" ]; then
+        rm -f "$share/reboot"
+        if [ -z "$disk_mb" ]; then
+            show_output
+            fail "the scenario asked for a reboot, which needs '# e2e-disk: SIZE_MB'"
+        fi
+        boot=$((boot + 1))
+        if [ "$boot" -ge "$max_boots" ]; then
+            show_output
+            fail "the scenario asked for more than $max_boots boots"
+        fi
+        continue
+    fi
+    break
+done
 show_output
-echo "e2e: guest finished in ${secs}s, scenario exit status $rc"
+echo "e2e: guest finished in ${secs}s${disk_mb:+ after $((boot + 1)) boots}, scenario exit status $rc"
 
 if [ "$rc" = 0 ] && [ "$(header e2e-host-check | tail -n1)" = yes ]; then
     echo "---- host check ----"

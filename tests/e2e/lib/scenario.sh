@@ -243,3 +243,13 @@ iface_up() {
     done
     ok "$1 is up with $2 (operstate $(cat "/sys/class/net/$1/operstate"))"
 }
+
+# request_reboot: ends this boot of the scenario with success; the harness
+# boots the guest again from its disk (scenarios with "# e2e-disk:"), with
+# E2E_BOOT one higher.
+request_reboot() {
+    sync
+    : >"$RESULTS/reboot" || fail "cannot write $RESULTS/reboot"
+    echo "== [$(cut -d' ' -f1 /proc/uptime)s] boot ${E2E_BOOT:-0} done, reboot requested"
+    exit 0
+}
