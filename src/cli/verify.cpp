@@ -167,9 +167,13 @@ Command verify_command() {
             [](CLI::App& sub) {
                 auto o = std::make_shared<VerifyOptions>();
                 sub.add_flag("--in-guest", o->in_guest, "check this machine (run inside any VM)");
-                sub.add_option("--expect", o->expect, "vendor:device or BDF that must be on the bus (repeat)")->expected(1);
+                sub.add_option("--expect", o->expect, "vendor:device or BDF that must be on the bus (repeat)")
+                    ->expected(1)
+                    ->allow_extra_args(false);
                 sub.add_flag("--load-driver", o->load_driver, "load the driver for its modalias when none is bound");
-                sub.add_option("--gpu", o->gpus, "pass this device through (BDF or vendor:device; repeat)")->expected(1);
+                sub.add_option("--gpu", o->gpus, "pass this device through (BDF or vendor:device; repeat)")
+                    ->expected(1)
+                    ->allow_extra_args(false);
                 sub.add_option("--kernel", o->kernel, "kernel to boot (default: the running one)");
                 sub.add_option("--memory", o->memory, "guest RAM");
                 sub.add_option("--accel", o->accel, "auto, kvm or tcg")->check(CLI::IsMember({"auto", "kvm", "tcg"}));

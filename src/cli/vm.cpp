@@ -129,8 +129,11 @@ void add_profile_flags(CLI::App& sub, ProfileFlags& f, bool run_mode) {
                                                   : "initramfs for --kernel");
     sub.add_option("--append", f.append, "kernel command line (added to vfioctl's)");
     sub.add_option("--console-log", f.console_log, "append the serial console to this file");
+    // One value per --gpu: without allow_extra_args(false), a --gpu before
+    // "--" swallowed the separator and the command's own options were parsed.
     sub.add_option("--gpu", f.o.gpus, "device to pass through: BDF (8a:00.0) or vendor:device (10de:2336); repeat")
-        ->expected(1);
+        ->expected(1)
+        ->allow_extra_args(false);
     if (run_mode) return;
     sub.add_option("--machine", f.machine, "QEMU machine type (q35)");
     sub.add_option("--disk", f.disk, "disk image to boot (raw, or .qcow2)");

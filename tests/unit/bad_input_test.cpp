@@ -157,3 +157,24 @@ INSTANTIATE_TEST_SUITE_P(
         Damage{"GarbageBusEntry", [](HostTree& t) { t.mkdir("/sys/bus/pci/devices/not-a-device"); },
                "Couldn't parse entry name not-a-device", true}),
     [](const auto& info) { return info.param.name; });
+
+// A --gpu before "--" takes one value: the command after "--" keeps its own
+// options ("sh -c ..."), and the missing kernel is reported before any
+// device is touched.
+TEST(BadInput, GpuBeforeTheCommandSeparatorTakesOneValue) {
+    HostTree t = fixture::seed_after();
+    const std::string root = t.root().string();
+    for (const std::vector<std::string>& args :
+         {std::vector<std::string>{"vm", "run", "--kernel", "/nonexistent/bzImage", "--gpu", "8a:00.0", "--", "sh",
+                                   "-c", "exit 0"},
+          std::vector<std::string>{"verify", "--gpu", "8a:00.0", "--expect", "10de:2336", "--kernel",
+                                   "/nonexistent/bzImage"}}) {
+        std::vector<std::string> argv{"--root", root};
+        argv.insert(argv.end(), args.begin(), args.end());
+        auto o = test::run_vfioctl(argv);
+        EXPECT_EQ(o.err.find("not expected"), std::string::npos) << o.err;
+        EXPECT_EQ(o.exit_code, 1) << o.err;
+        EXPECT_NE(o.err.find("/nonexistent/bzImage"), std::string::npos) << o.err;
+        EXPECT_EQ(t.read("/sys/bus/pci/devices/0000:8a:00.0/driver_override"), "(null)\n");
+    }
+}

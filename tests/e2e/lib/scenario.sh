@@ -253,3 +253,15 @@ request_reboot() {
     echo "== [$(cut -d' ' -f1 /proc/uptime)s] boot ${E2E_BOOT:-0} done, reboot requested"
     exit 0
 }
+
+# lone_e1000e: finds the e1000e (8086:10d3), checks that it is alone in its
+# IOMMU group and on its e1000e driver; sets NIC and GROUP.
+lone_e1000e() {
+    NIC="$(pci_find 8086 10d3)"
+    [ -n "$NIC" ] || fail "no e1000e (8086:10d3)"
+    GROUP="$(iommu_group_of "$NIC")"
+    [ -n "$GROUP" ] || fail "$NIC has no IOMMU group"
+    [ "$(ls "/sys/kernel/iommu_groups/$GROUP/devices")" = "$NIC" ] || fail "$NIC is not alone in group $GROUP"
+    modprobe e1000e || fail "modprobe e1000e failed"
+    expect_driver "$NIC" e1000e
+}

@@ -13,13 +13,8 @@
 . "$E2E_LIB/scenario.sh"
 
 step "kernel facts"
-nic="$(pci_find 8086 10d3)"
-[ -n "$nic" ] || fail "no e1000e (8086:10d3)"
-group="$(iommu_group_of "$nic")"
-[ -n "$group" ] || fail "$nic has no IOMMU group"
-[ "$(ls "/sys/kernel/iommu_groups/$group/devices")" = "$nic" ] || fail "$nic is not alone in group $group"
-modprobe e1000e || fail "modprobe e1000e failed"
-expect_driver "$nic" e1000e
+lone_e1000e
+nic="$NIC" group="$GROUP"
 iface="$(net_of "$nic")"
 [ -n "$iface" ] || fail "$nic has no network interface"
 [ "$(cat "/sys/bus/pci/devices/$nic/driver_override")" = "(null)" ] || fail "$nic has a driver_override already"

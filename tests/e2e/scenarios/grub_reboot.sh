@@ -201,13 +201,8 @@ GRUB
         "iommu show: nothing pending, the enable (journal kept across the reboot) can be reverted"
 
     step "vfioctl binds the e1000e to vfio-pci and gives it back"
-    nic="$(pci_find 8086 10d3)"
-    [ -n "$nic" ] || fail "no e1000e (8086:10d3)"
-    group="$(iommu_group_of "$nic")"
-    [ -n "$group" ] || fail "$nic has no IOMMU group"
-    [ "$(ls "/sys/kernel/iommu_groups/$group/devices")" = "$nic" ] || fail "$nic is not alone in group $group"
-    modprobe e1000e || fail "modprobe e1000e failed"
-    expect_driver "$nic" e1000e
+    lone_e1000e
+    nic="$NIC" group="$GROUP"
     run b2_bind "$VFIOCTL" bind "$nic"
     expect_rc "vfioctl bind $nic" 0
     expect_driver "$nic" vfio-pci
