@@ -114,9 +114,9 @@ namespace {
 
 struct ProfileFlags {
     vm::ProfileOverrides o;
-    std::string memory, machine, accel, disk, kernel, initrd, append, console_log;
+    std::string memory, machine, accel, share, disk, kernel, initrd, append, console_log;
     int cpus = 0, ssh_port = 0;
-    bool share = false, no_share = false;
+    bool share_root = false, no_share = false;
 };
 
 void add_profile_flags(CLI::App& sub, ProfileFlags& f, bool run_mode) {
@@ -124,6 +124,11 @@ void add_profile_flags(CLI::App& sub, ProfileFlags& f, bool run_mode) {
     sub.add_option("--cpus", f.cpus, "virtual CPUs")->check(CLI::Range(1, 1024));
     sub.add_option("--accel", f.accel, "auto (KVM when usable, else TCG), kvm or tcg")
         ->check(CLI::IsMember({"auto", "kvm", "tcg"}));
+    sub.add_option("--share", f.share,
+                   run_mode ? "how / is shared: auto (virtiofs when virtiofsd is installed and usable, else 9p), "
+                              "9p or virtiofs"
+                            : "how / is shared: auto or 9p (virtiofs is for 'vm run')")
+        ->check(CLI::IsMember({"auto", "9p", "virtiofs"}));
     sub.add_option("--kernel", f.kernel, "kernel image (bzImage) to boot");
     sub.add_option("--initrd", f.initrd, run_mode ? "initramfs to add (its files come before vfioctl's /init)"
                                                   : "initramfs for --kernel");
@@ -137,7 +142,7 @@ void add_profile_flags(CLI::App& sub, ProfileFlags& f, bool run_mode) {
     if (run_mode) return;
     sub.add_option("--machine", f.machine, "QEMU machine type (q35)");
     sub.add_option("--disk", f.disk, "disk image to boot (raw, or .qcow2)");
-    sub.add_flag("--share-host-root", f.share, "share / read-only over 9p (mount tag hostroot)");
+    sub.add_flag("--share-host-root", f.share_root, "share / read-only (mount tag hostroot; over what: --share)");
     sub.add_flag("--no-share-host-root", f.no_share, "do not share /");
     sub.add_option("--ssh-port", f.ssh_port, "forward this host port to the guest's port 22")
         ->check(CLI::Range(1, 65535));
@@ -159,7 +164,8 @@ vm::ProfileOverrides overrides_of(ProfileFlags& f) {
     o.console_log = opt(f.console_log);
     if (f.cpus) o.cpus = f.cpus;
     if (f.ssh_port) o.ssh_port = f.ssh_port;
-    if (f.share) o.share_host_root = true;
+    o.share = opt(f.share);
+    if (f.share_root) o.share_host_root = true;
     if (f.no_share) o.share_host_root = false;
     return o;
 }
@@ -231,6 +237,11 @@ int run_start(Context& ctx, StartOptions& o) {
     vm::Profile p = std::move(profile).value();
     p.name = o.name;
     if (auto s = vm::apply_overrides(p, ov); !s) return report_error(ctx, s.error(), exit_usage);
+    // A detached VM's share is QEMU's own 9p: no virtiofsd to outlive us.
+    if (p.share_host_root && p.share == vm::ShareMode::virtiofs)
+        return report_error(ctx, Error{"'vm start' shares / over 9p only", p.source,
+                                       "use share = \"auto\" or \"9p\" (--share); virtiofs is for 'vm run'", 0},
+                            exit_usage);
     if (auto s = check_boot(ctx.host, p); !s) return report_error(ctx, s.error());
     auto qemu = find_qemu(ctx.host);
     if (!qemu) return report_error(ctx, qemu.error());
@@ -603,6 +614,7 @@ int vm_run(Context& ctx, const VmRunOptions& o) {
     req.busybox = o.busybox;
     req.kvm = accel.kvm;
     req.qemu = *qemu;
+    req.warn = [&ctx](const std::string& w) { warn(ctx, w); };
     req.boot_timeout_ms = static_cast<int>(o.boot_timeout_s * 1000);
     req.timeout_ms = static_cast<int>(o.timeout_s * 1000);
     req.run_dir = o.run_base + "/run." + std::to_string(::getpid());
@@ -637,8 +649,8 @@ int vm_run(Context& ctx, const VmRunOptions& o) {
         }
     }
     if (std::getenv("VFIOCTL_RUN_TIMES"))
-        ctx.err << fmt::format("vfioctl: before QEMU {:.1f} ms, boot to command {:.0f} ms, total {:.0f} ms\n",
-                               r->prespawn_ms, r->boot_ms, r->total_ms);
+        ctx.err << fmt::format("vfioctl: {}: before QEMU {:.1f} ms, boot to command {:.0f} ms, total {:.0f} ms\n",
+                               r->virtiofs ? "virtiofs" : "9p", r->prespawn_ms, r->boot_ms, r->total_ms);
     return r->exit_code;
 }
 

@@ -82,11 +82,14 @@ std::vector<std::string> qemu_argv(const Profile& p, const LaunchSpec& spec) {
     auto add = [&a](std::initializer_list<std::string> xs) { a.insert(a.end(), xs); };
     if (!p.name.empty()) add({"-name", p.name});
     add({"-nodefaults", "-no-user-config", "-display", "none"});
-    add({"-machine", p.machine, "-accel", spec.kvm ? "kvm" : "tcg"});
+    const bool virtiofs = p.share_host_root && !spec.virtiofs_socket.empty();
+    add({"-machine", virtiofs ? p.machine + ",memory-backend=mem" : p.machine, "-accel", spec.kvm ? "kvm" : "tcg"});
     const MmioPlan mmio = plan_mmio(spec.slots, p.memory_mib);
     std::string cpu = spec.kvm ? "host" : "max";
     if (mmio.phys_bits) cpu += spec.kvm ? ",host-phys-bits=on" : ",phys-bits=" + std::to_string(mmio.phys_bits);
     add({"-cpu", cpu, "-m", std::to_string(p.memory_mib) + "M", "-smp", std::to_string(p.cpus)});
+    if (virtiofs)
+        add({"-object", "memory-backend-memfd,id=mem,size=" + std::to_string(p.memory_mib) + "M,share=on"});
     if (mmio.hole64_bytes) add({"-global", "q35-pcihost.pci-hole64-size=" + size_arg(mmio.hole64_bytes)});
     if (spec.no_reboot) add({"-no-reboot"});
     if (spec.daemonize) add({"-daemonize"});
@@ -117,7 +120,10 @@ std::vector<std::string> qemu_argv(const Profile& p, const LaunchSpec& spec) {
         const std::string& append = spec.append_override.empty() ? p.boot.append : spec.append_override;
         if (!append.empty()) add({"-append", append});
     }
-    if (p.share_host_root)
+    if (virtiofs)
+        add({"-chardev", "socket,id=vfs,path=" + esc(spec.virtiofs_socket), "-device",
+             "vhost-user-fs-pci,chardev=vfs,tag=hostroot"});
+    else if (p.share_host_root)
         add({"-fsdev", "local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap", "-device",
              "virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot"});
     if (p.ssh_port)

@@ -54,6 +54,10 @@ struct LaunchSpec {
     std::string initrd_override;       // vm run: the initramfs it generated
     std::string append_override;       // vm run: the kernel command line it built
     bool no_reboot = false;            // a guest reboot or panic ends QEMU
+    // With share_host_root: "" shares / over virtio-9p (QEMU itself, read-only);
+    // else the vhost-user socket of the virtiofsd that serves it (virtiofs;
+    // guest RAM then becomes a shared memfd, which vhost-user needs).
+    std::string virtiofs_socket;
 };
 
 // The 64-bit PCI window and CPU address width the passed-through BARs need.

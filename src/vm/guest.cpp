@@ -2,6 +2,7 @@
 
 #include "util/strings.hpp"
 #include "vm/process.hpp"
+#include "vm/virtiofs.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -136,8 +137,9 @@ Result<std::vector<std::string>> module_load_order(std::string_view dep_text, st
         if (it == deps.end()) {
             if (builtin.count(n)) continue;
             return Error{"kernel module " + w + " is neither in modules.dep nor built in", {},
-                         "build the kernel with CONFIG_NET_9P_VIRTIO, CONFIG_9P_FS and CONFIG_VIRTIO_PCI "
-                         "(=y, or =m with --modules DIR pointing at its modules)",
+                         "build the kernel with CONFIG_VIRTIO_PCI and CONFIG_VIRTIO_FS (virtiofs) or "
+                         "CONFIG_NET_9P_VIRTIO and CONFIG_9P_FS (9p) (=y, or =m with --modules DIR pointing "
+                         "at its modules)",
                          0};
         }
         // modules.dep lists a module's dependencies last-loaded first.
@@ -209,8 +211,8 @@ for m in{mods}; do
     $B insmod "/lib/vfioctl/$m.ko" || fail "insmod $m"
 done
 R=/root
-$B mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose hostroot $R ||
-    fail "cannot mount the host root (9p tag hostroot)"
+{share_mount} hostroot $R ||
+    fail "cannot mount the host root ({share} tag hostroot)"
 $B mount -t proc proc $R/proc || fail "cannot mount /proc"
 $B mount -t sysfs sysfs $R/sys || fail "cannot mount /sys"
 $B mount -t devtmpfs dev $R/dev || fail "cannot mount /dev"
@@ -234,8 +236,16 @@ $B poweroff -f
 $B sleep 5
 )SH",
                        fmt::arg("mods", mods), fmt::arg("cwd", sh_quote(plan.cwd)), fmt::arg("keep", keep),
-                       fmt::arg("env", env),
+                       fmt::arg("env", env), fmt::arg("share", plan.virtiofs ? "virtiofs" : "9p"),
+                       fmt::arg("share_mount", plan.virtiofs ? "$B mount -t virtiofs -o ro"
+                                                             : "$B mount -t 9p -o trans=virtio,version=9p2000.L,ro,"
+                                                               "msize=512000,cache=loose"),
                        fmt::arg("cmd", cmd));
+}
+
+std::vector<std::string> share_modules(bool virtiofs) {
+    if (virtiofs) return {"virtio_pci", "fuse", "virtiofs"};
+    return {"virtio_pci", "9pnet_virtio", "9p"};
 }
 
 std::string run_append(const std::string& user_append) {
@@ -244,7 +254,8 @@ std::string run_append(const std::string& user_append) {
     return a;
 }
 
-Result<std::string> build_initramfs(const host::Host& host, const RunRequest& req, const std::string& release) {
+Result<std::string> build_initramfs(const host::Host& host, const RunRequest& req, const std::string& release,
+                                    bool virtiofs) {
     std::string busybox_path = req.busybox;
     if (busybox_path.empty()) {
         auto p = host.find_program("busybox");
@@ -262,7 +273,7 @@ Result<std::string> build_initramfs(const host::Host& host, const RunRequest& re
     auto builtin = host.read(moddir + "/modules.builtin");
     std::vector<std::string> files;
     if (dep) {
-        auto order = module_load_order(*dep, builtin.value_or(""), {"virtio_pci", "9pnet_virtio", "9p"});
+        auto order = module_load_order(*dep, builtin.value_or(""), share_modules(virtiofs));
         if (!order) return order.error();
         files = *order;
     } else if (!builtin) {
@@ -286,6 +297,7 @@ Result<std::string> build_initramfs(const host::Host& host, const RunRequest& re
         entries.push_back({"lib/vfioctl/" + name + ".ko", 0100644, std::move(data).value()});
         plan.modules.push_back(name);
     }
+    plan.virtiofs = virtiofs;
     plan.command = req.command;
     plan.cwd = req.cwd;
     plan.env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root",
@@ -301,6 +313,55 @@ Result<std::string> build_initramfs(const host::Host& host, const RunRequest& re
     image += cpio_newc(entries);
     return image;
 }
+
+namespace {
+
+// What the host root is shared over: virtiofs (its server running until
+// this is destroyed) or 9p; and the initramfs that mounts it.
+struct Share {
+    std::optional<VirtiofsServer> server;
+    std::string image;
+};
+
+Result<Share> prepare_share(const host::Host& host, const RunRequest& req, const std::string& release) {
+    Share sh;
+    std::optional<Error> why_not;
+    if (req.profile.share != ShareMode::ninep) {
+        auto tried = [&]() -> Status {
+            auto d = find_virtiofsd(host);
+            if (!d) return d.error();
+            if (::geteuid() != 0)
+                return Error{"virtiofsd needs root (its sandbox and the read-only view of / are mount namespaces)",
+                             {}, "run as root, or use --share 9p", EPERM};
+            auto image = build_initramfs(host, req, release, true);
+            if (!image) return image.error();
+            if (auto few = virtiofsd_file_limit_problem(); !few.empty()) {
+                if (req.profile.share != ShareMode::virtiofs) return Error{few, {}, "use --share virtiofs anyway", 0};
+                if (req.warn) req.warn("--share virtiofs: " + few);
+            }
+            auto server = VirtiofsServer::start(*d, req.run_dir, 5000, true);
+            if (!server) return server.error();
+            sh.server.emplace(std::move(server).value());
+            sh.image = std::move(image).value();
+            return {};
+        }();
+        if (tried) return sh;
+        Error e = tried.error();
+        if (req.profile.share == ShareMode::virtiofs) {
+            e.message = "cannot share / over virtiofs: " + e.message;
+            return e;
+        }
+        // Auto on a host without virtiofsd is plain 9p, not worth a warning.
+        if (e.errnum != ENOENT || !e.path.empty()) why_not = e;
+    }
+    auto image = build_initramfs(host, req, release, false);
+    if (!image) return image.error();
+    sh.image = std::move(image).value();
+    if (why_not && req.warn) req.warn("sharing / over 9p, not virtiofs: " + why_not->describe());
+    return sh;
+}
+
+} // namespace
 
 Result<RunResult> run_guest(const host::Host& host, const RunRequest& req) {
     using Clock = std::chrono::steady_clock;
@@ -322,11 +383,11 @@ Result<RunResult> run_guest(const host::Host& host, const RunRequest& req) {
         e.path = req.profile.boot.kernel;
         return e;
     }
-    auto image = build_initramfs(host, req, *release);
-    if (!image) return image.error();
+    auto share = prepare_share(host, req, *release);
+    if (!share) return share.error();
     const std::string initrd = req.run_dir + "/initramfs.cpio";
     const std::string control = req.run_dir + "/control";
-    if (auto s = write_file(initrd, *image, 0600); !s) return s.error();
+    if (auto s = write_file(initrd, share->image, 0600); !s) return s.error();
     if (auto s = write_file(control, "", 0600); !s) return s.error();
     const uint64_t console_start = file_size(req.console_log);
 
@@ -339,18 +400,22 @@ Result<RunResult> run_guest(const host::Host& host, const RunRequest& req) {
                     {SerialPort::file, control, {}}};
     spec.initrd_override = initrd;
     spec.append_override = run_append(req.profile.boot.append);
+    if (share->server) spec.virtiofs_socket = share->server->socket();
     Profile p = req.profile;
     p.share_host_root = true;
     p.ssh_port.reset();
     auto argv = qemu_argv(p, spec);
 
     int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-    auto pid = spawn(argv, SpawnIo{devnull, -1, -1});
+    SpawnIo io;
+    io.in = devnull;
+    auto pid = spawn(argv, io);
     if (devnull >= 0) ::close(devnull);
     if (!pid) return pid.error();
     const auto started = Clock::now();
 
     RunResult r;
+    r.virtiofs = share->server.has_value();
     r.prespawn_ms = std::chrono::duration<double, std::milli>(started - req.t0).count();
     bool running = false, have_exit = false;
     std::optional<int> qemu_rc;

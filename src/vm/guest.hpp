@@ -1,8 +1,8 @@
 #pragma once
 // 'vfioctl vm run': boots a kernel straight into one command. vfioctl packs
 // an initramfs at run time (static busybox, the few modules that mount the
-// host root over virtio-9p, and a generated /init), boots it with the host
-// root shared read-only, runs the command as init's child, streams its
+// host root over virtiofs or virtio-9p, and a generated /init), boots it
+// with the host root shared read-only, runs the command as init's child, streams its
 // output, and returns its exit code. No udev, no probing that waits.
 
 #include "host/host.hpp"
@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -51,7 +52,11 @@ struct InitPlan {
     std::vector<std::string> command; // argv to run in the host root
     std::string cwd = "/";            // where the command runs
     std::vector<std::string> env;     // NAME=value for the command
+    bool virtiofs = false;            // the host root is virtiofs (else 9p), tag hostroot
 };
+
+// Pure: the modules that mount the host root in the guest, for modules.dep.
+std::vector<std::string> share_modules(bool virtiofs);
 
 // Pure: a POSIX single-quoted word for s.
 std::string sh_quote(std::string_view s);
@@ -76,6 +81,7 @@ struct RunRequest {
     int boot_timeout_ms = 120000;      // kernel start to the command
     int timeout_ms = 0;                // whole run; 0 for no limit
     std::string qemu;                  // the QEMU binary
+    std::function<void(const std::string&)> warn; // one line, e.g. why virtiofs is not used
     std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now(); // when vfioctl began the run
 };
 
@@ -88,20 +94,26 @@ struct RunResult {
     double prespawn_ms = 0;            // t0 to QEMU's start: vfioctl's own time
     double boot_ms = 0;                // QEMU start to the command starting
     double total_ms = 0;
+    bool virtiofs = false;             // the host root was shared over virtiofs (else 9p)
 };
 
-// Builds the initramfs: busybox, modules for 9p (decompressed .ko only),
-// the init. An Error names what is missing (busybox not static, a module
-// nowhere, a compressed module).
-Result<std::string> build_initramfs(const host::Host& host, const RunRequest& req, const std::string& release);
+// Builds the initramfs: busybox, modules for virtiofs or 9p (decompressed
+// .ko only), the init. An Error names what is missing (busybox not static,
+// a module nowhere, a compressed module).
+Result<std::string> build_initramfs(const host::Host& host, const RunRequest& req, const std::string& release,
+                                    bool virtiofs);
 
 // The kernel command line for a run: console on ttyS0, quiet, panic ends the
 // machine, plus the user's.
 std::string run_append(const std::string& user_append);
 
 // Boots and runs; streams the command's output to our stdout. Errors are
-// for what stops the boot from starting (QEMU missing, bad kernel); a guest
-// that panics or hangs is a RunResult with exit_code 1 and the reason.
+// for what stops the boot from starting (QEMU missing, bad kernel, virtiofs
+// asked for and not usable); a guest that panics or hangs is a RunResult
+// with exit_code 1 and the reason. The share: profile.share; auto takes
+// virtiofs when virtiofsd is installed, vfioctl runs as root, the kernel
+// has the modules and virtiofsd starts, else 9p with a warning that says
+// why. A virtiofsd it started is stopped and reaped before it returns.
 Result<RunResult> run_guest(const host::Host& host, const RunRequest& req);
 
 } // namespace vfioctl::vm

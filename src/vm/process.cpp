@@ -36,21 +36,27 @@ Result<pid_t> spawn(const std::vector<std::string>& argv, const SpawnIo& io) {
         if (io.in >= 0) ::dup2(io.in, 0);
         if (io.out >= 0) ::dup2(io.out, 1);
         if (io.err >= 0) ::dup2(io.err, 2);
-        ::execve(args[0], args.data(), environ);
-        int e = errno;
-        (void)!::write(errpipe[1], &e, sizeof e);
+        // {stage, errno}: 0 before_exec, 1 execve.
+        int fail[2] = {0, io.before_exec ? io.before_exec() : 0};
+        if (fail[1] == 0) {
+            ::execve(args[0], args.data(), environ);
+            fail[0] = 1;
+            fail[1] = errno;
+        }
+        (void)!::write(errpipe[1], fail, sizeof fail);
         ::_exit(127);
     }
     ::close(errpipe[1]);
-    int e = 0;
+    int fail[2] = {0, 0};
     ssize_t n;
-    while ((n = ::read(errpipe[0], &e, sizeof e)) < 0 && errno == EINTR) {
+    while ((n = ::read(errpipe[0], fail, sizeof fail)) < 0 && errno == EINTR) {
     }
     ::close(errpipe[0]);
-    if (n == static_cast<ssize_t>(sizeof e)) {
+    if (n == static_cast<ssize_t>(sizeof fail)) {
         int st;
         ::waitpid(pid, &st, 0);
-        return system_error("cannot execute", argv[0], e);
+        return fail[0] == 0 ? system_error("cannot " + io.before_exec_what, argv[0], fail[1])
+                            : system_error("cannot execute", argv[0], fail[1]);
     }
     return pid;
 }

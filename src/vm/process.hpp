@@ -4,6 +4,7 @@
 
 #include "util/result.hpp"
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <sys/types.h>
@@ -16,11 +17,16 @@ struct SpawnIo {
     int in = -1;
     int out = -1;
     int err = -1;
+    // Runs in the child before execve (async-signal-safe calls only); a
+    // nonzero errno it returns fails the spawn with what it says it did.
+    std::function<int()> before_exec;
+    std::string before_exec_what; // "cannot WHAT" in that Error
 };
 
 // Starts argv[0] (an absolute path) with our environment; an Error when
 // the fork fails or the program cannot be executed (reported through a
-// close-on-exec pipe, so a missing program is an Error, not exit 127).
+// close-on-exec pipe, so a missing program is an Error, not exit 127;
+// so is a failed before_exec).
 Result<pid_t> spawn(const std::vector<std::string>& argv, const SpawnIo& io = {});
 
 // Waits for our child pid at most timeout_ms (-1: forever). Its exit code,

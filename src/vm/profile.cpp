@@ -17,7 +17,7 @@ std::string where(const std::string& file, const toml::source_region& src) {
 
 Error bad(const std::string& file, const toml::source_region& src, const std::string& what) {
     return Error{where(file, src) + what, file,
-                 "keys: memory cpus machine accel share_host_root ssh_port console_log gpus "
+                 "keys: memory cpus machine accel share_host_root share ssh_port console_log gpus "
                  "extra_args and [boot] disk kernel initrd append",
                  0};
 }
@@ -85,6 +85,14 @@ const char* accel_id(Accel a) {
     }
 }
 
+const char* share_id(ShareMode m) {
+    switch (m) {
+    case ShareMode::ninep: return "9p";
+    case ShareMode::virtiofs: return "virtiofs";
+    default: return "auto";
+    }
+}
+
 Result<uint64_t> parse_memory(std::string_view text) {
     std::string t = util::to_lower(util::trim(text));
     uint64_t mul = 1;
@@ -109,6 +117,28 @@ Result<Accel> parse_accel(std::string_view text) {
     if (text == "tcg") return Accel::tcg;
     return Error{"bad accelerator '" + std::string(text) + "'", {}, "use auto, kvm or tcg", 0};
 }
+
+Result<ShareMode> parse_share(std::string_view text) {
+    if (text == "auto") return ShareMode::automatic;
+    if (text == "9p") return ShareMode::ninep;
+    if (text == "virtiofs") return ShareMode::virtiofs;
+    return Error{"bad share '" + std::string(text) + "'", {}, "use auto, 9p or virtiofs", 0};
+}
+
+namespace {
+
+// A string key with a fixed set of values; the parser's Error names them.
+template <typename T>
+Result<T> want_choice(const std::string& file, const std::string& key, const toml::node& n,
+                      Result<T> (*parse)(std::string_view)) {
+    auto s = want_string(file, key, n);
+    if (!s) return s.error();
+    auto v = parse(*s);
+    if (!v) return bad(file, n.source(), v.error().message + " (" + v.error().hint + ")");
+    return *v;
+}
+
+} // namespace
 
 Result<Profile> parse_profile(std::string_view text, const std::string& file, const std::string& name) {
     toml::table tbl;
@@ -144,10 +174,8 @@ Result<Profile> parse_profile(std::string_view text, const std::string& file, co
             if (!s) return s.error();
             p.machine = *s;
         } else if (key == "accel") {
-            auto s = want_string(file, key, v);
-            if (!s) return s.error();
-            auto a = parse_accel(*s);
-            if (!a) return bad(file, v.source(), a.error().message + " (use auto, kvm or tcg)");
+            auto a = want_choice(file, key, v, parse_accel);
+            if (!a) return a.error();
             p.accel = *a;
         } else if (key == "boot") {
             const auto* t = v.as_table();
@@ -157,6 +185,10 @@ Result<Profile> parse_profile(std::string_view text, const std::string& file, co
             const auto* b = v.as_boolean();
             if (!b) return bad(file, v.source(), "key 'share_host_root' must be true or false, not " + type_name(v));
             p.share_host_root = b->get();
+        } else if (key == "share") {
+            auto m = want_choice(file, key, v, parse_share);
+            if (!m) return m.error();
+            p.share = *m;
         } else if (key == "ssh_port") {
             auto n = want_int(file, key, v, 1, 65535);
             if (!n) return n.error();
@@ -243,6 +275,11 @@ Status apply_overrides(Profile& p, const ProfileOverrides& o) {
     if (o.initrd) p.boot.initrd = *o.initrd;
     if (o.append) p.boot.append = *o.append;
     if (o.share_host_root) p.share_host_root = *o.share_host_root;
+    if (o.share) {
+        auto m = parse_share(*o.share);
+        if (!m) return m.error();
+        p.share = *m;
+    }
     if (o.ssh_port) p.ssh_port = *o.ssh_port;
     if (o.console_log) p.console_log = *o.console_log;
     p.gpus.insert(p.gpus.end(), o.gpus.begin(), o.gpus.end());

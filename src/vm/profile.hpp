@@ -18,6 +18,12 @@ enum class Accel { automatic, kvm, tcg };
 // "auto", "kvm", "tcg".
 const char* accel_id(Accel a);
 
+// How the host root is shared: "auto" (virtiofs when a usable virtiofsd
+// is installed, else 9p), "9p" or "virtiofs".
+enum class ShareMode { automatic, ninep, virtiofs };
+// "auto", "9p", "virtiofs".
+const char* share_id(ShareMode m);
+
 // What the VM boots: a disk image, or a kernel with an optional initrd.
 struct BootSpec {
     std::string disk;
@@ -34,7 +40,8 @@ struct Profile {
     std::string machine = "q35";
     Accel accel = Accel::automatic;
     BootSpec boot;
-    bool share_host_root = false;  // the host's / read-only over 9p, tag "hostroot"
+    bool share_host_root = false;  // the host's / read-only, tag "hostroot"
+    ShareMode share = ShareMode::automatic; // over what ('vm start': 9p; virtiofs is refused)
     std::optional<int> ssh_port;   // host port forwarded to the guest's 22
     std::string console_log;       // "" means console.log in the run directory
     std::vector<std::string> gpus; // BDFs or vendor:device IDs
@@ -52,6 +59,7 @@ struct ProfileOverrides {
     std::optional<std::string> initrd;
     std::optional<std::string> append;
     std::optional<bool> share_host_root;
+    std::optional<std::string> share;
     std::optional<int> ssh_port;
     std::optional<std::string> console_log;
     std::vector<std::string> gpus;       // added to the profile's
@@ -62,6 +70,9 @@ struct ProfileOverrides {
 Result<uint64_t> parse_memory(std::string_view text);
 // "auto", "kvm", "tcg"; an Error naming the allowed values otherwise.
 Result<Accel> parse_accel(std::string_view text);
+
+// "auto", "9p", "virtiofs"; an Error naming the allowed values otherwise.
+Result<ShareMode> parse_share(std::string_view text);
 
 // Parses a profile's TOML text. file names it in errors, which say
 // "FILE:LINE: ..." with the key for syntax errors, unknown keys and values
@@ -78,7 +89,7 @@ std::vector<std::string> profile_paths(const std::string& name);
 // allow_missing, else an Error listing where it looked.
 Result<Profile> load_profile(const host::Host& host, const std::string& name, bool allow_missing);
 
-// Applies flags; an Error for a bad memory size or accelerator.
+// Applies flags; an Error for a bad memory size, accelerator or share.
 Status apply_overrides(Profile& p, const ProfileOverrides& o);
 
 // A VM name usable as a directory name: [A-Za-z0-9_.-], not starting with '.'.

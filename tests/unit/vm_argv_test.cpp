@@ -6,6 +6,7 @@
 #include "vm/argv.hpp"
 #include "vm/process.hpp"
 #include "vm/qmp.hpp"
+#include "vm/virtiofs.hpp"
 
 #include <gtest/gtest.h>
 #include <csignal>
@@ -27,6 +28,16 @@ vm::PassSlot h100() {
     return {{fn("8a:00.0", 0x10de, 0x2336, 0x0302,
                 {{0, 16 * MiB, false, false, false}, {1, 128 * GiB, true, true, false}, {3, 32 * MiB, true, true, false}})}};
 }
+
+// Whatever fails in a test, the QEMU it started does not outlive it.
+struct Reaper {
+    pid_t pid;
+    ~Reaper() {
+        if (vm::wait_child(pid, 0)) return;
+        ::kill(pid, SIGKILL);
+        vm::wait_child(pid, -1);
+    }
+};
 
 vm::Profile dev_profile() {
     vm::Profile p;
@@ -61,6 +72,30 @@ TEST(VmArgv, GoldenWithoutGpu) {
         "virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot", "-netdev", "user,id=net0,hostfwd=tcp::2222-:22",
         "-device", "virtio-net-pci,netdev=net0,romfile="};
     EXPECT_EQ(vm::qemu_argv(dev_profile(), s), want);
+}
+
+// virtiofs: the guest's RAM a shared memfd (vhost-user maps it), the
+// vhost-user-fs device on virtiofsd's socket, and no 9p.
+TEST(VmArgv, GoldenVirtiofsShare) {
+    vm::Profile p = dev_profile();
+    p.ssh_port.reset();
+    vm::LaunchSpec s;
+    s.qemu = "qemu";
+    s.no_reboot = true;
+    s.initrd_override = "/run/vfioctl/run.7/initramfs.cpio";
+    s.virtiofs_socket = "/run/vfioctl/run,7/virtiofs.sock";
+    const std::vector<std::string> want = {
+        "qemu", "-name", "dev", "-nodefaults", "-no-user-config", "-display", "none", "-machine",
+        "q35,memory-backend=mem", "-accel", "tcg", "-cpu", "max", "-m", "8192M", "-smp", "4", "-object",
+        "memory-backend-memfd,id=mem,size=8192M,share=on", "-no-reboot", "-kernel", "/boot/vmlinuz", "-initrd",
+        "/run/vfioctl/run.7/initramfs.cpio", "-append", "console=ttyS0", "-chardev",
+        "socket,id=vfs,path=/run/vfioctl/run,,7/virtiofs.sock", "-device", "vhost-user-fs-pci,chardev=vfs,tag=hostroot"};
+    EXPECT_EQ(vm::qemu_argv(p, s), want);
+    // Not sharing the host root: the socket changes nothing.
+    p.share_host_root = false;
+    vm::LaunchSpec plain = s;
+    plain.virtiofs_socket.clear();
+    EXPECT_EQ(vm::qemu_argv(p, s), vm::qemu_argv(p, plain));
 }
 
 TEST(VmArgv, GoldenH100WithAudioCompanionUnderKvm) {
@@ -168,15 +203,7 @@ TEST(VmArgvQemu, RealQemuShowsTheMeantTopology) {
     ASSERT_NE(std::find(argv.begin(), argv.end(), "q35-pcihost.pci-hole64-size=512G"), argv.end());
     auto pid = vm::spawn(argv);
     ASSERT_TRUE(pid.ok()) << pid.error().describe();
-    // Whatever fails below, this QEMU does not outlive the test.
-    struct Reaper {
-        pid_t pid;
-        ~Reaper() {
-            if (vm::wait_child(pid, 0)) return;
-            ::kill(pid, SIGKILL);
-            vm::wait_child(pid, -1);
-        }
-    } reaper{*pid};
+    Reaper reaper{*pid};
     auto qmp = vm::QmpClient::connect(s.qmp_socket, 20000);
     ASSERT_TRUE(qmp.ok()) << qmp.error().describe();
     auto st = qmp->query_status();
@@ -244,4 +271,47 @@ TEST(VmQmp, ParsesNestedBuses) {
     EXPECT_EQ(d[1].vendor, 0x8086);
     EXPECT_EQ(d[1].device, 0x10d3);
     EXPECT_EQ(d[0].class_code, 0x0604);
+}
+
+// The virtiofs argv run by the real QEMU against the real virtiofsd: QEMU
+// connects to the socket at start (-S), and QMP shows the shared memfd and
+// the vhost-user-fs device (virtio 1af4:105a) on the bus.
+TEST(VmArgvQemu, RealQemuTakesTheVirtiofsShare) {
+    const char* qemu = "/usr/bin/qemu-system-x86_64";
+    if (::access(qemu, X_OK) != 0) GTEST_SKIP() << "qemu-system-x86_64 is not installed";
+    auto d = vm::find_virtiofsd(host::Host("/"));
+    if (!d) GTEST_SKIP() << d.error().describe();
+    if (::geteuid() != 0) GTEST_SKIP() << "virtiofsd needs root";
+    fixture::TempDir dir;
+    auto server = vm::VirtiofsServer::start(*d, dir.path.string(), 5000, true);
+    ASSERT_TRUE(server.ok()) << server.error().describe();
+    vm::Profile p;
+    p.name = "virtiofs";
+    p.memory_mib = 256;
+    p.cpus = 1;
+    p.share_host_root = true;
+    p.extra_args = {"-S"};
+    vm::LaunchSpec s;
+    s.qemu = qemu;
+    s.qmp_socket = (dir.path / "qmp.sock").string();
+    s.virtiofs_socket = server->socket();
+    auto pid = vm::spawn(vm::qemu_argv(p, s));
+    ASSERT_TRUE(pid.ok()) << pid.error().describe();
+    Reaper reaper{*pid};
+    auto qmp = vm::QmpClient::connect(s.qmp_socket, 20000);
+    ASSERT_TRUE(qmp.ok()) << qmp.error().describe();
+    auto share = qmp->execute("qom-get", {{"path", "/objects/mem"}, {"property", "share"}});
+    ASSERT_TRUE(share.ok()) << share.error().describe();
+    EXPECT_TRUE(share->get<bool>());
+    auto pci = qmp->query_pci();
+    ASSERT_TRUE(pci.ok()) << pci.error().describe();
+    bool fs = false;
+    for (const auto& dev : *pci) fs |= dev.vendor == 0x1af4 && dev.device == 0x105a;
+    EXPECT_TRUE(fs);
+    EXPECT_TRUE(qmp->quit().ok());
+    EXPECT_TRUE(vm::wait_child(*pid, 10000).has_value());
+    // QEMU gone: its virtiofsd goes too, and stop() reaps it.
+    const pid_t vpid = server->pid();
+    server->stop();
+    EXPECT_FALSE(vm::process_alive(vpid));
 }

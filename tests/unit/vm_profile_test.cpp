@@ -14,6 +14,7 @@ cpus = 4
 machine = "q35"
 accel = "tcg"
 share_host_root = true
+share = "virtiofs"
 ssh_port = 2222
 console_log = "/var/log/dev.log"
 gpus = ["8a:00.0", "10de:2336"]
@@ -29,6 +30,7 @@ append = "console=ttyS0"
     EXPECT_EQ(p->cpus, 4);
     EXPECT_EQ(p->accel, vm::Accel::tcg);
     EXPECT_TRUE(p->share_host_root);
+    EXPECT_EQ(p->share, vm::ShareMode::virtiofs);
     EXPECT_EQ(p->ssh_port.value_or(0), 2222);
     EXPECT_EQ(p->boot.kernel, "/boot/vmlinuz");
     EXPECT_EQ(p->boot.append, "console=ttyS0");
@@ -59,6 +61,13 @@ TEST(VmProfile, UnknownBootKeyAndWrongTypes) {
     auto e = vm::parse_profile("accel = \"hvf\"\n", "f.toml", "f");
     ASSERT_FALSE(e.ok());
     EXPECT_NE(e.error().message.find("f.toml:1: bad accelerator 'hvf'"), std::string::npos);
+    auto f = vm::parse_profile("share = \"nfs\"\n", "f.toml", "f");
+    ASSERT_FALSE(f.ok());
+    EXPECT_EQ(f.error().message, "f.toml:1: bad share 'nfs' (use auto, 9p or virtiofs)");
+    auto g = vm::parse_profile("share = true\n", "f.toml", "f");
+    ASSERT_FALSE(g.ok());
+    EXPECT_EQ(g.error().message, "f.toml:1: key 'share' must be a string, not a boolean");
+    EXPECT_NE(g.error().hint.find("share_host_root share ssh_port"), std::string::npos) << g.error().hint;
 }
 
 TEST(VmProfile, SyntaxErrorNamesTheLine) {
@@ -89,6 +98,12 @@ TEST(VmProfile, FlagsOverrideAndAdd) {
     EXPECT_TRUE(p.boot.disk.empty());
     EXPECT_EQ(p.memory_mib, 1024u);
     EXPECT_EQ(p.gpus, (std::vector<std::string>{"8a:00.0", "8b:00.0"}));
+    o = {};
+    o.share = "9p";
+    ASSERT_TRUE(vm::apply_overrides(p, o).ok());
+    EXPECT_EQ(p.share, vm::ShareMode::ninep);
+    o.share = "nfs";
+    EXPECT_FALSE(vm::apply_overrides(p, o).ok());
     o = {};
     o.accel = "fast";
     EXPECT_FALSE(vm::apply_overrides(p, o).ok());

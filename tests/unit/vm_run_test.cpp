@@ -10,7 +10,9 @@
 #include "vm/machine.hpp"
 #include "util/strings.hpp"
 #include "vm/process.hpp"
+#include "vm/virtiofs.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -113,6 +115,38 @@ TEST(VmGuest, InitScriptQuotesTheCommand) {
     EXPECT_NE(s.find("-C \"$C\""), std::string::npos) << s;
     EXPECT_NE(s.find(" 'sh' '-c' 'echo '\\''it'\\'''\\''s'\\'' $HOME' </dev/null"), std::string::npos) << s;
     EXPECT_EQ(vm::sh_quote("a'b"), "'a'\\''b'");
+}
+
+// virtiofs: its modules (fuse first, from modules.dep) and its mount in /init.
+TEST(VmGuest, VirtiofsModulesAndMount) {
+    const char* dep = "kernel/drivers/virtio/virtio.ko:\n"
+                      "kernel/drivers/virtio/virtio_ring.ko:\n"
+                      "kernel/drivers/virtio/virtio_pci.ko: kernel/drivers/virtio/virtio.ko "
+                      "kernel/drivers/virtio/virtio_ring.ko\n"
+                      "kernel/fs/fuse/fuse.ko:\n"
+                      "kernel/fs/fuse/virtiofs.ko: kernel/drivers/virtio/virtio.ko "
+                      "kernel/drivers/virtio/virtio_ring.ko kernel/fs/fuse/fuse.ko\n";
+    auto o = vm::module_load_order(dep, "", vm::share_modules(true));
+    ASSERT_TRUE(o.ok()) << o.error().describe();
+    EXPECT_EQ(*o, (std::vector<std::string>{"kernel/drivers/virtio/virtio_ring.ko", "kernel/drivers/virtio/virtio.ko",
+                                            "kernel/drivers/virtio/virtio_pci.ko", "kernel/fs/fuse/fuse.ko",
+                                            "kernel/fs/fuse/virtiofs.ko"}));
+    EXPECT_EQ(vm::share_modules(false), (std::vector<std::string>{"virtio_pci", "9pnet_virtio", "9p"}));
+    vm::InitPlan p;
+    p.command = {"true"};
+    p.virtiofs = true;
+    const std::string v = vm::init_script(p);
+    EXPECT_NE(v.find("$B mount -t virtiofs -o ro hostroot $R ||\n    fail \"cannot mount the host root (virtiofs tag "
+                     "hostroot)\""),
+              std::string::npos)
+        << v;
+    EXPECT_EQ(v.find("-t 9p"), std::string::npos) << v;
+    p.virtiofs = false;
+    const std::string n = vm::init_script(p);
+    EXPECT_NE(n.find("$B mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose hostroot $R"),
+              std::string::npos)
+        << n;
+    EXPECT_EQ(n.find("virtiofs"), std::string::npos) << n;
 }
 
 TEST(VmGuest, ElfStatic) {
@@ -240,6 +274,19 @@ TEST(VmCli, MissingKernelAndBadProfile) {
     EXPECT_NE(n.err.find("no profile 'nothing'"), std::string::npos) << n.err;
 }
 
+// 'vm start' shares over 9p only: virtiofs in its profile is refused
+// before anything starts.
+TEST(VmCli, StartRefusesVirtiofs) {
+    auto t = fixture::seed_before();
+    t.write("/boot/vmlinuz-test", "kernel");
+    t.write("/etc/vfioctl/vms/vfs.toml", "share_host_root = true\nshare = \"virtiofs\"\n[boot]\nkernel = \"/boot/vmlinuz-test\"\n");
+    fixture::TempDir runs;
+    auto o = test::run_on(t, {"vm", "start", "vfs", "--run-dir", runs.path.string()});
+    EXPECT_EQ(o.exit_code, 2);
+    EXPECT_NE(o.err.find("'vm start' shares / over 9p only: /etc/vfioctl/vms/vfs.toml"), std::string::npos) << o.err;
+    EXPECT_FALSE(fs::exists(runs.path / "vfs"));
+}
+
 TEST(VmCli, PortInUseAndAlreadyRunningAndStale) {
     const std::string kernel = stock_kernel();
     if (kernel.empty() || ::access("/usr/bin/qemu-system-x86_64", X_OK) != 0) GTEST_SKIP() << "no kernel or QEMU";
@@ -353,6 +400,14 @@ std::string read_all(const fs::path& p, size_t max = SIZE_MAX) {
     return s;
 }
 
+// Why the virtiofs runs cannot happen here, or "".
+std::string no_virtiofs_here(const std::string& kernel) {
+    if (kernel.empty() || ::access("/usr/bin/qemu-system-x86_64", X_OK) != 0) return "no kernel or QEMU";
+    if (auto d = vm::find_virtiofsd(host::Host("/")); !d) return d.error().describe();
+    if (::geteuid() != 0) return "virtiofsd needs root";
+    return {};
+}
+
 } // namespace
 
 // A kernel's modules from its own directory (as 'make modules_install
@@ -384,6 +439,13 @@ TEST(VmRun, ModulesFromTheKernelsOwnDirectory) {
                                 "--run-dir", runs.path.string(), "--", "sh", "-c", "exit 3"});
     if (r.err.find("busybox") != std::string::npos) GTEST_SKIP() << r.err;
     EXPECT_EQ(r.exit_code, 3) << r.err;
+    // DIR has no virtiofs: auto says so and shares over 9p.
+    if (no_virtiofs_here(kernel).empty()) {
+        EXPECT_NE(r.err.find("vfioctl: warning: sharing / over 9p, not virtiofs: kernel module fuse is neither in "
+                             "modules.dep nor built in\n"),
+                  std::string::npos)
+            << r.err;
+    }
 
     // Without the guest's modules there: a clear error naming one, and no guest.
     fixture::TempDir bare;
@@ -397,4 +459,144 @@ TEST(VmRun, ModulesFromTheKernelsOwnDirectory) {
         << m.err;
     EXPECT_NE(m.err.find("--modules DIR"), std::string::npos) << m.err;
     EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+}
+
+namespace {
+
+// The processes whose command line mentions text (a run directory: the
+// virtiofsd of a run has its socket there).
+std::vector<pid_t> processes_mentioning(const std::string& text) {
+    std::vector<pid_t> out;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator("/proc", ec)) {
+        const std::string name = e.path().filename().string();
+        if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+        std::string cmd = read_all(e.path() / "cmdline");
+        std::replace(cmd.begin(), cmd.end(), '\0', ' ');
+        if (cmd.find(text) != std::string::npos) out.push_back(static_cast<pid_t>(std::stoi(name)));
+    }
+    return out;
+}
+
+// What the guest sees as the share: its /proc/mounts line for / (the
+// command runs chrooted into the share) and the file system type of /
+// (fuseblk for virtiofs).
+const char* k_show_share = "grep ' / ' /proc/mounts; stat -f -c %T /; exit 5";
+
+} // namespace
+
+// --share virtiofs boots with / over virtiofs, read-only, and the command's
+// exit code comes back; no virtiofsd is left after 'vm run' returns. Auto
+// takes virtiofs here too; --share 9p still shares over 9p.
+TEST(VmRun, VirtiofsAutoAnd9p) {
+    const std::string kernel = stock_kernel();
+    if (auto why = no_virtiofs_here(kernel); !why.empty()) GTEST_SKIP() << why;
+    fixture::TempDir runs;
+    auto run = [&](const std::vector<std::string>& share) {
+        std::vector<std::string> args = {"vm", "run", "--kernel", kernel, "--accel", "tcg", "--run-dir",
+                                         runs.path.string()};
+        args.insert(args.end(), share.begin(), share.end());
+        for (const char* a : {"--", "sh", "-c", k_show_share}) args.push_back(a);
+        return test::run_vfioctl(args);
+    };
+    auto v = run({"--share", "virtiofs"});
+    if (v.err.find("busybox") != std::string::npos) GTEST_SKIP() << v.err;
+    EXPECT_EQ(v.exit_code, 5) << v.err;
+    EXPECT_NE(v.out.find("hostroot / virtiofs ro,"), std::string::npos) << v.out;
+    EXPECT_NE(v.out.find("\nfuseblk\n"), std::string::npos) << v.out;
+    EXPECT_EQ(processes_mentioning(runs.path.string()), std::vector<pid_t>{});
+    // Auto takes virtiofs unless virtiofsd may keep too few files open (a
+    // container's hard limit), and then says so.
+    const std::string few = vm::virtiofsd_file_limit_problem();
+    if (!few.empty()) {
+        EXPECT_NE(v.err.find("vfioctl: warning: --share virtiofs: " + few + "\n"), std::string::npos) << v.err;
+    }
+    auto a = run({});
+    EXPECT_EQ(a.exit_code, 5) << a.err;
+    if (few.empty()) {
+        EXPECT_NE(a.out.find("hostroot / virtiofs ro,"), std::string::npos) << a.out;
+        EXPECT_EQ(a.err.find("warning"), std::string::npos) << a.err;
+    } else {
+        EXPECT_NE(a.out.find("hostroot / 9p ro,"), std::string::npos) << a.out;
+        EXPECT_NE(a.err.find("vfioctl: warning: sharing / over 9p, not virtiofs: " + few + "\n"), std::string::npos)
+            << a.err;
+    }
+    auto n = run({"--share", "9p"});
+    EXPECT_EQ(n.exit_code, 5) << n.err;
+    EXPECT_NE(n.out.find("hostroot / 9p ro,"), std::string::npos) << n.out;
+    // 9p passes the host's statfs type through (ext2/ext3 for ext4): no FUSE.
+    EXPECT_EQ(n.out.find("fuseblk"), std::string::npos) << n.out;
+    EXPECT_EQ(processes_mentioning(runs.path.string()), std::vector<pid_t>{});
+}
+
+// The guest's command is root there and can remount the share read-write;
+// the host's files stay unwritten all the same, over virtiofs (virtiofsd
+// serves a read-only view of /) as over 9p (QEMU's readonly=on).
+TEST(VmRun, ReadOnlyEvenWhenTheGuestRemountsReadWrite) {
+    const std::string kernel = stock_kernel();
+    if (auto why = no_virtiofs_here(kernel); !why.empty()) GTEST_SKIP() << why;
+    char tmpl[] = "/var/tmp/vfioctl-ro-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    const fs::path dir = tmpl;
+    std::ofstream(dir / "f") << "host\n";
+    fixture::TempDir runs;
+    for (const char* share : {"virtiofs", "9p"}) {
+        const std::string script = "mount -o remount,rw / && grep ' / ' /proc/mounts; echo guest > " +
+                                   (dir / "f").string() + "; touch " + (dir / "new").string() + "; exit 4";
+        auto o = test::run_vfioctl({"vm", "run", "--share", share, "--kernel", kernel, "--accel", "tcg",
+                                    "--run-dir", runs.path.string(), "--", "sh", "-c", script});
+        if (o.err.find("busybox") != std::string::npos) GTEST_SKIP() << o.err;
+        EXPECT_EQ(o.exit_code, 4) << share << ": " << o.err;
+        EXPECT_NE(o.out.find(std::string("hostroot / ") + share + " rw,"), std::string::npos) << o.out;
+        EXPECT_NE(o.out.find("Read-only file system"), std::string::npos) << o.out;
+        EXPECT_EQ(read_all(dir / "f"), "host\n") << share;
+        EXPECT_FALSE(fs::exists(dir / "new")) << share;
+    }
+    fs::remove_all(dir);
+}
+
+// A virtiofsd that cannot start: auto says why in one line and shares over
+// 9p (where virtiofsd may keep too few files open, that is the reason it
+// gives first); --share virtiofs fails before QEMU starts. Either way none
+// is left.
+TEST(VmRun, VirtiofsdThatFailsFallsBackTo9pOrFails) {
+    const std::string kernel = stock_kernel();
+    if (auto why = no_virtiofs_here(kernel); !why.empty()) GTEST_SKIP() << why;
+    fixture::TempDir bin, runs;
+    // First on PATH: claims to be the C virtiofsd, then exits.
+    const std::string fake = (bin.path / "virtiofsd").string();
+    std::ofstream(fake) << "#!/bin/sh\n[ \"$1\" = --help ] && { echo '    -o source=PATH'; exit 0; }\n"
+                           "echo 'fuse: something is wrong' >&2\nexit 1\n";
+    ::chmod(fake.c_str(), 0755);
+    const std::string path = std::getenv("PATH") ? std::getenv("PATH") : "/usr/bin:/bin";
+    ::setenv("PATH", (bin.path.string() + ":" + path).c_str(), 1);
+    auto a = test::run_vfioctl({"vm", "run", "--kernel", kernel, "--accel", "tcg", "--run-dir", runs.path.string(),
+                                "--", "sh", "-c", k_show_share});
+    auto e = test::run_vfioctl({"vm", "run", "--share", "virtiofs", "--kernel", kernel, "--accel", "tcg",
+                                "--run-dir", runs.path.string(), "--", "true"});
+    ::setenv("PATH", path.c_str(), 1);
+    if (a.err.find("busybox") != std::string::npos) GTEST_SKIP() << a.err;
+    EXPECT_EQ(a.exit_code, 5) << a.err;
+    EXPECT_NE(a.out.find("hostroot / 9p ro,"), std::string::npos) << a.out;
+    const std::string few = vm::virtiofsd_file_limit_problem();
+    const std::string why = few.empty() ? "virtiofsd exited (status 1): fuse: something is wrong: " + fake : few;
+    EXPECT_NE(a.err.find("vfioctl: warning: sharing / over 9p, not virtiofs: " + why + "\n"), std::string::npos)
+        << a.err;
+    EXPECT_EQ(e.exit_code, 1);
+    EXPECT_NE(e.err.find("cannot share / over virtiofs: virtiofsd exited (status 1)"), std::string::npos) << e.err;
+    EXPECT_EQ(processes_mentioning(runs.path.string()), std::vector<pid_t>{});
+}
+
+// A guest that panics under virtiofs: 'vm run' ends in bounded time and
+// its virtiofsd is gone too.
+TEST(VmRun, APanicUnderVirtiofsLeavesNoVirtiofsd) {
+    const std::string kernel = stock_kernel();
+    if (auto why = no_virtiofs_here(kernel); !why.empty()) GTEST_SKIP() << why;
+    fixture::TempDir runs;
+    auto o = test::run_vfioctl({"vm", "run", "--share", "virtiofs", "--kernel", kernel, "--accel", "tcg", "--append",
+                                "rdinit=/nonexistent", "--boot-timeout", "60", "--run-dir", runs.path.string(), "--",
+                                "true"});
+    EXPECT_NE(o.exit_code, 0);
+    EXPECT_NE(o.err.find("Kernel panic"), std::string::npos) << o.err;
+    EXPECT_EQ(processes_mentioning(runs.path.string()), std::vector<pid_t>{});
 }
