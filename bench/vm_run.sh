@@ -76,7 +76,7 @@ bare=("$qemu" -nodefaults -no-user-config -display none -machine q35 -accel "$ac
     -kernel "$kernel" -initrd "$work/base.cpio" -append "console=ttyS0 quiet panic=-1 rdinit=/init"
     -fsdev local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap
     -device virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot)
-ours=("$vfioctl" vm run --accel "$accel" --kernel "$kernel" --run-dir "$work/runs" -- true)
+ours=("$vfioctl" vm run --share 9p --accel "$accel" --kernel "$kernel" --run-dir "$work/runs" -- true)
 
 # Both must work before they are timed.
 "${bare[@]}" </dev/null
