@@ -46,27 +46,23 @@ TEST(VmProfile, UnknownKeyNamesFileLineAndKey) {
 }
 
 TEST(VmProfile, UnknownBootKeyAndWrongTypes) {
-    auto a = vm::parse_profile("[boot]\nkernel = \"k\"\nbzimage = \"x\"\n", "f.toml", "f");
-    ASSERT_FALSE(a.ok());
-    EXPECT_EQ(a.error().message, "f.toml:3: unknown key 'boot.bzimage'");
-    auto b = vm::parse_profile("cpus = \"four\"\n", "f.toml", "f");
-    ASSERT_FALSE(b.ok());
-    EXPECT_EQ(b.error().message, "f.toml:1: key 'cpus' must be an integer, not a string");
-    auto c = vm::parse_profile("gpus = \"8a:00.0\"\n", "f.toml", "f");
-    ASSERT_FALSE(c.ok());
-    EXPECT_NE(c.error().message.find("f.toml:1: key 'gpus' must be an array of strings"), std::string::npos);
-    auto d = vm::parse_profile("ssh_port = 70000\n", "f.toml", "f");
-    ASSERT_FALSE(d.ok());
-    EXPECT_EQ(d.error().message, "f.toml:1: key 'ssh_port' must be between 1 and 65535");
-    auto e = vm::parse_profile("accel = \"hvf\"\n", "f.toml", "f");
-    ASSERT_FALSE(e.ok());
-    EXPECT_NE(e.error().message.find("f.toml:1: bad accelerator 'hvf'"), std::string::npos);
-    auto f = vm::parse_profile("share = \"nfs\"\n", "f.toml", "f");
-    ASSERT_FALSE(f.ok());
-    EXPECT_EQ(f.error().message, "f.toml:1: bad share 'nfs' (use auto, 9p or virtiofs)");
+    // Each profile text and the start of the error it must get.
+    const std::vector<std::pair<std::string, std::string>> cases = {
+        {"[boot]\nkernel = \"k\"\nbzimage = \"x\"\n", "f.toml:3: unknown key 'boot.bzimage'"},
+        {"cpus = \"four\"\n", "f.toml:1: key 'cpus' must be an integer, not a string"},
+        {"gpus = \"8a:00.0\"\n", "f.toml:1: key 'gpus' must be an array of strings"},
+        {"ssh_port = 70000\n", "f.toml:1: key 'ssh_port' must be between 1 and 65535"},
+        {"accel = \"hvf\"\n", "f.toml:1: bad accelerator 'hvf'"},
+        {"share = \"nfs\"\n", "f.toml:1: bad share 'nfs' (use auto, 9p or virtiofs)"},
+        {"share = true\n", "f.toml:1: key 'share' must be a string, not a boolean"},
+    };
+    for (const auto& [text, want] : cases) {
+        auto p = vm::parse_profile(text, "f.toml", "f");
+        ASSERT_FALSE(p.ok()) << text;
+        EXPECT_EQ(p.error().message.rfind(want, 0), 0u) << p.error().message;
+    }
     auto g = vm::parse_profile("share = true\n", "f.toml", "f");
     ASSERT_FALSE(g.ok());
-    EXPECT_EQ(g.error().message, "f.toml:1: key 'share' must be a string, not a boolean");
     EXPECT_NE(g.error().hint.find("share_host_root share ssh_port"), std::string::npos) << g.error().hint;
 }
 
