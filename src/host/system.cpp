@@ -234,7 +234,9 @@ void read_mounts(const Host& host, SystemFacts& f) {
     }
 }
 
-std::map<std::string, std::vector<std::string>> read_addresses(const Host& host) {
+} // namespace
+
+std::map<std::string, std::vector<std::string>> interface_addresses(const Host& host) {
     std::map<std::string, std::vector<std::string>> out;
     if (!host.is_live()) {
         for (const auto& line : util::split(host.read(k_recorded_addresses).value_or(""), '\n')) {
@@ -263,6 +265,8 @@ std::map<std::string, std::vector<std::string>> read_addresses(const Host& host)
     return out;
 }
 
+namespace {
+
 void read_network(const Host& host, SystemFacts& f) {
     for (const auto& iface : default_route_ifaces(host)) {
         std::set<pci::PciAddress> owners;
@@ -272,7 +276,7 @@ void read_network(const Host& host, SystemFacts& f) {
     // In use: administratively up (IFF_UP) with an address; an interface
     // that is up with no address (or only an IPv6 link-local one) carries
     // nothing. Without the flags (an old recording), operstate stands in.
-    const auto addresses = read_addresses(host);
+    const auto addresses = interface_addresses(host);
     if (auto ifaces = host.list("/sys/class/net")) {
         for (const auto& i : *ifaces) {
             const std::string dir = "/sys/class/net/" + i;
@@ -479,10 +483,6 @@ SystemFacts read_system(const Host& host, bool devices_only) {
     for (const char* p : {"nvidia-ctk", "nvidia-container-runtime", "nvidia-container-toolkit"})
         if (host.find_program(p)) f.container_gpu_support = true;
     return f;
-}
-
-std::map<std::string, std::vector<std::string>> interface_addresses(const Host& host) {
-    return read_addresses(host);
 }
 
 } // namespace vfioctl::host

@@ -339,7 +339,7 @@ Result<Share> prepare_share(const host::Host& host, const RunRequest& req, const
                 if (req.profile.share != ShareMode::virtiofs) return Error{few, {}, "use --share virtiofs anyway", 0};
                 if (req.warn) req.warn("--share virtiofs: " + few);
             }
-            auto server = VirtiofsServer::start(*d, req.run_dir, 5000, true);
+            auto server = VirtiofsServer::start(*d, req.run_dir, 5000);
             if (!server) return server.error();
             sh.server.emplace(std::move(server).value());
             sh.image = std::move(image).value();

@@ -85,14 +85,6 @@ const char* accel_id(Accel a) {
     }
 }
 
-const char* share_id(ShareMode m) {
-    switch (m) {
-    case ShareMode::ninep: return "9p";
-    case ShareMode::virtiofs: return "virtiofs";
-    default: return "auto";
-    }
-}
-
 Result<uint64_t> parse_memory(std::string_view text) {
     std::string t = util::to_lower(util::trim(text));
     uint64_t mul = 1;

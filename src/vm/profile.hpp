@@ -21,8 +21,6 @@ const char* accel_id(Accel a);
 // How the host root is shared: "auto" (virtiofs when a usable virtiofsd
 // is installed, else 9p), "9p" or "virtiofs".
 enum class ShareMode { automatic, ninep, virtiofs };
-// "auto", "9p", "virtiofs".
-const char* share_id(ShareMode m);
 
 // What the VM boots: a disk image, or a kernel with an optional initrd.
 struct BootSpec {

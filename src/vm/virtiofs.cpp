@@ -34,8 +34,8 @@ std::string fuse_opt_escape(const std::string& s) {
 // In the child, before virtiofsd runs: a mount namespace of its own with
 // the host's / at target, recursively read-only (see virtiofs.hpp).
 // Nothing propagates back to the host; the namespace ends with virtiofsd.
-int readonly_root_at(const char* target, pid_t parent, bool die_with_parent) {
-    if (die_with_parent && (::prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || ::getppid() != parent)) return ESRCH;
+int readonly_root_at(const char* target, pid_t parent) {
+    if (::prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || ::getppid() != parent) return ESRCH;
     // virtiofsd holds a descriptor for each inode the guest has looked up:
     // a "find /usr" needs far more than a container's usual limit (which
     // this virtiofsd does not raise). Root may raise it up to fs.nr_open.
@@ -131,8 +131,7 @@ Result<Virtiofsd> find_virtiofsd(const host::Host& host) {
                  "install qemu-system-common (Debian 12) or virtiofsd, or use --share 9p", ENOENT};
 }
 
-Result<VirtiofsServer> VirtiofsServer::start(const Virtiofsd& d, const std::string& run_dir, int timeout_ms,
-                                             bool die_with_us) {
+Result<VirtiofsServer> VirtiofsServer::start(const Virtiofsd& d, const std::string& run_dir, int timeout_ms) {
     const std::string source = run_dir + "/hostroot", socket = run_dir + "/virtiofs.sock",
                       log = run_dir + "/virtiofsd.log";
     if (::mkdir(source.c_str(), 0700) != 0 && errno != EEXIST) return system_error("cannot create", source);
@@ -143,7 +142,7 @@ Result<VirtiofsServer> VirtiofsServer::start(const Virtiofsd& d, const std::stri
     io.in = devnull;
     io.out = io.err = logfd;
     const pid_t parent = ::getpid();
-    io.before_exec = [&source, parent, die_with_us] { return readonly_root_at(source.c_str(), parent, die_with_us); };
+    io.before_exec = [&source, parent] { return readonly_root_at(source.c_str(), parent); };
     io.before_exec_what = "give virtiofsd a read-only view of / (a mount namespace; it needs root)";
     auto pid = spawn(virtiofsd_argv(d, socket, source), io);
     ::close(logfd);
@@ -182,28 +181,18 @@ VirtiofsServer& VirtiofsServer::operator=(VirtiofsServer&& o) noexcept {
     return *this;
 }
 
-pid_t VirtiofsServer::release() {
-    pid_t p = m_pid;
-    m_pid = -1;
-    return p;
-}
-
 void VirtiofsServer::stop() {
-    stop_virtiofsd(m_pid);
-    m_pid = -1;
-}
-
-void stop_virtiofsd(pid_t pid) {
-    if (pid <= 0) return;
-    if (!wait_gone(pid, 200)) {
-        ::kill(pid, SIGTERM);
-        if (!wait_gone(pid, 2000)) {
-            ::kill(pid, SIGKILL);
-            wait_gone(pid, 5000);
+    if (m_pid <= 0) return;
+    if (!wait_gone(m_pid, 200)) {
+        ::kill(m_pid, SIGTERM);
+        if (!wait_gone(m_pid, 2000)) {
+            ::kill(m_pid, SIGKILL);
+            wait_gone(m_pid, 5000);
         }
     }
-    // Reaps it when it is our child (a zombie counts as gone above).
-    ::waitpid(pid, nullptr, WNOHANG);
+    // Reaps it (a zombie counts as gone above).
+    ::waitpid(m_pid, nullptr, WNOHANG);
+    m_pid = -1;
 }
 
 } // namespace vfioctl::vm

@@ -60,10 +60,9 @@ std::string virtiofsd_file_limit_problem();
 class VirtiofsServer {
 public:
     // Starts it with its socket, log and read-only tree in run_dir and
-    // waits (at most timeout_ms) for the socket. die_with_us: it gets
-    // SIGTERM when this process dies (vm run; not for a detached VM).
-    static Result<VirtiofsServer> start(const Virtiofsd& d, const std::string& run_dir, int timeout_ms,
-                                        bool die_with_us);
+    // waits (at most timeout_ms) for the socket. It gets SIGTERM when this
+    // process dies.
+    static Result<VirtiofsServer> start(const Virtiofsd& d, const std::string& run_dir, int timeout_ms);
     VirtiofsServer(VirtiofsServer&& o) noexcept;
     VirtiofsServer& operator=(VirtiofsServer&& o) noexcept;
     VirtiofsServer(const VirtiofsServer&) = delete;
@@ -73,8 +72,6 @@ public:
 
     pid_t pid() const { return m_pid; }
     const std::string& socket() const { return m_socket; }
-    // Lets it go on after this object (a detached VM's; QEMU's exit ends it).
-    pid_t release();
     // Waits briefly for it to end (it does when QEMU closes the socket),
     // then SIGTERM, then SIGKILL; always reaps it.
     void stop();
@@ -84,8 +81,5 @@ private:
     pid_t m_pid = -1;
     std::string m_socket;
 };
-
-// Ends a virtiofsd that is not (or no longer) our child, as stop() does.
-void stop_virtiofsd(pid_t pid);
 
 } // namespace vfioctl::vm

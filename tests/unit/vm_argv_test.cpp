@@ -283,7 +283,7 @@ TEST(VmArgvQemu, RealQemuTakesTheVirtiofsShare) {
     if (!d) GTEST_SKIP() << d.error().describe();
     if (::geteuid() != 0) GTEST_SKIP() << "virtiofsd needs root";
     fixture::TempDir dir;
-    auto server = vm::VirtiofsServer::start(*d, dir.path.string(), 5000, true);
+    auto server = vm::VirtiofsServer::start(*d, dir.path.string(), 5000);
     ASSERT_TRUE(server.ok()) << server.error().describe();
     vm::Profile p;
     p.name = "virtiofs";

@@ -77,7 +77,7 @@ TEST(VmVirtiofsd, StartsServesReadOnlyAndIsReaped) {
     if (!d) GTEST_SKIP() << d.error().describe();
     if (::geteuid() != 0) GTEST_SKIP() << "virtiofsd needs root";
     fixture::TempDir dir;
-    auto s = vm::VirtiofsServer::start(*d, dir.path.string(), 5000, true);
+    auto s = vm::VirtiofsServer::start(*d, dir.path.string(), 5000);
     ASSERT_TRUE(s.ok()) << s.error().describe();
     const pid_t pid = s->pid();
     ASSERT_GT(pid, 0);
@@ -113,7 +113,7 @@ TEST(VmVirtiofsd, OneThatExitsIsAnErrorWithItsLog) {
     std::ofstream(fake) << "#!/bin/sh\necho 'fuse: bad mount point: it is broken' >&2\nexit 3\n";
     ::chmod(fake.c_str(), 0755);
     vm::Virtiofsd d{vm::Virtiofsd::c, fake, false};
-    auto s = vm::VirtiofsServer::start(d, dir.path.string(), 5000, true);
+    auto s = vm::VirtiofsServer::start(d, dir.path.string(), 5000);
     ASSERT_FALSE(s.ok());
     EXPECT_EQ(s.error().message, "virtiofsd exited (status 3): fuse: bad mount point: it is broken");
 }
