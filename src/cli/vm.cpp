@@ -616,6 +616,7 @@ int vm_run(Context& ctx, const VmRunOptions& o) {
     req.qemu = *qemu;
     req.warn = [&ctx](const std::string& w) { warn(ctx, w); };
     req.boot_timeout_ms = static_cast<int>(o.boot_timeout_s * 1000);
+    req.unpack = o.unpack == "yes" ? vm::Unpack::yes : o.unpack == "no" ? vm::Unpack::no : vm::Unpack::auto_;
     req.timeout_ms = static_cast<int>(o.timeout_s * 1000);
     req.run_dir = o.run_base + "/run." + std::to_string(::getpid());
     if (auto s = vm::make_run_dir(req.run_dir); !s) return report_error(ctx, s.error());
@@ -641,16 +642,28 @@ int vm_run(Context& ctx, const VmRunOptions& o) {
         return exit_failure;
     }
     if (!r) return report_error(ctx, r.error());
+    auto show_phases = [&] {
+        for (const auto& ph : r->phases) ctx.err << fmt::format("  {:<36} {:8.1f} s\n", ph.name, ph.ms / 1000);
+    };
     if (!r->command_ran) {
         ctx.err << "vfioctl: error: " << r->failure << "\n";
+        if (!r->waiting_for.empty()) ctx.err << "waiting for: " << r->waiting_for << "\n";
+        if (!r->phases.empty()) {
+            ctx.err << "boot phases reached:\n";
+            show_phases();
+        }
         if (!r->console_tail.empty()) {
-            ctx.err << "last console lines:\n";
+            ctx.err << "last console lines" << (p.console_log.empty() ? "" : " (all of them in " + p.console_log + ")")
+                    << ":\n";
             for (const auto& l : r->console_tail) ctx.err << "  " << l << "\n";
         }
     }
-    if (std::getenv("VFIOCTL_RUN_TIMES"))
-        ctx.err << fmt::format("vfioctl: {}: before QEMU {:.1f} ms, boot to command {:.0f} ms, total {:.0f} ms\n",
-                               r->virtiofs ? "virtiofs" : "9p", r->prespawn_ms, r->boot_ms, r->total_ms);
+    if (std::getenv("VFIOCTL_RUN_TIMES")) {
+        ctx.err << fmt::format("vfioctl: {}: before QEMU {:.1f} ms, boot to command {:.0f} ms, total {:.0f} ms ({})\n",
+                               r->virtiofs ? "virtiofs" : "9p", r->prespawn_ms, r->boot_ms, r->total_ms,
+                               r->kernel_booted);
+        if (r->command_ran) show_phases();
+    }
     return r->exit_code;
 }
 
@@ -713,6 +726,11 @@ Command vm_command() {
                 run->add_option("--timeout", ro->run.timeout_s, "seconds the whole run may take (0: no limit)")
                     ->capture_default_str();
                 run->add_option("--boot-timeout", ro->run.boot_timeout_s, "seconds from QEMU start to the command")
+                    ->capture_default_str();
+                run->add_option("--unpack", ro->run.unpack,
+                                "boot a bzImage's uncompressed kernel through PVH, cached (auto: under TCG, "
+                                "where decompressing costs most of the boot)")
+                    ->check(CLI::IsMember({"auto", "yes", "no"}))
                     ->capture_default_str();
                 common(run);
 

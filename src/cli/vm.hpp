@@ -37,6 +37,7 @@ struct VmRunOptions {
     std::string modules_dir, busybox, cwd, run_base;
     std::string state_dir = "/var/lib/vfioctl";
     double timeout_s = 0, boot_timeout_s = 120;
+    std::string unpack = "auto";        // auto, yes, no: boot a bzImage's unpacked ELF (PVH)
 };
 
 // Boots the kernel (default: the running one's /boot/vmlinuz), takes the

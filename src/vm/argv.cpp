@@ -106,6 +106,7 @@ std::vector<std::string> qemu_argv(const Profile& p, const LaunchSpec& spec) {
             if (!s.logfile.empty()) c += ",logfile=" + esc(s.logfile) + ",logappend=on";
             break;
         case SerialPort::stdio: c = "stdio,id=" + id + ",signal=off"; break;
+        case SerialPort::pipe: c = "pipe,id=" + id + ",path=" + esc(s.path); break;
         }
         add({"-chardev", c, "-serial", "chardev:" + id});
     }

@@ -37,8 +37,10 @@ std::vector<PassSlot> group_slots(const std::vector<const pci::PciDevice*>& devi
 
 // A serial port, in the guest's ttyS order.
 struct SerialPort {
-    enum Kind { file, socket, stdio } kind = file;
-    std::string path;    // file: the file (appended to); socket: the unix socket
+    enum Kind { file, socket, stdio, pipe } kind = file;
+    // file: the file (appended to); socket: the unix socket; pipe: the
+    // FIFOs PATH.in (to the guest) and PATH.out (from it), made beforehand
+    std::string path;
     std::string logfile; // socket: also appended to this file
 };
 

@@ -12,6 +12,8 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
+#include <utility>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -61,11 +63,16 @@ std::vector<std::string> share_modules(bool virtiofs);
 // Pure: a POSIX single-quoted word for s.
 std::string sh_quote(std::string_view s);
 
-// Pure: the /init script (busybox sh). It reports on ttyS2: "vfioctl-init
-// started", then "vfioctl-init exit N" after the command, or
-// "vfioctl-init failed: WHY"; the command's output goes to ttyS1; the
-// kernel's console is ttyS0. Then it powers the machine off.
+// Pure: the /init script (busybox sh). It reports on ttyS2, a line each:
+// "vfioctl-init started", "vfioctl-init mounted" (the host root, /proc,
+// /sys, /dev), "vfioctl-init running", then "vfioctl-init exit N" after the
+// command, or "vfioctl-init failed: WHY"; the command's output goes to
+// ttyS1; the kernel's console is ttyS0. Then it powers the machine off.
 std::string init_script(const InitPlan& plan);
+
+// How to boot a compressed kernel: auto unpacks it under TCG when it can
+// (vm/kernel.hpp), yes always (an Error when it cannot), no never.
+enum class Unpack { auto_, yes, no };
 
 // What 'vm run' was asked for.
 struct RunRequest {
@@ -81,8 +88,16 @@ struct RunRequest {
     int boot_timeout_ms = 120000;      // kernel start to the command
     int timeout_ms = 0;                // whole run; 0 for no limit
     std::string qemu;                  // the QEMU binary
+    Unpack unpack = Unpack::auto_;
+    std::string kernel_cache;          // where unpacked kernels are kept; "" for default_kernel_cache()
     std::function<void(const std::string&)> warn; // one line, e.g. why virtiofs is not used
     std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now(); // when vfioctl began the run
+};
+
+// One stretch of a boot, from one milestone to the next.
+struct BootPhase {
+    std::string name;                  // "kernel output to init"
+    double ms = 0;
 };
 
 // What happened.
@@ -91,11 +106,29 @@ struct RunResult {
     bool command_ran = false;
     std::string failure;               // why there is no exit code from the command
     std::vector<std::string> console_tail; // the last console lines, on failure
+    std::string waiting_for;           // the milestone not reached, on failure ("" when all were)
+    std::vector<BootPhase> phases;     // the stretches between the milestones that were reached
+    std::string kernel_booted;         // the image QEMU booted (an unpacked ELF, or the bzImage)
     double prespawn_ms = 0;            // t0 to QEMU's start: vfioctl's own time
     double boot_ms = 0;                // QEMU start to the command starting
     double total_ms = 0;
     bool virtiofs = false;             // the host root was shared over virtiofs (else 9p)
 };
+
+// When a boot reached each milestone, in ms after QEMU started; unset when
+// it did not.
+struct BootMilestones {
+    std::optional<double> kernel;  // the kernel's first console output
+    std::optional<double> init;    // the initramfs's /init started
+    std::optional<double> mounted; // the host root mounted
+    std::optional<double> running; // the command started
+    std::optional<double> exited;  // the command ended
+};
+
+// Pure: the phases between the milestones reached, and what the boot was
+// waiting for ("" when the command ended). share names the host root's
+// transport ("9p", "virtiofs").
+std::pair<std::vector<BootPhase>, std::string> boot_phases(const BootMilestones& m, const std::string& share);
 
 // Builds the initramfs: busybox, modules for virtiofs or 9p (decompressed
 // .ko only), the init. An Error names what is missing (busybox not static,
