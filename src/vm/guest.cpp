@@ -340,12 +340,13 @@ Result<Share> prepare_share(const host::Host& host, const RunRequest& req, const
             if (::geteuid() != 0)
                 return Error{"virtiofsd needs root (its sandbox and the read-only view of / are mount namespaces)",
                              {}, "run as root, or use --share 9p", EPERM};
-            auto image = build_initramfs(host, req, release, true);
-            if (!image) return image.error();
+            // Before packing: auto then goes to 9p without packing twice.
             if (auto few = virtiofsd_file_limit_problem(); !few.empty()) {
                 if (req.profile.share != ShareMode::virtiofs) return Error{few, {}, "use --share virtiofs anyway", 0};
                 if (req.warn) req.warn("--share virtiofs: " + few);
             }
+            auto image = build_initramfs(host, req, release, true);
+            if (!image) return image.error();
             auto server = VirtiofsServer::start(*d, req.run_dir, 5000);
             if (!server) return server.error();
             sh.server.emplace(std::move(server).value());
