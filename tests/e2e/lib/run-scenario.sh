@@ -8,19 +8,21 @@
 #   --cache-dir DIR     initramfs cache (default DIR/e2e-cache)
 #   --results-dir DIR   per-scenario directory, emptied first
 #                       (default DIR/e2e-results/NAME)
-#   --timeout SECONDS   guest wall-clock limit (default: the scenario's
-#                       e2e-timeout, else 240)
+#   --timeout SECONDS   guest wall-clock limit on the reference machine
+#                       (default: the scenario's e2e-timeout, else 240),
+#                       stretched by the guest's slowdown (below)
 #   --kernel PATH       kernel image (default: the newest /boot/vmlinuz-* whose
 #                       modules are installed)
 #   --env NAME=VALUE    also export NAME to the scenario (repeatable)
 # Environment: E2E_QEMU (QEMU binary), E2E_KERNEL (kernel image),
 # E2E_ACCEL (kvm|tcg, overrides the detection), E2E_SMP (guest CPUs,
-# default 1), E2E_BUSYBOX.
+# default 1), E2E_BUSYBOX; E2E_SLOWDOWN, E2E_SLOWDOWN_MAX (default 4) and
+# E2E_L1_REFERENCE_S go to the scenario as with --env (which wins).
 #
 # A scenario is a bash script whose header comment lines configure the guest:
 #   # e2e-qemu: ARGS        extra QEMU arguments (repeatable): IOMMU, devices
 #   # e2e-append: ARGS      extra kernel command line (repeatable)
-#   # e2e-timeout: SECONDS  guest wall-clock limit
+#   # e2e-timeout: SECONDS  guest wall-clock limit on the reference machine
 #   # e2e-requires: PROGS   host programs the scenario needs (else skip)
 #   # e2e-host-check: yes   after the guest passes, run "SCENARIO host" here
 #   # e2e-disk: SIZE_MB     attach a blank SIZE_MB disk (/dev/vda) and allow
@@ -42,6 +44,17 @@
 # 5 boots. Each boot keeps console-N.log, qemu-N.log and share/output-N.log;
 # the limit (e2e-timeout) is for all boots together, and the result is the
 # last boot's.
+#
+# Slowdown: lib/scenario.sh measures at boot 0 how much slower than the
+# reference machine L1 booted and writes it to $RESULTS/calibration
+# ("l1_boot_s=... slowdown=..."). The limit is then e2e-timeout x slowdown
+# from the start of boot 0 (at most x E2E_SLOWDOWN_MAX). Until the file
+# appears the limit is e2e-timeout x E2E_SLOWDOWN_MAX: the slowdown cannot be
+# larger, so a slow L1 boot is never cut off before it could report, and a
+# guest that never reaches its scenario is still stopped, at the bound that
+# CTest's TIMEOUT is sized for. (A kernel that panics ends QEMU at once:
+# panic=-1 and -no-reboot.) At the limit QEMU gets SIGTERM, then SIGKILL
+# 10 s later.
 #
 # Exit status: the scenario's; 77 (skip) only when this machine lacks QEMU,
 # a kernel image with its modules, busybox or a required program; 1 when the
@@ -143,6 +156,33 @@ fi
 
 timeout="${timeout:-$(header e2e-timeout | tail -n1)}"
 timeout="${timeout:-240}"
+case "$timeout" in
+'' | *[!0-9]* | 0) fail "the time limit '$timeout' is not a whole number of seconds" ;;
+esac
+
+# The slowdown settings go to the scenario; --env wins over the environment.
+for v in E2E_SLOWDOWN E2E_SLOWDOWN_MAX E2E_L1_REFERENCE_S; do
+    given=
+    for kv in "${extra_env[@]}"; do
+        case "$kv" in "$v="*) given=1 ;; esac
+    done
+    [ -z "$given" ] && [ -n "${!v:-}" ] && extra_env+=("$v=${!v}")
+done
+slowdown_max=4
+for kv in "${extra_env[@]}"; do
+    case "$kv" in E2E_SLOWDOWN_MAX=*) slowdown_max="${kv#*=}" ;; esac
+done
+if ! [[ "$slowdown_max" =~ ^[0-9]+([.][0-9]+)?$ ]] || ! awk -v m="$slowdown_max" 'BEGIN { exit !(m >= 1) }'; then
+    echo "run-scenario: E2E_SLOWDOWN_MAX='$slowdown_max' is not a number of at least 1" >&2
+    exit 2
+fi
+# The guest caps its slowdown with the same value.
+extra_env+=("E2E_SLOWDOWN_MAX=$slowdown_max")
+
+# stretch SECONDS FACTOR: ceil(SECONDS x FACTOR).
+stretch() {
+    awk -v s="$1" -v f="$2" 'BEGIN { x = s * f; c = int(x); if (x - c > 1e-6) c++; if (c < 1) c = 1; print c }'
+}
 disk_mb="$(header e2e-disk | tail -n1)"
 case "$disk_mb" in
 '' | [1-9] | [1-9][0-9] | [1-9][0-9][0-9] | [1-9][0-9][0-9][0-9]) ;;
@@ -245,7 +285,55 @@ show_console() {
     echo "----"
 }
 
-echo "e2e: scenario $name: kernel $kver, accel $accel, timeout ${timeout}s${disk_mb:+, disk ${disk_mb} MiB}"
+# The guest's limit: e2e-timeout x the slowdown the guest reported, and
+# until it has, x the largest slowdown it can report (see the top).
+slowdown=
+limit_s="$(stretch "$timeout" "$slowdown_max")"
+limit_why="e2e-timeout ${timeout}s x E2E_SLOWDOWN_MAX ${slowdown_max}, no calibration from the guest"
+
+# read_calibration: once the guest wrote $share/calibration, prints it and
+# sets slowdown, limit_s and limit_why from it.
+read_calibration() {
+    local line f
+    [ -z "$slowdown" ] && [ -s "$share/calibration" ] || return 0
+    line="$(head -n1 "$share/calibration")"
+    f="$(echo "$line" | sed -n 's/.*\bslowdown=\([0-9.]*\).*/\1/p')"
+    if ! [[ "$f" =~ ^[0-9]+([.][0-9]+)?$ ]] || ! awk -v f="$f" 'BEGIN { exit !(f > 0) }'; then
+        echo "e2e: calibration: '$line' has no slowdown; keeping the limit of ${limit_s}s"
+        slowdown=unknown
+        return 0
+    fi
+    slowdown="$(awk -v f="$f" -v m="$slowdown_max" 'BEGIN { if (f > m) f = m; printf "%.2f", f }')"
+    limit_s="$(stretch "$timeout" "$slowdown")"
+    limit_why="e2e-timeout ${timeout}s x slowdown ${slowdown}"
+    echo "e2e: calibration: $line; limit ${limit_s}s ($limit_why)"
+}
+
+# stop_qemu: SIGTERM to QEMU, SIGKILL 10 s later if it is still there.
+stop_qemu() {
+    [ -n "$qpid" ] || return 0
+    kill -TERM "$qpid" 2>/dev/null
+    for _ in $(seq 10); do
+        kill -0 "$qpid" 2>/dev/null || return 0
+        sleep 1
+    done
+    kill -KILL "$qpid" 2>/dev/null
+    return 0
+}
+# on_signal NAME STATUS: QEMU runs in the background, where it ignores
+# SIGINT: stop it with the harness.
+# shellcheck disable=SC2317 # called from the traps below
+on_signal() {
+    echo "e2e: SIG$1: stopping the guest"
+    stop_qemu
+    exit "$2"
+}
+qpid=
+trap 'on_signal INT 130' INT
+trap 'on_signal TERM 143' TERM
+trap 'on_signal HUP 129' HUP
+
+echo "e2e: scenario $name: kernel $kver, accel $accel, timeout ${timeout}s x the guest's slowdown (at most ${slowdown_max}: ${limit_s}s)${disk_mb:+, disk ${disk_mb} MiB}"
 echo "e2e: results in $work"
 start=$(date +%s)
 boot=0
@@ -256,8 +344,6 @@ while :; do
     rm -f "$share/exit-code" "$share/reboot"
     printf '%q ' "${cmd[@]}" >>"$work/qemu-command"
     echo >>"$work/qemu-command"
-    left=$((timeout - ($(date +%s) - start)))
-    [ "$left" -gt 0 ] || left=1
     if [ -n "$disk_mb" ]; then
         if [ "$boot" = 0 ]; then
             echo "e2e: boot 0: the harness's kernel and initramfs"
@@ -266,18 +352,33 @@ while :; do
         fi
     fi
     boot_start=$(date +%s)
-    timeout -k 10 "$left" "${cmd[@]}" </dev/null >"$qemu_log" 2>&1
+    # In the background, so that the limit can follow the calibration.
+    "${cmd[@]}" </dev/null >"$qemu_log" 2>&1 &
+    qpid=$!
+    expired=
+    while kill -0 "$qpid" 2>/dev/null; do
+        read_calibration
+        if [ "$(date +%s)" -ge $((start + limit_s)) ]; then
+            expired=1
+            stop_qemu
+            break
+        fi
+        sleep 1
+    done
+    wait "$qpid"
     qrc=$?
+    qpid=
+    read_calibration
     now=$(date +%s)
     secs=$((now - start))
     boot_secs=$((now - boot_start))
     if [ -n "$disk_mb" ] && [ -f "$share/output.log" ]; then
         mv -f "$share/output.log" "$share/output-$boot.log"
     fi
-    if [ $qrc -eq 124 ] || [ $qrc -eq 137 ]; then
+    if [ -n "$expired" ]; then
         show_output
         show_console
-        fail "guest did not finish within ${timeout}s${disk_mb:+ (boot $boot)}"
+        fail "guest did not finish within ${limit_s}s ($limit_why)${disk_mb:+ (boot $boot)}"
     fi
     if [ ! -f "$share/exit-code" ]; then
         show_output
@@ -302,7 +403,7 @@ while :; do
     break
 done
 show_output
-echo "e2e: guest finished in ${secs}s${disk_mb:+ after $((boot + 1)) boots}, scenario exit status $rc"
+echo "e2e: guest finished in ${secs}s of its ${limit_s}s ($limit_why)${disk_mb:+ after $((boot + 1)) boots}, scenario exit status $rc"
 
 if [ "$rc" = 0 ] && [ "$(header e2e-host-check | tail -n1)" = yes ]; then
     echo "---- host check ----"

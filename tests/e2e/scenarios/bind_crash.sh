@@ -55,14 +55,16 @@ vfioctl() { chrt -o 0 "$VFIOCTL" "$@"; }
 
 # watch CMD...: runs vfioctl CMD in the background and polls until the
 # journal changes from what it was (PHASE); sets SEEN (when the change
-# showed) and PID. Gives up after about 30 s (a command that failed
-# without touching the journal is a zombie that kill -0 still finds).
+# showed) and PID. Gives up after watch_polls polls: 15000 (5 ms naps, at
+# least 75 s) times the slowdown (a command that failed without touching
+# the journal is a zombie that kill -0 still finds).
+watch_polls=$(($(limit 75) * 200))
 watch() {
     local was="$PHASE" polls=0
     chrt -o 0 "$VFIOCTL" "$@" >/dev/null 2>&1 &
     PID=$!
     read_phase
-    while [ "$PHASE" = "$was" ] && [ $polls -lt 15000 ]; do
+    while [ "$PHASE" = "$was" ] && [ $polls -lt "$watch_polls" ]; do
         nap 0.005
         polls=$((polls + 1))
         read_phase
