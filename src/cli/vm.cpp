@@ -659,9 +659,9 @@ int vm_run(Context& ctx, const VmRunOptions& o) {
         }
     }
     if (std::getenv("VFIOCTL_RUN_TIMES")) {
-        ctx.err << fmt::format("vfioctl: {}: before QEMU {:.1f} ms, boot to command {:.0f} ms, total {:.0f} ms ({})\n",
-                               r->virtiofs ? "virtiofs" : "9p", r->prespawn_ms, r->boot_ms, r->total_ms,
-                               r->kernel_booted);
+        ctx.err << fmt::format(
+            "vfioctl: {}: before QEMU {:.1f} ms, boot to command {:.0f} ms, total {:.0f} ms, {} wake-ups ({})\n",
+            r->virtiofs ? "virtiofs" : "9p", r->prespawn_ms, r->boot_ms, r->total_ms, r->wakeups, r->kernel_booted);
         if (r->command_ran) show_phases();
     }
     return r->exit_code;

@@ -591,6 +591,7 @@ Result<RunResult> run_guest(const host::Host& host, const RunRequest& req) {
         if (pidfd < 0) wait_ms = std::min(wait_ms, 100.0);
         pollfd fds[2] = {{ctl_open ? ctl_fd : -1, POLLIN, 0}, {pidfd, POLLIN, 0}};
         const int n = ::poll(fds, 2, static_cast<int>(std::max(0.0, std::ceil(wait_ms))));
+        ++r.wakeups;
         if (n < 0 && errno != EINTR) break;
         if (ctl_open && (fds[0].revents & (POLLIN | POLLHUP | POLLERR))) {
             ctl_open = drain(ctl_fd, ctl_buf);

@@ -109,6 +109,8 @@ struct RunResult {
     std::string waiting_for;           // the milestone not reached, on failure ("" when all were)
     std::vector<BootPhase> phases;     // the stretches between the milestones that were reached
     std::string kernel_booted;         // the image QEMU booted (an unpacked ELF, or the bzImage)
+    int wakeups = 0;                   // times the wait woke up: a tick every 0.5 s until the kernel
+                                       // printed, then one for each report of the init and QEMU's end
     double prespawn_ms = 0;            // t0 to QEMU's start: vfioctl's own time
     double boot_ms = 0;                // QEMU start to the command starting
     double total_ms = 0;
