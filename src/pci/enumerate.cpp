@@ -248,6 +248,7 @@ Result<Inventory> enumerate(const host::Host& host) {
     pci_set_param(acc, const_cast<char*>("sysfs.path"), sysfs.data());
 
     t_warnings = &inv.warnings;
+    bool tainted = false;
     // libpci's state is unknown after a fatal error: leak it rather than free twice.
     auto failed = [&]() -> Result<Inventory> {
         t_warnings = nullptr;
@@ -339,8 +340,15 @@ Result<Inventory> enumerate(const host::Host& host) {
                         if (r.size[i]) r.bar[i] = pci_read_long(r.p, PCI_BASE_ADDRESS_0 + 4 * i);
                     }
                 },
-                detail))
-            return failed();
+                detail)) {
+            // One device's garbage (a resource file libpci cannot parse)
+            // costs that device's details, not the whole listing.
+            inv.warnings.push_back(d.addr.str() + ": libpci: " + t_last_error +
+                                   "; listed without its BARs and capabilities");
+            tainted = true;
+            inv.devices.push_back(std::move(d));
+            continue;
+        }
         for (size_t i = 0; i < std::size(k_caps); ++i)
             if (detail.caps[i]) d.capabilities.emplace_back(k_caps[i].name);
         for (size_t i = 0; i < std::size(k_ext_caps); ++i)
@@ -362,7 +370,9 @@ Result<Inventory> enumerate(const host::Host& host) {
         inv.devices.push_back(std::move(d));
     }
     t_warnings = nullptr;
-    pci_cleanup(acc);
+    // After a fatal error that was caught, libpci's state is unknown: leak
+    // it rather than free twice.
+    if (!tainted) pci_cleanup(acc);
 
     std::sort(inv.devices.begin(), inv.devices.end(),
               [](const PciDevice& a, const PciDevice& b) { return a.addr < b.addr; });

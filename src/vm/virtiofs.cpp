@@ -183,15 +183,17 @@ VirtiofsServer& VirtiofsServer::operator=(VirtiofsServer&& o) noexcept {
 
 void VirtiofsServer::stop() {
     if (m_pid <= 0) return;
-    if (!wait_gone(m_pid, 200)) {
+    // virtiofsd is our child: reap it with bounded waits, asking first. A
+    // liveness check is not enough: a multi-threaded virtiofsd's leader is a
+    // zombie while its other threads still exit, and waitpid(WNOHANG) then
+    // finds nothing to reap yet.
+    if (!wait_child(m_pid, 200)) {
         ::kill(m_pid, SIGTERM);
-        if (!wait_gone(m_pid, 2000)) {
+        if (!wait_child(m_pid, 2000)) {
             ::kill(m_pid, SIGKILL);
-            wait_gone(m_pid, 5000);
+            wait_child(m_pid, 10000);
         }
     }
-    // Reaps it (a zombie counts as gone above).
-    ::waitpid(m_pid, nullptr, WNOHANG);
     m_pid = -1;
 }
 

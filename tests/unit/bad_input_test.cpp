@@ -80,6 +80,7 @@ struct Damage {
     std::string says;        // expected on stderr
     bool fatal = false;      // an error (exit 1) rather than a warning
     bool gpu_still_found = true;
+    bool libpci_error = false; // libpci's fatal handler runs (its state is then leaked on purpose)
 };
 
 class DamagedHost : public ::testing::TestWithParam<Damage> {};
@@ -90,7 +91,7 @@ TEST_P(DamagedHost, ClearErrorOrWarningNeverACrash) {
     dmg.apply(t);
     for (const auto& cmd : std::vector<std::vector<std::string>>{{"status", "--json"}, {"groups", "--json"}, {"groups"}}) {
         SCOPED_TRACE(cmd[0] + (cmd.size() > 1 ? " " + cmd[1] : ""));
-        auto o = test::run_on(t, cmd, dmg.fatal);
+        auto o = test::run_on(t, cmd, dmg.fatal || dmg.libpci_error);
         EXPECT_EQ(o.signal, 0);
         EXPECT_TRUE(has(o.err, dmg.says)) << o.err;
         if (dmg.fatal) {
@@ -151,9 +152,9 @@ INSTANTIATE_TEST_SUITE_P(
                "cannot read the kernel command line"},
         Damage{"GarbageResource",
                [](HostTree& t) { t.write(t.device_path(fixture::k_critical_gpu) + "/resource", "BAR0 16M\n"); },
-               "Syntax error in", true},
+               "Syntax error in", false, true, true},
         Damage{"MissingResource", [](HostTree& t) { t.remove(t.device_path(fixture::k_critical_gpu) + "/resource"); },
-               "resource: No such file or directory", true},
+               "resource: No such file or directory", false, true, true},
         Damage{"GarbageBusEntry", [](HostTree& t) { t.mkdir("/sys/bus/pci/devices/not-a-device"); },
                "Couldn't parse entry name not-a-device", true}),
     [](const auto& info) { return info.param.name; });
