@@ -3,6 +3,7 @@
 #include "host/files.hpp"
 
 #include <cstdio>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 namespace vfioctl::boot {
@@ -11,21 +12,117 @@ namespace {
 
 using nlohmann::json;
 
-// Fingerprints, formats and operations to and from JSON; missing fields read as empty.
+// Fingerprints, formats and operations to JSON.
 json fp_json(const Fingerprint& f) { return {{"size", f.size}, {"fnv1a64", f.hash}}; }
-
-Fingerprint fp_from(const json& j) {
-    Fingerprint f;
-    f.size = j.value("size", uint64_t{0});
-    f.hash = j.value("fnv1a64", std::string());
-    return f;
-}
 
 Format format_from(const std::string& s) {
     for (Format f : {Format::grub_shell, Format::cmdline_file, Format::loader_entry, Format::kernelstub_json})
         if (s == format_id(f)) return f;
     return Format::cmdline_file;
 }
+
+// The JSON type of j in words, for errors.
+std::string type_words(const json& j) {
+    std::string t = j.type_name();
+    return (t == "array" || t == "object") ? "an " + t : "a " + t;
+}
+
+// Reads the journal's fields: a missing field reads as empty, a field of the
+// wrong type is an Error naming the file and the key (the first one found).
+struct Reader {
+    std::string file;
+    std::optional<Error> error;
+
+    void wrong(const std::string& key, const json& v, const char* want) {
+        if (!error)
+            error = Error{"the boot journal has " + type_words(v) + " where " + want + " belongs, at " + key, file,
+                          "move it aside (it may say which backups to restore by hand), then retry", 0};
+    }
+    std::string str(const json& o, const std::string& at, const char* key) {
+        auto it = o.find(key);
+        if (it == o.end() || it->is_null()) return {};
+        if (!it->is_string()) {
+            wrong(at + "." + key, *it, "a string");
+            return {};
+        }
+        return it->get<std::string>();
+    }
+    std::vector<std::string> strs(const json& o, const std::string& at, const char* key) {
+        std::vector<std::string> out;
+        auto it = o.find(key);
+        if (it == o.end() || it->is_null()) return out;
+        if (!it->is_array()) {
+            wrong(at + "." + key, *it, "a list of strings");
+            return out;
+        }
+        for (size_t i = 0; i < it->size(); ++i) {
+            const json& e = (*it)[i];
+            if (!e.is_string()) wrong(at + "." + key + "[" + std::to_string(i) + "]", e, "a string");
+            else out.push_back(e.get<std::string>());
+        }
+        return out;
+    }
+    // An array of objects (absent: none).
+    const json* objects(const json& o, const std::string& at, const char* key) {
+        auto it = o.find(key);
+        if (it == o.end() || it->is_null()) return nullptr;
+        if (!it->is_array()) {
+            wrong(at + "." + key, *it, "a list");
+            return nullptr;
+        }
+        for (size_t i = 0; i < it->size(); ++i)
+            if (!(*it)[i].is_object()) {
+                wrong(at + "." + key + "[" + std::to_string(i) + "]", (*it)[i], "an object");
+                return nullptr;
+            }
+        return &*it;
+    }
+    Fingerprint fp(const json& o, const std::string& at, const char* key) {
+        Fingerprint f;
+        auto it = o.find(key);
+        if (it == o.end() || it->is_null()) return f;
+        if (!it->is_object()) {
+            wrong(at + "." + key, *it, "an object");
+            return f;
+        }
+        auto size = it->find("size");
+        if (size != it->end() && !size->is_null()) {
+            if (!size->is_number_unsigned()) wrong(at + "." + key + ".size", *size, "a whole number");
+            else f.size = size->get<uint64_t>();
+        }
+        f.hash = str(*it, at + "." + key, "fnv1a64");
+        return f;
+    }
+
+    Operation op(const json& j, const std::string& at) {
+        Operation o;
+        o.id = str(j, at, "id");
+        o.action = str(j, at, "action");
+        o.time = str(j, at, "time");
+        o.loader = str(j, at, "loader");
+        o.state = str(j, at, "state");
+        o.reverts = str(j, at, "reverts");
+        o.reverted_by = str(j, at, "reverted_by");
+        o.regenerate = strs(j, at, "regenerate");
+        o.added = strs(j, at, "added");
+        o.removed = strs(j, at, "removed");
+        if (const json* files = objects(j, at, "files"))
+            for (size_t i = 0; i < files->size(); ++i) {
+                const json& f = (*files)[i];
+                const std::string fa = at + ".files[" + std::to_string(i) + "]";
+                o.files.push_back({str(f, fa, "path"), format_from(str(f, fa, "format")), str(f, fa, "backup"),
+                                   fp(f, fa, "before"), fp(f, fa, "after")});
+            }
+        if (const json* changes = objects(j, at, "changes"))
+            for (size_t i = 0; i < changes->size(); ++i) {
+                const json& c = (*changes)[i];
+                const std::string ca = at + ".changes[" + std::to_string(i) + "]";
+                o.changes.push_back({str(c, ca, "path"), str(c, ca, "variable"), str(c, ca, "removed"),
+                                     str(c, ca, "added")});
+            }
+        return o;
+    }
+};
 
 json op_json(const Operation& o) {
     json files = json::array();
@@ -44,30 +141,6 @@ json op_json(const Operation& o) {
     if (!o.reverts.empty()) j["reverts"] = o.reverts;
     if (!o.reverted_by.empty()) j["reverted_by"] = o.reverted_by;
     return j;
-}
-
-Operation op_from(const json& j) {
-    Operation o;
-    o.id = j.value("id", std::string());
-    o.action = j.value("action", std::string());
-    o.time = j.value("time", std::string());
-    o.loader = j.value("loader", std::string());
-    o.state = j.value("state", std::string());
-    o.reverts = j.value("reverts", std::string());
-    o.reverted_by = j.value("reverted_by", std::string());
-    o.regenerate = j.value("regenerate", std::vector<std::string>{});
-    o.added = j.value("added", std::vector<std::string>{});
-    o.removed = j.value("removed", std::vector<std::string>{});
-    if (j.contains("files") && j["files"].is_array())
-        for (const auto& f : j["files"])
-            o.files.push_back({f.value("path", std::string()), format_from(f.value("format", std::string())),
-                               f.value("backup", std::string()), fp_from(f.value("before", json::object())),
-                               fp_from(f.value("after", json::object()))});
-    if (j.contains("changes") && j["changes"].is_array())
-        for (const auto& c : j["changes"])
-            o.changes.push_back({c.value("path", std::string()), c.value("variable", std::string()),
-                                 c.value("removed", std::string()), c.value("added", std::string())});
-    return o;
 }
 
 } // namespace
@@ -113,8 +186,14 @@ Result<Journal> load_journal(const host::Host& h, std::string_view state_dir) {
     if (j.is_discarded() || !j.is_object() || !j.contains("operations") || !j["operations"].is_array())
         return Error{"the boot journal is not valid JSON", p,
                      "move it aside (it may say which backups to restore by hand), then retry", 0};
-    for (const auto& o : j["operations"])
-        if (o.is_object()) jr.operations.push_back(op_from(o));
+    Reader r{p, std::nullopt};
+    const json& ops = j["operations"];
+    for (size_t i = 0; i < ops.size() && !r.error; ++i) {
+        const std::string at = "operations[" + std::to_string(i) + "]";
+        if (!ops[i].is_object()) r.wrong(at, ops[i], "an object");
+        else jr.operations.push_back(r.op(ops[i], at));
+    }
+    if (r.error) return *r.error;
     return jr;
 }
 
@@ -122,7 +201,7 @@ Status save_journal(const host::Host& h, std::string_view state_dir, const Journ
     json ops = json::array();
     for (const auto& o : jr.operations) ops.push_back(op_json(o));
     json j = {{"version", 1}, {"operations", ops}};
-    return host::replace_file(h, journal_path(state_dir), j.dump(2) + "\n", "boot.journal", 0644);
+    return host::replace_file(h, journal_path(state_dir), j.dump(2, ' ', false, json::error_handler_t::replace) + "\n", "boot.journal", 0644);
 }
 
 } // namespace vfioctl::boot

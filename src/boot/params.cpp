@@ -215,7 +215,7 @@ Result<ordered_json> kernelstub_config(const ConfigFile& f) {
 
 // The JSON as kernelstub writes it (indent 2), keeping a final newline if there was one.
 std::string dump_kernelstub(const ordered_json& j, const std::string& old) {
-    std::string s = j.dump(2);
+    std::string s = j.dump(2, ' ', false, ordered_json::error_handler_t::replace);
     if (!old.empty() && old.back() == '\n') s += '\n';
     return s;
 }

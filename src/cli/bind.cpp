@@ -52,6 +52,7 @@ void add_common(CLI::App& sub, std::string& state_dir, double& timeout_s) {
         ->capture_default_str();
     sub.add_option("--timeout", timeout_s, "seconds to wait for the kernel to unbind a device")
         ->capture_default_str()
+        ->check(seconds_value())
         ->check(CLI::Range(0.1, 3600.0));
 }
 
@@ -112,11 +113,9 @@ int run_bind(Context& ctx, const BindOptions& o) {
         for (const auto& b : plan.blockers) ctx.out << (o.force ? "forced past: " : "blocked: ") << b << "\n";
     }
     auto fail = [&](const std::string& msg, const std::string& hint) {
-        if (ctx.json)
-            print_json(ctx, {{"plan", jplan}, {"refusals", plan.refusals}, {"blockers", plan.blockers},
-                             {"error", msg}, {"hint", hint}, {"changed", false}});
-        ctx.err << "vfioctl: error: " << msg << "\nhint: " << hint << "\n";
-        return exit_failure;
+        return report_error(ctx, Error{msg, {}, hint, 0}, exit_failure,
+                            {{"plan", jplan}, {"refusals", plan.refusals}, {"blockers", plan.blockers},
+                             {"changed", false}});
     };
     if (!plan.refusals.empty())
         return fail("refusing to bind: " + util::join(plan.refusals, "; "),

@@ -1,7 +1,12 @@
 #include "cli/cli.hpp"
 
 #include "cli/commands.hpp"
+#include "util/strings.hpp"
 
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <fmt/format.h>
 #include <iostream>
 
 namespace vfioctl::cli {
@@ -15,24 +20,130 @@ const std::vector<Command>& commands() {
     return table;
 }
 
-int report_error(Context& ctx, const Error& e, int code) {
-    if (ctx.json) {
-        nlohmann::json j = {{"error", e.describe()}, {"exit_code", code}};
+CLI::Validator seconds_value() {
+    return CLI::Validator(
+        [](std::string& text) -> std::string {
+            const char* begin = text.c_str();
+            char* end = nullptr;
+            errno = 0;
+            const double v = std::strtod(begin, &end);
+            if (end == begin || *end != '\0' || errno == ERANGE) return "'" + text + "' is not a number of seconds";
+            if (!std::isfinite(v) || v < 0 || v > k_max_seconds)
+                return "'" + text + "' is not a number of seconds from 0 to " + fmt::format("{:.0f}", k_max_seconds);
+            return {};
+        },
+        "SECONDS", "seconds");
+}
+
+std::string json_text(const nlohmann::json& j) {
+    return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+int report_error_to(std::ostream& out, std::ostream& err, bool json, const Error& e, int code,
+                    const nlohmann::json& extra) {
+    if (json) {
+        nlohmann::json j = extra.is_object() ? extra : nlohmann::json::object();
+        j["error"] = e.describe();
         if (!e.hint.empty()) j["hint"] = e.hint;
-        print_json(ctx, j);
+        j["exit_code"] = code;
+        out << json_text(j) << "\n";
     }
-    ctx.err << "vfioctl: error: " << e.describe() << "\n";
-    if (!e.hint.empty()) ctx.err << "hint: " << e.hint << "\n";
+    err << "vfioctl: error: " << util::printable(e.describe()) << "\n";
+    if (!e.hint.empty()) err << "hint: " << util::printable(e.hint, true) << "\n";
     return code;
 }
 
-void warn(Context& ctx, const std::string& text) { ctx.err << "vfioctl: warning: " << text << "\n"; }
+int report_error(Context& ctx, const Error& e, int code, const nlohmann::json& extra) {
+    return report_error_to(ctx.out, ctx.err, ctx.json, e, code, extra);
+}
 
-void print_json(Context& ctx, const nlohmann::json& j) { ctx.out << j.dump(2) << "\n"; }
+void warn(Context& ctx, const std::string& text) {
+    ctx.err << "vfioctl: warning: " << util::printable(text) << "\n";
+}
 
-int run(int argc, char** argv) {
-    // Listings of thousands of devices: no per-write sync with C stdio.
-    std::ios::sync_with_stdio(false);
+void print_json(Context& ctx, const nlohmann::json& j) { ctx.out << json_text(j) << "\n"; }
+
+namespace {
+
+// Passes text to another stream buffer line by line through
+// util::printable (newlines kept): whatever a command prints, no control
+// byte or escape sequence from the host reaches the terminal raw.
+class PrintableBuf : public std::streambuf {
+  public:
+    explicit PrintableBuf(std::streambuf* dest) : m_dest(dest) {}
+    PrintableBuf(const PrintableBuf&) = delete;
+    PrintableBuf& operator=(const PrintableBuf&) = delete;
+    ~PrintableBuf() override { sync(); }
+
+  protected:
+    int_type overflow(int_type c) override {
+        if (traits_type::eq_int_type(c, traits_type::eof())) return traits_type::not_eof(c);
+        const char ch = traits_type::to_char_type(c);
+        xsputn(&ch, 1);
+        return c;
+    }
+    std::streamsize xsputn(const char* s, std::streamsize n) override {
+        m_pending.append(s, static_cast<size_t>(n));
+        const size_t nl = m_pending.rfind('\n');
+        if (nl != std::string::npos) pass(nl + 1);
+        return n;
+    }
+    int sync() override {
+        pass(m_pending.size());
+        return m_dest->pubsync();
+    }
+
+  private:
+    // Writes the first n pending bytes, made printable.
+    void pass(size_t n) {
+        if (n == 0) return;
+        const std::string text = util::printable(std::string_view(m_pending).substr(0, n), true);
+        m_dest->sputn(text.data(), static_cast<std::streamsize>(text.size()));
+        m_pending.erase(0, n);
+    }
+
+    std::streambuf* m_dest;
+    std::string m_pending;
+};
+
+// The app whose subcommand is missing after a failed parse: the deepest
+// one the arguments reached, when it requires a subcommand and got none.
+CLI::App* missing_subcommand(CLI::App& app) {
+    CLI::App* at = &app;
+    for (;;) {
+        auto subs = at->get_subcommands();
+        if (subs.empty()) break;
+        at = subs.front();
+    }
+    return at->get_require_subcommand_min() > 0 ? at : nullptr;
+}
+
+// A parse error in words: an unknown command named with the commands
+// there are, else CLI11's own message. Exit code 2.
+int report_parse_error(CLI::App& app, const CLI::ParseError& e, bool json) {
+    if (CLI::App* at = missing_subcommand(app)) {
+        std::string word;
+        for (const auto& r : app.remaining(true))
+            if (!r.empty() && r[0] != '-') {
+                word = r;
+                break;
+            }
+        std::vector<std::string> names;
+        const CLI::App* cat = at;
+        for (const CLI::App* s : cat->get_subcommands([](const CLI::App* s) { return !s->get_name().empty(); }))
+            names.push_back(s->get_name());
+        std::string path = at == &app ? "vfioctl" : "vfioctl " + at->get_name();
+        Error err{word.empty() ? "'" + path + "' needs a command" : "unknown command '" + word + "'", {},
+                  "the commands of '" + path + "': " + util::join(names, ", ") + "; '" + path + " --help' says more",
+                  0};
+        return report_error_to(std::cout, std::cerr, json, err, exit_usage);
+    }
+    app.exit(e);
+    std::cerr << "hint: 'vfioctl --help' lists the commands; 'vfioctl COMMAND --help' their options\n";
+    return exit_usage;
+}
+
+int run_parsed(int argc, char** argv) {
     CLI::App app{"vfioctl: take a Linux host from 'IOMMU off' to a GPU passed through to a QEMU VM "
                  "and back, safely, and prove each step.",
                  "vfioctl"};
@@ -59,11 +170,14 @@ int run(int argc, char** argv) {
     } catch (const CLI::CallForVersion& e) {
         return app.exit(e);
     } catch (const CLI::ParseError& e) {
-        app.exit(e);
-        std::cerr << "hint: 'vfioctl --help' lists the commands; 'vfioctl COMMAND --help' their options\n";
-        return exit_usage;
+        // --json as given: its variable is set only once the parse is done.
+        return report_parse_error(app, e, json || app.get_option("--json")->count() > 0);
     }
-    Context ctx{host::Host(root), json, std::cout, std::cerr};
+    // Text on the terminal is made printable; JSON escapes its own strings.
+    PrintableBuf out_buf(std::cout.rdbuf()), err_buf(std::cerr.rdbuf());
+    std::ostream text_out(&out_buf), text_err(&err_buf);
+    text_err.setf(std::ios::unitbuf); // stderr stays unbuffered
+    Context ctx{host::Host(root), json, json ? static_cast<std::ostream&>(std::cout) : text_out, text_err};
     if (root != "/" && !ctx.host.is_dir("/")) {
         return report_error(ctx, Error{"--root is not a directory", root,
                                        "give a tree written by 'vfioctl snapshot DIR'", 0},
@@ -72,6 +186,25 @@ int run(int argc, char** argv) {
     for (auto& [sub, handler] : handlers)
         if (sub->parsed()) return handler(ctx);
     return exit_usage;
+}
+
+} // namespace
+
+int run(int argc, char** argv) {
+    // Listings of thousands of devices: no per-write sync with C stdio.
+    std::ios::sync_with_stdio(false);
+    bool json = false;
+    for (int i = 1; i < argc && std::string_view(argv[i]) != "--"; ++i) json |= std::string_view(argv[i]) == "--json";
+    // The last resort: no exception ends in std::terminate.
+    try {
+        return run_parsed(argc, argv);
+    } catch (const std::exception& e) {
+        return report_error_to(std::cout, std::cerr, json, Error{std::string("internal error: ") + e.what(), {}, {}, 0},
+                               exit_failure);
+    } catch (...) {
+        return report_error_to(std::cout, std::cerr, json, Error{"internal error: an unknown exception", {}, {}, 0},
+                               exit_failure);
+    }
 }
 
 } // namespace vfioctl::cli

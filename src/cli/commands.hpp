@@ -20,6 +20,12 @@ struct Command {
 
 const std::vector<Command>& commands();
 
+// The longest wait a seconds option takes: its milliseconds fit an int.
+inline constexpr double k_max_seconds = 1e6;
+// Checks a seconds option: a finite number from 0 to k_max_seconds; nan,
+// inf and negative values are usage errors (exit 2).
+CLI::Validator seconds_value();
+
 // The diagnosis commands.
 Command status_command();
 Command groups_command();

@@ -19,12 +19,20 @@ struct Context {
     std::ostream& err;
 };
 
-// Prints "vfioctl: error: ..." and "hint: ..." (or a JSON error object when
-// --json) and returns the exit code to use.
-int report_error(Context& ctx, const Error& e, int code = exit_failure);
-// Prints a warning line to stderr ("vfioctl: warning: ...").
+// The one place errors become messages: "vfioctl: error: ..." and
+// "hint: ..." on err and, with json, an object on out holding extra's
+// fields (when it is an object) and "error", "hint", "exit_code". Returns
+// code. Host text in the message is escaped for the terminal.
+int report_error_to(std::ostream& out, std::ostream& err, bool json, const Error& e, int code,
+                    const nlohmann::json& extra = nullptr);
+// report_error_to on ctx's streams and mode.
+int report_error(Context& ctx, const Error& e, int code = exit_failure, const nlohmann::json& extra = nullptr);
+// Prints a warning line to stderr ("vfioctl: warning: ..."), escaped.
 void warn(Context& ctx, const std::string& text);
-// Writes j to ctx.out, indented, with a final newline.
+// The JSON text of j, indented; bytes that are not UTF-8 become U+FFFD
+// (never throws on host bytes).
+std::string json_text(const nlohmann::json& j);
+// Writes j to ctx.out as json_text, with a final newline.
 void print_json(Context& ctx, const nlohmann::json& j);
 
 } // namespace vfioctl::cli

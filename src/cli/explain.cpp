@@ -45,7 +45,7 @@ int run_explain(Context& ctx, const Options& opt) {
         for (size_t i = 0; i < found.size(); ++i) {
             const auto& e = found[i];
             if (i) ctx.out << "\n";
-            ctx.out << "Message:  " << e.matched << "\n";
+            ctx.out << "Message:  " << util::printable(e.matched) << "\n";
             ctx.out << "Meaning:  " << e.meaning << "\n";
             for (const auto& h : e.on_this_host) ctx.out << "Here:     " << h << "\n";
             for (size_t k = 0; k < e.remedy.size(); ++k)

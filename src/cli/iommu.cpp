@@ -130,10 +130,10 @@ int run_show(Context& ctx, const IommuOptions& opt) {
         o << fmt::format("Regenerate with: {}\n", regen.argv.empty() ? std::string("nothing (the entries are read as they are)")
                                                                      : util::join(regen.argv, " "));
     }
-    o << fmt::format("\nConfigured:      {}\n", st.configured_cmdline ? *st.configured_cmdline : std::string("unknown"));
+    o << fmt::format("\nConfigured:      {}\n", st.configured_cmdline ? util::printable(*st.configured_cmdline) : std::string("unknown"));
     if (st.setup.generated_cmdline && st.setup.generated_cmdline != st.configured_cmdline)
-        o << fmt::format("Boot loader has: {}  ({})\n", *st.setup.generated_cmdline, st.setup.generated_path);
-    o << fmt::format("Running:         {}\n", st.running_cmdline.empty() ? std::string("unknown") : st.running_cmdline);
+        o << fmt::format("Boot loader has: {}  ({})\n", util::printable(*st.setup.generated_cmdline), st.setup.generated_path);
+    o << fmt::format("Running:         {}\n", st.running_cmdline.empty() ? std::string("unknown") : util::printable(st.running_cmdline));
     o << fmt::format("\nIOMMU ({}):\n", pg.evidence);
     o << fmt::format("  next boot:     {}\n", iommu_words(st.next_cmdline, pg));
     o << fmt::format("  running now:   {}\n", iommu_words(st.running_cmdline, pg));
@@ -206,16 +206,8 @@ void print_changes(Context& ctx, const boot::Plan& plan) {
 int finish(Context& ctx, json j, const Result<boot::ApplyResult>& r, const boot::Plan& plan,
            const std::string& state_dir) {
     if (!r) {
-        if (ctx.json) {
-            j["applied"] = false;
-            j["error"] = r.error().describe();
-            j["hint"] = r.error().hint;
-            print_json(ctx, j);
-            ctx.err << "vfioctl: error: " << r.error().describe() << "\n";
-            if (!r.error().hint.empty()) ctx.err << "hint: " << r.error().hint << "\n";
-            return exit_failure;
-        }
-        return report_error(ctx, r.error());
+        j["applied"] = false;
+        return report_error(ctx, r.error(), exit_failure, j);
     }
     auto after = boot::inspect_boot(ctx.host);
     const auto& res = *r;
@@ -280,20 +272,19 @@ int run_change(Context& ctx, const IommuOptions& opt, boot::Action action) {
                            "in the firmware setup too, or the command line alone changes nothing");
     if (!setup.editable()) {
         auto steps = boot::manual_steps(setup, goal, running);
-        if (ctx.json) {
-            j["changed"] = false;
-            j["manual_steps"] = steps;
-            j["error"] = "vfioctl does not edit this boot setup";
-            print_json(ctx, j);
-        } else {
+        j["changed"] = false;
+        j["manual_steps"] = steps;
+        if (!ctx.json) {
             ctx.out << "Boot loader: " << setup.description << "\n";
             for (const auto& n : setup.notes) ctx.out << "note: " << n << "\n";
             ctx.out << "\nvfioctl does not edit this setup; do this by hand:\n";
             for (size_t i = 0; i < steps.size(); ++i) ctx.out << "  " << i + 1 << ". " << steps[i] << "\n";
         }
-        ctx.err << "vfioctl: error: nothing was changed: vfioctl does not edit a " << boot::loader_id(setup.loader)
-                << " boot setup\nhint: follow the steps above\n";
-        return exit_failure;
+        return report_error(ctx,
+                            Error{std::string("nothing was changed: vfioctl does not edit a ") + boot::loader_id(setup.loader) +
+                                      " boot setup",
+                                  {}, ctx.json ? "follow manual_steps" : "follow the steps above", 0},
+                            exit_failure, j);
     }
     auto plan = boot::plan_goal(setup.sets, goal);
     if (!plan) {
@@ -398,13 +389,38 @@ int run_revert(Context& ctx, const IommuOptions& opt) {
             ctx.out << "\nThen: "
                     << (regen.argv.empty() ? std::string("nothing to regenerate") : util::join(regen.argv, " ")) << "\n";
     }
+    if (rp->plan.edits.empty()) {
+        // Every file is already as it was: nothing to write, and no "Reverted".
+        std::vector<std::string> files = rp->untouched;
+        files.insert(files.end(), rp->merged.begin(), rp->merged.end());
+        Error e{"nothing was reverted: " +
+                    (files.empty() ? std::string("operation ") + op.id + " changed no file"
+                                   : util::join(files, ", ") + (files.size() == 1 ? " is" : " are") +
+                                         " already as before '" + op.action + "' (operation " + op.id + ")"),
+                {}, {}, 0};
+        j["changed"] = false;
+        j["applied"] = false;
+        if (opt.dry_run) {
+            e.hint = "nothing was changed";
+            return report_error(ctx, e, exit_failure, j);
+        }
+        // The journal entry is closed, so that 'show' and 'revert' stop offering it.
+        boot::ApplyOptions ao;
+        ao.state_dir = opt.state_dir;
+        auto closed = boot::apply_plan(ctx.host, setup, rp->plan, "revert", ao, op.id);
+        if (!closed) return report_error(ctx, closed.error(), exit_failure, j);
+        e.hint = "no file was changed; the journal records operation " + op.id + " as reverted (by " + closed->id +
+                 ")";
+        j["journal"] = boot::journal_path(opt.state_dir);
+        j["operation"] = closed->id;
+        return report_error(ctx, e, exit_failure, j);
+    }
     if (opt.dry_run) {
         if (ctx.json) print_json(ctx, j);
         else ctx.out << "\nDry run: nothing was changed.\n";
         return exit_ok;
     }
-    if (!rp->plan.empty())
-        if (int c = confirm(ctx, opt, "Revert the boot configuration?"); c != exit_ok) return c;
+    if (int c = confirm(ctx, opt, "Revert the boot configuration?"); c != exit_ok) return c;
     std::unique_ptr<boot::HostRunner> runner;
     if (ctx.host.is_live()) runner = std::make_unique<boot::HostRunner>(ctx.host);
     boot::ApplyOptions ao;

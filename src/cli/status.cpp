@@ -112,7 +112,7 @@ void print_text(Context& ctx, const HostModel& m, const iommu::Diagnosis& dx) {
     const auto& f = m.facts;
     const auto& s = dx.iommu;
     o << fmt::format("Kernel {}\n  command line: {}\n", f.kernel_release.empty() ? "?" : f.kernel_release,
-                     f.cmdline.empty() ? "(unknown)" : f.cmdline);
+                     f.cmdline.empty() ? "(unknown)" : util::printable(f.cmdline));
     o << "  IOMMU tokens: "
       << (dx.cmdline.iommu_tokens.empty() ? "(none)" : util::join(dx.cmdline.iommu_tokens, " ")) << "\n";
     for (const auto& n : dx.notes) o << "  note: " << n << "\n";
@@ -121,7 +121,7 @@ void print_text(Context& ctx, const HostModel& m, const iommu::Diagnosis& dx) {
         const auto& nb = *dx.next_boot;
         o << "\nBoot\n";
         o << fmt::format("  loader:         {}\n", nb.loader);
-        o << fmt::format("  next boot:      {}\n", nb.next_cmdline.value_or("unknown"));
+        o << fmt::format("  next boot:      {}\n", util::printable(nb.next_cmdline.value_or("unknown")));
         o << fmt::format("  reboot pending: {}: {}\n", nb.reboot_pending ? "yes" : "no", nb.reason);
     }
 

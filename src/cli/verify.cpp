@@ -169,16 +169,20 @@ Command verify_command() {
                 sub.add_flag("--in-guest", o->in_guest, "check this machine (run inside any VM)");
                 sub.add_option("--expect", o->expect, "vendor:device or BDF that must be on the bus (repeat)")
                     ->expected(1)
+                    ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
                     ->allow_extra_args(false);
                 sub.add_flag("--load-driver", o->load_driver, "load the driver for its modalias when none is bound");
                 sub.add_option("--gpu", o->gpus, "pass this device through (BDF or vendor:device; repeat)")
                     ->expected(1)
+                    ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
                     ->allow_extra_args(false);
                 sub.add_option("--kernel", o->kernel, "kernel to boot (default: the running one)");
                 sub.add_option("--memory", o->memory, "guest RAM");
                 sub.add_option("--accel", o->accel, "auto, kvm or tcg")->check(CLI::IsMember({"auto", "kvm", "tcg"}));
                 sub.add_option("--modules", o->modules_dir, "the kernel's modules directory");
-                sub.add_option("--timeout", o->timeout_s, "seconds for the whole check")->capture_default_str();
+                sub.add_option("--timeout", o->timeout_s, "seconds for the whole check")
+                    ->capture_default_str()
+                    ->check(seconds_value());
                 sub.add_option("--state-dir", o->state_dir, "where the bind journal lives")->capture_default_str();
                 return [o](Context& ctx) { return run_verify(ctx, *o); };
             }};

@@ -136,8 +136,10 @@ void add_profile_flags(CLI::App& sub, ProfileFlags& f, bool run_mode) {
     sub.add_option("--console-log", f.console_log, "append the serial console to this file");
     // One value per --gpu: without allow_extra_args(false), a --gpu before
     // "--" swallowed the separator and the command's own options were parsed.
+    // TakeAll: each --gpu adds one (the default policy refused a second).
     sub.add_option("--gpu", f.o.gpus, "device to pass through: BDF (8a:00.0) or vendor:device (10de:2336); repeat")
         ->expected(1)
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
         ->allow_extra_args(false);
     if (run_mode) return;
     sub.add_option("--machine", f.machine, "QEMU machine type (q35)");
@@ -148,6 +150,7 @@ void add_profile_flags(CLI::App& sub, ProfileFlags& f, bool run_mode) {
         ->check(CLI::Range(1, 65535));
     sub.add_option("--qemu-arg", f.o.extra_args, "extra QEMU argument (repeat; added after the profile's)")
         ->expected(1)
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
         ->allow_extra_args(false);
 }
 
@@ -230,9 +233,13 @@ Status clean_stale(Context& ctx, const std::string& dir, const vm::VmRecord& rec
 }
 
 int run_start(Context& ctx, StartOptions& o) {
+    // NAME, or a .toml file (a path, or a name ending in .toml) whose stem names the VM.
+    const bool file = vm::profile_paths(o.name).size() == 1;
+    const std::string source = file ? absolute(o.name) : o.name;
+    if (file) o.name = fs::path(o.name).stem().string();
     if (auto s = vm::check_vm_name(o.name); !s) return report_error(ctx, s.error(), exit_usage);
     auto ov = overrides_of(o.flags);
-    auto profile = vm::load_profile(ctx.host, o.name, ov.kernel || ov.disk);
+    auto profile = vm::load_profile(ctx.host, source, ov.kernel || ov.disk);
     if (!profile) return report_error(ctx, profile.error());
     vm::Profile p = std::move(profile).value();
     p.name = o.name;
@@ -535,7 +542,11 @@ int run_console(Context& ctx, const std::string& name, const std::string& base) 
         termios raw = saved;
         ::cfmakeraw(&raw);
         ::tcsetattr(0, TCSANOW, &raw);
-        ctx.err << "console of " << name << "; Ctrl-] quits\r\n";
+        // Raw mode wants "\r\n", which the printable error stream would escape.
+        const std::string banner = "console of " + name + "; Ctrl-] quits\r\n";
+        ctx.err.flush();
+        const ssize_t written = ::write(2, banner.data(), banner.size());
+        (void)written;
     }
     ctx.out.flush();
     char buf[4096];
@@ -646,8 +657,9 @@ int vm_run(Context& ctx, const VmRunOptions& o) {
         for (const auto& ph : r->phases) ctx.err << fmt::format("  {:<36} {:8.1f} s\n", ph.name, ph.ms / 1000);
     };
     if (!r->command_ran) {
-        ctx.err << "vfioctl: error: " << r->failure << "\n";
-        if (!r->waiting_for.empty()) ctx.err << "waiting for: " << r->waiting_for << "\n";
+        report_error(ctx, Error{r->failure, {}, {}, 0}, r->exit_code,
+                     {{"waiting_for", r->waiting_for}, {"console_tail", r->console_tail}});
+        if (!r->waiting_for.empty()) ctx.err << "waiting for: " << util::printable(r->waiting_for) << "\n";
         if (!r->phases.empty()) {
             ctx.err << "boot phases reached:\n";
             show_phases();
@@ -655,7 +667,7 @@ int vm_run(Context& ctx, const VmRunOptions& o) {
         if (!r->console_tail.empty()) {
             ctx.err << "last console lines" << (p.console_log.empty() ? "" : " (all of them in " + p.console_log + ")")
                     << ":\n";
-            for (const auto& l : r->console_tail) ctx.err << "  " << l << "\n";
+            for (const auto& l : r->console_tail) ctx.err << "  " << util::printable(l) << "\n";
         }
     }
     if (std::getenv("VFIOCTL_RUN_TIMES")) {
@@ -692,7 +704,9 @@ Command vm_command() {
                 CLI::App* start = sub.add_subcommand("start", "start VM NAME from its profile (and flags), detached");
                 start->add_option("name", so->name, "profile name (/etc/vfioctl/vms/NAME.toml) or a .toml file")->required();
                 add_profile_flags(*start, so->flags, false);
-                start->add_option("--wait", so->wait_s, "seconds to wait for QEMU to run")->capture_default_str();
+                start->add_option("--wait", so->wait_s, "seconds to wait for QEMU to run")
+                    ->capture_default_str()
+                    ->check(seconds_value());
                 common(start);
 
                 auto sto = std::make_shared<StopOptions>();
@@ -700,7 +714,8 @@ Command vm_command() {
                 stop->add_option("name", sto->name, "VM name")->required();
                 stop->add_flag("--force", sto->force, "kill QEMU at once");
                 stop->add_option("--timeout", sto->timeout_s, "seconds to wait for the guest to power off")
-                    ->capture_default_str();
+                    ->capture_default_str()
+                    ->check(seconds_value());
                 common(stop);
 
                 auto st_name = std::make_shared<std::string>();
@@ -724,9 +739,11 @@ Command vm_command() {
                 run->add_option("--busybox", ro->run.busybox, "static busybox for the guest's init");
                 run->add_option("--cwd", ro->run.cwd, "directory to run the command in (default: the current one)");
                 run->add_option("--timeout", ro->run.timeout_s, "seconds the whole run may take (0: no limit)")
-                    ->capture_default_str();
+                    ->capture_default_str()
+                    ->check(seconds_value());
                 run->add_option("--boot-timeout", ro->run.boot_timeout_s, "seconds from QEMU start to the command")
-                    ->capture_default_str();
+                    ->capture_default_str()
+                    ->check(seconds_value());
                 run->add_option("--unpack", ro->run.unpack,
                                 "boot a bzImage's uncompressed kernel through PVH, cached (auto: under TCG, "
                                 "where decompressing costs most of the boot)")

@@ -74,4 +74,63 @@ std::string join(const std::vector<std::string>& parts, std::string_view sep) {
     return out;
 }
 
+namespace {
+
+// The length of the valid UTF-8 sequence at the start of s (1..4), or 0
+// when it is not one (overlong forms, surrogates and values past U+10FFFF
+// are not).
+size_t utf8_length(std::string_view s) {
+    const auto b = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
+    const unsigned char c = b(0);
+    size_t n = 0;
+    unsigned char lo = 0x80, hi = 0xbf; // the second byte's range
+    if (c >= 0xc2 && c <= 0xdf) n = 2;
+    else if (c >= 0xe0 && c <= 0xef) {
+        n = 3;
+        if (c == 0xe0) lo = 0xa0;
+        if (c == 0xed) hi = 0x9f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4;
+        if (c == 0xf0) lo = 0x90;
+        if (c == 0xf4) hi = 0x8f;
+    } else return 0;
+    if (s.size() < n || b(1) < lo || b(1) > hi) return 0;
+    for (size_t i = 2; i < n; ++i)
+        if (b(i) < 0x80 || b(i) > 0xbf) return 0;
+    return n;
+}
+
+void hex_byte(std::string& out, unsigned char c) {
+    static const char digits[] = "0123456789abcdef";
+    out += "\\x";
+    out += digits[c >> 4];
+    out += digits[c & 0xf];
+}
+
+} // namespace
+
+std::string printable(std::string_view s, bool keep_newlines) {
+    std::string out;
+    out.reserve(s.size());
+    for (size_t i = 0; i < s.size();) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        if (c < 0x80) {
+            if ((c < 0x20 && c != '\t' && !(keep_newlines && c == '\n')) || c == 0x7f) hex_byte(out, c);
+            else out += static_cast<char>(c);
+            ++i;
+            continue;
+        }
+        const size_t n = utf8_length(s.substr(i));
+        // C1 controls (0xc2 0x80..0x9f): CSI and OSC to some terminals.
+        if (n == 0 || (n == 2 && c == 0xc2 && static_cast<unsigned char>(s[i + 1]) < 0xa0)) {
+            hex_byte(out, c);
+            ++i;
+            continue;
+        }
+        out.append(s.substr(i, n));
+        i += n;
+    }
+    return out;
+}
+
 } // namespace vfioctl::util

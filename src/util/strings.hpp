@@ -24,4 +24,10 @@ std::optional<uint64_t> parse_dec(std::string_view s);
 // The elements joined by sep.
 std::string join(const std::vector<std::string>& parts, std::string_view sep);
 
+// s made safe for a terminal: control bytes (below 0x20 except tab, and
+// 0x7f), C1 controls (U+0080..U+009F) and bytes that are not valid UTF-8
+// are written as \xNN, so that no escape sequence from the host reaches the
+// terminal raw. With keep_newlines, '\n' passes as it is (whole texts).
+std::string printable(std::string_view s, bool keep_newlines = false);
+
 } // namespace vfioctl::util

@@ -84,7 +84,7 @@ Status save_journal(const host::Host& host, const std::string& state_dir, const 
                            {"phase", e.phase},
                            {"since", e.since}});
     if (auto st = host.make_dirs(state_dir); !st) return st;
-    return host.write_atomic(p, json{{"format", 1}, {"devices", devices}}.dump(2) + "\n", 0600);
+    return host.write_atomic(p, json{{"format", 1}, {"devices", devices}}.dump(2, ' ', false, json::error_handler_t::replace) + "\n", 0600);
 }
 
 } // namespace vfioctl::vfio

@@ -122,7 +122,7 @@ Result<nlohmann::json> QmpClient::execute(const std::string& command, const nloh
                                           int timeout_ms) {
     nlohmann::json req = {{"execute", command}};
     if (!args.is_null()) req["arguments"] = args;
-    std::string text = req.dump() + "\n";
+    std::string text = req.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
     size_t off = 0;
     while (off < text.size()) {
         ssize_t n = ::send(m_fd, text.data() + off, text.size() - off, MSG_NOSIGNAL);
