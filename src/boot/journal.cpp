@@ -103,19 +103,29 @@ std::string journal_path(std::string_view state_dir) {
     return d + "/boot-journal.json";
 }
 
-Result<Journal> load_journal(const host::Host& h, std::string_view state_dir) {
+Result<Journal> parse_journal(std::string_view text, const std::string& path) {
     Journal jr;
+    json j = json::parse(text, nullptr, false);
+    if (j.is_discarded() || !j.is_object() || !j.contains("operations") || !j["operations"].is_array())
+        return Error{"the boot journal is not valid JSON", path,
+                     "move it aside (it may say which backups to restore by hand), then retry", 0};
+    try {
+        for (const auto& o : j["operations"])
+            if (o.is_object()) jr.operations.push_back(op_from(o));
+    } catch (const json::exception& e) {
+        // A field of the wrong type ("files": 3, "added": [1]).
+        return Error{std::string("the boot journal is corrupt (") + e.what() + ")", path,
+                     "move it aside (it may say which backups to restore by hand), then retry", 0};
+    }
+    return jr;
+}
+
+Result<Journal> load_journal(const host::Host& h, std::string_view state_dir) {
     const std::string p = journal_path(state_dir);
-    if (!h.exists(p)) return jr;
+    if (!h.exists(p)) return Journal{};
     auto text = h.read(p);
     if (!text) return text.error();
-    json j = json::parse(*text, nullptr, false);
-    if (j.is_discarded() || !j.is_object() || !j.contains("operations") || !j["operations"].is_array())
-        return Error{"the boot journal is not valid JSON", p,
-                     "move it aside (it may say which backups to restore by hand), then retry", 0};
-    for (const auto& o : j["operations"])
-        if (o.is_object()) jr.operations.push_back(op_from(o));
-    return jr;
+    return parse_journal(*text, p);
 }
 
 Status save_journal(const host::Host& h, std::string_view state_dir, const Journal& jr) {
