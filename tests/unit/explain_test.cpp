@@ -64,7 +64,9 @@ TEST(Explain, EveryKnownMessage) {
         EXPECT_EQ(e[0].id, c.id);
         EXPECT_EQ(e[0].matched, c.line);
         EXPECT_EQ(e[0].device ? e[0].device->str() : "", c.device);
-        if (c.group) EXPECT_EQ(e[0].group, c.group);
+        if (c.group) {
+            EXPECT_EQ(e[0].group, c.group);
+        }
         EXPECT_FALSE(e[0].remedy.empty());
     }
     auto bad = run("qemu: Property 'vfio-pci.host' doesn't take value 'zz:00'");
