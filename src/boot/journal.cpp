@@ -176,17 +176,13 @@ std::string journal_path(std::string_view state_dir) {
     return d + "/boot-journal.json";
 }
 
-Result<Journal> load_journal(const host::Host& h, std::string_view state_dir) {
+Result<Journal> parse_journal(std::string_view text, const std::string& path) {
     Journal jr;
-    const std::string p = journal_path(state_dir);
-    if (!h.exists(p)) return jr;
-    auto text = h.read(p);
-    if (!text) return text.error();
-    json j = json::parse(*text, nullptr, false);
+    json j = json::parse(text, nullptr, false);
     if (j.is_discarded() || !j.is_object() || !j.contains("operations") || !j["operations"].is_array())
-        return Error{"the boot journal is not valid JSON", p,
+        return Error{"the boot journal is not valid JSON", path,
                      "move it aside (it may say which backups to restore by hand), then retry", 0};
-    Reader r{p, std::nullopt};
+    Reader r{path, std::nullopt};
     const json& ops = j["operations"];
     for (size_t i = 0; i < ops.size() && !r.error; ++i) {
         const std::string at = "operations[" + std::to_string(i) + "]";
@@ -195,6 +191,14 @@ Result<Journal> load_journal(const host::Host& h, std::string_view state_dir) {
     }
     if (r.error) return *r.error;
     return jr;
+}
+
+Result<Journal> load_journal(const host::Host& h, std::string_view state_dir) {
+    const std::string p = journal_path(state_dir);
+    if (!h.exists(p)) return Journal{};
+    auto text = h.read(p);
+    if (!text) return text.error();
+    return parse_journal(*text, p);
 }
 
 Status save_journal(const host::Host& h, std::string_view state_dir, const Journal& jr) {

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace vfioctl::boot {
@@ -58,6 +59,9 @@ struct Journal {
 // The journal file's host path in state_dir.
 std::string journal_path(std::string_view state_dir);
 
+// The journal in text (read from path); an Error when it is not JSON or a
+// field has the wrong type. Never throws.
+Result<Journal> parse_journal(std::string_view text, const std::string& path);
 // Reads the journal; an empty one when the file does not exist, an Error
 // when it cannot be read or parsed (vfioctl then changes nothing).
 Result<Journal> load_journal(const host::Host& host, std::string_view state_dir);

@@ -22,10 +22,22 @@ const char* const k_default = "GRUB_CMDLINE_LINUX_DEFAULT";
 bool cmdline_var(std::string_view n) { return n == k_linux || n == k_default; }
 bool space(char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; }
 
-// The 1-based line of offset off.
-size_t line_of(std::string_view text, size_t off) {
-    return 1 + static_cast<size_t>(std::count(text.begin(), text.begin() + static_cast<long>(std::min(off, text.size())), '\n'));
-}
+// The 1-based line of an offset in a text, found by binary search over the
+// text's line starts (counted once), so that naming every parameter's line
+// stays linear in the text.
+class Lines {
+  public:
+    explicit Lines(std::string_view text) {
+        for (size_t i = 0; i < text.size(); ++i)
+            if (text[i] == '\n') m_newlines.push_back(i);
+    }
+    size_t line_of(size_t off) const {
+        return 1 + static_cast<size_t>(std::lower_bound(m_newlines.begin(), m_newlines.end(), off) - m_newlines.begin());
+    }
+
+  private:
+    std::vector<size_t> m_newlines;
+};
 
 // The kernel's reading of one parameter.
 Token token_of(std::string_view text) {
@@ -52,7 +64,7 @@ Error edit_error(const std::string& what, const Param& p, const std::string& pat
 
 // A parameter from the value characters [b, e).
 Param shell_param(const Value& v, size_t b, size_t e, const std::vector<ConfigFile>& files,
-                  const std::vector<ShellFile>& parsed) {
+                  const std::vector<ShellFile>& parsed, const std::vector<Lines>& lines) {
     Param p;
     for (size_t i = b; i < e; ++i) p.text += v[i].c;
     p.token = token_of(p.text);
@@ -70,7 +82,7 @@ Param shell_param(const Value& v, size_t b, size_t e, const std::vector<ConfigFi
         p.variable = a.name;
         // Only the command line variables are edited, never a helper variable they expand.
         p.editable = p.editable && cmdline_var(a.name);
-        p.line = line_of(files[p.file].text, o.offset);
+        p.line = lines[p.file].line_of(o.offset);
         p.begin = o.offset;
         p.end = v[e - 1].origin.offset + 1;
         p.where = where_of(files[p.file].path, p.line, p.variable);
@@ -84,11 +96,16 @@ Param shell_param(const Value& v, size_t b, size_t e, const std::vector<ConfigFi
 CmdlineView shell_view(const std::vector<ConfigFile>& files) {
     CmdlineView view;
     std::vector<ShellFile> parsed;
+    std::vector<Lines> lines;
     for (const auto& f : files) {
+        lines.emplace_back(f.text);
         parsed.push_back(parse_shell(f.text));
         for (const auto& pr : parsed.back().problems) view.uncertain.push_back(f.path + ": " + pr);
     }
     ShellEnv env;
+    std::vector<const ShellFile*> ptrs;
+    for (const auto& sf : parsed) ptrs.push_back(&sf);
+    size_t left = expansion_budget(ptrs);
     for (size_t f = 0; f < files.size(); ++f) {
         const auto& as = parsed[f].assignments;
         for (size_t k = 0; k < as.size(); ++k) {
@@ -98,7 +115,12 @@ CmdlineView shell_view(const std::vector<ConfigFile>& files) {
                 view.uncertain.push_back(files[f].path + ":" + std::to_string(a.line) + ": " + a.name +
                                          " is assigned inside a condition (if, case, a loop, && or ||)");
             if (a.prefix) continue;
-            Value v = evaluate_assignment(a, env, static_cast<int>(f), static_cast<int>(k));
+            bool cut = false;
+            Value v = evaluate_assignment(a, env, static_cast<int>(f), static_cast<int>(k), left, &cut);
+            left -= v.size();
+            if (cut)
+                view.uncertain.push_back(files[f].path + ":" + std::to_string(a.line) + ": " + a.name +
+                                         " expands to more text than vfioctl evaluates");
             if (ours) {
                 for (const auto& u : a.units) {
                     if (u.kind == WordUnit::opaque)
@@ -113,7 +135,7 @@ CmdlineView shell_view(const std::vector<ConfigFile>& files) {
                     for (size_t i = b; i < e && own; ++i)
                         own = v[i].origin.file == static_cast<int>(f) &&
                               v[i].origin.assignment == static_cast<int>(k);
-                    if (own) view.written.push_back(shell_param(v, b, e, files, parsed));
+                    if (own) view.written.push_back(shell_param(v, b, e, files, parsed, lines));
                 }
             }
             env.vars[a.name] = std::move(v);
@@ -126,7 +148,7 @@ CmdlineView shell_view(const std::vector<ConfigFile>& files) {
         eff.insert(eff.end(), it->second.begin(), it->second.end());
     std::set<std::tuple<size_t, size_t, size_t>> effective;
     for (auto [b, e] : split_params(value_text(eff))) {
-        Param p = shell_param(eff, b, e, files, parsed);
+        Param p = shell_param(eff, b, e, files, parsed, lines);
         p.effective = true;
         if (eff[b].origin.file >= 0) effective.insert({p.file, p.slot, eff[b].origin.offset});
         view.effective.push_back(std::move(p));
@@ -163,14 +185,15 @@ std::vector<std::pair<size_t, size_t>> options_lines(std::string_view text) {
 }
 
 // A parameter at [b, e) of a cmdline file or an options line.
-Param text_param(const ConfigFile& f, size_t file, size_t b, size_t e, std::string variable, size_t slot) {
+Param text_param(const ConfigFile& f, const Lines& lines, size_t file, size_t b, size_t e, std::string variable,
+                 size_t slot) {
     Param p;
     p.text = f.text.substr(b, e - b);
     p.token = token_of(p.text);
     p.file = file;
     p.variable = std::move(variable);
     p.slot = slot;
-    p.line = line_of(f.text, b);
+    p.line = lines.line_of(b);
     p.begin = b;
     p.end = e;
     p.editable = p.text.find('$') == std::string::npos;
@@ -183,14 +206,16 @@ Param text_param(const ConfigFile& f, size_t file, size_t b, size_t e, std::stri
 void text_view(const std::vector<ConfigFile>& files, CmdlineView& view) {
     for (size_t f = 0; f < files.size(); ++f) {
         const auto& cf = files[f];
+        const Lines lines(cf.text);
         if (cf.format == Format::cmdline_file) {
-            for (auto [b, e] : split_params(cf.text)) view.effective.push_back(text_param(cf, f, b, e, "cmdline", 0));
+            for (auto [b, e] : split_params(cf.text))
+                view.effective.push_back(text_param(cf, lines, f, b, e, "cmdline", 0));
         } else {
-            auto lines = options_lines(cf.text);
-            for (size_t k = 0; k < lines.size(); ++k) {
-                std::string_view value = std::string_view(cf.text).substr(lines[k].first, lines[k].second - lines[k].first);
+            auto opts = options_lines(cf.text);
+            for (size_t k = 0; k < opts.size(); ++k) {
+                std::string_view value = std::string_view(cf.text).substr(opts[k].first, opts[k].second - opts[k].first);
                 for (auto [b, e] : split_params(value))
-                    view.effective.push_back(text_param(cf, f, lines[k].first + b, lines[k].first + e, "options", k));
+                    view.effective.push_back(text_param(cf, lines, f, opts[k].first + b, opts[k].first + e, "options", k));
             }
         }
     }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <set>
 
 namespace vfioctl::boot {
 
@@ -21,6 +22,14 @@ class Parser {
         if (nl != std::string_view::npos && nl > 0 && m_text[nl - 1] == '\r') m_out.eol = "\r\n";
     }
 
+    // True when i starts a line break: '\n', "\r\n", or a '\r' that ends the
+    // text (the last line of a file saved with CR line ends, or cut short).
+    bool eol_at(size_t i) const {
+        if (i >= m_n) return false;
+        if (m_text[i] == '\n') return true;
+        return m_text[i] == '\r' && (i + 1 == m_n || m_text[i + 1] == '\n');
+    }
+
     ShellFile run() {
         size_t i = 0;
         while (i < m_n) {
@@ -32,9 +41,9 @@ class Parser {
                 ++i;
                 continue;
             }
-            if (c == '\r' && i + 1 < m_n && m_text[i + 1] == '\n') {
+            if (c == '\r' && eol_at(i)) {
                 m_andor = false;
-                i += 2;
+                i += i + 1 < m_n ? 2 : 1;
                 continue;
             }
             if (c == '#') {
@@ -67,7 +76,7 @@ class Parser {
     // Offset of the end of the physical line holding off (its '\r' or '\n', or the end).
     size_t line_end(size_t off) const {
         size_t e = m_text.find('\n', off);
-        if (e == std::string_view::npos) return m_n;
+        if (e == std::string_view::npos) return m_n > off && m_text[m_n - 1] == '\r' ? m_n - 1 : m_n;
         if (e > off && m_text[e - 1] == '\r') --e;
         return e;
     }
@@ -182,7 +191,7 @@ class Parser {
             if (blank(c) || c == '\n' || c == ';' || c == '&' || c == '|' || c == '<' || c == '>' ||
                 c == '(' || c == ')')
                 break;
-            if (c == '\r' && (i + 1 == m_n || m_text[i + 1] == '\n')) break;
+            if (c == '\r' && eol_at(i)) break;
             if (c == '\'') {
                 units.push_back({WordUnit::quote, i, i + 1, {}, '\''});
                 size_t e = m_text.find('\'', i + 1);
@@ -258,8 +267,9 @@ class Parser {
     size_t bare_word(size_t i, std::string& out) {
         std::vector<WordUnit> units;
         size_t e = word(i, units);
-        if (e == i && i < m_n && (m_text[i] == '(' || m_text[i] == ')' || m_text[i] == '<' || m_text[i] == '>'))
-            e = i + 1;
+        // A character that ends a word but is none of the callers' terminators
+        // ('(', ')', '<', '>') is a word of its own: every call moves forward.
+        if (e == i && i < m_n) e = i + 1;
         out = std::string(m_text.substr(i, e - i));
         return e;
     }
@@ -271,7 +281,7 @@ class Parser {
             if (i >= m_n) break;
             char c = m_text[i];
             if (c == '\n' || c == ';' || c == '&' || c == '|') break;
-            if (c == '\r' && i + 1 < m_n && m_text[i + 1] == '\n') break;
+            if (c == '\r' && eol_at(i)) break;
             if (c == '#') return line_end(i);
             std::string w;
             i = bare_word(i, w);
@@ -289,7 +299,7 @@ class Parser {
             if (i >= m_n) break;
             char c = m_text[i];
             if (c == '\n' || c == ';' || c == '&' || c == '|' || c == '#') break;
-            if (c == '\r' && i + 1 < m_n && m_text[i + 1] == '\n') break;
+            if (c == '\r' && eol_at(i)) break;
             // NAME=WORD
             if (name_start(c)) {
                 size_t k = i;
@@ -379,45 +389,69 @@ std::string value_text(const Value& v) {
     return s;
 }
 
-Value evaluate_assignment(const Assignment& a, const ShellEnv& env, int file, int index) {
+Value evaluate_assignment(const Assignment& a, const ShellEnv& env, int file, int index, size_t limit, bool* cut) {
     Value v;
+    auto room = [&](size_t n) {
+        if (v.size() + n <= limit) return n;
+        if (cut) *cut = true;
+        return limit - std::min(limit, v.size());
+    };
     for (const auto& u : a.units) {
         switch (u.kind) {
         case WordUnit::quote: break;
-        case WordUnit::literal:
-            for (size_t k = 0; k < u.text.size(); ++k)
-                v.push_back({u.text[k], Origin{file, index, u.begin + k, true}});
-            break;
-        case WordUnit::escape:
-            for (char c : u.text) v.push_back({c, Origin{file, index, u.begin, false}});
-            break;
-        case WordUnit::ref: {
-            auto it = env.vars.find(u.text);
-            if (it != env.vars.end()) v.insert(v.end(), it->second.begin(), it->second.end());
+        case WordUnit::literal: {
+            const size_t n = room(u.text.size());
+            for (size_t k = 0; k < n; ++k) v.push_back({u.text[k], Origin{file, index, u.begin + k, true}});
             break;
         }
-        case WordUnit::opaque:
-            for (char c : u.text) v.push_back({c, Origin{-1, -1, u.begin, false}});
+        case WordUnit::escape: {
+            const size_t n = room(u.text.size());
+            for (size_t k = 0; k < n; ++k) v.push_back({u.text[k], Origin{file, index, u.begin, false}});
             break;
+        }
+        case WordUnit::ref: {
+            auto it = env.vars.find(u.text);
+            if (it != env.vars.end()) {
+                const size_t n = room(it->second.size());
+                v.insert(v.end(), it->second.begin(), it->second.begin() + static_cast<long>(n));
+            }
+            break;
+        }
+        case WordUnit::opaque: {
+            const size_t n = room(u.text.size());
+            for (size_t k = 0; k < n; ++k) v.push_back({u.text[k], Origin{-1, -1, u.begin, false}});
+            break;
+        }
         }
     }
     return v;
 }
 
+size_t expansion_budget(const std::vector<const ShellFile*>& files) {
+    size_t written = 0;
+    for (const auto* f : files)
+        for (const auto& a : f->assignments)
+            for (const auto& u : a.units) written += u.text.size();
+    return 16 * written + (size_t{1} << 20);
+}
+
 ShellEnv evaluate(const std::vector<const ShellFile*>& files) {
     ShellEnv env;
+    std::set<std::string, std::less<>> unset;
+    size_t left = expansion_budget(files);
     for (size_t f = 0; f < files.size(); ++f) {
         const auto& as = files[f]->assignments;
         for (size_t k = 0; k < as.size(); ++k) {
             const auto& a = as[k];
             if (a.prefix) continue;
             for (const auto& u : a.units) {
-                if (u.kind == WordUnit::ref && !env.vars.count(u.text) &&
-                    std::find(env.unset_refs.begin(), env.unset_refs.end(), u.text) == env.unset_refs.end())
+                if (u.kind == WordUnit::ref && !env.vars.count(u.text) && unset.insert(u.text).second)
                     env.unset_refs.push_back(u.text);
                 if (u.kind == WordUnit::opaque) env.opaque.push_back(u.text);
             }
-            env.vars[a.name] = evaluate_assignment(a, env, static_cast<int>(f), static_cast<int>(k));
+            Value v = evaluate_assignment(a, env, static_cast<int>(f), static_cast<int>(k), left, &env.cut);
+            left -= v.size();
+            env.vars[a.name] = std::move(v);
         }
     }
     return env;

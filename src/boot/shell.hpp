@@ -83,17 +83,26 @@ std::string value_text(const Value& v);
 // Variables after sourcing files in order, with the origin of every character.
 struct ShellEnv {
     std::map<std::string, Value, std::less<>> vars;
+    bool cut = false;                    // an expansion went past the size limit and was cut there
     std::vector<std::string> unset_refs; // variables referenced but set nowhere (empty here, maybe not at boot)
     std::vector<std::string> opaque;     // expansions that were not evaluated, as written
 };
 
 // Evaluates the assignments of files in order (prefix assignments do not
-// persist; conditional ones count as run). Never fails.
+// persist; conditional ones count as run). Never fails: expansions stop
+// (and cut is set) once the values written add up to expansion_budget(files),
+// so "A=$A$A" repeated cannot make it run out of memory.
 ShellEnv evaluate(const std::vector<const ShellFile*>& files);
 
+// How many value characters evaluating these files may produce in all:
+// generous for any real configuration, linear in the files' size.
+size_t expansion_budget(const std::vector<const ShellFile*>& files);
+
 // The value one assignment gives its variable, evaluated with env as it was
-// before it (used to list what an assignment itself writes).
-Value evaluate_assignment(const Assignment& a, const ShellEnv& env, int file, int index);
+// before it (used to list what an assignment itself writes). At most limit
+// characters: past it the value is cut and *cut (when given) is set.
+Value evaluate_assignment(const Assignment& a, const ShellEnv& env, int file, int index,
+                          size_t limit = static_cast<size_t>(-1), bool* cut = nullptr);
 
 // True when text can be written inside the given quoting context unchanged
 // (no quote, backslash, $ or backquote that would change its meaning).

@@ -65,22 +65,10 @@ void net_owners(const Host& host, const std::string& iface, std::set<pci::PciAdd
 }
 
 std::vector<std::string> default_route_ifaces(const Host& host) {
-    std::set<std::string> ifaces;
-    if (auto r = host.read("/proc/net/route")) {
-        auto lines = util::split(*r, '\n');
-        for (size_t i = 1; i < lines.size(); ++i) {
-            auto f = util::split_ws(lines[i]);
-            if (f.size() >= 8 && f[1] == "00000000" && f[7] == "00000000") ifaces.insert(f[0]);
-        }
-    }
-    if (auto r = host.read("/proc/net/ipv6_route")) {
-        for (const auto& line : util::split(*r, '\n')) {
-            auto f = util::split_ws(line);
-            if (f.size() >= 10 && f[0] == std::string(32, '0') && f[1] == "00" && f[9] != "lo")
-                ifaces.insert(f[9]);
-        }
-    }
-    return {ifaces.begin(), ifaces.end()};
+    auto r4 = host.read("/proc/net/route");
+    auto r6 = host.read("/proc/net/ipv6_route");
+    return parse_default_routes(r4 ? std::string_view(*r4) : std::string_view(),
+                                r6 ? std::string_view(*r6) : std::string_view());
 }
 
 // "\040" style escapes in mountinfo fields.
@@ -105,16 +93,9 @@ std::string unescape_mount(std::string_view s) {
     return out;
 }
 
-struct MountRec {
-    std::string root;       // the part of the filesystem mounted here ("/" for all of it)
-    std::string mountpoint;
-    std::string fstype;
-    std::string source;
-    std::string majmin;
-    std::string options; // superblock options
-};
+} // namespace
 
-std::vector<MountRec> parse_mountinfo(const std::string& text) {
+std::vector<MountRec> parse_mountinfo(std::string_view text) {
     std::vector<MountRec> out;
     for (const auto& line : util::split(text, '\n')) {
         auto fields = util::split_ws(line);
@@ -132,6 +113,22 @@ std::vector<MountRec> parse_mountinfo(const std::string& text) {
     }
     return out;
 }
+
+std::vector<std::string> parse_default_routes(std::string_view route, std::string_view ipv6_route) {
+    std::set<std::string> ifaces;
+    auto lines = util::split(route, '\n');
+    for (size_t i = 1; i < lines.size(); ++i) {
+        auto f = util::split_ws(lines[i]);
+        if (f.size() >= 8 && f[1] == "00000000" && f[7] == "00000000") ifaces.insert(f[0]);
+    }
+    for (const auto& line : util::split(ipv6_route, '\n')) {
+        auto f = util::split_ws(line);
+        if (f.size() >= 10 && f[0] == std::string(32, '0') && f[1] == "00" && f[9] != "lo") ifaces.insert(f[9]);
+    }
+    return {ifaces.begin(), ifaces.end()};
+}
+
+namespace {
 
 // The PCI device behind a virtio filesystem's tag (9p mount_tag, virtiofs tag).
 void tag_owners(const Host& host, const std::string& tag, std::set<pci::PciAddress>& out) {

@@ -9,6 +9,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace vfioctl::host {
@@ -76,6 +77,23 @@ struct SystemFacts {
     std::map<std::string, std::string> nvidia_minors; // "/dev/nvidia0" -> "0000:8a:00.0"
     std::vector<std::string> warnings;
 };
+
+// One line of /proc/self/mountinfo.
+struct MountRec {
+    std::string root;       // the part of the filesystem mounted here ("/" for all of it)
+    std::string mountpoint;
+    std::string fstype;
+    std::string source;
+    std::string majmin;
+    std::string options;    // superblock options
+};
+
+// Pure: the mounts in mountinfo text; lines it cannot read are skipped.
+std::vector<MountRec> parse_mountinfo(std::string_view text);
+
+// Pure: the interfaces with a default route, from /proc/net/route and
+// /proc/net/ipv6_route text; lines it cannot read are skipped.
+std::vector<std::string> parse_default_routes(std::string_view route, std::string_view ipv6_route);
 
 // The vfio modules vfioctl needs, in load order.
 const std::vector<std::string>& vfio_module_names();

@@ -40,14 +40,10 @@ std::optional<std::string> opt_str(const json& j, const char* key) {
 }
 } // namespace
 
-Result<Journal> load_journal(const host::Host& host, const std::string& state_dir) {
-    const std::string p = journal_path(state_dir);
-    if (!host.exists(p)) return Journal{};
-    auto text = host.read(p);
-    if (!text) return text.error();
+Result<Journal> parse_journal(std::string_view text, const std::string& path) {
     Journal j;
     try {
-        json doc = json::parse(*text);
+        json doc = json::parse(text);
         if (!doc.is_object() || doc.value("format", 0) != 1 || !doc["devices"].is_array())
             throw std::runtime_error("not a vfioctl journal (format 1)");
         for (const auto& d : doc["devices"]) {
@@ -61,12 +57,20 @@ Result<Journal> load_journal(const host::Host& host, const std::string& state_di
             j.entries.push_back(std::move(e));
         }
     } catch (const std::exception& ex) {
-        return Error{std::string("the journal is corrupt (") + ex.what() + ")", host.path(p).string(),
+        return Error{std::string("the journal is corrupt (") + ex.what() + ")", path,
                      "nothing was changed and the file is kept for inspection; compare it with "
                      "'vfioctl groups', restore drivers by hand, then move the file away",
                      0};
     }
     return j;
+}
+
+Result<Journal> load_journal(const host::Host& host, const std::string& state_dir) {
+    const std::string p = journal_path(state_dir);
+    if (!host.exists(p)) return Journal{};
+    auto text = host.read(p);
+    if (!text) return text.error();
+    return parse_journal(*text, host.path(p).string());
 }
 
 Status save_journal(const host::Host& host, const std::string& state_dir, const Journal& j) {

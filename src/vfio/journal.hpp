@@ -7,6 +7,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace vfioctl::vfio {
@@ -31,6 +32,9 @@ std::string journal_path(const std::string& state_dir);
 // The lock file that serialises writers.
 std::string lock_path(const std::string& state_dir);
 
+// The journal in text (read from path); an Error when it is not a format 1
+// journal. Never throws.
+Result<Journal> parse_journal(std::string_view text, const std::string& path);
 // Reads the journal; no file is an empty journal. A truncated or corrupt
 // file is an Error that names it; the file is left untouched for inspection.
 Result<Journal> load_journal(const host::Host& host, const std::string& state_dir);

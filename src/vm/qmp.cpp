@@ -20,41 +20,87 @@ int ms_left(Clock::time_point deadline) {
     return d < 0 ? 0 : static_cast<int>(d);
 }
 
+// A number field of an object, or fallback when it is missing or not an integer.
+template <class T> T num(const nlohmann::json& o, const char* key, T fallback) {
+    if (!o.is_object()) return fallback;
+    auto it = o.find(key);
+    if (it == o.end() || !it->is_number_integer()) return fallback;
+    return it->get<T>();
+}
+
+// Bridges nest no deeper than this in any machine QEMU builds (256 buses).
+constexpr int k_max_bridge_depth = 256;
+
 // Bus numbers are 0 until the guest's firmware enumerates (a QEMU started
-// with -S), so devices also record the bridge they sit behind.
-void collect(const nlohmann::json& bus, const std::string& parent, std::vector<GuestPciDevice>& out) {
-    if (!bus.contains("devices")) return;
-    const int busnr = bus.value("bus", 0);
-    for (const auto& d : bus["devices"]) {
+// with -S), so devices also record the bridge they sit behind. An Error
+// when the reply is not shaped like query-pci's.
+Status collect(const nlohmann::json& bus, int busnr, const std::string& parent, int depth,
+               std::vector<GuestPciDevice>& out) {
+    if (depth > k_max_bridge_depth) return Error{"QMP query-pci: bridges nested too deep", {}, {}, 0};
+    if (!bus.is_object()) return Error{"QMP query-pci: a bus is not an object", {}, {}, 0};
+    auto devs = bus.find("devices");
+    if (devs == bus.end()) return {};
+    if (!devs->is_array()) return Error{"QMP query-pci: 'devices' is not a list", {}, {}, 0};
+    for (const auto& d : *devs) {
+        if (!d.is_object()) return Error{"QMP query-pci: a device is not an object", {}, {}, 0};
         GuestPciDevice g;
-        g.bus = d.value("bus", busnr);
-        g.slot = d.value("slot", 0);
-        g.function = d.value("function", 0);
-        if (d.contains("id")) {
-            g.vendor = static_cast<uint16_t>(d["id"].value("vendor", 0));
-            g.device = static_cast<uint16_t>(d["id"].value("device", 0));
+        g.bus = num(d, "bus", busnr);
+        g.slot = num(d, "slot", 0);
+        g.function = num(d, "function", 0);
+        if (auto id = d.find("id"); id != d.end()) {
+            g.vendor = num<uint16_t>(*id, "vendor", 0);
+            g.device = num<uint16_t>(*id, "device", 0);
         }
-        if (d.contains("class_info")) g.class_code = static_cast<uint16_t>(d["class_info"].value("class", 0));
-        g.qdev_id = d.value("qdev_id", "");
+        if (auto ci = d.find("class_info"); ci != d.end()) g.class_code = num<uint16_t>(*ci, "class", 0);
+        if (auto q = d.find("qdev_id"); q != d.end() && q->is_string()) g.qdev_id = q->get<std::string>();
         g.parent = parent;
-        if (d.contains("regions"))
-            for (const auto& r : d["regions"]) g.bar_sizes.push_back(r.value("size", uint64_t{0}));
+        if (auto rs = d.find("regions"); rs != d.end() && rs->is_array())
+            for (const auto& r : *rs) g.bar_sizes.push_back(num(r, "size", uint64_t{0}));
         out.push_back(g);
-        if (d.contains("pci_bridge") && d["pci_bridge"].contains("devices")) {
-            nlohmann::json sub = d["pci_bridge"];
-            sub["bus"] = d["pci_bridge"].contains("bus") ? d["pci_bridge"]["bus"].value("secondary", 0) : 0;
-            collect(sub, g.qdev_id, out);
+        auto br = d.find("pci_bridge");
+        if (br != d.end() && br->is_object() && br->contains("devices")) {
+            int secondary = 0;
+            if (auto b = br->find("bus"); b != br->end()) secondary = num(*b, "secondary", 0);
+            if (auto st = collect(*br, secondary, g.qdev_id, depth + 1, out); !st) return st;
         }
     }
+    return {};
 }
 
 } // namespace
 
-std::vector<GuestPciDevice> parse_query_pci(const nlohmann::json& reply) {
+Result<std::vector<GuestPciDevice>> parse_query_pci(const nlohmann::json& reply) {
     std::vector<GuestPciDevice> out;
-    if (reply.is_array())
-        for (const auto& bus : reply) collect(bus, "", out);
+    if (!reply.is_array()) return Error{"QMP query-pci: the reply is not a list of buses", {}, {}, 0};
+    for (const auto& bus : reply)
+        if (auto st = collect(bus, num(bus, "bus", 0), "", 0, out); !st) return st.error();
     return out;
+}
+
+Result<nlohmann::json> parse_qmp_message(std::string_view line) {
+    // Parsed without exceptions: anything that is not JSON (invalid UTF-8,
+    // a NUL, a cut-off object) is an Error.
+    nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_discarded())
+        return Error{"QMP sent something that is not JSON", std::string(line.substr(0, 200)), {}, 0};
+    return j;
+}
+
+QmpReply classify_qmp(const nlohmann::json& m) {
+    QmpReply r;
+    if (!m.is_object()) return r;
+    if (m.contains("event")) {
+        r.kind = QmpReply::event;
+    } else if (auto ret = m.find("return"); ret != m.end()) {
+        r.kind = QmpReply::ret;
+        r.value = *ret;
+    } else if (auto err = m.find("error"); err != m.end()) {
+        r.kind = QmpReply::error;
+        r.desc = "error";
+        if (err->is_object())
+            if (auto d = err->find("desc"); d != err->end() && d->is_string()) r.desc = d->get<std::string>();
+    }
+    return r;
 }
 
 Result<QmpClient> QmpClient::connect(const std::string& socket, int timeout_ms) {
@@ -97,11 +143,7 @@ Result<nlohmann::json> QmpClient::read_message(int timeout_ms) {
             std::string line = m_buf.substr(0, nl);
             m_buf.erase(0, nl + 1);
             if (line.find_first_not_of(" \r\t") == std::string::npos) continue;
-            try {
-                return nlohmann::json::parse(line);
-            } catch (const nlohmann::json::exception& e) {
-                return Error{std::string("QMP sent something that is not JSON: ") + e.what(), {}, {}, 0};
-            }
+            return parse_qmp_message(line);
         }
         pollfd pfd{m_fd, POLLIN, 0};
         int left = ms_left(deadline);
@@ -134,17 +176,18 @@ Result<nlohmann::json> QmpClient::execute(const std::string& command, const nloh
     for (;;) {
         auto m = read_message(ms_left(deadline));
         if (!m) return m.error();
-        if (m->contains("event")) continue;
-        if (m->contains("return")) return (*m)["return"];
-        if (m->contains("error"))
-            return Error{"QMP " + command + ": " + (*m)["error"].value("desc", std::string("error")), {}, {}, 0};
+        QmpReply r = classify_qmp(*m);
+        if (r.kind == QmpReply::ret) return std::move(r.value);
+        if (r.kind == QmpReply::error) return Error{"QMP " + command + ": " + r.desc, {}, {}, 0};
     }
 }
 
 Result<std::string> QmpClient::query_status() {
     auto r = execute("query-status");
     if (!r) return r.error();
-    return r->value("status", std::string("unknown"));
+    if (r->is_object())
+        if (auto st = r->find("status"); st != r->end() && st->is_string()) return st->get<std::string>();
+    return std::string("unknown");
 }
 
 Result<std::vector<GuestPciDevice>> QmpClient::query_pci() {

@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace vfioctl::vm {
@@ -56,7 +57,21 @@ class QmpClient {
     std::string m_buf;
 };
 
-// Pure: the devices in a query-pci reply.
-std::vector<GuestPciDevice> parse_query_pci(const nlohmann::json& reply);
+// Pure: the devices in a query-pci reply; an Error when the reply is not
+// shaped like one (never an exception).
+Result<std::vector<GuestPciDevice>> parse_query_pci(const nlohmann::json& reply);
+
+// Pure: one line QMP sent, as JSON; an Error when it is not JSON.
+Result<nlohmann::json> parse_qmp_message(std::string_view line);
+
+// What one QMP message is: an event, the return of a command, its error, or
+// something else (skipped while waiting for the answer).
+struct QmpReply {
+    enum Kind { other, event, ret, error };
+    Kind kind = other;
+    nlohmann::json value; // the return value
+    std::string desc;     // the error's description
+};
+QmpReply classify_qmp(const nlohmann::json& message);
 
 } // namespace vfioctl::vm

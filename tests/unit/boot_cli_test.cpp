@@ -272,3 +272,21 @@ TEST(BootCli, EveryCorpusSetupThroughTheBinary) {
         }
     }
 }
+
+// Issue #11: /etc/default/grub whose last line ends in a lone '\r' made
+// 'iommu show', 'status' and 'iommu enable' loop forever.
+TEST(BootCli, GrubFileEndingInALoneCarriageReturn) {
+    CaseRoot r("debian12");
+    r.write("/etc/default/grub", "GRUB_DEFAULT=0\nGRUB_CMDLINE_LINUX=\"\"\nGRUB_CMDLINE_LINUX_DEFAULT=\"quiet intel_iommu=off\"\r");
+    auto show = test::run_vfioctl({"--root", r.root, "--json", "iommu", "show"});
+    ASSERT_EQ(show.exit_code, 0) << show.err;
+    json s = test::json_of(show);
+    EXPECT_EQ(s["loader"], "grub");
+    EXPECT_EQ(s["configured_cmdline"], "quiet intel_iommu=off");
+    auto st = test::run_vfioctl({"--root", r.root, "--json", "status"});
+    EXPECT_EQ(test::json_of(st)["boot"]["loader"], "grub") << st.err;
+    auto en = test::run_vfioctl({"--root", r.root, "--json", "iommu", "enable", "--yes"});
+    ASSERT_EQ(en.exit_code, 0) << en.err;
+    EXPECT_EQ(r.read("/etc/default/grub"),
+              "GRUB_DEFAULT=0\nGRUB_CMDLINE_LINUX=\"\"\nGRUB_CMDLINE_LINUX_DEFAULT=\"quiet intel_iommu=on iommu=pt\"\r");
+}

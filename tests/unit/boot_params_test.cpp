@@ -5,7 +5,10 @@
 #include "boot/diff.hpp"
 #include "boot/params.hpp"
 #include "boot/plan.hpp"
+#include "boot/shell.hpp"
 #include "boot_test_helpers.hpp"
+
+#include <chrono>
 
 #include <gtest/gtest.h>
 
@@ -257,4 +260,102 @@ TEST(BootDiff, UnifiedDiffAppliesWithPatch) {
     EXPECT_NE(d2.find("@@ -1,2 +1,3 @@\n+new\r\n x\r\n y\r\n"), std::string::npos) << d2;
     std::string d3 = unified_diff(c, e, "/f", 0);
     EXPECT_NE(d3.find("@@ -0,0 +1 @@\n+new\r\n"), std::string::npos) << d3;
+}
+
+namespace {
+
+// n parameters, one a line every 1000 so that line numbers matter.
+std::string many_params(size_t n) {
+    std::string s;
+    for (size_t i = 0; i < n; ++i) {
+        s += "p" + std::to_string(i) + "=v";
+        s += (i % 1000 == 999) ? '\n' : ' ';
+    }
+    return s;
+}
+
+// The seconds f takes, the least of three runs.
+template <class F> double best_of_three(F f) {
+    double best = 1e9;
+    for (int k = 0; k < 3; ++k) {
+        auto t0 = std::chrono::steady_clock::now();
+        f();
+        best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    return best;
+}
+
+} // namespace
+
+// Issue #11: 20,000 parameters took 10-22 s and 1 MB over 100 s (every
+// parameter's line was counted from the start of its file).
+TEST(BootParams, OneMegabyteCommandLineParses) {
+    const size_t n = 100000;
+    const std::string cmdline = many_params(n); // about 1.1 MB
+    ASSERT_GT(cmdline.size(), size_t{1} << 20);
+
+    auto toks = tokenize(cmdline);
+    ASSERT_EQ(toks.size(), n);
+    EXPECT_EQ(toks.back().key, "p99999");
+    EXPECT_TRUE(interpret(toks).iommu_tokens.empty());
+
+    ParamSet file("cmdline", {{"/etc/kernel/cmdline", Format::cmdline_file, cmdline}});
+    auto v = file.view();
+    ASSERT_EQ(v.effective.size(), n);
+    EXPECT_EQ(v.effective.back().line, n / 1000);
+    EXPECT_EQ(v.effective.back().text, "p99999=v");
+    EXPECT_EQ(v.effective[1000].line, 2u);
+
+    std::string entry_text = "title x\noptions " + cmdline;
+    for (char& c : entry_text) if (c == '\n') c = ' ';
+    entry_text[7] = '\n';
+    ParamSet entry("entry", {{"/boot/loader/entries/x.conf", Format::loader_entry, entry_text}});
+    auto ev = entry.view();
+    ASSERT_EQ(ev.effective.size(), n);
+    EXPECT_EQ(ev.effective.back().line, 2u);
+
+    std::string one_line = cmdline;
+    for (char& c : one_line) if (c == '\n') c = ' ';
+    auto g = grub({"GRUB_CMDLINE_LINUX_DEFAULT=\"" + one_line + "\"\n"});
+    auto gv = g.view();
+    ASSERT_EQ(gv.effective.size(), n);
+    EXPECT_TRUE(gv.uncertain.empty());
+    EXPECT_EQ(gv.effective.back().text, "p99999=v");
+    EXPECT_TRUE(gv.effective.back().editable);
+    ASSERT_TRUE(g.append("intel_iommu=on").ok());
+    EXPECT_EQ(g.view().effective.size(), n + 1);
+}
+
+// Linear, not quadratic: 8x the parameters take well under 20x the time
+// (quadratic work would take 64x). The least of three runs of each size
+// keeps a busy machine from deciding the ratio.
+TEST(BootParams, ParsingScalesLinearly) {
+    const size_t n = 12500;
+    const std::string small = many_params(n), big = many_params(8 * n);
+    auto cost = [](const std::string& text) {
+        return best_of_three([&] {
+            ParamSet f("cmdline", {{"/etc/kernel/cmdline", Format::cmdline_file, text}});
+            std::string one = text;
+            for (char& c : one) if (c == '\n') c = ' ';
+            auto g = grub({"GRUB_CMDLINE_LINUX=\"" + one + "\"\n"});
+            ASSERT_GT(f.view().effective.size() + g.view().effective.size() + tokenize(text).size(), 0u);
+        });
+    };
+    const double t_small = cost(small), t_big = cost(big);
+    EXPECT_LT(t_big, 20 * t_small + 0.05) << "small " << t_small << " s, big " << t_big << " s";
+}
+
+// "A=$A$A" doubles a value each line: evaluation stops at a size linear in
+// the file instead of running out of memory, and says it did.
+TEST(BootParams, ExpansionIsBounded) {
+    std::string text = "GRUB_CMDLINE_LINUX=\"quiet splash\"\n";
+    for (int i = 0; i < 200; ++i) text += "GRUB_CMDLINE_LINUX=\"$GRUB_CMDLINE_LINUX$GRUB_CMDLINE_LINUX\"\n";
+    auto v = grub({text}).view();
+    EXPECT_LE(v.cmdline.size(), 16 * text.size() + (size_t{1} << 20));
+    ASSERT_FALSE(v.uncertain.empty());
+    EXPECT_NE(v.uncertain.back().find("expands to more text than vfioctl evaluates"), std::string::npos);
+    ShellFile f = parse_shell(text);
+    ShellEnv env = evaluate({&f});
+    EXPECT_TRUE(env.cut);
+    EXPECT_LE(value_text(env.vars["GRUB_CMDLINE_LINUX"]).size(), expansion_budget({&f}));
 }

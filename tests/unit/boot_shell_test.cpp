@@ -133,3 +133,52 @@ TEST(BootShell, SafeInContext) {
     EXPECT_FALSE(safe_in_context("it's", '\''));
     EXPECT_FALSE(safe_in_context("a b", 0));
 }
+
+// Issue #11: a last line ending in a lone '\r' (no '\n') made the reader
+// loop forever. That '\r' ends the line, as "\r\n" does.
+TEST(BootShell, LoneCarriageReturnAtTheEndEndsTheLine) {
+    {
+        const std::string text = "GRUB_CMDLINE_LINUX_DEFAULT=\"quiet intel_iommu=off\"\r";
+        ShellFile f = parse_shell(text);
+        ASSERT_EQ(f.assignments.size(), 1u);
+        EXPECT_EQ(f.assignments[0].word_end, text.size() - 1);
+        EXPECT_EQ(f.assignments[0].line_end, text.size() - 1);
+        EXPECT_TRUE(f.problems.empty());
+        EXPECT_FALSE(f.complex);
+        EXPECT_EQ(eval(text, "GRUB_CMDLINE_LINUX_DEFAULT"), "quiet intel_iommu=off");
+    }
+    EXPECT_EQ(eval("GRUB_TIMEOUT=5\r", "GRUB_TIMEOUT"), "5");
+    EXPECT_EQ(eval("export A=1 \r", "A"), "1");
+    EXPECT_EQ(eval("A=1\r\nB=2\r", "B"), "2");
+    {
+        ShellFile f = parse_shell("echo hi\r"); // a command word, then the lone '\r'
+        EXPECT_TRUE(f.complex);
+        EXPECT_TRUE(f.assignments.empty());
+    }
+    {
+        ShellFile f = parse_shell("A=1; true \r");
+        ASSERT_EQ(f.assignments.size(), 1u);
+        EXPECT_FALSE(f.assignments[0].prefix);
+    }
+    {
+        ShellFile f = parse_shell("#GRUB_CMDLINE_LINUX=\"\"\r");
+        ASSERT_EQ(f.commented.size(), 1u);
+        EXPECT_EQ(f.commented[0].line_end, 22u);
+    }
+    EXPECT_TRUE(parse_shell("\r").assignments.empty());
+    EXPECT_TRUE(parse_shell("\r\r\r").assignments.empty());
+    EXPECT_TRUE(parse_shell("if true; then A=1; fi <\r").complex);
+}
+
+// Every byte sequence is read to the end: the reader always moves forward.
+TEST(BootShell, AnyBytesAreReadToTheEnd) {
+    const std::vector<std::string> inputs = {
+        std::string("A=\0B\n", 5), "A=\xff\xfe\x80\n", "(", ")", "<", ">", "<<\r", "A=$(", "A=${", "A=`",
+        "A=\"", "A='", "A=\\", "\\\r", "f() { A=1; }\r", "A=1 ( \r", std::string(1, '\0'),
+    };
+    for (const auto& in : inputs) {
+        ShellFile f = parse_shell(in);
+        ShellEnv env = evaluate({&f});
+        EXPECT_LE(f.assignments.size(), in.size()) << in;
+    }
+}
