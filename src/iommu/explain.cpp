@@ -115,7 +115,7 @@ void not_viable(const ExplainContext& c, const std::smatch& m, Explanation& e) {
     else e.on_this_host.push_back("group " + m[1].str() + " members not on vfio-pci: " + util::join(wrong, "; "));
     auto v = assess(*g, std::nullopt, c.inv, c.facts);
     for (const auto& cu : v.critical)
-        e.on_this_host.push_back(cu.addr.short_str() + " in the same group is host-critical: " + cu.reason);
+        e.on_this_host.push_back(cu.addr.short_str() + " in the same group is host-critical: " + cu.reason());
     if (v.critical.empty())
         e.remedy.push_back("vfioctl bind " + (e.device ? e.device->short_str() : "DEVICE") +
                            "   (moves every endpoint of the group to vfio-pci, and 'unbind' gives them back)");
