@@ -56,7 +56,8 @@ vfio::ChangeOptions change_options(Context& ctx, const std::string& state_dir, d
 
 void add_common(CLI::App& sub, std::string& state_dir, double& timeout_s) {
     sub.add_option("--state-dir", state_dir, "where the journal and lock live (under --root)")
-        ->capture_default_str();
+        ->capture_default_str()
+        ->check(state_dir_check());
     sub.add_option("--timeout", timeout_s, "seconds to wait for the kernel to unbind a device")
         ->capture_default_str()
         ->check(CLI::Range(0.1, 3600.0));

@@ -2,6 +2,8 @@
 
 #include "cli/commands.hpp"
 
+#include "util/strings.hpp"
+
 #include <iostream>
 
 namespace vfioctl::cli {
@@ -13,6 +15,18 @@ const std::vector<Command>& commands() {
                                                recover_command(), iommu_command(),
                                                vm_command(),     verify_command()};
     return table;
+}
+
+const CLI::Validator& state_dir_check() {
+    static const CLI::Validator v(
+        [](std::string& s) -> std::string {
+            if (s.empty() || s.front() != '/') return "--state-dir must be an absolute path, not '" + s + "'";
+            for (const auto& part : util::split(s, '/'))
+                if (part == "..") return "--state-dir must not contain '..' (it is a path under --root): '" + s + "'";
+            return {};
+        },
+        "ABSOLUTE_PATH");
+    return v;
 }
 
 int report_error(Context& ctx, const Error& e, int code) {
@@ -63,11 +77,23 @@ int run(int argc, char** argv) {
         std::cerr << "hint: 'vfioctl --help' lists the commands; 'vfioctl COMMAND --help' their options\n";
         return exit_usage;
     }
+    if (root.empty()) {
+        // Never the live host by accident: "/" is the way to say it.
+        Context bad{host::Host("/"), json, std::cout, std::cerr};
+        return report_error(bad, Error{"--root is empty", {}, "give a host tree, or omit --root for this machine", 0},
+                            exit_usage);
+    }
     Context ctx{host::Host(root), json, std::cout, std::cerr};
-    if (root != "/" && !ctx.host.is_dir("/")) {
-        return report_error(ctx, Error{"--root is not a directory", root,
-                                       "give a tree written by 'vfioctl snapshot DIR'", 0},
-                             exit_usage);
+    if (!ctx.host.is_live()) {
+        if (!ctx.host.is_dir("/"))
+            return report_error(ctx, Error{"--root is not a directory", root,
+                                           "give a tree written by 'vfioctl snapshot DIR'", 0},
+                                 exit_usage);
+        if (!ctx.host.is_dir("/sys") || !ctx.host.is_dir("/proc"))
+            return report_error(ctx, Error{"--root is not a host tree (it has no sys/ or no proc/ directory)", root,
+                                           "--root must name a host tree: give a tree written by "
+                                           "'vfioctl snapshot DIR'", 0},
+                                 exit_usage);
     }
     for (auto& [sub, handler] : handlers)
         if (sub->parsed()) return handler(ctx);

@@ -20,6 +20,10 @@ struct Command {
 
 const std::vector<Command>& commands();
 
+// Checks a --state-dir: an absolute path without ".." components, so that
+// it stays under --root; anything else is a usage error.
+const CLI::Validator& state_dir_check();
+
 // The diagnosis commands.
 Command status_command();
 Command groups_command();

@@ -179,7 +179,9 @@ Command verify_command() {
                 sub.add_option("--accel", o->accel, "auto, kvm or tcg")->check(CLI::IsMember({"auto", "kvm", "tcg"}));
                 sub.add_option("--modules", o->modules_dir, "the kernel's modules directory");
                 sub.add_option("--timeout", o->timeout_s, "seconds for the whole check")->capture_default_str();
-                sub.add_option("--state-dir", o->state_dir, "where the bind journal lives")->capture_default_str();
+                sub.add_option("--state-dir", o->state_dir, "where the bind journal lives")
+                    ->capture_default_str()
+                    ->check(state_dir_check());
                 return [o](Context& ctx) { return run_verify(ctx, *o); };
             }};
 }

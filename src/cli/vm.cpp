@@ -685,7 +685,9 @@ Command vm_command() {
                 auto common = [base, state_dir](CLI::App* c) {
                     c->add_option("--run-dir", *base, "where VMs keep their sockets, pidfile and record")
                         ->capture_default_str();
-                    c->add_option("--state-dir", *state_dir, "where the bind journal lives")->capture_default_str();
+                    c->add_option("--state-dir", *state_dir, "where the bind journal lives")
+                        ->capture_default_str()
+                        ->check(state_dir_check());
                 };
 
                 auto so = std::make_shared<StartOptions>();
