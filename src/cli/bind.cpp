@@ -16,6 +16,13 @@ using nlohmann::json;
 
 json opt_json(const std::optional<std::string>& s) { return s ? json(*s) : json(nullptr); }
 
+// Obstacles as objects: address, kind (typed, for scripts) and text.
+json obstacles_json(const std::vector<vfio::Obstacle>& obstacles) {
+    json arr = json::array();
+    for (const auto& o : obstacles) arr.push_back({{"address", o.addr.str()}, {"kind", o.kind}, {"text", o.text}});
+    return arr;
+}
+
 json changes_json(const std::vector<vfio::DeviceChange>& changes) {
     json arr = json::array();
     for (const auto& c : changes)
@@ -49,7 +56,8 @@ vfio::ChangeOptions change_options(Context& ctx, const std::string& state_dir, d
 
 void add_common(CLI::App& sub, std::string& state_dir, double& timeout_s) {
     sub.add_option("--state-dir", state_dir, "where the journal and lock live (under --root)")
-        ->capture_default_str();
+        ->capture_default_str()
+        ->check(state_dir_check());
     sub.add_option("--timeout", timeout_s, "seconds to wait for the kernel to unbind a device")
         ->capture_default_str()
         ->check(seconds_value())
@@ -109,30 +117,34 @@ int run_bind(Context& ctx, const BindOptions& o) {
                             << (it.already ? "already on vfio-pci" : it.driver.value_or("no driver") + " -> vfio-pci")
                             << (it.target ? "" : "   (same group)") << "\n";
         }
-        for (const auto& r : plan.refusals) ctx.out << "refused: " << r << "\n";
-        for (const auto& b : plan.blockers) ctx.out << (o.force ? "forced past: " : "blocked: ") << b << "\n";
+        for (const auto& r : plan.refusals) ctx.out << "refused: " << r.text << "\n";
+        for (const auto& b : plan.blockers) ctx.out << (o.force ? "forced past: " : "blocked: ") << b.text << "\n";
     }
     auto fail = [&](const std::string& msg, const std::string& hint) {
         return report_error(ctx, Error{msg, {}, hint, 0}, exit_failure,
-                            {{"plan", jplan}, {"refusals", plan.refusals}, {"blockers", plan.blockers},
-                             {"changed", false}});
+                            {{"plan", jplan}, {"refusals", vfio::texts(plan.refusals)},
+                             {"blockers", vfio::texts(plan.blockers)}, {"refused", obstacles_json(plan.refusals)},
+                             {"blocked", obstacles_json(plan.blockers)}, {"changed", false}});
     };
     if (!plan.refusals.empty())
-        return fail("refusing to bind: " + util::join(plan.refusals, "; "),
+        return fail("refusing to bind: " + util::join(vfio::texts(plan.refusals), "; "),
                     "nothing was changed; 'vfioctl groups' shows each group's members and roles");
     if (!plan.blockers.empty() && !o.force)
-        return fail("refusing to bind: " + util::join(plan.blockers, "; "),
+        return fail("refusing to bind: " + util::join(vfio::texts(plan.blockers), "; "),
                     "nothing was changed; stop what uses the device, or pass --force to take it anyway");
     if (o.dry_run) {
         if (ctx.json)
-            print_json(ctx, {{"plan", jplan}, {"refusals", plan.refusals}, {"blockers", plan.blockers},
-                             {"dry_run", true}, {"changed", false}});
+            print_json(ctx, {{"plan", jplan}, {"refusals", vfio::texts(plan.refusals)},
+                             {"blockers", vfio::texts(plan.blockers)}, {"refused", obstacles_json(plan.refusals)},
+                             {"blocked", obstacles_json(plan.blockers)}, {"dry_run", true}, {"changed", false}});
         else ctx.out << "dry run: nothing changed\n";
         return exit_ok;
     }
     auto changes = vfio::execute_bind(ctx.host, plan, change_options(ctx, o.state_dir, o.timeout_s));
     if (!changes) return report_error(ctx, changes.error());
-    if (ctx.json) print_json(ctx, {{"plan", jplan}, {"changes", changes_json(*changes)}, {"changed", true}});
+    if (ctx.json)
+        print_json(ctx, {{"plan", jplan}, {"blocked", obstacles_json(plan.blockers)}, {"forced", o.force && !plan.blockers.empty()},
+                         {"changes", changes_json(*changes)}, {"changed", true}});
     else {
         ctx.out << (plan.nothing_to_do() ? "Nothing to do:\n" : "Bound to vfio-pci:\n");
         print_changes(ctx, *changes);

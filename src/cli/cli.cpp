@@ -20,6 +20,18 @@ const std::vector<Command>& commands() {
     return table;
 }
 
+const CLI::Validator& state_dir_check() {
+    static const CLI::Validator v(
+        [](std::string& s) -> std::string {
+            if (s.empty() || s.front() != '/') return "--state-dir must be an absolute path, not '" + s + "'";
+            for (const auto& part : util::split(s, '/'))
+                if (part == "..") return "--state-dir must not contain '..' (it is a path under --root): '" + s + "'";
+            return {};
+        },
+        "ABSOLUTE_PATH");
+    return v;
+}
+
 CLI::Validator seconds_value() {
     return CLI::Validator(
         [](std::string& text) -> std::string {
@@ -177,11 +189,23 @@ int run_parsed(int argc, char** argv) {
     PrintableBuf out_buf(std::cout.rdbuf()), err_buf(std::cerr.rdbuf());
     std::ostream text_out(&out_buf), text_err(&err_buf);
     text_err.setf(std::ios::unitbuf); // stderr stays unbuffered
+    if (root.empty()) {
+        // Never the live host by accident: "/" is the way to say it.
+        Context bad{host::Host("/"), json, json ? static_cast<std::ostream&>(std::cout) : text_out, text_err};
+        return report_error(bad, Error{"--root is empty", {}, "give a host tree, or omit --root for this machine", 0},
+                            exit_usage);
+    }
     Context ctx{host::Host(root), json, json ? static_cast<std::ostream&>(std::cout) : text_out, text_err};
-    if (root != "/" && !ctx.host.is_dir("/")) {
-        return report_error(ctx, Error{"--root is not a directory", root,
-                                       "give a tree written by 'vfioctl snapshot DIR'", 0},
-                             exit_usage);
+    if (!ctx.host.is_live()) {
+        if (!ctx.host.is_dir("/"))
+            return report_error(ctx, Error{"--root is not a directory", root,
+                                           "give a tree written by 'vfioctl snapshot DIR'", 0},
+                                 exit_usage);
+        if (!ctx.host.is_dir("/sys") || !ctx.host.is_dir("/proc"))
+            return report_error(ctx, Error{"--root is not a host tree (it has no sys/ or no proc/ directory)", root,
+                                           "--root must name a host tree: give a tree written by "
+                                           "'vfioctl snapshot DIR'", 0},
+                                 exit_usage);
     }
     for (auto& [sub, handler] : handlers)
         if (sub->parsed()) return handler(ctx);

@@ -17,7 +17,7 @@ using nlohmann::json;
 std::string group_verdict(const iommu::Viability& v) {
     if (!v.critical.empty()) {
         std::vector<std::string> why;
-        for (const auto& c : v.critical) why.push_back(c.addr.short_str() + " (" + c.reason + ")");
+        for (const auto& c : v.critical) why.push_back(c.addr.short_str() + " (" + c.reason() + ")");
         return "NOT viable: holds what the host cannot lose: " + util::join(why, ", ");
     }
     if (!v.unknown.empty()) return "NOT viable: members that cannot be read";
@@ -79,15 +79,15 @@ int run_groups(Context& ctx, const Options& opt) {
                 auto flags = role_flags(role);
                 if (!flags.empty()) ctx.out << " [" << util::join(flags, ",") << "]";
                 ctx.out << "\n";
-                for (const auto& c : role.critical) ctx.out << "      host-critical: " << c << "\n";
-                for (const auto& u : role.in_use) ctx.out << "      in use: " << u << "\n";
+                for (const auto& c : role.critical) ctx.out << "      host-critical: " << c.reason() << "\n";
+                for (const auto& u : role.in_use) ctx.out << "      in use: " << u.what() << "\n";
             }
         }
         if (!ctx.json) continue;
         json go = json::array();
         for (const auto& a : v.must_go_too) go.push_back(a.str());
         json crit = json::array();
-        for (const auto& c : v.critical) crit.push_back({{"address", c.addr.str()}, {"reason", c.reason}});
+        for (const auto& c : v.critical) crit.push_back({{"address", c.addr.str()}, {"reason", c.reason()}, {"kind", host::critical_kind_id(c.kind)}});
         jgroups.push_back({{"number", g.number},
                            {"type", g.type.empty() ? json(nullptr) : json(g.type)},
                            {"viable", v.viable},

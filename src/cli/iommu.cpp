@@ -451,7 +451,8 @@ Command iommu_command() {
                               "vfioctl's parameters when the file changed since");
                 for (CLI::App* c : {show, en, dis, rev})
                     c->add_option("--state-dir", opt->state_dir,
-                                  "where the journal lives, under --root (default /var/lib/vfioctl)");
+                                  "where the journal lives, under --root (default /var/lib/vfioctl)")
+                        ->check(state_dir_check());
                 for (CLI::App* c : {en, dis, rev}) {
                     c->add_flag("--dry-run", opt->dry_run,
                                 "print the diff and the regenerate command, change nothing");

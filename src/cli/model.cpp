@@ -50,9 +50,21 @@ nlohmann::json device_json(const pci::PciDevice& d, const iommu::DeviceRole& rol
         {"driver", d.driver ? nlohmann::json(*d.driver) : nlohmann::json(nullptr)},
         {"iommu_group", d.iommu_group ? nlohmann::json(*d.iommu_group) : nlohmann::json(nullptr)},
         {"flags", role_flags(role)},
-        {"critical_reasons", role.critical},
-        {"in_use", role.in_use},
     };
+    nlohmann::json reasons = nlohmann::json::array(), kinds = nlohmann::json::array();
+    for (const auto& c : role.critical) {
+        reasons.push_back(c.reason());
+        kinds.push_back(host::critical_kind_id(c.kind));
+    }
+    nlohmann::json uses = nlohmann::json::array(), use_kinds = nlohmann::json::array();
+    for (const auto& u : role.in_use) {
+        uses.push_back(u.what());
+        use_kinds.push_back(host::in_use_kind_id(u.kind));
+    }
+    j["critical_reasons"] = reasons;
+    j["critical_kinds"] = kinds;
+    j["in_use"] = uses;
+    j["in_use_kinds"] = use_kinds;
     if (d.driver_override) j["driver_override"] = *d.driver_override;
     return j;
 }

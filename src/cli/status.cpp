@@ -63,7 +63,7 @@ json status_json(const HostModel& m, const iommu::Diagnosis& dx) {
                 {"accelerator", f.kvm.usable ? "kvm" : "tcg"}};
     j["qemu"] = {{"path", opt(f.qemu_path)}, {"version", opt(f.qemu_version)}};
     json crit = json::array();
-    for (const auto& cu : f.critical) crit.push_back({{"address", cu.addr.str()}, {"reason", cu.reason}});
+    for (const auto& cu : f.critical) crit.push_back({{"address", cu.addr.str()}, {"reason", cu.reason()}, {"kind", host::critical_kind_id(cu.kind)}});
     j["host_critical"] = crit;
     json gpus = json::array();
     for (const auto& g : dx.gpus) {
@@ -160,7 +160,7 @@ void print_text(Context& ctx, const HostModel& m, const iommu::Diagnosis& dx) {
     if (f.critical.empty()) o << "  none found\n";
     for (const auto& c : f.critical) {
         const auto* d = m.inv.find(c.addr);
-        o << "  " << (d ? device_line(*d) : c.addr.str()) << "\n      " << c.reason << "\n";
+        o << "  " << (d ? device_line(*d) : c.addr.str()) << "\n      " << c.reason() << "\n";
     }
 
     o << "\nGPUs\n";
@@ -179,8 +179,8 @@ void print_text(Context& ctx, const HostModel& m, const iommu::Diagnosis& dx) {
         std::vector<std::string> uses;
         if (g.gpu->driver && *g.gpu->driver != "vfio-pci") uses.push_back("driver " + *g.gpu->driver + " bound");
         if (g.gpu->driver == std::optional<std::string>("vfio-pci")) uses.emplace_back("on vfio-pci (ready for a VM)");
-        for (const auto& u : g.role.in_use) uses.push_back(u);
-        for (const auto& c : g.role.critical) uses.push_back(c);
+        for (const auto& u : g.role.in_use) uses.push_back(u.what());
+        for (const auto& c : g.role.critical) uses.push_back(c.reason());
         o << (uses.empty() ? "none" : util::join(uses, "; ")) << "\n";
         o << "    passthrough:  " << iommu::verdict_text(g.verdict) << "\n";
         for (const auto& c : g.causes) o << "    cause:        " << c << "\n";

@@ -183,7 +183,9 @@ Command verify_command() {
                 sub.add_option("--timeout", o->timeout_s, "seconds for the whole check")
                     ->capture_default_str()
                     ->check(seconds_value());
-                sub.add_option("--state-dir", o->state_dir, "where the bind journal lives")->capture_default_str();
+                sub.add_option("--state-dir", o->state_dir, "where the bind journal lives")
+                    ->capture_default_str()
+                    ->check(state_dir_check());
                 return [o](Context& ctx) { return run_verify(ctx, *o); };
             }};
 }

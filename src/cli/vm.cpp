@@ -73,10 +73,10 @@ Result<Passthrough> take_devices(Context& ctx, const std::vector<std::string>& t
     }
     auto plan = vfio::plan_bind(devs, m->inv, m->facts, m->groups);
     if (!plan.refusals.empty())
-        return Error{"refusing to bind: " + util::join(plan.refusals, "; "), {},
+        return Error{"refusing to bind: " + util::join(vfio::texts(plan.refusals), "; "), {},
                      "nothing was changed; 'vfioctl groups' shows each group's members", 0};
     if (!plan.blockers.empty())
-        return Error{"refusing to bind: " + util::join(plan.blockers, "; "), {},
+        return Error{"refusing to bind: " + util::join(vfio::texts(plan.blockers), "; "), {},
                      "nothing was changed; stop what uses the device, or 'vfioctl bind --force' it first", 0};
     vfio::ChangeOptions o;
     o.state_dir = state_dir;
@@ -697,7 +697,9 @@ Command vm_command() {
                 auto common = [base, state_dir](CLI::App* c) {
                     c->add_option("--run-dir", *base, "where VMs keep their sockets, pidfile and record")
                         ->capture_default_str();
-                    c->add_option("--state-dir", *state_dir, "where the bind journal lives")->capture_default_str();
+                    c->add_option("--state-dir", *state_dir, "where the bind journal lives")
+                        ->capture_default_str()
+                        ->check(state_dir_check());
                 };
 
                 auto so = std::make_shared<StartOptions>();

@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <dirent.h>
+#include <linux/openat2.h>
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
@@ -24,14 +26,150 @@ extern char** environ;
 
 namespace vfioctl::host {
 
+struct RootFd {
+    int fd = -1;
+    explicit RootFd(int f) : fd(f) {}
+    RootFd(const RootFd&) = delete;
+    RootFd& operator=(const RootFd&) = delete;
+    ~RootFd() {
+        if (fd >= 0) ::close(fd);
+    }
+};
+
 namespace {
 std::atomic<bool> g_forbid_live{false};
+std::atomic<bool> g_openat2{true};
 
 std::string rel(std::string_view p) {
     while (!p.empty() && p.front() == '/') p.remove_prefix(1);
     return std::string(p);
 }
+
+// "." for the root itself, else p without its leading slashes.
+std::string rel_or_dot(std::string_view p) {
+    std::string r = rel(p);
+    return r.empty() ? std::string(".") : r;
+}
+
+// The host path p resolves to inside the root open as root_fd, following
+// links the way RESOLVE_IN_ROOT does: ".." stops at the root and an
+// absolute target starts again from it. The last component is followed only
+// when follow_last; when it does not exist the path is still returned (an
+// O_CREAT open makes it). -1 and errno when it cannot be resolved.
+int walk_in_root(int root_fd, std::string_view p, bool follow_last, std::string& out) {
+    std::vector<std::string> todo; // reversed: back() is next
+    auto push_all = [&todo](std::string_view path) {
+        auto parts = util::split(path, '/');
+        for (auto it = parts.rbegin(); it != parts.rend(); ++it) todo.push_back(*it);
+    };
+    push_all(p);
+    std::vector<std::string> done;
+    int links = 0;
+    auto joined = [&done] {
+        std::string s;
+        for (const auto& c : done) s += "/" + c;
+        return s;
+    };
+    while (!todo.empty()) {
+        std::string comp = std::move(todo.back());
+        todo.pop_back();
+        if (comp.empty() || comp == ".") continue;
+        if (comp == "..") {
+            if (!done.empty()) done.pop_back();
+            continue;
+        }
+        bool last = std::none_of(todo.begin(), todo.end(),
+                                 [](const std::string& c) { return !c.empty() && c != "."; });
+        std::string cand = joined() + "/" + comp;
+        struct stat st {};
+        if (::fstatat(root_fd, rel(cand).c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+            if (errno == ENOENT && last) {
+                done.push_back(comp);
+                break;
+            }
+            return -1;
+        }
+        if (S_ISLNK(st.st_mode) && (!last || follow_last)) {
+            if (++links > 40) {
+                errno = ELOOP;
+                return -1;
+            }
+            char buf[4096];
+            ssize_t n = ::readlinkat(root_fd, rel(cand).c_str(), buf, sizeof buf);
+            if (n < 0) return -1;
+            if (static_cast<size_t>(n) == sizeof buf) {
+                errno = ENAMETOOLONG;
+                return -1;
+            }
+            std::string_view target(buf, static_cast<size_t>(n));
+            if (!target.empty() && target.front() == '/') done.clear();
+            push_all(target);
+            continue;
+        }
+        if (!last && !S_ISDIR(st.st_mode)) {
+            errno = ENOTDIR;
+            return -1;
+        }
+        done.push_back(comp);
+    }
+    out = joined();
+    if (out.empty()) out = "/";
+    return 0;
+}
+
+// Whether openat2 can be used (Linux 5.6 and later); probed once.
+bool have_openat2(int root_fd) {
+    static std::atomic<int> known{-1};
+    if (!g_openat2) return false;
+    if (known < 0) {
+        open_how how{};
+        how.flags = O_PATH | O_CLOEXEC;
+        how.resolve = RESOLVE_IN_ROOT;
+        long fd = ::syscall(SYS_openat2, root_fd, ".", &how, sizeof how);
+        if (fd >= 0) ::close(static_cast<int>(fd));
+        known = fd >= 0 || errno != ENOSYS ? 1 : 0;
+    }
+    return known == 1;
+}
+
+// open(2) of host path p inside the root open as root_fd.
+int open_in_root(int root_fd, std::string_view p, int flags, unsigned mode) {
+    if (root_fd < 0) {
+        errno = ENOENT;
+        return -1;
+    }
+    const std::string r = rel_or_dot(p);
+    if (g_openat2) {
+        open_how how{};
+        how.flags = static_cast<uint64_t>(flags | O_CLOEXEC);
+        how.mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0;
+        how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+        long fd;
+        do {
+            fd = ::syscall(SYS_openat2, root_fd, r.c_str(), &how, sizeof how);
+        } while (fd < 0 && errno == EAGAIN);
+        if (fd >= 0 || errno != ENOSYS) return static_cast<int>(fd);
+        g_openat2 = false; // an older kernel: walk from now on
+    }
+    std::string resolved;
+    if (walk_in_root(root_fd, p, (flags & O_NOFOLLOW) == 0, resolved) != 0) return -1;
+    // The walk left no link to follow; O_NOFOLLOW keeps a link swapped in
+    // since from leading out.
+    return ::openat(root_fd, rel_or_dot(resolved).c_str(), flags | O_CLOEXEC | O_NOFOLLOW, mode);
+}
+
+// The directory part and last component of a host path ("/a/b" -> "/a", "b").
+std::pair<std::string, std::string> split_last(std::string_view p) {
+    std::string s(p);
+    while (s.size() > 1 && s.back() == '/') s.pop_back();
+    auto slash = s.rfind('/');
+    if (slash == std::string::npos) return {"/", s};
+    return {slash == 0 ? std::string("/") : s.substr(0, slash), s.substr(slash + 1)};
+}
+
 } // namespace
+
+void use_openat2(bool on) { g_openat2 = on; }
 
 void forbid_live_writes() { g_forbid_live = true; }
 
@@ -48,15 +186,21 @@ Host::Host(fs::path root) : m_root(std::move(root)) {
     m_root_str = canon.string();
     while (!m_root_str.empty() && m_root_str.back() == '/') m_root_str.pop_back();
     m_live = m_root_str.empty();
+    if (!m_live)
+        m_root_fd = std::make_shared<const RootFd>(::open(m_root_str.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
 }
 
 fs::path Host::path(std::string_view p) const {
     return fs::path(m_root_str + "/" + rel(p));
 }
 
+int Host::open(std::string_view p, int flags, unsigned mode) const {
+    if (m_live) return ::open(std::string(p).c_str(), flags | O_CLOEXEC, mode);
+    return open_in_root(m_root_fd->fd, p, flags, mode);
+}
+
 Result<std::string> Host::read(std::string_view p) const {
-    const std::string full = path(p).string();
-    int fd = ::open(full.c_str(), O_RDONLY | O_CLOEXEC);
+    int fd = open(p, O_RDONLY);
     if (fd < 0) return system_error("cannot read", std::string(p));
     std::string out;
     char buf[8192];
@@ -99,9 +243,22 @@ std::optional<uint64_t> Host::attr_dec(std::string_view p) const {
 Result<std::string> Host::read_link(std::string_view p) const {
     // readlink(2) directly: std::filesystem::read_symlink stats first, and
     // sysfs trees are read link by link.
-    const std::string full = path(p).string();
     char buf[4096];
-    ssize_t n = ::readlink(full.c_str(), buf, sizeof buf);
+    ssize_t n;
+    if (m_live) {
+        n = ::readlink(std::string(p).c_str(), buf, sizeof buf);
+    } else {
+        auto [dir, name] = split_last(p);
+        int dfd = name.empty() || name == "." || name == ".." ? -1 : open(dir, O_PATH | O_DIRECTORY);
+        if (dfd < 0) {
+            if (errno == 0 || name.empty() || name == "." || name == "..") errno = EINVAL;
+            return system_error("cannot read link", std::string(p));
+        }
+        n = ::readlinkat(dfd, name.c_str(), buf, sizeof buf);
+        int e = errno;
+        ::close(dfd);
+        errno = e;
+    }
     if (n < 0) return system_error("cannot read link", std::string(p));
     if (static_cast<size_t>(n) == sizeof buf) return Error{"link target too long", std::string(p), {}, 0};
     return std::string(buf, static_cast<size_t>(n));
@@ -116,6 +273,14 @@ std::optional<std::string> Host::link_name(std::string_view p) const {
 }
 
 Result<std::string> Host::resolve(std::string_view p) const {
+    if (!m_live) {
+        std::string out;
+        if (walk_in_root(m_root_fd->fd, p, true, out) != 0) return system_error("cannot resolve", std::string(p));
+        struct stat st {};
+        if (::fstatat(m_root_fd->fd, rel_or_dot(out).c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
+            return system_error("cannot resolve", std::string(p));
+        return out;
+    }
     std::error_code ec;
     fs::path canon = fs::canonical(path(p), ec);
     if (ec) return system_error("cannot resolve", std::string(p), ec.value());
@@ -129,10 +294,9 @@ Result<std::string> Host::resolve(std::string_view p) const {
 }
 
 Result<Dir> Host::open_dir(std::string_view p) const {
-    const std::string full = path(p).string();
-    int fd = ::open(full.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    int fd = open(p, O_PATH | O_DIRECTORY);
     if (fd < 0) return system_error("cannot open directory", std::string(p));
-    return Dir(fd, std::string(p));
+    return Dir(fd, std::string(p), m_root_fd);
 }
 
 Dir::~Dir() {
@@ -140,7 +304,10 @@ Dir::~Dir() {
 }
 
 std::optional<std::string> Dir::attr(const char* name) const {
-    int fd = ::openat(m_fd, name, O_RDONLY | O_CLOEXEC);
+    // Under a root, an attribute that is a link is resolved inside it.
+    int fd = ::openat(m_fd, name, O_RDONLY | O_CLOEXEC | (m_root ? O_NOFOLLOW : 0));
+    if (fd < 0 && m_root && errno == ELOOP)
+        fd = open_in_root(m_root->fd, m_path + "/" + name, O_RDONLY, 0);
     if (fd < 0) return std::nullopt;
     char buf[4096];
     ssize_t n;
@@ -165,15 +332,56 @@ std::optional<std::string> Dir::link_name(const char* name) const {
 
 bool Host::exists(std::string_view p) const {
     std::error_code ec;
-    return fs::exists(path(p), ec);
+    if (m_live) return fs::exists(path(p), ec);
+    int fd = open(p, O_PATH);
+    if (fd < 0) return false;
+    ::close(fd);
+    return true;
+}
+
+bool Host::is_link(std::string_view p) const {
+    std::error_code ec;
+    if (m_live) return fs::is_symlink(path(p), ec);
+    int fd = open(p, O_PATH | O_NOFOLLOW);
+    if (fd < 0) return false;
+    struct stat st {};
+    bool link = ::fstat(fd, &st) == 0 && S_ISLNK(st.st_mode);
+    ::close(fd);
+    return link;
 }
 
 bool Host::is_dir(std::string_view p) const {
     std::error_code ec;
-    return fs::is_directory(path(p), ec);
+    if (m_live) return fs::is_directory(path(p), ec);
+    int fd = open(p, O_PATH | O_DIRECTORY);
+    if (fd < 0) return false;
+    ::close(fd);
+    return true;
 }
 
 Result<std::vector<std::string>> Host::list(std::string_view p) const {
+    if (!m_live) {
+        int fd = open(p, O_RDONLY | O_DIRECTORY);
+        if (fd < 0) return system_error("cannot list", std::string(p));
+        DIR* d = ::fdopendir(fd);
+        if (!d) {
+            int e = errno;
+            ::close(fd);
+            return system_error("cannot list", std::string(p), e);
+        }
+        std::vector<std::string> names;
+        errno = 0;
+        while (dirent* ent = ::readdir(d)) {
+            std::string_view n(ent->d_name);
+            if (n != "." && n != "..") names.emplace_back(n);
+            errno = 0;
+        }
+        int e = errno;
+        ::closedir(d);
+        if (e) return system_error("cannot list", std::string(p), e);
+        std::sort(names.begin(), names.end());
+        return names;
+    }
     std::error_code ec;
     fs::directory_iterator it(path(p), ec);
     if (ec) return system_error("cannot list", std::string(p), ec.value());
@@ -286,8 +494,7 @@ Status Host::check_live_write(std::string_view p) const {
 
 Status Host::write(std::string_view p, std::string_view data) const {
     if (auto st = check_live_write(p); !st) return st;
-    const std::string full = path(p).string();
-    int fd = ::open(full.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
+    int fd = open(p, O_WRONLY | O_TRUNC);
     if (fd < 0) return system_error("cannot open for writing", std::string(p));
     ssize_t n;
     do {
@@ -310,11 +517,17 @@ struct WriteReport {
     int err = 0;
 };
 
-// The writer's arguments, its path and data, and its stack share one private
-// mapping: it may outlive write_bounded (an unbind the kernel blocks on), so
-// nothing of the caller's may be used after the call returns.
+// The writer's arguments, its path and data, and its stack share one
+// private mapping: it may outlive write_bounded (an unbind the kernel blocks
+// on, an open that waits), so nothing of the caller's may be used after the
+// call returns. The child opens path relative to dirfd, with openat2 and
+// RESOLVE_IN_ROOT under a root, or with openat on a path the caller has
+// already resolved inside it (or on the live host).
 struct PlainWrite {
+    int dirfd;
     const char* path;
+    bool in_root; // openat2 with RESOLVE_IN_ROOT
+    int flags;
     const char* data;
     size_t size;
     int report_fd;
@@ -326,7 +539,15 @@ constexpr size_t k_writer_stack = 64 * 1024;
 int plain_write_child(void* arg) {
     const auto* w = static_cast<const PlainWrite*>(arg);
     WriteReport r;
-    long fd = ::syscall(SYS_openat, AT_FDCWD, w->path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+    long fd;
+    if (w->in_root) {
+        open_how how{};
+        how.flags = static_cast<uint64_t>(w->flags);
+        how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+        fd = ::syscall(SYS_openat2, w->dirfd, w->path, &how, sizeof how);
+    } else {
+        fd = ::syscall(SYS_openat, w->dirfd, w->path, w->flags);
+    }
     if (fd < 0) {
         r = {WriteReport::open_failed, errno};
     } else {
@@ -356,8 +577,24 @@ Status Host::write_bounded(std::string_view p, std::string_view data, int timeou
     if (plain_write()) {
         // A child that shares this process's memory costs far less than a
         // fork (no page tables copied, no copy-on-write faults afterwards).
-        const std::string full = path(p).string();
-        mapping_size = sizeof(PlainWrite) + full.size() + 1 + data.size() + k_writer_stack;
+        // The open runs in the child too: opening a FIFO or a driver's
+        // file may itself wait.
+        std::string target = m_live ? std::string(p) : rel_or_dot(p);
+        int dirfd = m_live ? AT_FDCWD : m_root_fd->fd;
+        bool in_root = !m_live && have_openat2(dirfd);
+        int flags = O_WRONLY | O_TRUNC | O_CLOEXEC;
+        if (!m_live && !in_root) {
+            std::string resolved;
+            if (dirfd < 0 || walk_in_root(dirfd, p, true, resolved) != 0) {
+                int e = dirfd < 0 ? ENOENT : errno;
+                ::close(pipefd[0]);
+                ::close(pipefd[1]);
+                return system_error("cannot open for writing", std::string(p), e);
+            }
+            target = rel_or_dot(resolved);
+            flags |= O_NOFOLLOW;
+        }
+        mapping_size = sizeof(PlainWrite) + target.size() + 1 + data.size() + k_writer_stack;
         mapping = ::mmap(nullptr, mapping_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
         if (mapping == MAP_FAILED) {
             int e = errno;
@@ -367,10 +604,10 @@ Status Host::write_bounded(std::string_view p, std::string_view data, int timeou
         }
         char* base = static_cast<char*>(mapping);
         char* path_copy = base + sizeof(PlainWrite);
-        std::memcpy(path_copy, full.c_str(), full.size() + 1);
-        char* data_copy = path_copy + full.size() + 1;
+        std::memcpy(path_copy, target.c_str(), target.size() + 1);
+        char* data_copy = path_copy + target.size() + 1;
         if (!data.empty()) std::memcpy(data_copy, data.data(), data.size());
-        auto* w = new (base) PlainWrite{path_copy, data_copy, data.size(), pipefd[1]};
+        auto* w = new (base) PlainWrite{dirfd, path_copy, in_root, flags, data_copy, data.size(), pipefd[1]};
         // The stack grows down from the mapping's end, 16-byte aligned.
         auto top = reinterpret_cast<uintptr_t>(base + mapping_size) & ~uintptr_t{15};
         pid = ::clone(plain_write_child, reinterpret_cast<void*>(top), CLONE_VM | SIGCHLD, w);
@@ -436,18 +673,50 @@ Status Host::write_bounded(std::string_view p, std::string_view data, int timeou
 }
 
 Status Host::make_dirs(std::string_view p) const {
-    std::error_code ec;
-    fs::create_directories(path(p), ec);
-    if (ec) return system_error("cannot create directory", std::string(p), ec.value());
+    if (m_live) {
+        std::error_code ec;
+        fs::create_directories(path(p), ec);
+        if (ec) return system_error("cannot create directory", std::string(p), ec.value());
+        return {};
+    }
+    // One component at a time, each made inside the directory the last
+    // resolved to (links resolved inside the root).
+    std::string sofar;
+    for (const auto& comp : util::split(p, '/')) {
+        if (comp.empty() || comp == ".") continue;
+        if (comp == "..") return Error{"'..' in a state path", std::string(p), {}, EINVAL};
+        int dfd = open(sofar.empty() ? "/" : sofar, O_PATH | O_DIRECTORY);
+        if (dfd < 0) return system_error("cannot create directory", std::string(p));
+        if (::mkdirat(dfd, comp.c_str(), 0755) != 0 && errno != EEXIST) {
+            int e = errno;
+            ::close(dfd);
+            return system_error("cannot create directory", std::string(p), e);
+        }
+        ::close(dfd);
+        sofar += "/" + comp;
+        if (!is_dir(sofar)) return Error{"cannot create directory (not a directory)", sofar, {}, ENOTDIR};
+    }
     return {};
 }
 
 Status Host::write_atomic(std::string_view p, std::string_view data, unsigned mode) const {
     const fs::path full = path(p);
-    const fs::path dir = full.parent_path();
-    const std::string tmp = (dir / ("." + full.filename().string() + ".tmp")).string();
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-    if (fd < 0) return system_error("cannot create", tmp);
+    const std::string name = full.filename().string();
+    const std::string tmp_name = "." + name + ".tmp";
+    const std::string tmp = (full.parent_path() / tmp_name).string();
+    int dfd = open(split_last(p).first, O_RDONLY | O_DIRECTORY);
+    if (dfd < 0) return system_error("cannot create", tmp);
+    int fd = ::openat(dfd, tmp_name.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+    if (fd < 0) {
+        int e = errno;
+        ::close(dfd);
+        return system_error("cannot create", tmp, e);
+    }
+    auto fail = [&](const char* what, const std::string& where, int e) {
+        ::unlinkat(dfd, tmp_name.c_str(), 0);
+        ::close(dfd);
+        return system_error(what, where, e);
+    };
     size_t done = 0;
     while (done < data.size()) {
         ssize_t n = ::write(fd, data.data() + done, data.size() - done);
@@ -455,41 +724,44 @@ Status Host::write_atomic(std::string_view p, std::string_view data, unsigned mo
         if (n < 0) {
             int e = errno;
             ::close(fd);
-            ::unlink(tmp.c_str());
-            return system_error("cannot write", tmp, e);
+            return fail("cannot write", tmp, e);
         }
         done += static_cast<size_t>(n);
     }
     if (::fsync(fd) != 0) {
         int e = errno;
         ::close(fd);
-        ::unlink(tmp.c_str());
-        return system_error("cannot sync", tmp, e);
+        return fail("cannot sync", tmp, e);
     }
     ::close(fd);
-    if (::rename(tmp.c_str(), full.c_str()) != 0) {
-        int e = errno;
-        ::unlink(tmp.c_str());
-        return system_error("cannot rename into place", full.string(), e);
-    }
-    int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        ::fsync(dfd);
-        ::close(dfd);
-    }
+    if (::renameat(dfd, tmp_name.c_str(), dfd, name.c_str()) != 0) return fail("cannot rename into place", full.string(), errno);
+    ::fsync(dfd);
+    ::close(dfd);
     return {};
 }
 
 Status Host::remove(std::string_view p) const {
-    std::error_code ec;
-    fs::remove(path(p), ec);
-    if (ec) return system_error("cannot remove", std::string(p), ec.value());
+    if (m_live) {
+        std::error_code ec;
+        fs::remove(path(p), ec);
+        if (ec) return system_error("cannot remove", std::string(p), ec.value());
+        return {};
+    }
+    auto [dir, name] = split_last(p);
+    if (name.empty() || name == "." || name == "..") return Error{"cannot remove", std::string(p), {}, EINVAL};
+    int dfd = open(dir, O_PATH | O_DIRECTORY);
+    if (dfd < 0) return errno == ENOENT ? Status{} : system_error("cannot remove", std::string(p));
+    int rc = ::unlinkat(dfd, name.c_str(), 0);
+    if (rc != 0 && errno == EISDIR) rc = ::unlinkat(dfd, name.c_str(), AT_REMOVEDIR);
+    int e = errno;
+    ::close(dfd);
+    if (rc != 0 && e != ENOENT) return system_error("cannot remove", std::string(p), e);
     return {};
 }
 
 Result<FileLock> FileLock::acquire(const Host& host, std::string_view p, int timeout_ms) {
     const std::string full = host.path(p).string();
-    int fd = ::open(full.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    int fd = host.open(p, O_RDWR | O_CREAT, 0600);
     if (fd < 0) return system_error("cannot open lock file", full);
     auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
     for (;;) {

@@ -7,6 +7,7 @@
 #include "util/result.hpp"
 
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -24,9 +25,12 @@ struct RunOutput {
 
 // An open directory of a host (a sysfs device node): reads its entries by
 // name without walking the whole path again for each.
+// The root directory a Host resolves paths in, held open.
+struct RootFd;
+
 class Dir {
   public:
-    Dir(Dir&& o) noexcept : m_fd(o.m_fd), m_path(std::move(o.m_path)) { o.m_fd = -1; }
+    Dir(Dir&& o) noexcept : m_fd(o.m_fd), m_path(std::move(o.m_path)), m_root(std::move(o.m_root)) { o.m_fd = -1; }
     Dir& operator=(Dir&&) = delete;
     Dir(const Dir&) = delete;
     ~Dir();
@@ -37,11 +41,17 @@ class Dir {
 
   private:
     friend class Host;
-    Dir(int fd, std::string path) : m_fd(fd), m_path(std::move(path)) {}
+    Dir(int fd, std::string path, std::shared_ptr<const RootFd> root)
+        : m_fd(fd), m_path(std::move(path)), m_root(std::move(root)) {}
     int m_fd = -1;
     std::string m_path;
+    std::shared_ptr<const RootFd> m_root; // null on the live host
 };
 
+// Under a root other than "/", every path a Host takes is resolved inside
+// that root, symlinks included: an absolute link target or ".." never leaves
+// it (openat2 with RESOLVE_IN_ROOT, or the same walk done component by
+// component where the kernel lacks openat2). On "/" paths are used as given.
 class Host {
   public:
     // A host rooted at root; "/" is the live machine.
@@ -53,8 +63,12 @@ class Host {
     const fs::path& root() const { return m_root; }
     // True when this is the running machine rather than a recorded tree.
     bool is_live() const { return m_live; }
-    // The real filesystem path of host path p.
+    // The real filesystem path of host path p, lexically (links not
+    // resolved): for messages and for programs that take a directory.
     fs::path path(std::string_view p) const;
+    // Opens host path p with open(2) flags, links resolved inside the root;
+    // -1 with errno set when it cannot.
+    int open(std::string_view p, int flags, unsigned mode = 0) const;
 
     // Whole file; an Error with the path and errno when it cannot be read.
     Result<std::string> read(std::string_view p) const;
@@ -72,6 +86,8 @@ class Host {
     // an Error when it does not exist.
     Result<std::string> resolve(std::string_view p) const;
     bool exists(std::string_view p) const;
+    // True when p itself (its last component not followed) is a symlink.
+    bool is_link(std::string_view p) const;
     // Opens directory p for reading entries by name; an Error when it is none.
     Result<Dir> open_dir(std::string_view p) const;
     bool is_dir(std::string_view p) const;
@@ -123,7 +139,12 @@ class Host {
     fs::path m_root;
     std::string m_root_str; // canonical root without trailing slash ("" for /)
     bool m_live = false;
+    std::shared_ptr<const RootFd> m_root_fd; // null on the live host
 };
+
+// Tests only: resolve paths under a root by the component walk, as on a
+// kernel without openat2.
+void use_openat2(bool on);
 
 // Forbids writes through any Host to the real /sys, /proc and /dev; test
 // binaries call this first. Also forbidden when VFIOCTL_FORBID_LIVE_WRITES=1.

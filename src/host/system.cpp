@@ -64,11 +64,40 @@ void net_owners(const Host& host, const std::string& iface, std::set<pci::PciAdd
             if (util::starts_with(e, "lower_")) net_owners(host, e.substr(6), out, depth + 1);
 }
 
-std::vector<std::string> default_route_ifaces(const Host& host) {
-    auto r4 = host.read("/proc/net/route");
-    auto r6 = host.read("/proc/net/ipv6_route");
-    return parse_default_routes(r4 ? std::string_view(*r4) : std::string_view(),
-                                r6 ? std::string_view(*r6) : std::string_view());
+// The interfaces default routes leave through. problem is set, in words,
+// when /proc/net/route cannot be read or is not a routing table: then
+// nothing here says which interface carries the default route.
+std::vector<std::string> default_route_ifaces(const Host& host, std::optional<std::string>& problem) {
+    std::set<std::string> ifaces;
+    if (auto r = host.read("/proc/net/route")) {
+        // A kernel with no IPv4 main table (no address ever configured)
+        // prints nothing at all, not even the header (fib_route_seq_start
+        // returns NULL): an empty file is "no IPv4 routes", a fact.
+        auto lines = util::split(*r, '\n');
+        auto head = lines.empty() ? std::vector<std::string>{} : util::split_ws(lines[0]);
+        if (!r->empty() && (head.size() < 8 || head[0] != "Iface" || head[1] != "Destination"))
+            problem = "/proc/net/route has no routing table header";
+        for (size_t i = 1; i < lines.size() && !problem; ++i) {
+            auto f = util::split_ws(lines[i]);
+            if (f.empty()) continue;
+            if (f.size() < 8 || f[1].size() != 8 || f[7].size() != 8 || !util::parse_hex(f[1]) ||
+                !util::parse_hex(f[7])) {
+                problem = "line " + std::to_string(i + 1) + " of /proc/net/route is not a route";
+                break;
+            }
+            if (f[1] == "00000000" && f[7] == "00000000") ifaces.insert(f[0]);
+        }
+    } else {
+        problem = "cannot read /proc/net/route (" + r.error().describe() + ")";
+    }
+    if (auto r = host.read("/proc/net/ipv6_route")) {
+        for (const auto& line : util::split(*r, '\n')) {
+            auto f = util::split_ws(line);
+            if (f.size() >= 10 && f[0] == std::string(32, '0') && f[1] == "00" && f[9] != "lo")
+                ifaces.insert(f[9]);
+        }
+    }
+    return {ifaces.begin(), ifaces.end()};
 }
 
 // "\040" style escapes in mountinfo fields.
@@ -190,12 +219,14 @@ void mount_owners(const Host& host, const std::vector<MountRec>& mounts, const M
     }
 }
 
-void read_mounts(const Host& host, SystemFacts& f) {
+// Filesystems that live in memory: a root on one of them is on no device.
+bool in_memory(const std::string& fstype) { return fstype == "tmpfs" || fstype == "ramfs" || fstype == "rootfs"; }
+
+// Returns, in words, why the root filesystem's device cannot be
+// established; nullopt when it was (or when / lives in memory).
+std::optional<std::string> read_mounts(const Host& host, SystemFacts& f) {
     auto r = host.read("/proc/self/mountinfo");
-    if (!r) {
-        f.warnings.push_back("cannot read /proc/self/mountinfo: the root filesystem's controller is unknown");
-        return;
-    }
+    if (!r) return "cannot read /proc/self/mountinfo (" + r.error().describe() + ")";
     const auto mounts = parse_mountinfo(*r);
     std::set<std::pair<pci::PciAddress, std::string>> seen;
     std::set<std::string> visible_tags;
@@ -211,9 +242,14 @@ void read_mounts(const Host& host, SystemFacts& f) {
         for (const auto& a : owners) {
             if (m.mountpoint == "/") {
                 root_found = true;
-                f.critical.push_back({a, "root filesystem (" + m.source + ")"});
+                f.critical.push_back({a, CriticalKind::root_filesystem, m.source});
             } else if (seen.insert({a, m.mountpoint}).second) {
-                f.in_use.push_back({a, "mounted " + m.mountpoint + " (" + m.source + ")"});
+                DeviceUse u;
+                u.addr = a;
+                u.kind = InUseKind::mount;
+                u.mountpoint = m.mountpoint;
+                u.source = m.source;
+                f.in_use.push_back(std::move(u));
             }
         }
     }
@@ -225,10 +261,20 @@ void read_mounts(const Host& host, SystemFacts& f) {
             if (visible_tags.count(tag)) continue;
             std::set<pci::PciAddress> owners;
             tag_owners(host, tag, owners);
-            for (const auto& a : owners)
-                f.critical.push_back({a, "root filesystem (overlay; its layer is probably virtio tag " + tag + ")"});
+            for (const auto& a : owners) {
+                root_found = true;
+                f.critical.push_back(
+                    {a, CriticalKind::root_filesystem, "overlay; its layer is probably virtio tag " + tag});
+            }
         }
     }
+    if (root_found) return std::nullopt;
+    if (mounts.empty())
+        return r->empty() ? std::string("/proc/self/mountinfo is empty")
+                          : std::string("/proc/self/mountinfo holds no line that can be parsed");
+    if (!root) return std::string("/proc/self/mountinfo has no line for / that can be parsed");
+    if (in_memory(root->fstype)) return std::nullopt;
+    return "/ is " + root->fstype + " on " + root->source + ", which cannot be traced to a PCI device";
 }
 
 } // namespace
@@ -264,11 +310,14 @@ std::map<std::string, std::vector<std::string>> interface_addresses(const Host& 
 
 namespace {
 
-void read_network(const Host& host, SystemFacts& f) {
-    for (const auto& iface : default_route_ifaces(host)) {
+// Returns, in words, why the default route's interfaces cannot be
+// established; nullopt when they were.
+std::optional<std::string> read_network(const Host& host, SystemFacts& f) {
+    std::optional<std::string> problem;
+    for (const auto& iface : default_route_ifaces(host, problem)) {
         std::set<pci::PciAddress> owners;
         net_owners(host, iface, owners);
-        for (const auto& a : owners) f.critical.push_back({a, "default route via " + iface});
+        for (const auto& a : owners) f.critical.push_back({a, CriticalKind::default_route, iface});
     }
     // In use: administratively up (IFF_UP) with an address; an interface
     // that is up with no address (or only an IPv6 link-local one) carries
@@ -286,10 +335,46 @@ void read_network(const Host& host, SystemFacts& f) {
             if (!up || it == addresses.end() || it->second.empty()) continue;
             std::set<pci::PciAddress> owners;
             net_owners(host, i, owners);
-            for (const auto& a : owners)
-                f.in_use.push_back({a, "interface " + i + " is up with address " + util::join(it->second, ", ")});
+            for (const auto& a : owners) {
+                DeviceUse u;
+                u.addr = a;
+                u.kind = InUseKind::interface_up_with_address;
+                u.interface = i;
+                u.addresses = it->second;
+                f.in_use.push_back(std::move(u));
+            }
         }
     }
+    return problem;
+}
+
+// PCI functions whose base class (the class code's top byte) is base_class.
+std::vector<pci::PciAddress> devices_of_class(const Host& host, unsigned base_class) {
+    std::vector<pci::PciAddress> out;
+    if (auto devs = host.list("/sys/bus/pci/devices"))
+        for (const auto& d : *devs)
+            if (auto a = pci::PciAddress::parse(d))
+                if (auto cls = host.attr_hex("/sys/bus/pci/devices/" + d + "/class"); cls && (*cls >> 16) == base_class)
+                    out.push_back(*a);
+    return out;
+}
+
+// Whether the IOMMU groups the kernel publishes can be read whole: the
+// directory, when it exists, can be listed, and every device's iommu_group
+// entry, when there is one, is a readable link.
+std::optional<std::string> groups_problem(const Host& host) {
+    const std::string dir = "/sys/kernel/iommu_groups";
+    if (host.exists(dir) || host.is_link(dir)) {
+        auto names = host.list(dir);
+        if (!names) return "cannot list " + dir + " (" + names.error().describe() + ")";
+    }
+    if (auto devs = host.list("/sys/bus/pci/devices"))
+        for (const auto& d : *devs) {
+            const std::string link = "/sys/bus/pci/devices/" + d + "/iommu_group";
+            if (!host.exists(link) && !host.is_link(link)) continue;
+            if (auto t = host.read_link(link); !t) return "cannot read " + link + " (" + t.error().describe() + ")";
+        }
+    return std::nullopt;
 }
 
 void read_console(const Host& host, SystemFacts& f) {
@@ -298,7 +383,7 @@ void read_console(const Host& host, SystemFacts& f) {
     for (const auto& fb : *fbs) {
         if (!util::starts_with(fb, "fb")) continue;
         if (auto dev = host.resolve("/sys/class/graphics/" + fb + "/device"))
-            if (auto a = pci_owner(*dev)) f.critical.push_back({*a, "console framebuffer " + fb});
+            if (auto a = pci_owner(*dev)) f.critical.push_back({*a, CriticalKind::console, fb});
     }
 }
 
@@ -406,6 +491,57 @@ void read_nvidia_minors(const Host& host, SystemFacts& f) {
 
 } // namespace
 
+const char* critical_kind_id(CriticalKind k) {
+    switch (k) {
+    case CriticalKind::root_filesystem: return "root_filesystem";
+    case CriticalKind::default_route: return "default_route";
+    case CriticalKind::console: return "console";
+    case CriticalKind::boot_vga: return "boot_vga";
+    case CriticalKind::unknown_root: return "unknown_root";
+    case CriticalKind::unknown_route: return "unknown_route";
+    }
+    return "?";
+}
+
+bool force_overrides(CriticalKind k) {
+    return k != CriticalKind::root_filesystem && k != CriticalKind::unknown_root;
+}
+
+std::string CriticalUse::reason() const {
+    switch (kind) {
+    case CriticalKind::root_filesystem: return "root filesystem (" + detail + ")";
+    case CriticalKind::default_route: return "default route via " + detail;
+    case CriticalKind::console: return "console framebuffer " + detail;
+    case CriticalKind::boot_vga: return "boot VGA (the host's console)";
+    case CriticalKind::unknown_root:
+        return "possibly the root filesystem's storage controller: " + detail +
+               " (check by hand with 'findmnt /' and 'lsblk -o NAME,MAJ:MIN,MOUNTPOINT')";
+    case CriticalKind::unknown_route:
+        return "possibly the default route's network controller: " + detail +
+               " (check by hand with 'ip route show default')";
+    }
+    return detail;
+}
+
+const char* in_use_kind_id(InUseKind k) {
+    switch (k) {
+    case InUseKind::mount: return "mount";
+    case InUseKind::interface_up_with_address: return "interface_up_with_address";
+    case InUseKind::holder_process: return "holder_process";
+    }
+    return "?";
+}
+
+std::string DeviceUse::what() const {
+    switch (kind) {
+    case InUseKind::mount: return "mounted " + mountpoint + " (" + source + ")";
+    case InUseKind::interface_up_with_address:
+        return "interface " + interface + " is up with address " + util::join(addresses, ", ");
+    case InUseKind::holder_process: return "pid " + std::to_string(pid) + " (" + comm + ") holds " + node;
+    }
+    return "?";
+}
+
 const std::vector<std::string>& vfio_module_names() {
     static const std::vector<std::string> names = {"vfio", "vfio_iommu_type1", "vfio_pci_core",
                                                    "vfio_pci"};
@@ -471,8 +607,19 @@ SystemFacts read_system(const Host& host, bool devices_only) {
     }
     read_holders(host, f);
     read_nvidia_minors(host, f);
-    read_mounts(host, f);
-    read_network(host, f);
+    if (auto why = read_mounts(host, f)) {
+        // Any storage controller may hold /: each is refused, never forced.
+        f.root_unknown = *why;
+        f.warnings.push_back(*why + ": every storage controller is treated as holding the root filesystem");
+        for (const auto& a : devices_of_class(host, 0x01)) f.critical.push_back({a, CriticalKind::unknown_root, *why});
+    }
+    if (auto why = read_network(host, f)) {
+        f.route_unknown = *why;
+        f.warnings.push_back(*why + ": every network controller is treated as carrying the default route");
+        for (const auto& a : devices_of_class(host, 0x02)) f.critical.push_back({a, CriticalKind::unknown_route, *why});
+    }
+    f.groups_unreadable = groups_problem(host);
+    if (f.groups_unreadable) f.warnings.push_back(*f.groups_unreadable + ": IOMMU group membership is unknown");
     read_console(host, f);
     if (devices_only) return f;
     for (const char* rt : {"docker", "podman"})

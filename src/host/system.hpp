@@ -42,16 +42,52 @@ struct Holder {
     std::string node;         // "/dev/nvidia0", "/dev/dri/renderD128", "/dev/vfio/42"
 };
 
-// Why the host cannot give a device away.
+// Why the host cannot give a device away. Decisions switch on the kind;
+// the text is rendered from the typed fields only for output.
+enum class CriticalKind {
+    root_filesystem, // the root filesystem lives on it
+    default_route,   // a default route leaves through it
+    console,         // a console framebuffer is on it
+    boot_vga,        // the firmware's boot display
+    unknown_root,    // a storage controller, and where / lives cannot be established
+    unknown_route,   // a network controller, and the routing table cannot be read
+};
+// "root_filesystem", "default_route", "console", "boot_vga", "unknown_root", "unknown_route".
+const char* critical_kind_id(CriticalKind k);
+// Whether --force may take a device of this kind: never for the root
+// filesystem, known or possible.
+bool force_overrides(CriticalKind k);
+
 struct CriticalUse {
     pci::PciAddress addr;
-    std::string reason;       // "root filesystem /dev/vda", "default route via eth0", ...
+    CriticalKind kind = CriticalKind::unknown_root;
+    // root_filesystem: the source ("/dev/vda", "overlay; its layer is probably
+    // virtio tag hostroot"); default_route: the interface; console: the
+    // framebuffer ("fb0"); unknown_*: what could not be read.
+    std::string detail;
+    // "root filesystem (/dev/vda)", "default route via eth0", ...
+    std::string reason() const;
+    bool operator==(const CriticalUse&) const = default;
 };
 
-// Block devices with mounted filesystems and up interfaces, by PCI device.
+// Why a device is busy now (overridable with --force).
+enum class InUseKind { mount, interface_up_with_address, holder_process };
+// "mount", "interface_up_with_address", "holder_process".
+const char* in_use_kind_id(InUseKind k);
+
 struct DeviceUse {
     pci::PciAddress addr;
-    std::string what;         // "mounted /boot (/dev/nvme0n1p1)", "interface eth1 is up"
+    InUseKind kind = InUseKind::mount;
+    std::string mountpoint;             // mount: "/boot"
+    std::string source;                 // mount: "/dev/nvme0n1p1"
+    std::string interface;              // interface_up_with_address: "eth1"
+    std::vector<std::string> addresses; // interface_up_with_address
+    int pid = 0;                        // holder_process
+    std::string comm;                   // holder_process
+    std::string node;                   // holder_process: "/dev/nvidia0"
+    // "mounted /boot (/dev/nvme0n1p1)", "interface eth1 is up with address ...",
+    // "pid 4242 (nvidia-persistenced) holds /dev/nvidia0".
+    std::string what() const;
 };
 
 struct SystemFacts {
@@ -72,6 +108,13 @@ struct SystemFacts {
     std::vector<Holder> holders;
     std::vector<CriticalUse> critical;
     std::vector<DeviceUse> in_use;
+    // Set, in words, when a safety fact could not be established: where /
+    // lives (then every storage controller is critical as unknown_root),
+    // which interface has the default route (every network controller is
+    // unknown_route), or which devices share an IOMMU group.
+    std::optional<std::string> root_unknown;
+    std::optional<std::string> route_unknown;
+    std::optional<std::string> groups_unreadable;
     std::vector<std::string> container_runtimes; // "docker", "podman"
     bool container_gpu_support = false;          // nvidia-container-toolkit / nvidia-ctk
     std::map<std::string, std::string> nvidia_minors; // "/dev/nvidia0" -> "0000:8a:00.0"

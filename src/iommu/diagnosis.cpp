@@ -13,6 +13,7 @@ const char* verdict_id(Verdict v) {
     case Verdict::will_work: return "will_work";
     case Verdict::will_work_after: return "will_work_after";
     case Verdict::will_not_work: return "will_not_work";
+    case Verdict::unknown: return "unknown";
     }
     return "?";
 }
@@ -22,6 +23,7 @@ const char* verdict_text(Verdict v) {
     case Verdict::will_work: return "WILL WORK";
     case Verdict::will_work_after: return "WILL NOT WORK now; WILL WORK AFTER the steps below";
     case Verdict::will_not_work: return "WILL NOT WORK";
+    case Verdict::unknown: return "UNKNOWN (a fact it depends on could not be read)";
     }
     return "?";
 }
@@ -168,7 +170,7 @@ Diagnosis diagnose(const host::SystemFacts& f, const pci::Inventory& inv,
             for (const auto& c : g.viability.critical) {
                 fixable = false;
                 g.causes.push_back("IOMMU group " + std::to_string(*gpu->iommu_group) + " holds " +
-                                   c.addr.short_str() + ", which the host cannot lose: " + c.reason);
+                                   c.addr.short_str() + ", which the host cannot lose: " + c.reason());
             }
             if (!g.viability.critical.empty())
                 g.steps.emplace_back("move the card to a slot whose IOMMU group holds nothing the host "
@@ -191,23 +193,32 @@ Diagnosis diagnose(const host::SystemFacts& f, const pci::Inventory& inv,
                                  "the distribution's standard kernel, then run 'vfioctl status' again");
         }
         for (const auto& use : g.role.in_use) {
-            if (use.find(" holds ") == std::string::npos) continue;
-            g.causes.push_back("the host is using it: " + use);
+            if (use.kind != host::InUseKind::holder_process) continue;
+            g.causes.push_back("the host is using it: " + use.what());
             // One step per process, however many nodes it holds.
-            std::string step = "stop that process (" + use.substr(0, use.find(" holds ")) + ")";
+            std::string step = "stop that process (pid " + std::to_string(use.pid) + " (" + use.comm + "))";
             if (std::find(g.steps.begin(), g.steps.end(), step) == g.steps.end()) g.steps.push_back(step);
         }
         for (const auto& c : g.role.critical)
-            if (c.rfind("boot VGA", 0) != 0 || g.viability.critical.empty())
-                if (std::none_of(g.causes.begin(), g.causes.end(),
-                                 [&](const std::string& x) { return x.find(c) != std::string::npos; }))
-                    g.warnings.push_back("the host uses this GPU: " + c);
+            if (c.kind != host::CriticalKind::boot_vga || g.viability.critical.empty())
+                if (std::find(g.viability.critical.begin(), g.viability.critical.end(), c) ==
+                    g.viability.critical.end())
+                    g.warnings.push_back("the host uses this GPU: " + c.reason());
         if (s.enabled && s.interrupt_remapping == false && !dx.cmdline.allow_unsafe_interrupts.value_or(false))
             g.warnings.emplace_back("interrupt remapping is off: vfio refuses MSI interrupts unless "
                                     "vfio_iommu_type1.allow_unsafe_interrupts=1");
         if (g.causes.empty()) g.verdict = Verdict::will_work;
         else if (fixable) g.verdict = Verdict::will_work_after;
         else g.verdict = Verdict::will_not_work;
+        // Unreadable groups hide members (a root disk) that would make it
+        // fail: only a "no" stands; a "yes" becomes unknown.
+        if (f.groups_unreadable && g.verdict != Verdict::will_not_work) {
+            g.verdict = Verdict::unknown;
+            g.causes.push_back("the IOMMU groups cannot be read (" + *f.groups_unreadable +
+                               "), so which devices share this GPU's group is unknown");
+            g.steps.emplace_back("check by hand: 'ls -l /sys/kernel/iommu_groups/*/devices' as root, then run "
+                                 "'vfioctl status' again");
+        }
         if (std::find(g.steps.begin(), g.steps.end(), k_reboot_step) != g.steps.end())
             dx.reboot_required = true;
         dx.gpus.push_back(std::move(g));
@@ -215,18 +226,25 @@ Diagnosis diagnose(const host::SystemFacts& f, const pci::Inventory& inv,
 
     if (next && next->reboot_pending) dx.reboot_required = true;
 
+    // The best GPU's verdict: works, works after steps, unknown, does not work.
+    auto rank = [](Verdict v) {
+        switch (v) {
+        case Verdict::will_work: return 3;
+        case Verdict::will_work_after: return 2;
+        case Verdict::unknown: return 1;
+        case Verdict::will_not_work: return 0;
+        }
+        return 0;
+    };
     dx.overall = Verdict::will_not_work;
-    for (const auto& g : dx.gpus) {
-        if (g.verdict == Verdict::will_work) dx.overall = Verdict::will_work;
-        else if (g.verdict == Verdict::will_work_after && dx.overall != Verdict::will_work)
-            dx.overall = Verdict::will_work_after;
-    }
+    for (const auto& g : dx.gpus)
+        if (rank(g.verdict) > rank(dx.overall)) dx.overall = g.verdict;
 
     // The seed's summary table, for this host.
     bool host_gpu = std::any_of(dx.gpus.begin(), dx.gpus.end(), [](const GpuDiagnosis& g) {
         return g.gpu->driver && *g.gpu->driver != "vfio-pci";
     });
-    bool works_after = dx.overall != Verdict::will_not_work;
+    bool works_after = dx.overall == Verdict::will_work || dx.overall == Verdict::will_work_after;
     auto yes = [](bool b) { return std::string(b ? "Works" : "Fails"); };
     std::string no_gpu = dx.gpus.empty() ? "No GPU" : "";
     dx.summary.push_back({"Host GPU usage",

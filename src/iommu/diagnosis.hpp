@@ -13,8 +13,10 @@
 
 namespace vfioctl::iommu {
 
-enum class Verdict { will_work, will_work_after, will_not_work };
-// "will_work", "will_work_after", "will_not_work".
+// unknown: a fact the verdict rests on (the IOMMU groups) could not be
+// read, so vfioctl cannot say it works; it is never reported as working.
+enum class Verdict { will_work, will_work_after, will_not_work, unknown };
+// "will_work", "will_work_after", "will_not_work", "unknown".
 const char* verdict_id(Verdict v);
 // "WILL WORK", "WILL WORK AFTER the steps below", "WILL NOT WORK".
 const char* verdict_text(Verdict v);
@@ -73,7 +75,8 @@ struct Diagnosis {
     std::vector<std::string> alternatives;
     std::vector<std::string> notes;
     bool reboot_required = false;
-    // 0 when passthrough works now for at least one GPU, 3 otherwise.
+    // 0 when passthrough works now for at least one GPU, 3 otherwise
+    // (unknown included: it is not known to work).
     int exit_code() const { return overall == Verdict::will_work ? 0 : 3; }
 };
 

@@ -237,7 +237,7 @@ void not_viable(const ExplainContext& c, const Match& m, Explanation& e) {
     else e.on_this_host.push_back("group " + m.capture + " members not on vfio-pci: " + util::join(wrong, "; "));
     auto v = assess(*g, std::nullopt, c.inv, c.facts);
     for (const auto& cu : v.critical)
-        e.on_this_host.push_back(cu.addr.short_str() + " in the same group is host-critical: " + cu.reason);
+        e.on_this_host.push_back(cu.addr.short_str() + " in the same group is host-critical: " + cu.reason());
     if (v.critical.empty())
         e.remedy.push_back("vfioctl bind " + (e.device ? e.device->short_str() : "DEVICE") +
                            "   (moves every endpoint of the group to vfio-pci, and 'unbind' gives them back)");

@@ -48,10 +48,10 @@ DeviceRole role_of(const pci::PciDevice& d, const pci::Inventory& inv,
     r.gpu = d.is_gpu();
     r.gpu_companion = inv.is_gpu_companion(d);
     for (const auto& c : facts.critical)
-        if (c.addr == d.addr) r.critical.push_back(c.reason);
-    if (d.boot_vga) r.critical.emplace_back("boot VGA (the host's console)");
+        if (c.addr == d.addr) r.critical.push_back(c);
+    if (d.boot_vga) r.critical.push_back({d.addr, host::CriticalKind::boot_vga, {}});
     for (const auto& u : facts.in_use)
-        if (u.addr == d.addr) r.in_use.push_back(u.what);
+        if (u.addr == d.addr) r.in_use.push_back(u);
     const std::string addr = d.addr.str();
     for (const auto& h : facts.holders) {
         bool mine = false;
@@ -61,8 +61,15 @@ DeviceRole role_of(const pci::PciDevice& d, const pci::Inventory& inv,
             mine = h.node.find_first_of("0123456789") == std::string::npos; // nvidiactl, nvidia-uvm
         else if (util::starts_with(h.node, "/dev/dri/"))
             mine = std::find(d.drm_nodes.begin(), d.drm_nodes.end(), h.node.substr(9)) != d.drm_nodes.end();
-        if (mine)
-            r.in_use.push_back("pid " + std::to_string(h.pid) + " (" + h.comm + ") holds " + h.node);
+        if (mine) {
+            host::DeviceUse u;
+            u.addr = d.addr;
+            u.kind = host::InUseKind::holder_process;
+            u.pid = h.pid;
+            u.comm = h.comm;
+            u.node = h.node;
+            r.in_use.push_back(std::move(u));
+        }
     }
     return r;
 }
@@ -81,7 +88,7 @@ Viability assess(const IommuGroup& g, const std::optional<pci::PciAddress>& targ
         if (!slot) slot = a;
         for (const auto& c : facts.critical)
             if (c.addr == a) v.critical.push_back(c);
-        if (d->boot_vga) v.critical.push_back({a, "boot VGA (the host's console)"});
+        if (d->boot_vga) v.critical.push_back({a, host::CriticalKind::boot_vga, {}});
         if (!a.same_slot(*slot)) v.must_go_too.push_back(a);
         else if (target && a != *target) v.must_go_too.push_back(a);
     }

@@ -32,8 +32,8 @@ struct DeviceRole {
     bool bridge = false;
     bool gpu = false;
     bool gpu_companion = false;
-    std::vector<std::string> critical; // why the host cannot lose it; empty when it can
-    std::vector<std::string> in_use;   // mounted filesystems, up interfaces, holders
+    std::vector<host::CriticalUse> critical; // why the host cannot lose it; empty when it can
+    std::vector<host::DeviceUse> in_use;     // mounted filesystems, up interfaces, holders
 };
 
 DeviceRole role_of(const pci::PciDevice& d, const pci::Inventory& inv,

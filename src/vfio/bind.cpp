@@ -157,6 +157,12 @@ Result<DeviceChange> restore_one(const host::Host& host, Journal& journal, const
 
 } // namespace
 
+std::vector<std::string> texts(const std::vector<Obstacle>& obstacles) {
+    std::vector<std::string> out;
+    for (const auto& o : obstacles) out.push_back(o.text);
+    return out;
+}
+
 bool BindPlan::nothing_to_do() const {
     return std::all_of(items.begin(), items.end(), [](const PlanItem& i) { return i.already; });
 }
@@ -169,9 +175,17 @@ BindPlan plan_bind(const std::vector<const pci::PciDevice*>& targets, const pci:
     for (const auto* t : targets) {
         named.insert(t->addr);
         if (!t->iommu_group) {
-            plan.refusals.push_back(t->addr.short_str() +
-                                    " is in no IOMMU group: the IOMMU is off or does not cover it "
-                                    "('vfioctl status' says why)");
+            plan.refusals.push_back({t->addr, "no_iommu_group",
+                                     t->addr.short_str() +
+                                         " is in no IOMMU group: the IOMMU is off or does not cover it "
+                                         "('vfioctl status' says why)"});
+            continue;
+        }
+        if (facts.groups_unreadable) {
+            // The group's other members, a root disk among them, may be hidden.
+            plan.refusals.push_back({t->addr, "unknown_group",
+                                     t->addr.short_str() + "'s IOMMU group members cannot be established: " +
+                                         *facts.groups_unreadable});
             continue;
         }
         if (std::find(plan.groups.begin(), plan.groups.end(), *t->iommu_group) != plan.groups.end()) continue;
@@ -189,7 +203,7 @@ BindPlan plan_bind(const std::vector<const pci::PciDevice*>& targets, const pci:
     for (const auto& a : addrs) {
         const pci::PciDevice* d = inv.find(a);
         if (!d) {
-            plan.refusals.push_back(a.str() + " is in the group but cannot be read");
+            plan.refusals.push_back({a, "unreadable_member", a.str() + " is in the group but cannot be read"});
             continue;
         }
         if (d->bridge) continue; // bridges stay with their drivers
@@ -202,12 +216,13 @@ BindPlan plan_bind(const std::vector<const pci::PciDevice*>& targets, const pci:
         it.already = d->driver == std::optional<std::string>(k_vfio);
         auto role = iommu::role_of(*d, inv, facts);
         for (const auto& c : role.critical) {
-            std::string why = a.short_str() + " is host-critical: " + c;
-            if (util::starts_with(c, "root filesystem")) plan.refusals.push_back(why + " (never moved)");
-            else plan.blockers.push_back(why);
+            std::string why = a.short_str() + " is host-critical: " + c.reason();
+            if (host::force_overrides(c.kind)) plan.blockers.push_back({a, host::critical_kind_id(c.kind), why});
+            else plan.refusals.push_back({a, host::critical_kind_id(c.kind), why + " (never moved, not even with --force)"});
         }
         if (!it.already)
-            for (const auto& u : role.in_use) plan.blockers.push_back(a.short_str() + " is in use: " + u);
+            for (const auto& u : role.in_use)
+                plan.blockers.push_back({a, host::in_use_kind_id(u.kind), a.short_str() + " is in use: " + u.what()});
         plan.items.push_back(std::move(it));
     }
     return plan;

@@ -28,12 +28,23 @@ struct PlanItem {
     bool already = false;               // on vfio-pci already: nothing to do
 };
 
+// Why one device may not move. kind is the id of the critical or in-use
+// kind it comes from (host::critical_kind_id, host::in_use_kind_id), or
+// bind's own: "no_iommu_group", "unreadable_member", "unknown_group".
+struct Obstacle {
+    pci::PciAddress addr;
+    std::string kind;
+    std::string text;                   // for people: "01:00.0 is host-critical: root filesystem (/dev/vda)"
+};
+// The texts of obstacles, in order.
+std::vector<std::string> texts(const std::vector<Obstacle>& obstacles);
+
 // What bind will do, and why it may not.
 struct BindPlan {
     std::vector<PlanItem> items;        // every endpoint of every group involved
     std::vector<int> groups;
-    std::vector<std::string> refusals;  // never overridable (root filesystem, no group, unknown member)
-    std::vector<std::string> blockers;  // overridable with --force (in use, default route, console)
+    std::vector<Obstacle> refusals;     // never overridable (root filesystem known or possible, no group, unknown member)
+    std::vector<Obstacle> blockers;     // overridable with --force (in use, default route known or possible, console)
     bool nothing_to_do() const;
 };
 

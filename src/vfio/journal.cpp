@@ -1,5 +1,7 @@
 #include "vfio/journal.hpp"
 
+#include "pci/address.hpp"
+
 #include <algorithm>
 #include <ctime>
 #include <nlohmann/json.hpp>
@@ -42,6 +44,7 @@ std::optional<std::string> opt_str(const json& j, const char* key) {
 
 Result<Journal> parse_journal(std::string_view text, const std::string& path) {
     Journal j;
+    size_t index = 0;
     try {
         json doc = json::parse(text);
         if (!doc.is_object() || doc.value("format", 0) != 1 || !doc["devices"].is_array())
@@ -49,6 +52,17 @@ Result<Journal> parse_journal(std::string_view text, const std::string& path) {
         for (const auto& d : doc["devices"]) {
             JournalEntry e;
             e.address = d.at("address").get<std::string>();
+            // The address becomes part of sysfs paths: only a full PCI
+            // address ("0000:8a:00.0") may, never "../..".
+            auto a = pci::PciAddress::parse(e.address);
+            if (!a || a->str() != e.address)
+                return Error{"journal entry " + std::to_string(index) + " has '" + e.address +
+                                 "' where a PCI address (0000:8a:00.0) belongs",
+                             host.path(p).string(),
+                             "nothing was changed and the file is kept for inspection; restore drivers by hand, "
+                             "then move the file away",
+                             0};
+            ++index;
             e.group = d.at("group").get<int>();
             e.original_driver = opt_str(d, "original_driver");
             e.original_override = opt_str(d, "original_override");

@@ -72,7 +72,8 @@ TEST(BindPlan, IommuOffIsRefused) {
     FakeKernel k(t);
     auto plan = plan_for(k, fixture::k_seed_gpu);
     ASSERT_EQ(plan.refusals.size(), 1u);
-    EXPECT_NE(plan.refusals[0].find("no IOMMU group"), std::string::npos);
+    EXPECT_EQ(plan.refusals[0].kind, "no_iommu_group");
+    EXPECT_NE(plan.refusals[0].text.find("no IOMMU group"), std::string::npos);
 }
 
 TEST(BindPlan, SharedGroupMovesEveryEndpointButNotTheBridge) {
@@ -90,7 +91,9 @@ TEST(BindPlan, RootFilesystemControllerIsRefusedNeverForced) {
     FakeKernel k(t);
     auto plan = plan_for(k, fixture::k_critical_gpu);
     ASSERT_FALSE(plan.refusals.empty());
-    EXPECT_NE(plan.refusals[0].find("root filesystem"), std::string::npos);
+    EXPECT_EQ(plan.refusals[0].kind, "root_filesystem");
+    EXPECT_EQ(plan.refusals[0].addr.str(), fixture::k_critical_nvme);
+    EXPECT_NE(plan.refusals[0].text.find("root filesystem"), std::string::npos);
 }
 
 TEST(BindPlan, HolderBlocksWithPidAndCommand) {
@@ -99,7 +102,8 @@ TEST(BindPlan, HolderBlocksWithPidAndCommand) {
     FakeKernel k(after);
     auto plan = plan_for(k, fixture::k_seed_gpu);
     ASSERT_FALSE(plan.blockers.empty());
-    EXPECT_NE(plan.blockers[0].find("pid 4242 (nvidia-persistenced)"), std::string::npos) << plan.blockers[0];
+    EXPECT_EQ(plan.blockers[0].kind, "holder_process");
+    EXPECT_NE(plan.blockers[0].text.find("pid 4242 (nvidia-persistenced)"), std::string::npos) << plan.blockers[0].text;
 }
 
 TEST(Bind, BindsVerifiesAndGivesBackExactly) {

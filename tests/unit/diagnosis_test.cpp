@@ -65,6 +65,11 @@ bool contains(const std::vector<std::string>& v, std::string_view needle) {
     return std::any_of(v.begin(), v.end(), [&](const std::string& s) { return s.find(needle) != std::string::npos; });
 }
 
+bool contains(const std::vector<host::DeviceUse>& v, std::string_view needle) {
+    return std::any_of(v.begin(), v.end(),
+                       [&](const host::DeviceUse& u) { return u.what().find(needle) != std::string::npos; });
+}
+
 const iommu::SummaryRow* row(const iommu::Diagnosis& dx, std::string_view feature) {
     for (const auto& r : dx.summary)
         if (r.feature == feature) return &r;
@@ -173,12 +178,13 @@ TEST(Assess, HostCriticalMembersAndUnreadableMembersMakeAGroupNotViable) {
     auto inv = inventory({device("0000:13:00.0", 0x10de, 0x2331, 0x0302, 14, "nvidia"),
                           device("0000:14:00.0", 0x144d, 0xa80a, 0x0108, 14, "nvme")});
     host::SystemFacts f = intel_facts("", true);
-    f.critical.push_back({addr("0000:14:00.0"), "root filesystem (/dev/nvme1n1p2)"});
+    f.critical.push_back({addr("0000:14:00.0"), host::CriticalKind::root_filesystem, "/dev/nvme1n1p2"});
     auto v = iommu::assess(group(14, {"0000:13:00.0", "0000:14:00.0"}), addr("0000:13:00.0"), inv, f);
     EXPECT_FALSE(v.viable);
     ASSERT_EQ(v.critical.size(), 1u);
     EXPECT_EQ(v.critical[0].addr, addr("0000:14:00.0"));
-    EXPECT_NE(v.critical[0].reason.find("root filesystem"), std::string::npos);
+    EXPECT_EQ(v.critical[0].kind, host::CriticalKind::root_filesystem);
+    EXPECT_EQ(v.critical[0].reason(), "root filesystem (/dev/nvme1n1p2)");
 
     auto u = iommu::assess(group(14, {"0000:13:00.0", "0000:99:00.0"}), addr("0000:13:00.0"), inv,
                            intel_facts("", true));
@@ -194,7 +200,8 @@ TEST(Assess, BootVgaIsHostCritical) {
                            intel_facts("", true));
     EXPECT_FALSE(v.viable);
     ASSERT_EQ(v.critical.size(), 1u);
-    EXPECT_NE(v.critical[0].reason.find("boot VGA"), std::string::npos);
+    EXPECT_EQ(v.critical[0].kind, host::CriticalKind::boot_vga);
+    EXPECT_NE(v.critical[0].reason().find("boot VGA"), std::string::npos);
 }
 
 TEST(RoleOf, CompanionsAndHoldersAreAttributedToTheRightDevice) {

@@ -201,8 +201,8 @@ TEST(Fixture, HostFactsReadBackThroughTheHostSeam) {
     EXPECT_EQ(f.holders[0].comm, fixture::k_holder_comm);
     bool root_fs = false, route = false;
     for (const auto& c : f.critical) {
-        root_fs |= c.addr.str() == fixture::k_root_nvme && c.reason.find("root filesystem") != std::string::npos;
-        route |= c.addr.str() == fixture::k_host_nic && c.reason.find("default route via eno1") != std::string::npos;
+        root_fs |= c.addr.str() == fixture::k_root_nvme && c.reason().find("root filesystem") != std::string::npos;
+        route |= c.addr.str() == fixture::k_host_nic && c.reason().find("default route via eno1") != std::string::npos;
     }
     EXPECT_TRUE(root_fs);
     EXPECT_TRUE(route);
@@ -286,7 +286,7 @@ TEST(Fixture, VirtioGuestDiskAndNicAreFoundThroughTheirVirtioDevices) {
 
     auto f = host::read_system(host::Host(t.root()));
     std::map<std::string, std::string> critical;
-    for (const auto& c : f.critical) critical[c.addr.str()] += c.reason;
+    for (const auto& c : f.critical) critical[c.addr.str()] += c.reason();
     EXPECT_EQ(critical["0000:00:02.0"], "root filesystem (/dev/vda)");
     EXPECT_EQ(critical["0000:00:03.0"], "default route via eth0");
     EXPECT_EQ(critical.size(), 2u);

@@ -18,7 +18,7 @@ TEST(NetworkInUse, UpWithAnAddressOnly) {
     auto uses = [&] {
         std::vector<std::string> out;
         for (const auto& u : host::read_system(h, true).in_use)
-            if (u.addr.str() == eno2) out.push_back(u.what);
+            if (u.addr.str() == eno2) out.push_back(u.what());
         return out;
     };
     EXPECT_TRUE(uses().empty()); // down, no address
@@ -33,7 +33,7 @@ TEST(NetworkInUse, UpWithAnAddressOnly) {
     // The default-route NIC (up, 192.0.2.x) is in use as well as critical.
     bool eno1 = false;
     for (const auto& x : host::read_system(h, true).in_use)
-        if (x.addr.str() == fixture::k_host_nic) eno1 = x.what.find("eno1 is up with address 192.0.2.") != std::string::npos;
+        if (x.addr.str() == fixture::k_host_nic) eno1 = x.what().find("eno1 is up with address 192.0.2.") != std::string::npos;
     EXPECT_TRUE(eno1);
 }
 

@@ -43,7 +43,12 @@ TEST_P(Recorded, StatusOnTheSnapshotMatchesTheGuest) {
     for (const char* key : {"platform", "acpi_table", "enabled", "group_count", "default_domain", "units"})
         EXPECT_EQ(outside["iommu"][key], inside["iommu"][key]) << key;
     EXPECT_EQ(outside["kernel"]["cmdline"], inside["kernel"]["cmdline"]);
-    EXPECT_EQ(outside["host_critical"], inside["host_critical"]);
+    // The recording has the fields of its day; fields added since (kind)
+    // are left out of the comparison, every recorded one must match.
+    ASSERT_EQ(outside["host_critical"].size(), inside["host_critical"].size()) << outside["host_critical"];
+    for (size_t i = 0; i < inside["host_critical"].size(); ++i)
+        for (const auto& [key, value] : inside["host_critical"][i].items())
+            EXPECT_EQ(outside["host_critical"][i][key], value) << i << " " << key;
     ASSERT_EQ(outside["gpus"].size(), inside["gpus"].size());
     for (size_t i = 0; i < inside["gpus"].size(); ++i) {
         EXPECT_EQ(outside["gpus"][i]["address"], inside["gpus"][i]["address"]);
