@@ -326,25 +326,6 @@ TEST(BootParams, OneMegabyteCommandLineParses) {
     EXPECT_EQ(g.view().effective.size(), n + 1);
 }
 
-// Linear, not quadratic: 8x the parameters take well under 20x the time
-// (quadratic work would take 64x). The least of three runs of each size
-// keeps a busy machine from deciding the ratio.
-TEST(BootParams, ParsingScalesLinearly) {
-    const size_t n = 12500;
-    const std::string small = many_params(n), big = many_params(8 * n);
-    auto cost = [](const std::string& text) {
-        return best_of_three([&] {
-            ParamSet f("cmdline", {{"/etc/kernel/cmdline", Format::cmdline_file, text}});
-            std::string one = text;
-            for (char& c : one) if (c == '\n') c = ' ';
-            auto g = grub({"GRUB_CMDLINE_LINUX=\"" + one + "\"\n"});
-            ASSERT_GT(f.view().effective.size() + g.view().effective.size() + tokenize(text).size(), 0u);
-        });
-    };
-    const double t_small = cost(small), t_big = cost(big);
-    EXPECT_LT(t_big, 20 * t_small + 0.05) << "small " << t_small << " s, big " << t_big << " s";
-}
-
 // "A=$A$A" doubles a value each line: evaluation stops at a size linear in
 // the file instead of running out of memory, and says it did.
 TEST(BootParams, ExpansionIsBounded) {
