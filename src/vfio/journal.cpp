@@ -58,7 +58,7 @@ Result<Journal> parse_journal(std::string_view text, const std::string& path) {
             if (!a || a->str() != e.address)
                 return Error{"journal entry " + std::to_string(index) + " has '" + e.address +
                                  "' where a PCI address (0000:8a:00.0) belongs",
-                             host.path(p).string(),
+                             path,
                              "nothing was changed and the file is kept for inspection; restore drivers by hand, "
                              "then move the file away",
                              0};
