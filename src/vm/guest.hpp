@@ -138,9 +138,9 @@ std::pair<std::vector<BootPhase>, std::string> boot_phases(const BootMilestones&
 Result<std::string> build_initramfs(const host::Host& host, const RunRequest& req, const std::string& release,
                                     bool virtiofs);
 
-// The kernel command line for a run: console on ttyS0, quiet, panic ends the
-// machine, plus the user's.
-std::string run_append(const std::string& user_append);
+// The kernel command line for a run: console on ttyS0, panic ends the
+// machine, no_timer_check under TCG, plus the user's.
+std::string run_append(const std::string& user_append, bool tcg);
 
 // Boots and runs; streams the command's output to our stdout. Errors are
 // for what stops the boot from starting (QEMU missing, bad kernel, virtiofs

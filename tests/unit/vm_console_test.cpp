@@ -57,7 +57,7 @@ class ConsoleVm : public ::testing::Test {
                               {"dev/console", 020600, {}, 5, 1}});
         runs = (dir.path / "run").string();
         auto s = test::run_vfioctl({"vm", "start", "con", "--kernel", kernel, "--initrd", initrd, "--append",
-                                    "console=ttyS0 rdinit=/bin/sh quiet", "--memory", "256", "--accel", "tcg",
+                                    "console=ttyS0 rdinit=/bin/sh quiet no_timer_check", "--memory", "256", "--accel", "tcg",
                                     "--run-dir", runs});
         ASSERT_EQ(s.exit_code, 0) << s.err;
         started = true;
