@@ -22,9 +22,11 @@ expect_driver "$nic" e1000e
 journal="$(journal_file)"
 initial="$(device_state "$nic")"
 
-# The files a bind or an unbind changes.
+# The files a bind or an unbind changes. The journal's directory too: the
+# journal is renamed into place with renameat() relative to that directory,
+# and strace matches such a call only by its directory descriptor.
 paths=(
-    -P "$journal" -P "$(dirname "$journal")/.journal.json.tmp"
+    -P "$journal" -P "$(dirname "$journal")/.journal.json.tmp" -P "$(dirname "$journal")"
     -P "/sys/bus/pci/devices/$nic/driver_override" -P /sys/bus/pci/drivers_probe
     -P /sys/bus/pci/drivers/e1000e/unbind -P /sys/bus/pci/drivers/e1000e/bind
     -P /sys/bus/pci/drivers/vfio-pci/unbind -P /sys/bus/pci/drivers/vfio-pci/bind
