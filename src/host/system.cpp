@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <arpa/inet.h>
+#include <cctype>
 #include <fcntl.h>
 #include <ifaddrs.h>
 #include <map>
@@ -68,36 +69,13 @@ void net_owners(const Host& host, const std::string& iface, std::set<pci::PciAdd
 // when /proc/net/route cannot be read or is not a routing table: then
 // nothing here says which interface carries the default route.
 std::vector<std::string> default_route_ifaces(const Host& host, std::optional<std::string>& problem) {
-    std::set<std::string> ifaces;
-    if (auto r = host.read("/proc/net/route")) {
-        // A kernel with no IPv4 main table (no address ever configured)
-        // prints nothing at all, not even the header (fib_route_seq_start
-        // returns NULL): an empty file is "no IPv4 routes", a fact.
-        auto lines = util::split(*r, '\n');
-        auto head = lines.empty() ? std::vector<std::string>{} : util::split_ws(lines[0]);
-        if (!r->empty() && (head.size() < 8 || head[0] != "Iface" || head[1] != "Destination"))
-            problem = "/proc/net/route has no routing table header";
-        for (size_t i = 1; i < lines.size() && !problem; ++i) {
-            auto f = util::split_ws(lines[i]);
-            if (f.empty()) continue;
-            if (f.size() < 8 || f[1].size() != 8 || f[7].size() != 8 || !util::parse_hex(f[1]) ||
-                !util::parse_hex(f[7])) {
-                problem = "line " + std::to_string(i + 1) + " of /proc/net/route is not a route";
-                break;
-            }
-            if (f[1] == "00000000" && f[7] == "00000000") ifaces.insert(f[0]);
-        }
-    } else {
-        problem = "cannot read /proc/net/route (" + r.error().describe() + ")";
-    }
-    if (auto r = host.read("/proc/net/ipv6_route")) {
-        for (const auto& line : util::split(*r, '\n')) {
-            auto f = util::split_ws(line);
-            if (f.size() >= 10 && f[0] == std::string(32, '0') && f[1] == "00" && f[9] != "lo")
-                ifaces.insert(f[9]);
-        }
-    }
-    return {ifaces.begin(), ifaces.end()};
+    auto v4 = host.read("/proc/net/route");
+    auto v6 = host.read("/proc/net/ipv6_route");
+    DefaultRoutes r = parse_default_routes(v4 ? std::string_view(*v4) : std::string_view(),
+                                           v6 ? std::string_view(*v6) : std::string_view());
+    problem = r.problem;
+    if (!v4) problem = "cannot read /proc/net/route (" + v4.error().describe() + ")";
+    return r.ifaces;
 }
 
 // "\040" style escapes in mountinfo fields.
@@ -143,18 +121,39 @@ std::vector<MountRec> parse_mountinfo(std::string_view text) {
     return out;
 }
 
-std::vector<std::string> parse_default_routes(std::string_view route, std::string_view ipv6_route) {
+DefaultRoutes parse_default_routes(std::string_view route, std::string_view ipv6_route) {
+    DefaultRoutes out;
     std::set<std::string> ifaces;
+    // A kernel with no IPv4 main table (no address ever configured)
+    // prints nothing at all, not even the header (fib_route_seq_start
+    // returns NULL): an empty file is "no IPv4 routes", a fact.
     auto lines = util::split(route, '\n');
-    for (size_t i = 1; i < lines.size(); ++i) {
+    auto head = lines.empty() ? std::vector<std::string>{} : util::split_ws(lines[0]);
+    if (!route.empty() && (head.size() < 8 || head[0] != "Iface" || head[1] != "Destination"))
+        out.problem = "/proc/net/route has no routing table header";
+    for (size_t i = 1; i < lines.size() && !out.problem; ++i) {
         auto f = util::split_ws(lines[i]);
-        if (f.size() >= 8 && f[1] == "00000000" && f[7] == "00000000") ifaces.insert(f[0]);
+        if (f.empty()) continue;
+        if (f.size() < 8 || f[1].size() != 8 || f[7].size() != 8 || !util::parse_hex(f[1]) ||
+            !util::parse_hex(f[7])) {
+            out.problem = "line " + std::to_string(i + 1) + " of /proc/net/route is not a route";
+            break;
+        }
+        if (f[1] == "00000000" && f[7] == "00000000") ifaces.insert(f[0]);
     }
-    for (const auto& line : util::split(ipv6_route, '\n')) {
-        auto f = util::split_ws(line);
-        if (f.size() >= 10 && f[0] == std::string(32, '0') && f[1] == "00" && f[9] != "lo") ifaces.insert(f[9]);
+    auto v6 = util::split(ipv6_route, '\n');
+    for (size_t i = 0; i < v6.size() && !out.problem; ++i) {
+        auto f = util::split_ws(v6[i]);
+        if (f.empty()) continue;
+        if (f.size() < 10 || f[0].size() != 32 ||
+            !std::all_of(f[0].begin(), f[0].end(), [](unsigned char c) { return std::isxdigit(c) != 0; })) {
+            out.problem = "line " + std::to_string(i + 1) + " of /proc/net/ipv6_route is not a route";
+            break;
+        }
+        if (f[0] == std::string(32, '0') && f[1] == "00" && f[9] != "lo") ifaces.insert(f[9]);
     }
-    return {ifaces.begin(), ifaces.end()};
+    out.ifaces.assign(ifaces.begin(), ifaces.end());
+    return out;
 }
 
 namespace {

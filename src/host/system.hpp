@@ -134,9 +134,17 @@ struct MountRec {
 // Pure: the mounts in mountinfo text; lines it cannot read are skipped.
 std::vector<MountRec> parse_mountinfo(std::string_view text);
 
-// Pure: the interfaces with a default route, from /proc/net/route and
-// /proc/net/ipv6_route text; lines it cannot read are skipped.
-std::vector<std::string> parse_default_routes(std::string_view route, std::string_view ipv6_route);
+// The interfaces with a default route, and, in words, why /proc/net/route
+// says nothing sure about them (no routing table header, a line that is not
+// a route): then every network controller may carry the default route.
+struct DefaultRoutes {
+    std::vector<std::string> ifaces;
+    std::optional<std::string> problem;
+};
+// Pure: the default routes in /proc/net/route and /proc/net/ipv6_route text
+// (an empty IPv4 table is a kernel with no IPv4 routes; a line of either
+// that is not a route makes the answer unknown).
+DefaultRoutes parse_default_routes(std::string_view route, std::string_view ipv6_route);
 
 // The vfio modules vfioctl needs, in load order.
 const std::vector<std::string>& vfio_module_names();
