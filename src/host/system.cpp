@@ -358,6 +358,20 @@ std::vector<pci::PciAddress> devices_of_class(const Host& host, unsigned base_cl
     return out;
 }
 
+// Every PCI function that may hold the root filesystem when mountinfo
+// cannot say which does: storage controllers (base class 01), the devices
+// behind every block device (a USB bridge, a virtio block device: class 00
+// or 0c), and the devices behind every virtio filesystem tag (virtio-9p is
+// class 0002, not storage).
+std::vector<pci::PciAddress> possible_root_holders(const Host& host) {
+    std::set<pci::PciAddress> out;
+    for (const auto& a : devices_of_class(host, 0x01)) out.insert(a);
+    if (auto blocks = host.list("/sys/class/block"))
+        for (const auto& b : *blocks) block_owners(host, "/sys/class/block/" + b, out);
+    for (const auto& tag : virtio_tags(host)) tag_owners(host, tag, out);
+    return {out.begin(), out.end()};
+}
+
 // Whether the IOMMU groups the kernel publishes can be read whole: the
 // directory, when it exists, can be listed, and every device's iommu_group
 // entry, when there is one, is a readable link.
@@ -609,8 +623,10 @@ SystemFacts read_system(const Host& host, bool devices_only) {
     if (auto why = read_mounts(host, f)) {
         // Any storage controller may hold /: each is refused, never forced.
         f.root_unknown = *why;
-        f.warnings.push_back(*why + ": every storage controller is treated as holding the root filesystem");
-        for (const auto& a : devices_of_class(host, 0x01)) f.critical.push_back({a, CriticalKind::unknown_root, *why});
+        f.warnings.push_back(*why +
+                             ": every storage controller, block device and virtio filesystem is treated as holding "
+                             "the root filesystem");
+        for (const auto& a : possible_root_holders(host)) f.critical.push_back({a, CriticalKind::unknown_root, *why});
     }
     if (auto why = read_network(host, f)) {
         f.route_unknown = *why;

@@ -109,7 +109,8 @@ struct SystemFacts {
     std::vector<CriticalUse> critical;
     std::vector<DeviceUse> in_use;
     // Set, in words, when a safety fact could not be established: where /
-    // lives (then every storage controller is critical as unknown_root),
+    // lives (then every storage controller, block device and virtio
+    // filesystem is critical as unknown_root),
     // which interface has the default route (every network controller is
     // unknown_route), or which devices share an IOMMU group.
     std::optional<std::string> root_unknown;

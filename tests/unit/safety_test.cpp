@@ -17,6 +17,7 @@
 #include <fstream>
 #include <gtest/gtest.h>
 #include <map>
+#include <set>
 #include <sstream>
 
 using namespace vfioctl;
@@ -230,6 +231,52 @@ TEST(SafetyUnknownRoot, OnlyStorageControllersAreAffected) {
     EXPECT_EQ(unknown, storage);
     auto o = test::run_on(t, {"--json", "bind", "--dry-run", fixture::k_seed_gpu});
     EXPECT_EQ(o.exit_code, 0) << o.out << o.err;
+}
+
+// A guest's root on virtio-9p (class 0002, not storage) or on a virtio
+// block disk: with mountinfo gone, the devices behind every virtio
+// filesystem tag and every block device are refused too, --force included.
+// (L1 of the e2e harness is such a host: its root is an overlay over 9p.)
+TEST(SafetyUnknownRoot, VirtioFilesystemsAndBlockDevicesToo) {
+    HostTree t = fixture::seed_after();
+    Sentinel sentinel(t);
+    const std::string p9 = "0000:00:04.0", blk = "0000:00:05.0";
+    fixture::DeviceSpec d;
+    d.addr = p9;
+    d.vendor = 0x1af4;
+    d.device = 0x1009;
+    d.class_code = 0x000200; // what QEMU gives virtio-9p-pci: not storage
+    d.driver = "virtio-pci";
+    const std::string dir = t.add_device(d);
+    t.write(dir + "/virtio7/device", "0x0009\n");
+    t.write(dir + "/virtio7/mount_tag", std::string("hostroot\0", 9));
+    t.symlink("/sys/bus/virtio/devices/virtio7", HostTree::relative_link("/sys/bus/virtio/devices/virtio7", dir + "/virtio7"));
+    d.addr = blk;
+    d.device = 0x1001;
+    d.class_code = 0x000000; // a legacy virtio block device as some hosts report it
+    t.add_device(d);
+    t.add_virtio_disk(blk, 8, "vdb");
+    t.remove("/proc/self/mountinfo");
+
+    host::Host h(t.root());
+    auto f = host::read_system(h, true);
+    std::set<std::string> unknown;
+    for (const auto& c : f.critical)
+        if (c.kind == host::CriticalKind::unknown_root) unknown.insert(c.addr.str());
+    EXPECT_TRUE(unknown.count(p9)) << "the virtio-9p device may hold /";
+    EXPECT_TRUE(unknown.count(blk)) << "the virtio block device may hold /";
+    EXPECT_TRUE(unknown.count(fixture::k_root_nvme));
+    for (const std::string& a : {p9, blk}) {
+        const std::string override_file = "/sys/bus/pci/devices/" + a + "/driver_override";
+        const std::string before = t.read(override_file);
+        auto o = test::run_on(t, {"--json", "bind", "--force", a});
+        EXPECT_EQ(o.exit_code, 1) << a << ": " << o.out << o.err;
+        auto j = test::json_of(o);
+        EXPECT_EQ(j["changed"], false) << o.out;
+        EXPECT_EQ(kinds_for(j["refused"], a), std::vector<std::string>{"unknown_root"}) << o.out;
+        EXPECT_EQ(t.read(override_file), before);
+    }
+    EXPECT_EQ(sentinel.snapshot(), sentinel.before);
 }
 
 // Kept: an overlay whose lower layer is a traced mount names that device as
