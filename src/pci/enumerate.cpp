@@ -23,7 +23,7 @@ thread_local std::jmp_buf* t_jump = nullptr;
 thread_local std::string t_last_error;
 thread_local std::vector<std::string>* t_warnings = nullptr;
 
-void on_error(char* fmt, ...) {
+[[noreturn]] void on_error(char* fmt, ...) {
     char buf[512];
     va_list ap;
     va_start(ap, fmt);
