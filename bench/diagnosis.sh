@@ -4,6 +4,7 @@
 # 10,000 functions), measured by hyperfine in one run. Prints a Markdown
 # table of mean times and ratios; docs/bench.md records the results.
 #   bench/diagnosis.sh [BUILD_DIR]
+#   HOSTS='dgx synthetic-10000' bench/diagnosis.sh   some hosts only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
@@ -14,7 +15,7 @@ for tool in hyperfine lspci python3 "$vfioctl" "$mkhost"; do
 done
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-hosts=(dgx synthetic-1000 synthetic-2500 synthetic-5000 synthetic-10000)
+read -r -a hosts <<<"${HOSTS:-dgx synthetic-1000 synthetic-2500 synthetic-5000 synthetic-10000}"
 for h in "${hosts[@]}"; do
   "$mkhost" "$h" "$work/$h"
 done

@@ -319,6 +319,14 @@ std::optional<std::string> Dir::attr(const char* name) const {
     return std::string(util::trim(std::string_view(buf, static_cast<size_t>(n))));
 }
 
+Result<std::string> Dir::read_link(const char* name) const {
+    char buf[4096];
+    ssize_t n = ::readlinkat(m_fd, name, buf, sizeof buf);
+    if (n < 0) return system_error("cannot read link", m_path + "/" + name);
+    if (static_cast<size_t>(n) == sizeof buf) return Error{"link target too long", m_path + "/" + name, {}, 0};
+    return std::string(buf, static_cast<size_t>(n));
+}
+
 std::optional<std::string> Dir::link_name(const char* name) const {
     char buf[4096];
     ssize_t n = ::readlinkat(m_fd, name, buf, sizeof buf);

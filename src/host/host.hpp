@@ -38,6 +38,10 @@ class Dir {
     std::optional<std::string> attr(const char* name) const;
     // The last component of a link's target; nullopt when no link.
     std::optional<std::string> link_name(const char* name) const;
+    // A link's whole target, as written (name is one component: nothing
+    // is resolved); an error with errno ENOENT when there is no entry,
+    // EINVAL when the entry is no link.
+    Result<std::string> read_link(const char* name) const;
 
   private:
     friend class Host;

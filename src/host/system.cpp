@@ -372,21 +372,15 @@ std::vector<pci::PciAddress> possible_root_holders(const Host& host) {
     return {out.begin(), out.end()};
 }
 
-// Whether the IOMMU groups the kernel publishes can be read whole: the
-// directory, when it exists, can be listed, and every device's iommu_group
-// entry, when there is one, is a readable link.
+// Whether the IOMMU groups directory the kernel publishes, when it exists,
+// can be listed. (Each device's own iommu_group link is read by the PCI
+// enumeration, which sets PciDevice::iommu_group_problem.)
 std::optional<std::string> groups_problem(const Host& host) {
     const std::string dir = "/sys/kernel/iommu_groups";
     if (host.exists(dir) || host.is_link(dir)) {
         auto names = host.list(dir);
         if (!names) return "cannot list " + dir + " (" + names.error().describe() + ")";
     }
-    if (auto devs = host.list("/sys/bus/pci/devices"))
-        for (const auto& d : *devs) {
-            const std::string link = "/sys/bus/pci/devices/" + d + "/iommu_group";
-            if (!host.exists(link) && !host.is_link(link)) continue;
-            if (auto t = host.read_link(link); !t) return "cannot read " + link + " (" + t.error().describe() + ")";
-        }
     return std::nullopt;
 }
 

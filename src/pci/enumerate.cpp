@@ -162,7 +162,7 @@ void check_identity(const host::Host& host, const uint8_t* header, bool config_o
     }
 }
 
-void read_host_side(const host::Host& host, PciDevice& d, std::vector<std::string>& warnings) {
+void read_host_side(const host::Host& host, const host::Dir* bus, PciDevice& d, std::vector<std::string>& warnings) {
     const std::string base = "/sys/bus/pci/devices/" + d.addr.str();
     auto dir = host.open_dir(base);
     if (!dir) {
@@ -170,12 +170,17 @@ void read_host_side(const host::Host& host, PciDevice& d, std::vector<std::strin
         return;
     }
     d.driver = dir->link_name("driver");
-    if (auto g = dir->link_name("iommu_group")) {
-        if (auto n = util::parse_dec(*g)) {
+    // No entry is no group (the IOMMU is off); an entry that is no
+    // readable link is a group that cannot be read.
+    if (auto t = dir->read_link("iommu_group")) {
+        const std::string g = t->substr(t->rfind('/') + 1);
+        if (auto n = util::parse_dec(g)) {
             d.iommu_group = static_cast<int>(*n);
         } else {
-            warnings.push_back(d.addr.str() + ": iommu_group link names '" + *g + "', not a number");
+            warnings.push_back(d.addr.str() + ": iommu_group link names '" + g + "', not a number");
         }
+    } else if (t.error().errnum != ENOENT) {
+        d.iommu_group_problem = "cannot read " + base + "/iommu_group (" + t.error().describe() + ")";
     }
     // An override matters on devices that vfio-pci holds or that wait unbound.
     const bool override_matters = !d.driver || *d.driver == "vfio-pci";
@@ -193,7 +198,7 @@ void read_host_side(const host::Host& host, PciDevice& d, std::vector<std::strin
                     d.drm_nodes.push_back(n);
     // The bus link is relative ("../../../devices/pci0000:00/..."): resolving
     // it lexically needs no filesystem walk.
-    if (auto t = host.read_link(base)) {
+    if (auto t = bus ? bus->read_link(d.addr.str().c_str()) : host.read_link(base)) {
         d.sysfs_path = (std::filesystem::path("/sys/bus/pci/devices") / *t).lexically_normal().string();
         d.parent = parent_from_path(d.sysfs_path);
     }
@@ -376,7 +381,9 @@ Result<Inventory> enumerate(const host::Host& host) {
 
     std::sort(inv.devices.begin(), inv.devices.end(),
               [](const PciDevice& a, const PciDevice& b) { return a.addr < b.addr; });
-    for (auto& d : inv.devices) read_host_side(host, d, inv.warnings);
+    // One open bus directory for every device's link (not a walk per device).
+    auto bus = host.open_dir("/sys/bus/pci/devices");
+    for (auto& d : inv.devices) read_host_side(host, bus ? &*bus : nullptr, d, inv.warnings);
     return inv;
 }
 
