@@ -23,7 +23,9 @@ thread_local std::jmp_buf* t_jump = nullptr;
 thread_local std::string t_last_error;
 thread_local std::vector<std::string>* t_warnings = nullptr;
 
-[[noreturn]] void on_error(char* fmt, ...) {
+// libpci declares its error hook noreturn as a GNU attribute, part of the
+// pointer's type for clang ([[noreturn]] is not).
+__attribute__((noreturn)) void on_error(char* fmt, ...) {
     char buf[512];
     va_list ap;
     va_start(ap, fmt);
