@@ -8,7 +8,6 @@
 #include "boot/shell.hpp"
 #include "boot_test_helpers.hpp"
 
-#include <chrono>
 
 #include <gtest/gtest.h>
 
@@ -272,17 +271,6 @@ std::string many_params(size_t n) {
         s += (i % 1000 == 999) ? '\n' : ' ';
     }
     return s;
-}
-
-// The seconds f takes, the least of three runs.
-template <class F> double best_of_three(F f) {
-    double best = 1e9;
-    for (int k = 0; k < 3; ++k) {
-        auto t0 = std::chrono::steady_clock::now();
-        f();
-        best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-    }
-    return best;
 }
 
 } // namespace
