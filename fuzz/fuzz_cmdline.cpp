@@ -10,11 +10,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::string_view text = fuzz_text(data, size);
     interpret(tokenize(text));
     ParamSet s("cmdline", {{"/etc/kernel/cmdline", Format::cmdline_file, std::string(text)}});
-    auto v = s.view();
-    if (!v.effective.empty()) {
-        (void)s.replace(v.effective.front(), "intel_iommu=on");
-        (void)s.remove(s.view().effective.back());
-    }
-    (void)s.append("iommu=pt");
+    edit_params(s);
     return 0;
 }

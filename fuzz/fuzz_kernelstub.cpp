@@ -7,11 +7,6 @@ using namespace vfioctl::boot;
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     ParamSet s("kernelstub", {{"/etc/kernelstub/configuration", Format::kernelstub_json,
                                std::string(fuzz_text(data, size))}});
-    auto v = s.view();
-    if (!v.effective.empty()) {
-        (void)s.replace(v.effective.front(), "intel_iommu=on");
-        (void)s.remove(s.view().effective.back());
-    }
-    (void)s.append("iommu=pt");
+    edit_params(s);
     return 0;
 }

@@ -187,6 +187,18 @@ json_eval() {
     python3 "$E2E_LIB/jsoncheck.py" eval "$@"
 }
 
+# tag_device TAG: the PCI address of the virtio-9p device with mount tag TAG.
+tag_device() {
+    local v
+    for v in /sys/bus/virtio/devices/*; do
+        # The kernel ends the attribute with a NUL byte.
+        if [ "$(tr -d '\0' <"$v/mount_tag" 2>/dev/null)" = "$1" ]; then
+            basename "$(dirname "$(readlink -f "$v")")"
+            return 0
+        fi
+    done
+}
+
 # pci_find VENDOR DEVICE: prints the addresses of the PCI devices with that
 # ID, e.g. pci_find 8086 10d3.
 pci_find() {

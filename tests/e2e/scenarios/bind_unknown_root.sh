@@ -14,18 +14,6 @@
 # e2e-requires: python3 unshare mount
 . "$E2E_LIB/scenario.sh"
 
-# tag_device TAG: the PCI address of the virtio-9p device with mount tag TAG.
-tag_device() {
-    local v
-    for v in /sys/bus/virtio/devices/*; do
-        # The kernel ends the attribute with a NUL byte.
-        if [ "$(tr -d '\0' <"$v/mount_tag" 2>/dev/null)" = "$1" ]; then
-            basename "$(dirname "$(readlink -f "$v")")"
-            return 0
-        fi
-    done
-}
-
 # hidden_mountinfo FILE CMD...: runs CMD in a private mount namespace where
 # its own /proc/self/mountinfo shows FILE. The shell bind-mounts FILE over
 # /proc/<its pid>/mountinfo and then execs CMD, which keeps the pid.
