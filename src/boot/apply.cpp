@@ -3,23 +3,13 @@
 #include "host/files.hpp"
 #include "util/fault.hpp"
 #include "util/strings.hpp"
+#include "util/time.hpp"
 
 #include <algorithm>
-#include <ctime>
 
 namespace vfioctl::boot {
 
 namespace {
-
-// The time now as ISO 8601, UTC.
-std::string iso_time() {
-    std::time_t t = std::time(nullptr);
-    std::tm tm{};
-    ::gmtime_r(&t, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
-}
 
 // The last n characters of s.
 std::string tail(const std::string& s, size_t n) { return s.size() <= n ? s : "..." + s.substr(s.size() - n); }
@@ -49,14 +39,7 @@ void mark(const host::Host& h, const std::string& state_dir, Journal& j, const s
 
 Result<host::RunOutput> HostRunner::run(const std::vector<std::string>& argv) { return m_host.run(argv, m_timeout_ms); }
 
-std::string now_stamp() {
-    std::time_t t = std::time(nullptr);
-    std::tm tm{};
-    ::gmtime_r(&t, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", &tm);
-    return buf;
-}
+std::string now_stamp() { return util::utc_now("%Y%m%d-%H%M%S"); }
 
 Result<ApplyResult> apply_plan(const host::Host& h, const BootSetup& setup, const Plan& plan,
                                const std::string& action, const ApplyOptions& opt, const std::string& reverts) {
@@ -113,7 +96,7 @@ Result<ApplyResult> apply_plan(const host::Host& h, const BootSetup& setup, cons
     Operation op;
     op.id = id;
     op.action = action;
-    op.time = iso_time();
+    op.time = util::utc_now();
     op.loader = loader_id(setup.loader);
     op.state = "pending";
     op.reverts = reverts;

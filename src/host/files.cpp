@@ -1,5 +1,6 @@
 #include "host/files.hpp"
 
+#include "host/atomic_file.hpp"
 #include "util/fault.hpp"
 
 #include <cerrno>
@@ -38,19 +39,6 @@ Error fail(std::string message, const std::string& host_path, int e) {
     Error err = system_error(std::move(message), host_path, e);
     err.hint = write_hint(e, dir_of(host_path));
     return err;
-}
-
-// Writes all of data to fd; errno on failure.
-int write_all(int fd, std::string_view data) {
-    size_t done = 0;
-    while (done < data.size()) {
-        ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return errno;
-        if (n == 0) return EIO;
-        done += static_cast<size_t>(n);
-    }
-    return 0;
 }
 
 // Copies extended attributes (SELinux label, ACL) from src to dst, as far as
@@ -109,9 +97,6 @@ void remove_stale_temps(const Host& h, const std::string& dir, const std::string
         if (n.compare(0, a.size(), a) == 0 || n.compare(0, b.size(), b) == 0)
             ::unlink(h.path(dir + "/" + n).c_str());
 }
-
-// A fault point's name.
-std::string point(std::string_view prefix, const char* step) { return std::string(prefix) + "." + step; }
 
 } // namespace
 
@@ -279,45 +264,31 @@ Status replace_file(const Host& h, std::string_view p, std::string_view data, st
     }
     const std::string dir = dir_of(real);
     remove_stale_temps(h, dir, base_of(real));
-    const std::string tmp_host = dir + "/." + base_of(real) + ".vfioctl-tmp" + std::to_string(::getpid());
-    const std::string tmp = h.path(tmp_host).string();
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) {
+    // The directory opened inside the root; the write is relative to it.
+    const int dfd = h.open(dir, O_RDONLY | O_DIRECTORY);
+    if (dfd < 0) {
         int e = errno;
         if (orig >= 0) ::close(orig);
         return fail("cannot create a temporary file in", dir, e);
     }
-    auto abandon = [&](const std::string& what, const std::string& where, int e) {
-        ::close(fd);
-        ::unlink(tmp.c_str());
-        if (orig >= 0) ::close(orig);
-        return fail(what, where, e);
+    AtomicWrite how;
+    how.mode = 0600; // until prepare gives it the file's own
+    how.fault_prefix = std::string(prefix);
+    how.prepare = [&](int fd) -> Status {
+        int e = orig >= 0 ? keep_owner_mode(fd, st.st_uid, st.st_gid, st.st_mode & 07777)
+                          : keep_owner_mode(fd, ::geteuid(), ::getegid(), mode);
+        if (e != 0) return system_error("cannot keep owner and mode for", real, e);
+        if (orig >= 0) copy_xattrs(orig, fd);
+        return {};
     };
-    util::fault_point(point(prefix, "temp.created"));
-    if (int e = write_all(fd, data); e != 0) return abandon("cannot write", real, e);
-    util::fault_point(point(prefix, "temp.written"));
-    int e = orig >= 0 ? keep_owner_mode(fd, st.st_uid, st.st_gid, st.st_mode & 07777)
-                      : keep_owner_mode(fd, ::geteuid(), ::getegid(), mode);
-    if (e != 0) return abandon("cannot keep owner and mode for", real, e);
-    if (orig >= 0) copy_xattrs(orig, fd);
-    if (::fsync(fd) != 0) return abandon("cannot sync", real, errno);
-    util::fault_point(point(prefix, "temp.synced"));
-    if (::close(fd) != 0) {
-        e = errno;
-        ::unlink(tmp.c_str());
-        if (orig >= 0) ::close(orig);
-        return fail("cannot write", real, e);
-    }
+    Status done = write_file_atomic(dfd, base_of(real), data, real, how);
+    ::close(dfd);
     if (orig >= 0) ::close(orig);
-    const std::string full = h.path(real).string();
-    if (::rename(tmp.c_str(), full.c_str()) != 0) {
-        e = errno;
-        ::unlink(tmp.c_str());
-        return fail("cannot replace", real, e);
+    if (!done) {
+        Error err = done.error();
+        err.hint = write_hint(err.errnum, dir);
+        return err;
     }
-    util::fault_point(point(prefix, "renamed"));
-    if (int de = sync_dir(h.path(dir).string()); de != 0) return fail("cannot sync directory", dir, de);
-    util::fault_point(point(prefix, "dir.synced"));
     return {};
 }
 

@@ -1,5 +1,6 @@
 #include "host/host.hpp"
 
+#include "host/atomic_file.hpp"
 #include "util/strings.hpp"
 
 #include <algorithm>
@@ -710,42 +711,15 @@ Status Host::make_dirs(std::string_view p) const {
 Status Host::write_atomic(std::string_view p, std::string_view data, unsigned mode) const {
     const fs::path full = path(p);
     const std::string name = full.filename().string();
-    const std::string tmp_name = "." + name + ".tmp";
-    const std::string tmp = (full.parent_path() / tmp_name).string();
+    // The directory is opened inside the root; the rest is relative to it.
     int dfd = open(split_last(p).first, O_RDONLY | O_DIRECTORY);
-    if (dfd < 0) return system_error("cannot create", tmp);
-    int fd = ::openat(dfd, tmp_name.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
-    if (fd < 0) {
-        int e = errno;
-        ::close(dfd);
-        return system_error("cannot create", tmp, e);
-    }
-    auto fail = [&](const char* what, const std::string& where, int e) {
-        ::unlinkat(dfd, tmp_name.c_str(), 0);
-        ::close(dfd);
-        return system_error(what, where, e);
-    };
-    size_t done = 0;
-    while (done < data.size()) {
-        ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) {
-            int e = errno;
-            ::close(fd);
-            return fail("cannot write", tmp, e);
-        }
-        done += static_cast<size_t>(n);
-    }
-    if (::fsync(fd) != 0) {
-        int e = errno;
-        ::close(fd);
-        return fail("cannot sync", tmp, e);
-    }
-    ::close(fd);
-    if (::renameat(dfd, tmp_name.c_str(), dfd, name.c_str()) != 0) return fail("cannot rename into place", full.string(), errno);
-    ::fsync(dfd);
+    if (dfd < 0)
+        return system_error("cannot create a temporary file in", full.parent_path().string());
+    // A fixed temporary name: bind_killpoints.sh (e2e) traces it by path.
+    Status st = write_file_atomic(dfd, name, data, full.string(),
+                                  {.temp_name = "." + name + ".tmp", .mode = mode});
     ::close(dfd);
-    return {};
+    return st;
 }
 
 Status Host::remove(std::string_view p) const {

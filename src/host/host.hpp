@@ -125,7 +125,7 @@ class Host {
 
     // State files (journal, backups) under the root: creates directories,
     // writes a whole file atomically (temp, fsync, rename, fsync of the
-    // directory) with the given mode.
+    // directory: host/atomic_file.hpp) with the given mode.
     Status make_dirs(std::string_view p) const;
     Status write_atomic(std::string_view p, std::string_view data, unsigned mode = 0644) const;
     Status remove(std::string_view p) const;

@@ -2,6 +2,7 @@
 
 #include "util/fault.hpp"
 #include "util/strings.hpp"
+#include "util/time.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -73,7 +74,7 @@ Result<DeviceChange> bind_one(const host::Host& host, Journal& journal, const Pl
     if (auto o = host.attr(base + "/driver_override"); o && *o != "(null)" && !o->empty())
         e.original_override = *o;
     e.phase = "binding";
-    e.since = utc_now();
+    e.since = util::utc_now();
     journal.erase(addr);
     journal.entries.push_back(e);
     if (auto st = save_journal(host, opt.state_dir, journal); !st) {

@@ -3,7 +3,6 @@
 #include "pci/address.hpp"
 
 #include <algorithm>
-#include <ctime>
 #include <nlohmann/json.hpp>
 
 namespace vfioctl::vfio {
@@ -24,15 +23,6 @@ void Journal::erase(const std::string& address) {
 
 std::string journal_path(const std::string& state_dir) { return state_dir + "/journal.json"; }
 std::string lock_path(const std::string& state_dir) { return state_dir + "/lock"; }
-
-std::string utc_now() {
-    std::time_t t = std::time(nullptr);
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
-}
 
 namespace {
 json opt(const std::optional<std::string>& s) { return s ? json(*s) : json(nullptr); }

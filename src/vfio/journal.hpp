@@ -41,7 +41,4 @@ Result<Journal> load_journal(const host::Host& host, const std::string& state_di
 // Writes it atomically and durably; an empty journal removes the file.
 Status save_journal(const host::Host& host, const std::string& state_dir, const Journal& j);
 
-// The current UTC time as "2026-11-25T17:00:00Z".
-std::string utc_now();
-
 } // namespace vfioctl::vfio

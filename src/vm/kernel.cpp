@@ -1,5 +1,7 @@
 #include "vm/kernel.hpp"
 
+#include "host/atomic_file.hpp"
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -143,17 +145,6 @@ Result<std::string> ungzip(std::string_view data, size_t max) {
 
 std::string hex64(uint64_t v) {
     return fmt::format("{:016x}", v);
-}
-
-Status write_all(int fd, std::string_view data, const std::string& path) {
-    size_t off = 0;
-    while (off < data.size()) {
-        ssize_t n = ::write(fd, data.data() + off, data.size() - off);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return system_error("cannot write", path);
-        off += static_cast<size_t>(n);
-    }
-    return {};
 }
 
 Status make_dirs(const std::string& dir) {
@@ -356,17 +347,11 @@ Result<Unpacked> unpack_kernel(const std::string& path, std::string_view release
                      0};
 
     if (auto s = make_dirs(cache_dir); !s) return s.error();
-    const std::string tmp = target + ".tmp." + std::to_string(::getpid());
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return system_error("cannot write", tmp);
-    Status w = write_all(fd, *elf, tmp);
-    if (w && ::fsync(fd) != 0) w = system_error("cannot sync", tmp);
-    ::close(fd);
-    if (w && ::rename(tmp.c_str(), target.c_str()) != 0) w = system_error("cannot rename", tmp);
-    if (!w) {
-        ::unlink(tmp.c_str());
-        return w.error();
-    }
+    // The temporary file is a vmlinux-* too: prune removes one a killed run left.
+    if (auto s = host::write_file_atomic(target, *elf,
+                                         {.temp_name = name + ".tmp." + std::to_string(::getpid())});
+        !s)
+        return s.error();
     prune(cache_dir, 4);
     return Unpacked{target, false};
 }

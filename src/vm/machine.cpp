@@ -1,8 +1,9 @@
 #include "vm/machine.hpp"
 
+#include "host/atomic_file.hpp"
+
 #include <algorithm>
 #include <cstdlib>
-#include <fcntl.h>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -57,14 +58,13 @@ Status write_record(const std::string& dir, const VmRecord& r) {
                         {"ssh_port", r.ssh_port ? nlohmann::json(*r.ssh_port) : nlohmann::json(nullptr)},
                         {"devices", r.devices}, {"device_ids", r.device_ids},
                         {"argv", r.argv},       {"profile", r.profile}};
-    const std::string path = dir + "/vm.json", tmp = path + ".tmp";
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) return system_error("cannot write the VM record", tmp);
     const std::string text = j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
-    bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-    ok = ::fsync(fd) == 0 && ok;
-    ::close(fd);
-    if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) return system_error("cannot write the VM record", path);
+    Status st = host::write_file_atomic(dir + "/vm.json", text, {.mode = 0600});
+    if (!st) {
+        Error e = st.error();
+        e.message = "cannot write the VM record";
+        return e;
+    }
     return {};
 }
 
