@@ -8,6 +8,7 @@
 #include "host/system.hpp"
 #include "iommu/diagnosis.hpp"
 #include "iommu/groups.hpp"
+#include "sentinel.hpp"
 #include "support.hpp"
 #include "util/strings.hpp"
 #include "vfio/bind.hpp"
@@ -31,43 +32,7 @@ void write_file(const fs::path& p, const std::string& data) {
     std::ofstream(p, std::ios::binary) << data;
 }
 
-// A directory beside a fixture root ("<root>-sentinel") that no command may
-// change: files, links and directories, recorded when made.
-struct Sentinel {
-    fs::path dir;
-    std::map<std::string, std::string> before;
-
-    explicit Sentinel(const HostTree& t) : dir(t.root().string() + "-sentinel") {
-        write_file(dir / "secret", "outside\n");
-        write_file(dir / "x" / "driver_override", "(null)\n");
-        write_file(dir / "lib" / "keep", "keep\n");
-        before = snapshot();
-    }
-    ~Sentinel() {
-        std::error_code ec;
-        fs::remove_all(dir, ec);
-    }
-    Sentinel(const Sentinel&) = delete;
-    Sentinel& operator=(const Sentinel&) = delete;
-
-    // Every entry under dir: a file's bytes, a link's target, "dir".
-    std::map<std::string, std::string> snapshot() const {
-        std::map<std::string, std::string> out;
-        for (auto it = fs::recursive_directory_iterator(dir); it != fs::recursive_directory_iterator(); ++it) {
-            const std::string rel = fs::relative(it->path(), dir).string();
-            if (it->is_symlink()) out[rel] = "link:" + fs::read_symlink(it->path()).string();
-            else if (it->is_directory()) out[rel] = "dir";
-            else {
-                std::ifstream f(it->path(), std::ios::binary);
-                std::ostringstream s;
-                s << f.rdbuf();
-                out[rel] = "file:" + s.str();
-            }
-        }
-        return out;
-    }
-    std::string name() const { return dir.filename().string(); }
-};
+using test::Sentinel;
 
 // The fixture's mountinfo with the line for "/" replaced by lines (empty:
 // removed).
