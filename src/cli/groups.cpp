@@ -97,11 +97,16 @@ int run_groups(Context& ctx, const Options& opt) {
                            {"verdict", group_verdict(v)},
                            {"devices", devs}});
     }
-    // Devices the kernel put in no group (all of them while the IOMMU is off).
+    // Devices in no group listed above (all of them while the IOMMU is off).
+    // Where the group listings and the devices' links disagree (load_host
+    // warned), each device is still shown exactly once: in the group that
+    // lists it, else here (its link may name a group that does not exist).
+    std::set<pci::PciAddress> in_a_group;
+    for (const auto& g : m->groups) in_a_group.insert(g.devices.begin(), g.devices.end());
     json ungrouped = json::array();
     std::vector<const pci::PciDevice*> loose;
     for (const auto& d : m->inv.devices) {
-        if (d.iommu_group) continue;
+        if (in_a_group.count(d.addr)) continue;
         if (filtered && opt.gpu_only && !d.is_gpu()) continue;
         if (filtered && !opt.gpu_only && !opt.device.empty() && !matches_target(d, opt.device)) continue;
         loose.push_back(&d);

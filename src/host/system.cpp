@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <filesystem>
 #include <ifaddrs.h>
 #include <map>
 #include <net/if.h>
@@ -360,20 +361,48 @@ std::vector<pci::PciAddress> devices_of_class(const Host& host, unsigned base_cl
 }
 
 // Whether the IOMMU groups the kernel publishes can be read whole: the
-// directory, when it exists, can be listed, and every device's iommu_group
-// entry, when there is one, is a readable link.
+// directory, when it exists, can be listed, every device's iommu_group
+// entry, when there is one, is a readable link, and the two views agree:
+// each group lists exactly the PCI devices whose links name it. Where they
+// disagree (a member without its link, a link to a group that does not
+// exist or does not list it), a member such as the root disk may be hidden
+// from its group, so membership is unknown.
 std::optional<std::string> groups_problem(const Host& host) {
     const std::string dir = "/sys/kernel/iommu_groups";
+    std::optional<std::vector<std::string>> names;
     if (host.exists(dir) || host.is_link(dir)) {
-        auto names = host.list(dir);
-        if (!names) return "cannot list " + dir + " (" + names.error().describe() + ")";
+        auto l = host.list(dir);
+        if (!l) return "cannot list " + dir + " (" + l.error().describe() + ")";
+        names = std::move(l).value();
     }
+    std::map<std::string, std::string> linked; // PCI device -> the group its link names
     if (auto devs = host.list("/sys/bus/pci/devices"))
         for (const auto& d : *devs) {
             const std::string link = "/sys/bus/pci/devices/" + d + "/iommu_group";
             if (!host.exists(link) && !host.is_link(link)) continue;
-            if (auto t = host.read_link(link); !t) return "cannot read " + link + " (" + t.error().describe() + ")";
+            auto t = host.read_link(link);
+            if (!t) return "cannot read " + link + " (" + t.error().describe() + ")";
+            linked[d] = std::filesystem::path(*t).filename().string();
         }
+    std::set<std::pair<std::string, std::string>> listed; // (group, PCI device)
+    for (const auto& g : names.value_or(std::vector<std::string>{})) {
+        const std::string members = dir + "/" + g + "/devices";
+        auto l = host.list(members);
+        if (!l) return "cannot list " + members + " (" + l.error().describe() + ")";
+        for (const auto& m : *l) {
+            if (!pci::PciAddress::parse(m)) continue; // not a PCI device (read_groups warns)
+            auto it = linked.find(m);
+            if (it == linked.end() || it->second != g)
+                return members + " lists " + m + ", but " +
+                       (it == linked.end() ? "it has no iommu_group link" : "its iommu_group link names group " + it->second);
+            listed.insert({g, m});
+        }
+    }
+    for (const auto& [d, g] : linked)
+        if (!listed.count({g, d}))
+            return "/sys/bus/pci/devices/" + d + "/iommu_group names group " + g + ", but " + dir + "/" + g +
+                   (names && std::find(names->begin(), names->end(), g) != names->end() ? "/devices does not list it"
+                                                                                        : " does not exist");
     return std::nullopt;
 }
 

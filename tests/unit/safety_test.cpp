@@ -301,6 +301,38 @@ TEST(SafetyUnknownGroups, UnreadableIommuGroupLinkMakesTheVerdictUnknown) {
     EXPECT_NE(j["verdict"], "will_work");
 }
 
+// The group listings and the devices' own links are two views of one
+// membership. Where they disagree (the root disk listed in the GPU's group
+// but its link missing, or naming a group that does not exist), the root
+// disk must not drop out of the GPU's group: the verdict is unknown and
+// bind refuses, --force included. 'groups' shows the disk once.
+TEST(SafetyUnknownGroups, ListingAndLinksThatDisagreeMakeTheVerdictUnknown) {
+    const std::string link = "/sys/bus/pci/devices/" + std::string(fixture::k_critical_nvme) + "/iommu_group";
+    for (const std::string how : {"link missing", "link to a group that does not exist"}) {
+        SCOPED_TRACE(how);
+        HostTree t = fixture::critical_group_host();
+        if (how == "link missing") t.remove(link);
+        else t.symlink(link, "../../../../kernel/iommu_groups/4242");
+        auto o = test::run_on(t, {"--json", "status"});
+        EXPECT_EQ(o.exit_code, 3) << o.err;
+        auto j = test::json_of(o);
+        EXPECT_EQ(j["verdict"], "unknown") << o.out;
+        for (const auto& g : j["gpus"]) EXPECT_NE(g["verdict"], "will_work") << g.dump();
+        EXPECT_NE(o.err.find(fixture::k_critical_nvme), std::string::npos) << o.err;
+        auto b = test::run_on(t, {"--json", "bind", "--force", "--dry-run", fixture::k_critical_gpu});
+        EXPECT_EQ(b.exit_code, 1);
+        EXPECT_EQ(kinds_for(test::json_of(b)["refused"], fixture::k_critical_gpu), std::vector<std::string>{"unknown_group"})
+            << b.out;
+        auto g = test::run_on(t, {"--json", "groups", "--all"});
+        EXPECT_EQ(g.exit_code, 0);
+        EXPECT_EQ(test::vfioctl_devices(test::json_of(g)).count(fixture::k_critical_nvme), 1u); // once, not twice
+    }
+    // The views of the unchanged host agree.
+    HostTree ok = fixture::critical_group_host();
+    host::Host h(ok.root());
+    EXPECT_FALSE(host::read_system(h, true).groups_unreadable.has_value());
+}
+
 // Item 3: an absolute symlink inside the tree resolves inside the root, so
 // bind's driver_override write never reaches the file it names outside.
 TEST(SafetyRoot, AbsoluteLinkedDriverOverrideStaysInsideTheRoot) {
