@@ -150,9 +150,11 @@ int report_parse_error(CLI::App& app, const CLI::ParseError& e, bool json) {
                   0};
         return report_error_to(std::cout, std::cerr, json, err, exit_usage);
     }
-    app.exit(e);
-    std::cerr << "hint: 'vfioctl --help' lists the commands; 'vfioctl COMMAND --help' their options\n";
-    return exit_usage;
+    // CLI11's message quotes the argument as given: escaped like any other
+    // text (an argument may carry an escape sequence), and JSON with --json.
+    return report_error_to(std::cout, std::cerr, json,
+                           Error{e.what(), {}, "'vfioctl --help' lists the commands; 'vfioctl COMMAND --help' their options", 0},
+                           exit_usage);
 }
 
 int run_parsed(int argc, char** argv) {

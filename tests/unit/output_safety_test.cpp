@@ -339,3 +339,29 @@ TEST(OutputSafety, UnknownCommandIsNamed) {
     expect_printable(escaped.err, "stderr");
     EXPECT_TRUE(has(escaped.err, "unknown command 'frob\\x1b]0;pwned\\x07'")) << escaped.err;
 }
+
+// A parse error quotes the argument as given: its bytes are escaped like
+// any text, and --json gets the error as JSON (CLI11 printed both raw, and
+// no JSON at all).
+TEST(OutputSafety, ParseErrorsAreEscapedAndJson) {
+    const auto& tree = test::shared_host("seed_after");
+    auto text = test::run_on(tree, {"bind", "--dry-run", "8a:00.0", "--timeout=" + k_osc});
+    EXPECT_EQ(text.exit_code, 2);
+    expect_printable(text.err, "stderr");
+    EXPECT_TRUE(has(text.err, "vfioctl: error: --timeout: '\\x1b]0;pwned\\x07' is not a number of seconds")) << text.err;
+    auto opt = test::run_on(tree, {"--fr" + k_osc, "status"});
+    EXPECT_EQ(opt.exit_code, 2);
+    expect_printable(opt.err, "stderr");
+    EXPECT_TRUE(has(opt.err, "--fr\\x1b]0;pwned\\x07")) << opt.err;
+
+    auto js = test::run_on(tree, {"--json", "bind", "--frob", "8a:00.0"});
+    EXPECT_EQ(js.exit_code, 2);
+    json j = test::json_of(js);
+    EXPECT_TRUE(has(j.value("error", ""), "--frob")) << js.out;
+    EXPECT_EQ(j["exit_code"], 2);
+
+    // --gpu's range is named in a few words (not DBL_MAX's 309 digits).
+    auto gpu = test::run_on(tree, {"bind", "--dry-run", "--gpu", "-1"});
+    EXPECT_EQ(gpu.exit_code, 2);
+    EXPECT_LT(gpu.err.size(), 400u) << gpu.err;
+}
