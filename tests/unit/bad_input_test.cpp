@@ -2,15 +2,21 @@
 // trees with truncated or garbage files. Always a clear error or a warning,
 // never a crash.
 
+#include "host/host.hpp"
 #include "support.hpp"
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <functional>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 using namespace vfioctl;
 using fixture::HostTree;
 using nlohmann::json;
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -178,5 +184,29 @@ TEST(BadInput, GpuBeforeTheCommandSeparatorTakesOneValue) {
         EXPECT_EQ(o.exit_code, 1) << o.err;
         EXPECT_NE(o.err.find("/nonexistent/bzImage"), std::string::npos) << o.err;
         EXPECT_EQ(t.read("/sys/bus/pci/devices/0000:8a:00.0/driver_override"), "(null)\n");
+    }
+}
+
+// A FIFO where a tree has a file blocked the open (or the read) for ever:
+// under a root only regular files and directories are read, and a device
+// node (/dev/zero, which never ends) is refused the same way.
+TEST(BadInput, FifoOrDeviceNodeInTheTreeIsNotRead) {
+    HostTree t = fixture::seed_after();
+    t.remove("/proc/cmdline");
+    ASSERT_EQ(::mkfifo(t.path("/proc/cmdline").c_str(), 0644), 0);
+    host::Host h(t.root());
+    auto r = h.read("/proc/cmdline");
+    ASSERT_FALSE(r.ok());
+    EXPECT_TRUE(has(r.error().describe(), "not a regular file")) << r.error().describe();
+    EXPECT_FALSE(h.attr("/proc/cmdline").has_value());
+    auto o = fixture::run_program({VFIOCTL_BINARY, "--root", t.root_str(), "status"}, 20000);
+    EXPECT_EQ(o.signal, 0) << "status hung on the FIFO";
+    EXPECT_TRUE(has(o.err, "/proc/cmdline")) << o.err;
+    // A device node, where this process may make one (root).
+    t.remove("/proc/cmdline");
+    if (::mknod(t.path("/proc/cmdline").c_str(), S_IFCHR | 0644, makedev(1, 5)) == 0) {
+        auto z = h.read("/proc/cmdline");
+        ASSERT_FALSE(z.ok());
+        EXPECT_TRUE(has(z.error().describe(), "not a regular file")) << z.error().describe();
     }
 }
