@@ -25,15 +25,19 @@ std::vector<IommuGroup> read_groups(const host::Host& host, const pci::Inventory
         g.number = static_cast<int>(*n);
         const std::string base = "/sys/kernel/iommu_groups/" + name;
         g.type = host.attr(base + "/type").value_or("");
-        if (auto it = members.find(g.number); it != members.end()) {
-            g.devices = std::move(it->second);
-        } else if (auto devs = host.list(base + "/devices")) {
+        // The members are the devices whose links name the group and the
+        // ones the group lists: a member that cannot be read (no link, or
+        // left out of the inventory) stays in its group as an unknown
+        // member, never silently dropped from it.
+        if (auto it = members.find(g.number); it != members.end()) g.devices = std::move(it->second);
+        if (auto devs = host.list(base + "/devices")) {
             for (const auto& d : *devs) {
                 if (auto a = pci::PciAddress::parse(d)) g.devices.push_back(*a);
                 else warnings.push_back(base + "/devices/" + d + " is not a PCI address; skipped");
             }
-            std::sort(g.devices.begin(), g.devices.end());
         }
+        std::sort(g.devices.begin(), g.devices.end());
+        g.devices.erase(std::unique(g.devices.begin(), g.devices.end()), g.devices.end());
         groups.push_back(std::move(g));
     }
     std::sort(groups.begin(), groups.end(),

@@ -8,6 +8,8 @@
 #include <cstdarg>
 #include <cstdio>
 #include <iterator>
+#include <optional>
+#include <sys/stat.h>
 
 extern "C" {
 #include <pci/pci.h>
@@ -199,6 +201,57 @@ void read_host_side(const host::Host& host, PciDevice& d, std::vector<std::strin
     }
 }
 
+// The files libpci opens itself (plain open(2), links followed) for a
+// device under /sys/bus/pci/devices.
+constexpr const char* k_libpci_files[] = {"vendor",           "device",           "class",    "config",
+                                          "resource",         "irq",              "revision", "label",
+                                          "subsystem_vendor", "subsystem_device", "numa_node"};
+
+// Why libpci must not read device `name` of a recorded tree: its directory
+// leads out of the tree (an absolute link, or '..' past the root) or is no
+// directory, or a file libpci opens is no regular file (a link out, a FIFO
+// that blocks the open for ever, a device node). nullopt when it may.
+std::optional<std::string> libpci_hazard(const host::Host& host, const std::string& name) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    const fs::path root = fs::canonical(host.root(), ec);
+    if (ec) return std::nullopt;
+    const fs::path dir = fs::canonical(host.path("/sys/bus/pci/devices/" + name), ec);
+    if (ec) return std::nullopt; // dangling: libpci finds no files and says so
+    const std::string r = root.string() + "/", d = dir.string();
+    if (d.compare(0, r.size(), r) != 0) return "its directory leads out of the tree (to " + d + ")";
+    if (!fs::is_directory(dir, ec)) return "it is not a directory";
+    for (const char* f : k_libpci_files) {
+        struct stat st {};
+        if (::lstat((dir / f).c_str(), &st) != 0) continue;
+        if (S_ISLNK(st.st_mode)) {
+            const fs::path to = fs::canonical(dir / f, ec);
+            if (ec) continue; // dangling: nothing to read
+            if (to.string().compare(0, r.size(), r) != 0) return std::string(f) + " leads out of the tree (to " + to.string() + ")";
+            if (::stat(to.c_str(), &st) != 0) continue;
+        }
+        // A directory reads as an error, which libpci reports; a FIFO or a device node does not.
+        if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) return std::string(f) + " is not a regular file";
+    }
+    return std::nullopt;
+}
+
+// Takes the hazardous devices out of libpci's list before it reads them,
+// with a warning each; their IOMMU groups keep them as unknown members.
+void leave_out_hazards(const host::Host& host, pci_access* acc, std::vector<std::string>& warnings) {
+    for (pci_dev** at = &acc->devices; *at;) {
+        pci_dev* p = *at;
+        const std::string name = PciAddress{static_cast<uint32_t>(p->domain), p->bus, p->dev, p->func}.str();
+        if (auto why = libpci_hazard(host, name)) {
+            warnings.push_back(name + ": left out: " + *why);
+            *at = p->next;
+            pci_free_dev(p);
+            continue;
+        }
+        at = &p->next;
+    }
+}
+
 } // namespace
 
 const PciDevice* Inventory::find(const PciAddress& a) const {
@@ -261,6 +314,7 @@ Result<Inventory> enumerate(const host::Host& host) {
             },
             acc))
         return failed();
+    if (!host.is_live()) leave_out_hazards(host, acc, inv.warnings);
     for (pci_dev* p = acc->devices; p; p = p->next) {
         // One read of the standard header serves the identity check and the header type.
         RawIdent raw{p, {}, false};

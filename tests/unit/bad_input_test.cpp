@@ -210,3 +210,34 @@ TEST(BadInput, FifoOrDeviceNodeInTheTreeIsNotRead) {
         EXPECT_TRUE(has(z.error().describe(), "not a regular file")) << z.error().describe();
     }
 }
+
+// libpci opens a device's files itself, links followed: a device whose
+// directory leads out of the tree, or whose config is a FIFO, is left out
+// with a warning (its group keeps it as an unknown member), never read.
+TEST(BadInput, LibpciReadsNothingOutsideTheTree) {
+    HostTree t = fixture::seed_after();
+    fixture::TempDir outside;
+    const std::string gpu = fixture::k_seed_gpu;
+    const auto real = fs::canonical(t.path("/sys/bus/pci/devices/" + gpu));
+    fs::copy(real, outside.path / "dev", fs::copy_options::recursive | fs::copy_options::copy_symlinks);
+    std::string cfg = t.read("/sys/bus/pci/devices/" + gpu + "/config");
+    cfg[0] = '\x34', cfg[1] = '\x12'; // vendor 1234 outside the tree
+    { std::ofstream(outside.path / "dev" / "config", std::ios::binary) << cfg; }
+    { std::ofstream(outside.path / "dev" / "vendor") << "0x1234\n"; }
+    t.symlink("/sys/bus/pci/devices/" + gpu, (outside.path / "dev").string());
+    auto o = test::run_on(t, {"--json", "groups", "--all"});
+    EXPECT_EQ(o.exit_code, 0) << o.err;
+    EXPECT_FALSE(has(o.out, "1234:")) << "read outside the tree:\n" << o.out;
+    EXPECT_TRUE(has(o.err, gpu + ": left out: its directory leads out of the tree")) << o.err;
+    auto devs = test::vfioctl_devices(test::json_of(o));
+    ASSERT_EQ(devs.count(gpu), 1u);
+    EXPECT_EQ(devs[gpu].value("unknown", false), true) << devs[gpu].dump();
+
+    HostTree f = fixture::seed_after();
+    f.remove("/sys/bus/pci/devices/" + gpu + "/config");
+    ASSERT_EQ(::mkfifo(f.path("/sys/bus/pci/devices/" + gpu + "/config").c_str(), 0644), 0);
+    auto p = fixture::run_program({VFIOCTL_BINARY, "--root", f.root_str(), "--json", "bind", "--dry-run", gpu}, 20000);
+    EXPECT_EQ(p.signal, 0) << "libpci hung on the FIFO";
+    EXPECT_EQ(p.exit_code, 1) << p.err;
+    EXPECT_TRUE(has(p.err, gpu + ": left out: config is not a regular file")) << p.err;
+}

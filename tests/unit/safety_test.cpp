@@ -289,23 +289,32 @@ TEST(SafetyUnknownGroups, UnlistableGroupsDirectoryMakesTheVerdictUnknown) {
 }
 
 TEST(SafetyUnknownGroups, UnreadableIommuGroupLinkMakesTheVerdictUnknown) {
-    HostTree t = fixture::critical_group_host();
-    // The root disk's link is no link: the disk drops out of the group.
-    const std::string link = "/sys/bus/pci/devices/" + std::string(fixture::k_critical_nvme) + "/iommu_group";
-    t.remove(link);
-    t.write(link, "42\n");
-    auto o = test::run_on(t, {"--json", "status"});
-    EXPECT_EQ(o.exit_code, 3) << o.err;
-    auto j = test::json_of(o);
-    EXPECT_EQ(j["verdict"], "unknown") << o.out;
-    EXPECT_NE(j["verdict"], "will_work");
+    for (bool listed : {true, false}) {
+        SCOPED_TRACE(listed ? "the group still lists the disk" : "the group does not list the disk");
+        HostTree t = fixture::critical_group_host();
+        // The root disk's link is no link. While its group lists it, the disk
+        // stays a member (WILL NOT WORK); where nothing shows it in the group,
+        // membership is unknown.
+        const std::string link = "/sys/bus/pci/devices/" + std::string(fixture::k_critical_nvme) + "/iommu_group";
+        t.remove(link);
+        t.write(link, "42\n");
+        if (!listed)
+            t.remove("/sys/kernel/iommu_groups/" + std::to_string(*t.group_of(fixture::k_critical_nvme)) + "/devices/" +
+                     fixture::k_critical_nvme);
+        auto o = test::run_on(t, {"--json", "status"});
+        EXPECT_EQ(o.exit_code, 3) << o.err;
+        auto j = test::json_of(o);
+        EXPECT_EQ(j["verdict"], listed ? "will_not_work" : "unknown") << o.out;
+        EXPECT_NE(j["verdict"], "will_work");
+    }
 }
 
 // The group listings and the devices' own links are two views of one
 // membership. Where they disagree (the root disk listed in the GPU's group
 // but its link missing, or naming a group that does not exist), the root
-// disk must not drop out of the GPU's group: the verdict is unknown and
-// bind refuses, --force included. 'groups' shows the disk once.
+// disk must not drop out of the GPU's group: it stays a member (WILL NOT
+// WORK), membership is flagged unknown and bind refuses, --force
+// included. 'groups' shows the disk once.
 TEST(SafetyUnknownGroups, ListingAndLinksThatDisagreeMakeTheVerdictUnknown) {
     const std::string link = "/sys/bus/pci/devices/" + std::string(fixture::k_critical_nvme) + "/iommu_group";
     for (const std::string how : {"link missing", "link to a group that does not exist"}) {
@@ -316,9 +325,12 @@ TEST(SafetyUnknownGroups, ListingAndLinksThatDisagreeMakeTheVerdictUnknown) {
         auto o = test::run_on(t, {"--json", "status"});
         EXPECT_EQ(o.exit_code, 3) << o.err;
         auto j = test::json_of(o);
-        EXPECT_EQ(j["verdict"], "unknown") << o.out;
-        for (const auto& g : j["gpus"]) EXPECT_NE(g["verdict"], "will_work") << g.dump();
-        EXPECT_NE(o.err.find(fixture::k_critical_nvme), std::string::npos) << o.err;
+        EXPECT_EQ(j["verdict"], "will_not_work") << o.out;
+        for (const auto& g : j["gpus"]) {
+            EXPECT_EQ(g["verdict"], "will_not_work") << g.dump();
+            EXPECT_TRUE(test::any_contains(g["group_members"], fixture::k_critical_nvme)) << g.dump();
+        }
+        EXPECT_NE(o.err.find("IOMMU group membership is unknown"), std::string::npos) << o.err;
         auto b = test::run_on(t, {"--json", "bind", "--force", "--dry-run", fixture::k_critical_gpu});
         EXPECT_EQ(b.exit_code, 1);
         EXPECT_EQ(kinds_for(test::json_of(b)["refused"], fixture::k_critical_gpu), std::vector<std::string>{"unknown_group"})
