@@ -365,3 +365,18 @@ TEST(OutputSafety, ParseErrorsAreEscapedAndJson) {
     EXPECT_EQ(gpu.exit_code, 2);
     EXPECT_LT(gpu.err.size(), 400u) << gpu.err;
 }
+
+// A C1 control (U+009B, CSI to some terminals) from the host: text shows
+// its bytes as \xNN, JSON as \u009b (nlohmann's dump left it raw).
+TEST(OutputSafety, C1ControlsAreEscapedInJsonToo) {
+    HostTree t = fixture::seed_after();
+    t.set_cmdline("BOOT_IMAGE=/boot/vmlinuz \xc2\x9b" "2J intel_iommu=on iommu=pt");
+    auto js = test::run_on(t, {"--json", "status"});
+    EXPECT_FALSE(has(js.out, "\xc2\x9b")) << "raw C1 control in JSON";
+    EXPECT_TRUE(has(js.out, "\\u009b2J")) << js.out;
+    json j = test::json_of(js);
+    EXPECT_TRUE(has(j["kernel"]["cmdline"].get<std::string>(), "\xc2\x9b" "2J"));
+    auto text = test::run_on(t, {"status"});
+    EXPECT_FALSE(has(text.out, "\xc2\x9b"));
+    EXPECT_TRUE(has(text.out, "\\xc2\\x9b2J")) << text.out;
+}
