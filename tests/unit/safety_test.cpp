@@ -14,6 +14,7 @@
 #include "vfio/bind.hpp"
 #include "vfio/journal.hpp"
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <gtest/gtest.h>
@@ -434,6 +435,60 @@ TEST(SafetyRoot, JournalAddressMustBeAPciAddress) {
     host::Host h(t.root());
     auto loaded = vfio::load_journal(h, "/var/lib/vfioctl");
     EXPECT_FALSE(loaded.ok());
+}
+
+// The original driver's name becomes drivers/NAME/bind and a module name:
+// one with '/', '..' or an escape sequence makes the journal corrupt (kept,
+// nothing written). Wrong types are named by entry and key, in words.
+TEST(SafetyRoot, JournalDriverMustBeADriverNameAndTypesAreNamed) {
+    const std::string gpu = fixture::k_seed_gpu;
+    auto journal = [&](const nlohmann::json& driver, const nlohmann::json& group) {
+        return nlohmann::json{{"format", 1},
+                              {"devices",
+                               {{{"address", gpu}, {"group", group}, {"original_driver", driver},
+                                 {"original_override", nullptr}, {"phase", "bound"}, {"since", ""}}}}}
+            .dump();
+    };
+    struct C {
+        nlohmann::json driver, group;
+        std::string says;
+    };
+    for (const C& c : std::vector<C>{{"../../../../x", 165, "devices[0].original_driver '../../../../x' is not a driver's name"},
+                                     {"nv\x1b]0;t\x07", 165, "is not a driver's name"},
+                                     {"nvidia", "165", "devices[0].group is a string, not a group number"},
+                                     {42, 165, "devices[0].original_driver is a number, not a string or null"}}) {
+        SCOPED_TRACE(c.says);
+        HostTree t = fixture::seed_after();
+        const std::string text = journal(c.driver, c.group);
+        t.write("/var/lib/vfioctl/journal.json", text);
+        auto o = test::run_on(t, {"recover"});
+        EXPECT_EQ(o.exit_code, 1);
+        EXPECT_NE(o.err.find(c.says), std::string::npos) << o.err;
+        EXPECT_EQ(o.err.find("type_error"), std::string::npos) << o.err;
+        EXPECT_EQ(t.read("/var/lib/vfioctl/journal.json"), text);
+        EXPECT_EQ(t.read("/sys/bus/pci/devices/" + gpu + "/driver_override"), "(null)\n");
+    }
+}
+
+// Entries of devices that are gone are dropped in one save: thousands of
+// them took a save of the whole journal each (over a minute for 10000).
+TEST(SafetyRoot, RecoverDropsGoneDevicesInOneSave) {
+    HostTree t = fixture::seed_after();
+    nlohmann::json devs = nlohmann::json::array();
+    for (int i = 0; i < 10000; ++i) {
+        char a[16];
+        std::snprintf(a, sizeof a, "%04x:ee:%02x.%x", i / 256, (i / 8) % 32, i % 8);
+        devs.push_back({{"address", a}, {"group", 1}, {"original_driver", "nvme"}, {"original_override", nullptr},
+                        {"phase", "bound"}, {"since", ""}});
+    }
+    t.write("/var/lib/vfioctl/journal.json", nlohmann::json{{"format", 1}, {"devices", devs}}.dump());
+    const auto t0 = std::chrono::steady_clock::now();
+    auto o = test::run_on(t, {"--json", "recover"});
+    const auto s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    EXPECT_EQ(o.exit_code, 0) << o.err;
+    EXPECT_LT(s, 30.0); // under a minute was over one before; ASan builds are slower
+    EXPECT_EQ(test::json_of(o)["changes"].size(), 10000u);
+    EXPECT_FALSE(fs::exists(t.path("/var/lib/vfioctl/journal.json")));
 }
 
 // --state-dir must be absolute without "..": anything else is a usage error
