@@ -380,3 +380,45 @@ TEST(OutputSafety, C1ControlsAreEscapedInJsonToo) {
     EXPECT_FALSE(has(text.out, "\xc2\x9b"));
     EXPECT_TRUE(has(text.out, "\\xc2\\x9b2J")) << text.out;
 }
+
+// A damaged VM record: 'vm status NAME' named no VM at all (the record's
+// error was dropped), printed nlohmann's exception text, and with fewer
+// device_ids than devices read past the end (SIGSEGV). A PID that does
+// not fit an int wrapped (4294967297 read as 1, which 'vm stop --force'
+// would kill). Each is now a damaged record, named; a dead VM's status
+// says on stderr why it exits 1.
+TEST(OutputSafety, DamagedVmRecordsAreNamed) {
+    const auto& tree = test::shared_host("seed_after");
+    fixture::TempDir runs;
+    auto status = [&](const json& rec, bool as_json) {
+        fs::create_directories(runs.path / "r");
+        { std::ofstream(runs.path / "r" / "vm.json") << rec.dump(); }
+        std::vector<std::string> args = {"vm", "status", "r", "--run-dir", runs.path.string()};
+        if (as_json) args.insert(args.begin(), "--json");
+        return test::run_on(tree, args);
+    };
+    // 4194304: pid_max is at most 2^22, so no process has it.
+    const json dead = {{"name", "r"}, {"pid", 4194304}, {"devices", {"0000:8a:00.0"}}, {"device_ids", {"10de:2336"}}};
+    struct C {
+        std::function<void(json&)> edit;
+        std::string says;
+    };
+    for (const C& c : std::vector<C>{
+             {[](json& j) { j["devices"] = {"0000:8a:00.0", "0000:8b:00.0"}; j["device_ids"] = json::array(); },
+              "VM record is damaged (devices and device_ids differ in length (2 and 0))"},
+             {[](json& j) { j["pid"] = "1"; }, "VM record is damaged (pid is a string, not a whole number)"},
+             {[](json& j) { j["pid"] = 4294967297ull; }, "VM record is damaged (pid is out of range)"},
+             {[](json&) {}, "VM 'r' is not running"}}) {
+        SCOPED_TRACE(c.says);
+        json rec = dead;
+        c.edit(rec);
+        for (bool as_json : {false, true}) {
+            auto o = status(rec, as_json);
+            EXPECT_EQ(o.signal, 0);
+            EXPECT_EQ(o.exit_code, 1) << o.err;
+            EXPECT_TRUE(has(o.err, c.says)) << o.err;
+            EXPECT_FALSE(has(o.err + o.out, "type_error")) << o.err;
+            if (as_json) EXPECT_TRUE(test::json_of(o).is_object());
+        }
+    }
+}
