@@ -422,3 +422,17 @@ TEST(OutputSafety, DamagedVmRecordsAreNamed) {
         }
     }
 }
+
+// explain exits 1 when it recognises nothing: with --json it said so only
+// in the JSON ("recognised": false), nothing on stderr.
+TEST(OutputSafety, ExplainWithoutAMatchSaysSoOnStderrWithJsonToo) {
+    const auto& tree = test::shared_host("seed_before");
+    for (bool as_json : {false, true}) {
+        std::vector<std::string> args = {"explain", "nothing known here"};
+        if (as_json) args.insert(args.begin(), "--json");
+        auto o = test::run_on(tree, args);
+        EXPECT_EQ(o.exit_code, 1);
+        EXPECT_TRUE(has(o.err, "no known QEMU, VFIO or NVIDIA message")) << o.err;
+        if (as_json) EXPECT_EQ(test::json_of(o)["recognised"], false);
+    }
+}
