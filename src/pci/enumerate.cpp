@@ -173,7 +173,8 @@ void read_host_side(const host::Host& host, PciDevice& d, std::vector<std::strin
     }
     d.driver = dir->link_name("driver");
     if (auto g = dir->link_name("iommu_group")) {
-        if (auto n = util::parse_dec(*g)) {
+        // Group numbers as read_groups takes them: a bigger one wrapped in the int.
+        if (auto n = util::parse_dec(*g); n && *n <= 1'000'000) {
             d.iommu_group = static_cast<int>(*n);
         } else {
             warnings.push_back(d.addr.str() + ": iommu_group link names '" + *g + "', not a number");

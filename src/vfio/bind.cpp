@@ -319,7 +319,9 @@ Result<std::vector<DeviceChange>> give_back(const host::Host& host,
         for (const auto& addr : todo) {
             int group = -1;
             if (auto* e = journal.find(addr)) group = e->group;
-            else if (auto g = host.link_name(dev_base(addr) + "/iommu_group")) group = std::stoi(*g);
+            else if (auto g = host.link_name(dev_base(addr) + "/iommu_group"))
+                // std::stoi threw on a link that names no number ("internal error: stoi").
+                if (auto n = util::parse_dec(*g); n && *n <= 1'000'000) group = static_cast<int>(*n);
             auto b = busy_groups.find(group);
             if (b != busy_groups.end())
                 busy.push_back(addr + " (/dev/vfio/" + std::to_string(group) + " held by " + b->second + ")");

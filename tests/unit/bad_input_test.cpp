@@ -241,3 +241,23 @@ TEST(BadInput, LibpciReadsNothingOutsideTheTree) {
     EXPECT_EQ(p.exit_code, 1) << p.err;
     EXPECT_TRUE(has(p.err, gpu + ": left out: config is not a regular file")) << p.err;
 }
+
+// A group link that names no number, or one too big for an int: unbind
+// threw std::stoi's exception ("internal error: stoi"), and the inventory
+// wrapped 99999999999 to group 1215752191.
+TEST(BadInput, GroupLinkThatNamesNoNumber) {
+    const std::string gpu = fixture::k_seed_gpu;
+    for (const std::string name : {"abc", "99999999999"}) {
+        SCOPED_TRACE(name);
+        HostTree t = fixture::seed_after();
+        t.mkdir("/sys/kernel/iommu_groups/" + name + "/devices");
+        t.symlink("/sys/bus/pci/devices/" + gpu + "/iommu_group", "../../../../kernel/iommu_groups/" + name);
+        auto o = test::run_on(t, {"unbind", gpu});
+        EXPECT_FALSE(has(o.err, "internal error")) << o.err;
+        EXPECT_FALSE(has(o.err, "1215752191")) << o.err;
+        auto g = test::run_on(t, {"--json", "groups", "--device", gpu});
+        auto devs = test::vfioctl_devices(test::json_of(g));
+        ASSERT_EQ(devs.count(gpu), 1u) << g.out;
+        EXPECT_TRUE(devs[gpu]["iommu_group"].is_null() || devs[gpu].value("unknown", false)) << devs[gpu].dump();
+    }
+}
