@@ -69,9 +69,17 @@ Result<DeviceChange> bind_one(const host::Host& host, Journal& journal, const Pl
     JournalEntry e;
     e.address = addr;
     e.group = item.group;
-    e.original_driver = host.link_name(base + "/driver");
+    const std::optional<std::string> current = host.link_name(base + "/driver");
+    e.original_driver = current;
     if (auto o = host.attr(base + "/driver_override"); o && *o != "(null)" && !o->empty())
         e.original_override = *o;
+    // An entry left by a run that did not finish (killed, not yet
+    // recovered) knows what the device had before vfioctl touched it: keep
+    // that, never what the unfinished run left.
+    if (const JournalEntry* old = journal.find(addr)) {
+        e.original_driver = old->original_driver;
+        e.original_override = old->original_override;
+    }
     e.phase = "binding";
     e.since = utc_now();
     journal.erase(addr);
@@ -84,8 +92,8 @@ Result<DeviceChange> bind_one(const host::Host& host, Journal& journal, const Pl
     say(opt, "binding " + addr + ": " + show(e.original_driver) + " -> vfio-pci");
     if (auto st = host.write(base + "/driver_override", k_vfio); !st) return st.error();
     util::fault_point("bind.override");
-    if (e.original_driver)
-        if (auto st = unbind_from(host, addr, *e.original_driver, opt); !st) return st.error();
+    if (current)
+        if (auto st = unbind_from(host, addr, *current, opt); !st) return st.error();
     util::fault_point("bind.unbound");
     if (auto st = host.write("/sys/bus/pci/drivers_probe", addr); !st) return st.error();
     util::fault_point("bind.probed");
@@ -267,6 +275,14 @@ Result<std::vector<DeviceChange>> execute_bind(const host::Host& host, const Bin
     for (const auto& it : plan.items) {
         if (it.already) {
             changes.push_back({it.addr.str(), it.driver, it.driver, false, 0, "already on vfio-pci"});
+            continue;
+        }
+        // Read again under the lock: another vfioctl may have bound it since
+        // the plan was made. Binding it again replaced that run's journal
+        // entry with one whose original driver was vfio-pci.
+        if (host.link_name(dev_base(it.addr.str()) + "/driver") == std::optional<std::string>(k_vfio)) {
+            changes.push_back({it.addr.str(), std::string(k_vfio), std::string(k_vfio), false, 0,
+                               "already on vfio-pci (bound meanwhile)"});
             continue;
         }
         moved.push_back(it.addr.str());
