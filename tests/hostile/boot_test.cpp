@@ -109,7 +109,6 @@ struct B {
 };
 
 std::vector<B> boot_mutations() {
-    std::string scratch_marker; // filled per env: a command substitution must never run
     return {
         // GRUB's shell file.
         {"grub_lone_cr_on_last_line", edit(k_grub, [](const std::string& t) { return t.substr(0, t.size() - 1) + "\r"; }), true},

@@ -166,13 +166,12 @@ std::vector<Case> sysfs_cases() {
                          }});
         v.push_back(Case{.name = m.name + "__bind_dry_run", .mutate = m.mutate,
                          .args = {"--json", "bind", "--dry-run", k_gpu}, .exits = {0, 1},
-                         .check = [m](Env& e, const Outcome& o) {
+                         .check = [m](Env&, const Outcome& o) {
                              if (m.group_lost) {
                                  EXPECT_EQ(o.exit_code, 1) << o.out;
                                  auto kinds = kinds_for(parse_json(o)["refused"], k_gpu);
                                  EXPECT_FALSE(kinds.empty()) << "refused for its group: " << o.out.substr(0, 3000);
                              }
-                             (void)e;
                          }});
         // unbind of a device that is not journaled reads its group from the link.
         if (m.group_lost)
