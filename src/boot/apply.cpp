@@ -73,6 +73,17 @@ Result<ApplyResult> apply_plan(const host::Host& h, const BootSetup& setup, cons
     }
     auto lock = host::FileLock::acquire(h, opt.state_dir + "/boot.lock", 5000);
     if (!lock) return lock.error();
+    // Again under the lock: another vfioctl may have changed the file
+    // between the check above and the lock (two enables at once: the second
+    // backed up the first one's result as "before" and wrote a journal entry
+    // that revert could not use).
+    for (const auto& e : plan.edits) {
+        auto now = h.read(e.path);
+        if (!now) return now.error();
+        if (*now != e.before)
+            return Error{"the file changed while vfioctl was planning (another vfioctl at work?)", e.path,
+                         "run the command again; nothing was changed", 0};
+    }
     auto journal = load_journal(h, opt.state_dir);
     if (!journal) return journal.error();
     std::string id = stamp;

@@ -217,7 +217,8 @@ Command bind_command() {
                 auto o = std::make_shared<BindOptions>();
                 sub.add_option("target", o->targets, "BDF (8a:00.0) or vendor:device (10de:2336, every match)");
                 sub.add_option("--gpu", o->gpu, "the Nth GPU that 'vfioctl status' lists, from 0")
-                    ->check(CLI::NonNegativeNumber);
+                    // A range, not NonNegativeNumber: its message printed DBL_MAX's 309 digits.
+                    ->check(CLI::Range(0, 65535));
                 sub.add_flag("--dry-run", o->dry_run, "show the plan and stop");
                 sub.add_flag("--force", o->force,
                              "take devices that are in use (never the root filesystem's controller)");

@@ -48,7 +48,22 @@ CLI::Validator seconds_value() {
 }
 
 std::string json_text(const nlohmann::json& j) {
-    return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
+    std::string text = j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
+    // dump escapes C0 controls but leaves C1 ones (U+0080..U+009F) raw, and
+    // U+009B is CSI to some terminals: escape them too. The text is valid
+    // UTF-8, so 0xc2 is always a lead byte, inside a string.
+    std::string out;
+    out.reserve(text.size());
+    for (size_t i = 0; i < text.size(); ++i) {
+        const auto next = i + 1 < text.size() ? static_cast<unsigned char>(text[i + 1]) : 0;
+        if (static_cast<unsigned char>(text[i]) == 0xc2 && next >= 0x80 && next < 0xa0) {
+            out += fmt::format("\\u{:04x}", next);
+            ++i;
+        } else {
+            out += text[i];
+        }
+    }
+    return out;
 }
 
 int report_error_to(std::ostream& out, std::ostream& err, bool json, const Error& e, int code,
@@ -150,9 +165,11 @@ int report_parse_error(CLI::App& app, const CLI::ParseError& e, bool json) {
                   0};
         return report_error_to(std::cout, std::cerr, json, err, exit_usage);
     }
-    app.exit(e);
-    std::cerr << "hint: 'vfioctl --help' lists the commands; 'vfioctl COMMAND --help' their options\n";
-    return exit_usage;
+    // CLI11's message quotes the argument as given: escaped like any other
+    // text (an argument may carry an escape sequence), and JSON with --json.
+    return report_error_to(std::cout, std::cerr, json,
+                           Error{e.what(), {}, "'vfioctl --help' lists the commands; 'vfioctl COMMAND --help' their options", 0},
+                           exit_usage);
 }
 
 int run_parsed(int argc, char** argv) {

@@ -53,10 +53,10 @@ int run_explain(Context& ctx, const Options& opt) {
         }
     }
     if (found.empty()) {
-        if (!ctx.json)
-            ctx.err << "vfioctl: no known QEMU, VFIO or NVIDIA message in the text\n"
-                    << "hint: paste the exact error line (or pipe the whole log with 'vfioctl explain -'); "
-                       "'vfioctl status' diagnoses the host as a whole\n";
+        // On stderr with --json too: exit 1 always says why there.
+        ctx.err << "vfioctl: no known QEMU, VFIO or NVIDIA message in the text\n"
+                << "hint: paste the exact error line (or pipe the whole log with 'vfioctl explain -'); "
+                   "'vfioctl status' diagnoses the host as a whole\n";
         return exit_failure;
     }
     return exit_ok;

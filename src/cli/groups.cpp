@@ -44,16 +44,19 @@ int run_groups(Context& ctx, const Options& opt) {
     if (!m) return report_error(ctx, m.error());
     std::set<int> wanted;
     bool filtered = opt.gpu_only || !opt.device.empty();
+    // The groups that hold d: the one its link names, or one that lists it
+    // when its link is missing (groups that disagree; load_host warned).
+    auto want_groups_of = [&](const pci::PciDevice* d) {
+        for (const auto& g : m->groups)
+            if (std::find(g.devices.begin(), g.devices.end(), d->addr) != g.devices.end()) wanted.insert(g.number);
+    };
     if (!opt.device.empty()) {
         auto found = match_devices(m->inv, opt.device);
         if (!found) return report_error(ctx, found.error());
-        for (const auto* d : *found) {
-            if (d->iommu_group) wanted.insert(*d->iommu_group);
-        }
+        for (const auto* d : *found) want_groups_of(d);
     }
     if (opt.gpu_only)
-        for (const auto* d : m->inv.gpus())
-            if (d->iommu_group) wanted.insert(*d->iommu_group);
+        for (const auto* d : m->inv.gpus()) want_groups_of(d);
 
     auto dx = iommu::iommu_state(m->facts, boot::interpret(boot::tokenize(m->facts.cmdline)), m->groups);
     json jgroups = json::array();
@@ -97,11 +100,16 @@ int run_groups(Context& ctx, const Options& opt) {
                            {"verdict", group_verdict(v)},
                            {"devices", devs}});
     }
-    // Devices the kernel put in no group (all of them while the IOMMU is off).
+    // Devices in no group listed above (all of them while the IOMMU is off).
+    // Where the group listings and the devices' links disagree (load_host
+    // warned), each device is still shown exactly once: in the group that
+    // lists it, else here (its link may name a group that does not exist).
+    std::set<pci::PciAddress> in_a_group;
+    for (const auto& g : m->groups) in_a_group.insert(g.devices.begin(), g.devices.end());
     json ungrouped = json::array();
     std::vector<const pci::PciDevice*> loose;
     for (const auto& d : m->inv.devices) {
-        if (d.iommu_group) continue;
+        if (in_a_group.count(d.addr)) continue;
         if (filtered && opt.gpu_only && !d.is_gpu()) continue;
         if (filtered && !opt.gpu_only && !opt.device.empty() && !matches_target(d, opt.device)) continue;
         loose.push_back(&d);

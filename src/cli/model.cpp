@@ -11,14 +11,12 @@ Result<HostModel> load_host(Context& ctx, bool devices_only) {
     if (!inv) return inv.error();
     m.inv = std::move(inv).value();
     m.facts = host::read_system(ctx.host, devices_only);
-    // A device whose iommu_group entry cannot be read makes every group
-    // membership unknown, as an unlistable groups directory does.
-    for (const auto& d : m.inv.devices)
-        if (d.iommu_group_problem && !m.facts.groups_unreadable) {
-            m.facts.groups_unreadable = *d.iommu_group_problem;
-            m.facts.warnings.push_back(*d.iommu_group_problem + ": IOMMU group membership is unknown");
-        }
-    m.groups = iommu::read_groups(ctx.host, m.inv, m.warnings);
+    std::optional<std::string> disagreement;
+    m.groups = iommu::read_groups(ctx.host, m.inv, m.warnings, &disagreement);
+    if (disagreement && !m.facts.groups_unreadable) {
+        m.facts.groups_unreadable = disagreement;
+        m.facts.warnings.push_back(*disagreement + ": IOMMU group membership is unknown");
+    }
     std::set<int> known;
     for (const auto& g : m.groups) known.insert(g.number);
     for (const auto& d : m.inv.devices)

@@ -413,6 +413,7 @@ struct VmView {
     std::vector<vm::GuestPciDevice> pci;
     std::vector<std::string> missing; // passed-through IDs not on the guest's bus
     std::string error;
+    bool damaged = false; // a record that exists but cannot be read
 };
 
 VmView view_vm(Context& ctx, const std::string& base, const std::string& name, const std::string& state_dir) {
@@ -421,6 +422,8 @@ VmView view_vm(Context& ctx, const std::string& base, const std::string& name, c
     auto rec = vm::read_record(dir);
     if (!rec) {
         v.error = rec.error().describe();
+        std::error_code ec;
+        v.damaged = fs::exists(dir + "/vm.json", ec);
         return v;
     }
     v.rec = *rec;
@@ -478,10 +481,18 @@ int run_status(Context& ctx, const std::string& name, const std::string& base, c
     for (const auto& n : names) {
         VmView v = view_vm(ctx, base, n, state_dir);
         if (v.rec.name.empty()) {
-            if (!name.empty()) return report_error(ctx, Error{"no VM '" + n + "'", vm::run_dir(base, n), "'vfioctl vm list' shows the VMs", 0});
+            if (!name.empty())
+                return report_error(ctx, v.damaged ? Error{v.error, {}, "remove the directory once no QEMU of this VM runs", 0}
+                                                   : Error{"no VM '" + n + "'", vm::run_dir(base, n), "'vfioctl vm list' shows the VMs", 0});
+            if (v.damaged) warn(ctx, v.error);
             continue;
         }
-        if (!v.alive && !name.empty()) rc = exit_failure;
+        if (!v.alive && !name.empty()) {
+            rc = exit_failure;
+            // The answer is on stdout; the failure says why on stderr too.
+            ctx.err << "vfioctl: VM '" << util::printable(n) << "' is not running" << (v.error.empty() ? "" : ": ")
+                    << util::printable(v.error) << "\n";
+        }
         if (ctx.json) {
             json j = record_json(v.rec);
             j["status"] = v.status;
@@ -508,7 +519,7 @@ int run_status(Context& ctx, const std::string& name, const std::string& base, c
         ctx.out << ", " << v.rec.accel << "\n";
         if (v.rec.ssh_port) ctx.out << "  ssh: port " << *v.rec.ssh_port << " -> guest 22\n";
         ctx.out << "  console log: " << v.rec.console_log << "\n  QMP: " << v.rec.qmp_socket << "\n";
-        for (size_t i = 0; i < v.rec.devices.size(); ++i) {
+        for (size_t i = 0; i < v.rec.devices.size() && i < v.rec.device_ids.size(); ++i) {
             bool miss = std::find(v.missing.begin(), v.missing.end(), v.rec.device_ids[i]) != v.missing.end();
             ctx.out << "  passed through: " << v.rec.devices[i] << " [" << v.rec.device_ids[i] << "] "
                     << (v.alive ? (miss ? "NOT on the guest's bus" : "on the guest's bus") : "") << "\n";

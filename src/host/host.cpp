@@ -195,13 +195,36 @@ fs::path Host::path(std::string_view p) const {
     return fs::path(m_root_str + "/" + rel(p));
 }
 
+namespace {
+// Under a root, the errno of an open that found no regular file or directory.
+constexpr int k_not_regular = ENXIO;
+
+// A recorded tree holds files, directories and links: a FIFO would block
+// the open or the read for ever, a device node (/dev/zero) never ends.
+// Under a root such an fd is closed and the open fails with k_not_regular.
+int only_files(int fd) {
+    if (fd < 0) return fd;
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !(S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))) {
+        ::close(fd);
+        errno = k_not_regular;
+        return -1;
+    }
+    return fd;
+}
+} // namespace
+
 int Host::open(std::string_view p, int flags, unsigned mode) const {
     if (m_live) return ::open(std::string(p).c_str(), flags | O_CLOEXEC, mode);
-    return open_in_root(m_root_fd->fd, p, flags, mode);
+    if (flags & O_PATH) return open_in_root(m_root_fd->fd, p, flags, mode);
+    // O_NONBLOCK: opening a FIFO must not wait for its other end.
+    return only_files(open_in_root(m_root_fd->fd, p, flags | O_NONBLOCK, mode));
 }
 
 Result<std::string> Host::read(std::string_view p) const {
     int fd = open(p, O_RDONLY);
+    if (fd < 0 && !m_live && errno == k_not_regular)
+        return Error{"cannot read: not a regular file (a FIFO or device node has no place in a host tree)", std::string(p), {}, 0};
     if (fd < 0) return system_error("cannot read", std::string(p));
     std::string out;
     char buf[8192];
@@ -306,9 +329,10 @@ Dir::~Dir() {
 
 std::optional<std::string> Dir::attr(const char* name) const {
     // Under a root, an attribute that is a link is resolved inside it.
-    int fd = ::openat(m_fd, name, O_RDONLY | O_CLOEXEC | (m_root ? O_NOFOLLOW : 0));
+    int fd = ::openat(m_fd, name, O_RDONLY | O_CLOEXEC | (m_root ? O_NOFOLLOW | O_NONBLOCK : 0));
     if (fd < 0 && m_root && errno == ELOOP)
-        fd = open_in_root(m_root->fd, m_path + "/" + name, O_RDONLY, 0);
+        fd = open_in_root(m_root->fd, m_path + "/" + name, O_RDONLY | O_NONBLOCK, 0);
+    if (m_root) fd = only_files(fd);
     if (fd < 0) return std::nullopt;
     char buf[4096];
     ssize_t n;

@@ -4,14 +4,22 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 
 namespace vfioctl::iommu {
 
 std::vector<IommuGroup> read_groups(const host::Host& host, const pci::Inventory& inv,
-                                    std::vector<std::string>& warnings) {
+                                    std::vector<std::string>& warnings, std::optional<std::string>* disagreement) {
     std::vector<IommuGroup> groups;
     auto names = host.list("/sys/kernel/iommu_groups");
     if (!names) return groups;
+    auto disagree = [&](std::string why) {
+        if (disagreement && !*disagreement) *disagreement = std::move(why);
+    };
+    std::map<pci::PciAddress, int> linked; // device -> the group its link names
+    for (const auto& d : inv.devices)
+        if (d.iommu_group) linked[d.addr] = *d.iommu_group;
+    std::set<int> existing;
     std::map<int, std::vector<pci::PciAddress>> members;
     for (const auto& d : inv.devices)
         if (d.iommu_group) members[*d.iommu_group].push_back(d.addr); // sorted: inv is
@@ -25,17 +33,47 @@ std::vector<IommuGroup> read_groups(const host::Host& host, const pci::Inventory
         g.number = static_cast<int>(*n);
         const std::string base = "/sys/kernel/iommu_groups/" + name;
         g.type = host.attr(base + "/type").value_or("");
-        if (auto it = members.find(g.number); it != members.end()) {
-            g.devices = std::move(it->second);
-        } else if (auto devs = host.list(base + "/devices")) {
+        // The members are the devices whose links name the group and the
+        // ones the group lists: a member that cannot be read (no link, or
+        // left out of the inventory) stays in its group as an unknown
+        // member, never silently dropped from it.
+        // Where the two views disagree (a member without its link, a link
+        // that names another group or a group that does not list it), a
+        // member such as the root disk may be hidden: membership is unknown.
+        existing.insert(g.number);
+        std::vector<pci::PciAddress> by_link;
+        if (auto it = members.find(g.number); it != members.end()) by_link = it->second;
+        g.devices = by_link;
+        if (auto devs = host.list(base + "/devices")) {
+            std::set<pci::PciAddress> listed;
             for (const auto& d : *devs) {
-                if (auto a = pci::PciAddress::parse(d)) g.devices.push_back(*a);
-                else warnings.push_back(base + "/devices/" + d + " is not a PCI address; skipped");
+                if (auto a = pci::PciAddress::parse(d)) {
+                    g.devices.push_back(*a);
+                    listed.insert(*a);
+                    auto l = linked.find(*a);
+                    if (l == linked.end() || l->second != g.number)
+                        disagree(base + "/devices lists " + a->str() + ", but " +
+                                 (l == linked.end() ? std::string("it has no readable iommu_group link")
+                                                    : "its iommu_group link names group " + std::to_string(l->second)));
+                } else {
+                    warnings.push_back(base + "/devices/" + d + " is not a PCI address; skipped");
+                }
             }
-            std::sort(g.devices.begin(), g.devices.end());
+            for (const auto& a : by_link)
+                if (!listed.count(a))
+                    disagree("/sys/bus/pci/devices/" + a.str() + "/iommu_group names group " + name + ", but " + base +
+                             "/devices does not list it");
+        } else {
+            disagree("cannot list " + base + "/devices (" + devs.error().describe() + ")");
         }
+        std::sort(g.devices.begin(), g.devices.end());
+        g.devices.erase(std::unique(g.devices.begin(), g.devices.end()), g.devices.end());
         groups.push_back(std::move(g));
     }
+    for (const auto& [a, n] : linked)
+        if (!existing.count(n))
+            disagree("/sys/bus/pci/devices/" + a.str() + "/iommu_group names group " + std::to_string(n) +
+                     ", but /sys/kernel/iommu_groups/" + std::to_string(n) + " does not exist");
     std::sort(groups.begin(), groups.end(),
               [](const IommuGroup& a, const IommuGroup& b) { return a.number < b.number; });
     return groups;

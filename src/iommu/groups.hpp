@@ -19,13 +19,15 @@ struct IommuGroup {
 };
 
 // Every group under /sys/kernel/iommu_groups, sorted numerically (numbers are
-// sparse). Members come from the inventory's iommu_group links, which the
-// kernel makes together with the group's devices/ entries; a group no
-// enumerated device links to is listed from its devices/ directory. No
-// directory means no groups, not an error; garbage entries are skipped with
-// a warning.
+// sparse). Members are the union of the devices whose iommu_group links name
+// the group and the ones its devices/ directory lists, so that a member that
+// cannot be read stays in its group. Where the two views disagree (or a
+// listing cannot be read), *disagreement, when given, says so in words: the
+// kernel makes both together, so membership is unknown. No directory means
+// no groups, not an error; garbage entries are skipped with a warning.
 std::vector<IommuGroup> read_groups(const host::Host& host, const pci::Inventory& inv,
-                                    std::vector<std::string>& warnings);
+                                    std::vector<std::string>& warnings,
+                                    std::optional<std::string>* disagreement = nullptr);
 
 // The role flags of one device within the host.
 struct DeviceRole {

@@ -7,7 +7,11 @@
 #include <csetjmp>
 #include <cstdarg>
 #include <cstdio>
+#include <fcntl.h>
+#include <map>
 #include <iterator>
+#include <optional>
+#include <sys/stat.h>
 
 extern "C" {
 #include <pci/pci.h>
@@ -172,18 +176,15 @@ void read_host_side(const host::Host& host, const host::Dir* bus, PciDevice& d, 
         return;
     }
     d.driver = dir->link_name("driver");
-    // No entry is no group (the IOMMU is off); an entry that is no
-    // readable link is a group that cannot be read.
     if (auto t = dir->read_link("iommu_group")) {
         const std::string g = t->substr(t->rfind('/') + 1);
-        if (auto n = util::parse_dec(g)) {
+        // Group numbers as read_groups takes them: a bigger one wrapped in the int.
+        if (auto n = util::parse_dec(g); n && *n <= 1'000'000) {
             d.iommu_group = static_cast<int>(*n);
         } else {
             warnings.push_back(d.addr.str() + ": iommu_group link names '" + g + "', not a number");
         }
-    } else if (t.error().errnum != ENOENT) {
-        d.iommu_group_problem = "cannot read " + base + "/iommu_group (" + t.error().describe() + ")";
-    }
+    } // an entry that is no readable link: read_system's groups_problem says so
     // An override matters on devices that vfio-pci holds or that wait unbound.
     const bool override_matters = !d.driver || *d.driver == "vfio-pci";
     if (auto o = override_matters ? dir->attr("driver_override") : std::nullopt;
@@ -203,6 +204,111 @@ void read_host_side(const host::Host& host, const host::Dir* bus, PciDevice& d, 
     if (auto t = bus ? bus->read_link(d.addr.str().c_str()) : host.read_link(base)) {
         d.sysfs_path = (std::filesystem::path("/sys/bus/pci/devices") / *t).lexically_normal().string();
         d.parent = parent_from_path(d.sysfs_path);
+    }
+}
+
+// The files libpci opens itself (plain open(2), links followed) for a
+// device under /sys/bus/pci/devices.
+constexpr const char* k_libpci_files[] = {"vendor",           "device",           "class",    "config",
+                                          "resource",         "irq",              "revision", "label",
+                                          "subsystem_vendor", "subsystem_device", "numa_node"};
+
+// Why libpci must not read device `name` of a recorded tree: its directory
+// leads out of the tree (an absolute link, or '..' past the root) or is no
+// directory, or a file libpci opens is no regular file (a link out, a FIFO
+// that blocks the open for ever, a device node). nullopt when it may.
+// The slow, general answer: every link resolved by std::filesystem.
+std::optional<std::string> libpci_hazard_slow(const host::Host& host, const std::string& name) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    const fs::path root = fs::canonical(host.root(), ec);
+    if (ec) return std::nullopt;
+    const fs::path dir = fs::canonical(host.path("/sys/bus/pci/devices/" + name), ec);
+    if (ec) return std::nullopt; // dangling: libpci finds no files and says so
+    const std::string r = root.string() + "/", d = dir.string();
+    if (d.compare(0, r.size(), r) != 0) return "its directory leads out of the tree (to " + d + ")";
+    if (!fs::is_directory(dir, ec)) return "it is not a directory";
+    for (const char* f : k_libpci_files) {
+        struct stat st {};
+        if (::lstat((dir / f).c_str(), &st) != 0) continue;
+        if (S_ISLNK(st.st_mode)) {
+            const fs::path to = fs::canonical(dir / f, ec);
+            if (ec) continue; // dangling: nothing to read
+            if (to.string().compare(0, r.size(), r) != 0) return std::string(f) + " leads out of the tree (to " + to.string() + ")";
+            if (::stat(to.c_str(), &st) != 0) continue;
+        }
+        // A directory reads as an error, which libpci reads as one; a FIFO or a device node does not.
+        if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) return std::string(f) + " is not a regular file";
+    }
+    return std::nullopt;
+}
+
+// The same answer in a few system calls a device for the common tree: the
+// bus entry is a relative link through real directories (each checked once
+// and remembered), and the device's files are regular files (one fstatat
+// each, links not followed). Anything else takes the slow answer.
+class HazardCheck {
+  public:
+    explicit HazardCheck(const host::Host& host) : m_host(host), m_bus(host.open_dir("/sys/bus/pci/devices")) {
+        std::error_code ec;
+        m_root = std::filesystem::canonical(host.root(), ec).string();
+    }
+
+    std::optional<std::string> operator()(const std::string& name) {
+        if (m_root.empty() || !m_bus || !real_dir("sys/bus/pci/devices")) return libpci_hazard_slow(m_host, name);
+        auto t = m_bus->read_link(name.c_str());
+        if (!t || t->empty() || (*t)[0] == '/') return libpci_hazard_slow(m_host, name);
+        const std::string rel =
+            (std::filesystem::path("sys/bus/pci/devices") / *t).lexically_normal().string();
+        if (rel.empty() || rel == "." || rel.compare(0, 2, "..") == 0 || !real_dir(rel))
+            return libpci_hazard_slow(m_host, name);
+        // What each of libpci's files is, without following links.
+        const int dfd = ::open((m_root + "/" + rel).c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (dfd < 0) return libpci_hazard_slow(m_host, name);
+        bool plain = true;
+        for (const char* f : k_libpci_files) {
+            struct stat st {};
+            if (::fstatat(dfd, f, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+                plain = false;
+        }
+        ::close(dfd);
+        return plain ? std::nullopt : libpci_hazard_slow(m_host, name);
+    }
+
+  private:
+    // rel ("sys/devices/pci0000:00") is a directory, and so is every
+    // directory above it up to the root, none of them a link.
+    bool real_dir(const std::string& rel) {
+        if (rel.empty()) return true;
+        if (auto it = m_real.find(rel); it != m_real.end()) return it->second;
+        const auto slash = rel.rfind('/');
+        bool ok = real_dir(slash == std::string::npos ? std::string() : rel.substr(0, slash));
+        struct stat st {};
+        ok = ok && ::lstat((m_root + "/" + rel).c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+        m_real.emplace(rel, ok);
+        return ok;
+    }
+
+    const host::Host& m_host;
+    std::string m_root;
+    Result<host::Dir> m_bus;
+    std::map<std::string, bool> m_real;
+};
+
+// Takes the hazardous devices out of libpci's list before it reads them,
+// with a warning each; their IOMMU groups keep them as unknown members.
+void leave_out_hazards(const host::Host& host, pci_access* acc, std::vector<std::string>& warnings) {
+    HazardCheck libpci_hazard(host);
+    for (pci_dev** at = &acc->devices; *at;) {
+        pci_dev* p = *at;
+        const std::string name = PciAddress{static_cast<uint32_t>(p->domain), p->bus, p->dev, p->func}.str();
+        if (auto why = libpci_hazard(name)) {
+            warnings.push_back(name + ": left out: " + *why);
+            *at = p->next;
+            pci_free_dev(p);
+            continue;
+        }
+        at = &p->next;
     }
 }
 
@@ -268,6 +374,7 @@ Result<Inventory> enumerate(const host::Host& host) {
             },
             acc))
         return failed();
+    if (!host.is_live()) leave_out_hazards(host, acc, inv.warnings);
     for (pci_dev* p = acc->devices; p; p = p->next) {
         // One read of the standard header serves the identity check and the header type.
         RawIdent raw{p, {}, false};

@@ -70,9 +70,17 @@ Result<DeviceChange> bind_one(const host::Host& host, Journal& journal, const Pl
     JournalEntry e;
     e.address = addr;
     e.group = item.group;
-    e.original_driver = host.link_name(base + "/driver");
+    const std::optional<std::string> current = host.link_name(base + "/driver");
+    e.original_driver = current;
     if (auto o = host.attr(base + "/driver_override"); o && *o != "(null)" && !o->empty())
         e.original_override = *o;
+    // An entry left by a run that did not finish (killed, not yet
+    // recovered) knows what the device had before vfioctl touched it: keep
+    // that, never what the unfinished run left.
+    if (const JournalEntry* old = journal.find(addr)) {
+        e.original_driver = old->original_driver;
+        e.original_override = old->original_override;
+    }
     e.phase = "binding";
     e.since = util::utc_now();
     journal.erase(addr);
@@ -85,8 +93,8 @@ Result<DeviceChange> bind_one(const host::Host& host, Journal& journal, const Pl
     say(opt, "binding " + addr + ": " + show(e.original_driver) + " -> vfio-pci");
     if (auto st = host.write(base + "/driver_override", k_vfio); !st) return st.error();
     util::fault_point("bind.override");
-    if (e.original_driver)
-        if (auto st = unbind_from(host, addr, *e.original_driver, opt); !st) return st.error();
+    if (current)
+        if (auto st = unbind_from(host, addr, *current, opt); !st) return st.error();
     util::fault_point("bind.unbound");
     if (auto st = host.write("/sys/bus/pci/drivers_probe", addr); !st) return st.error();
     util::fault_point("bind.probed");
@@ -154,6 +162,23 @@ Result<DeviceChange> restore_one(const host::Host& host, Journal& journal, const
     c.changed = true;
     c.ms = ms_since(t0);
     return c;
+}
+
+// Drops the entries of devices that are gone in one save, noting each as
+// restore_one does: a journal of thousands of them took a save (of the
+// whole journal, fsync'd) per entry, minutes in all.
+Status drop_gone(const host::Host& host, Journal& journal, const ChangeOptions& opt,
+                 std::vector<DeviceChange>& changes) {
+    std::vector<std::string> gone;
+    for (const auto& e : journal.entries)
+        if (!host.exists(dev_base(e.address))) {
+            gone.push_back(e.address);
+            changes.push_back({e.address, std::nullopt, e.original_driver, false, 0,
+                               "the device is gone; its journal entry was dropped"});
+        }
+    if (gone.empty()) return {};
+    for (const auto& a : gone) journal.erase(a);
+    return save_journal(host, opt.state_dir, journal);
 }
 
 } // namespace
@@ -253,6 +278,14 @@ Result<std::vector<DeviceChange>> execute_bind(const host::Host& host, const Bin
             changes.push_back({it.addr.str(), it.driver, it.driver, false, 0, "already on vfio-pci"});
             continue;
         }
+        // Read again under the lock: another vfioctl may have bound it since
+        // the plan was made. Binding it again replaced that run's journal
+        // entry with one whose original driver was vfio-pci.
+        if (host.link_name(dev_base(it.addr.str()) + "/driver") == std::optional<std::string>(k_vfio)) {
+            changes.push_back({it.addr.str(), std::string(k_vfio), std::string(k_vfio), false, 0,
+                               "already on vfio-pci (bound meanwhile)"});
+            continue;
+        }
         moved.push_back(it.addr.str());
         auto c = bind_one(host, journal, it, opt);
         if (c) {
@@ -291,16 +324,21 @@ Result<std::vector<DeviceChange>> give_back(const host::Host& host,
     auto session = open_session(host, opt);
     if (!session) return session.error();
     Journal& journal = session->journal;
+    std::vector<DeviceChange> changes;
     std::vector<std::string> todo;
-    if (addresses.empty())
+    if (addresses.empty()) {
+        if (auto st = drop_gone(host, journal, opt, changes); !st) return st.error();
         for (const auto& e : journal.entries) todo.push_back(e.address);
+    }
     for (const auto& a : addresses) todo.push_back(a.str());
     if (!force) {
         std::vector<std::string> busy;
         for (const auto& addr : todo) {
             int group = -1;
             if (auto* e = journal.find(addr)) group = e->group;
-            else if (auto g = host.link_name(dev_base(addr) + "/iommu_group")) group = std::stoi(*g);
+            else if (auto g = host.link_name(dev_base(addr) + "/iommu_group"))
+                // std::stoi threw on a link that names no number ("internal error: stoi").
+                if (auto n = util::parse_dec(*g); n && *n <= 1'000'000) group = static_cast<int>(*n);
             auto b = busy_groups.find(group);
             if (b != busy_groups.end())
                 busy.push_back(addr + " (/dev/vfio/" + std::to_string(group) + " held by " + b->second + ")");
@@ -309,7 +347,6 @@ Result<std::vector<DeviceChange>> give_back(const host::Host& host,
             return Error{"a process (a VM?) still holds " + util::join(busy, ", "), {},
                          "stop the VM first ('vfioctl vm stop NAME'); --force takes the device away from it", 0};
     }
-    std::vector<DeviceChange> changes;
     for (const auto& addr : todo) {
         if (journal.find(addr)) {
             auto c = restore_one(host, journal, addr, opt);
@@ -341,6 +378,7 @@ Result<std::vector<DeviceChange>> recover(const host::Host& host, const ChangeOp
     if (!session) return session.error();
     Journal& journal = session->journal;
     std::vector<DeviceChange> changes;
+    if (auto st = drop_gone(host, journal, opt, changes); !st) return st.error();
     std::vector<std::string> failed;
     std::vector<std::string> todo;
     for (const auto& e : journal.entries) todo.push_back(e.address);

@@ -26,22 +26,63 @@ std::string lock_path(const std::string& state_dir) { return state_dir + "/lock"
 
 namespace {
 json opt(const std::optional<std::string>& s) { return s ? json(*s) : json(nullptr); }
-std::optional<std::string> opt_str(const json& j, const char* key) {
-    if (!j.contains(key) || j[key].is_null()) return std::nullopt;
-    return j[key].get<std::string>();
+
+// The JSON type of j in words, for errors.
+std::string type_words(const json& j) {
+    std::string t = j.type_name();
+    return (t == "array" || t == "object") ? "an " + t : "a " + t;
+}
+
+// What the journal holds where it cannot be trusted, in words (never
+// nlohmann's own exception text); thrown inside parse_journal only.
+struct Corrupt {
+    std::string what;
+};
+
+const json& field(const json& d, const char* key, const std::string& at) {
+    auto it = d.find(key);
+    if (it == d.end()) throw Corrupt{at + " has no '" + key + "'"};
+    return *it;
+}
+std::string str_field(const json& d, const char* key, const std::string& at) {
+    const json& v = field(d, key, at);
+    if (!v.is_string()) throw Corrupt{at + "." + key + " is " + type_words(v) + ", not a string"};
+    return v.get<std::string>();
+}
+std::optional<std::string> opt_str(const json& d, const char* key, const std::string& at) {
+    auto it = d.find(key);
+    if (it == d.end() || it->is_null()) return std::nullopt;
+    if (!it->is_string()) throw Corrupt{at + "." + key + " is " + type_words(*it) + ", not a string or null"};
+    return it->get<std::string>();
+}
+
+// A driver's name becomes part of sysfs paths (drivers/NAME/bind) and a
+// module name: a plain name of printable ASCII, never "..", "/" or an
+// escape sequence.
+bool driver_name_ok(const std::string& n) {
+    if (n.empty() || n.size() > 64 || n == "." || n == "..") return false;
+    for (unsigned char c : n)
+        if (c <= 0x20 || c >= 0x7f || c == '/') return false;
+    return true;
 }
 } // namespace
 
 Result<Journal> parse_journal(std::string_view text, const std::string& path) {
     Journal j;
     size_t index = 0;
+    const char* const keep =
+        "nothing was changed and the file is kept for inspection; compare it with "
+        "'vfioctl groups', restore drivers by hand, then move the file away";
     try {
         json doc = json::parse(text);
-        if (!doc.is_object() || doc.value("format", 0) != 1 || !doc["devices"].is_array())
-            throw std::runtime_error("not a vfioctl journal (format 1)");
+        if (!doc.is_object() || !doc.contains("format") || doc["format"] != 1 || !doc.contains("devices") ||
+            !doc["devices"].is_array())
+            throw Corrupt{"not a vfioctl journal (format 1)"};
         for (const auto& d : doc["devices"]) {
+            const std::string at = "devices[" + std::to_string(index) + "]";
+            if (!d.is_object()) throw Corrupt{at + " is " + type_words(d) + ", not an object"};
             JournalEntry e;
-            e.address = d.at("address").get<std::string>();
+            e.address = str_field(d, "address", at);
             // The address becomes part of sysfs paths: only a full PCI
             // address ("0000:8a:00.0") may, never "../..".
             auto a = pci::PciAddress::parse(e.address);
@@ -52,19 +93,28 @@ Result<Journal> parse_journal(std::string_view text, const std::string& path) {
                              "nothing was changed and the file is kept for inspection; restore drivers by hand, "
                              "then move the file away",
                              0};
+            const json& group = field(d, "group", at);
+            if (!group.is_number_integer() || group.get<int64_t>() < 0 || group.get<int64_t>() > 1'000'000)
+                throw Corrupt{at + ".group is " + (group.is_number() ? std::string("out of range") : type_words(group)) +
+                              ", not a group number"};
+            e.group = group.get<int>();
+            e.original_driver = opt_str(d, "original_driver", at);
+            if (e.original_driver && !driver_name_ok(*e.original_driver))
+                throw Corrupt{at + ".original_driver '" + *e.original_driver + "' is not a driver's name"};
+            e.original_override = opt_str(d, "original_override", at);
+            e.phase = str_field(d, "phase", at);
+            auto since = d.find("since");
+            if (since != d.end() && since->is_string()) e.since = since->get<std::string>();
             ++index;
-            e.group = d.at("group").get<int>();
-            e.original_driver = opt_str(d, "original_driver");
-            e.original_override = opt_str(d, "original_override");
-            e.phase = d.at("phase").get<std::string>();
-            e.since = d.value("since", "");
             j.entries.push_back(std::move(e));
         }
+    } catch (const Corrupt& c) {
+        return Error{"the journal is corrupt (" + c.what + ")", path, keep, 0};
+    } catch (const json::parse_error& ex) {
+        return Error{"the journal is corrupt (not JSON: the parse stopped at byte " + std::to_string(ex.byte) + ")", path,
+                     keep, 0};
     } catch (const std::exception& ex) {
-        return Error{std::string("the journal is corrupt (") + ex.what() + ")", path,
-                     "nothing was changed and the file is kept for inspection; compare it with "
-                     "'vfioctl groups', restore drivers by hand, then move the file away",
-                     0};
+        return Error{std::string("the journal is corrupt (") + ex.what() + ")", path, keep, 0};
     }
     return j;
 }

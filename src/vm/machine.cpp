@@ -23,30 +23,83 @@ std::string default_run_base() {
 
 std::string run_dir(const std::string& base, const std::string& name) { return base + "/" + name; }
 
+namespace {
+
+// A field of a VM record of the wrong type or out of range, in words.
+struct Damaged {
+    std::string what;
+};
+
+std::string type_words(const nlohmann::json& j) {
+    std::string t = j.type_name();
+    return (t == "array" || t == "object") ? "an " + t : "a " + t;
+}
+
+std::string str_of(const nlohmann::json& j, const char* key) {
+    auto it = j.find(key);
+    if (it == j.end() || it->is_null()) return {};
+    if (!it->is_string()) throw Damaged{std::string(key) + " is " + type_words(*it) + ", not a string"};
+    return it->get<std::string>();
+}
+
+int64_t int_of(const nlohmann::json& j, const char* key, int64_t lo, int64_t hi) {
+    auto it = j.find(key);
+    if (it == j.end() || it->is_null()) return 0;
+    if (!it->is_number_integer()) throw Damaged{std::string(key) + " is " + type_words(*it) + ", not a whole number"};
+    if (it->is_number_unsigned() ? it->get<uint64_t>() > static_cast<uint64_t>(hi) : it->get<int64_t>() < lo ||
+                                                                                       it->get<int64_t>() > hi)
+        throw Damaged{std::string(key) + " is out of range"};
+    return it->get<int64_t>();
+}
+
+std::vector<std::string> strs_of(const nlohmann::json& j, const char* key) {
+    std::vector<std::string> out;
+    auto it = j.find(key);
+    if (it == j.end() || it->is_null()) return out;
+    if (!it->is_array()) throw Damaged{std::string(key) + " is " + type_words(*it) + ", not a list"};
+    for (const auto& e : *it) {
+        if (!e.is_string()) throw Damaged{std::string(key) + " holds " + type_words(e) + ", not only strings"};
+        out.push_back(e.get<std::string>());
+    }
+    return out;
+}
+
+} // namespace
+
 Result<VmRecord> read_record(const std::string& dir) {
     const std::string path = dir + "/vm.json";
     std::ifstream f(path);
     if (!f) return system_error("no VM record", path);
+    const char* const hint = "remove the directory once no QEMU of this VM runs";
     try {
         auto j = nlohmann::json::parse(f);
+        if (!j.is_object()) throw Damaged{"it is " + type_words(j) + ", not an object"};
         VmRecord r;
-        r.name = j.value("name", "");
-        r.pid = j.value("pid", 0);
-        r.started = j.value("started", int64_t{0});
-        r.accel = j.value("accel", "");
-        r.qmp_socket = j.value("qmp_socket", "");
-        r.console_socket = j.value("console_socket", "");
-        r.console_log = j.value("console_log", "");
-        r.pidfile = j.value("pidfile", "");
-        if (j.contains("ssh_port") && j["ssh_port"].is_number()) r.ssh_port = j["ssh_port"].get<int>();
-        r.devices = j.value("devices", std::vector<std::string>{});
-        r.device_ids = j.value("device_ids", std::vector<std::string>{});
-        r.argv = j.value("argv", std::vector<std::string>{});
-        r.profile = j.value("profile", "");
+        r.name = str_of(j, "name");
+        // A PID the kernel can give (pid_max is at most 2^22): a wrapped
+        // number must never name another process that stop would kill.
+        r.pid = static_cast<int>(int_of(j, "pid", 0, 4194304));
+        r.started = int_of(j, "started", 0, int64_t{1} << 40);
+        r.accel = str_of(j, "accel");
+        r.qmp_socket = str_of(j, "qmp_socket");
+        r.console_socket = str_of(j, "console_socket");
+        r.console_log = str_of(j, "console_log");
+        r.pidfile = str_of(j, "pidfile");
+        if (j.contains("ssh_port") && !j["ssh_port"].is_null()) r.ssh_port = static_cast<int>(int_of(j, "ssh_port", 1, 65535));
+        r.devices = strs_of(j, "devices");
+        r.device_ids = strs_of(j, "device_ids");
+        if (r.device_ids.size() != r.devices.size())
+            throw Damaged{"devices and device_ids differ in length (" + std::to_string(r.devices.size()) + " and " +
+                          std::to_string(r.device_ids.size()) + ")"};
+        r.argv = strs_of(j, "argv");
+        r.profile = str_of(j, "profile");
         return r;
+    } catch (const Damaged& d) {
+        return Error{"VM record is damaged (" + d.what + ")", path, hint, 0};
+    } catch (const nlohmann::json::parse_error& e) {
+        return Error{"VM record is damaged (not JSON: the parse stopped at byte " + std::to_string(e.byte) + ")", path, hint, 0};
     } catch (const nlohmann::json::exception& e) {
-        return Error{std::string("VM record is damaged: ") + e.what(), path,
-                     "remove the directory once no QEMU of this VM runs", 0};
+        return Error{std::string("VM record is damaged (") + e.what() + ")", path, hint, 0};
     }
 }
 

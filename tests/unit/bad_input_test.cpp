@@ -2,15 +2,21 @@
 // trees with truncated or garbage files. Always a clear error or a warning,
 // never a crash.
 
+#include "host/host.hpp"
 #include "support.hpp"
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <functional>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 using namespace vfioctl;
 using fixture::HostTree;
 using nlohmann::json;
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -178,5 +184,80 @@ TEST(BadInput, GpuBeforeTheCommandSeparatorTakesOneValue) {
         EXPECT_EQ(o.exit_code, 1) << o.err;
         EXPECT_NE(o.err.find("/nonexistent/bzImage"), std::string::npos) << o.err;
         EXPECT_EQ(t.read("/sys/bus/pci/devices/0000:8a:00.0/driver_override"), "(null)\n");
+    }
+}
+
+// A FIFO where a tree has a file blocked the open (or the read) for ever:
+// under a root only regular files and directories are read, and a device
+// node (/dev/zero, which never ends) is refused the same way.
+TEST(BadInput, FifoOrDeviceNodeInTheTreeIsNotRead) {
+    HostTree t = fixture::seed_after();
+    t.remove("/proc/cmdline");
+    ASSERT_EQ(::mkfifo(t.path("/proc/cmdline").c_str(), 0644), 0);
+    host::Host h(t.root());
+    auto r = h.read("/proc/cmdline");
+    ASSERT_FALSE(r.ok());
+    EXPECT_TRUE(has(r.error().describe(), "not a regular file")) << r.error().describe();
+    EXPECT_FALSE(h.attr("/proc/cmdline").has_value());
+    auto o = fixture::run_program({VFIOCTL_BINARY, "--root", t.root_str(), "status"}, 20000);
+    EXPECT_EQ(o.signal, 0) << "status hung on the FIFO";
+    EXPECT_TRUE(has(o.err, "/proc/cmdline")) << o.err;
+    // A device node, where this process may make one (root).
+    t.remove("/proc/cmdline");
+    if (::mknod(t.path("/proc/cmdline").c_str(), S_IFCHR | 0644, makedev(1, 5)) == 0) {
+        auto z = h.read("/proc/cmdline");
+        ASSERT_FALSE(z.ok());
+        EXPECT_TRUE(has(z.error().describe(), "not a regular file")) << z.error().describe();
+    }
+}
+
+// libpci opens a device's files itself, links followed: a device whose
+// directory leads out of the tree, or whose config is a FIFO, is left out
+// with a warning (its group keeps it as an unknown member), never read.
+TEST(BadInput, LibpciReadsNothingOutsideTheTree) {
+    HostTree t = fixture::seed_after();
+    fixture::TempDir outside;
+    const std::string gpu = fixture::k_seed_gpu;
+    const auto real = fs::canonical(t.path("/sys/bus/pci/devices/" + gpu));
+    fs::copy(real, outside.path / "dev", fs::copy_options::recursive | fs::copy_options::copy_symlinks);
+    std::string cfg = t.read("/sys/bus/pci/devices/" + gpu + "/config");
+    cfg[0] = '\x34', cfg[1] = '\x12'; // vendor 1234 outside the tree
+    { std::ofstream(outside.path / "dev" / "config", std::ios::binary) << cfg; }
+    { std::ofstream(outside.path / "dev" / "vendor") << "0x1234\n"; }
+    t.symlink("/sys/bus/pci/devices/" + gpu, (outside.path / "dev").string());
+    auto o = test::run_on(t, {"--json", "groups", "--all"});
+    EXPECT_EQ(o.exit_code, 0) << o.err;
+    EXPECT_FALSE(has(o.out, "1234:")) << "read outside the tree:\n" << o.out;
+    EXPECT_TRUE(has(o.err, gpu + ": left out: its directory leads out of the tree")) << o.err;
+    auto devs = test::vfioctl_devices(test::json_of(o));
+    ASSERT_EQ(devs.count(gpu), 1u);
+    EXPECT_EQ(devs[gpu].value("unknown", false), true) << devs[gpu].dump();
+
+    HostTree f = fixture::seed_after();
+    f.remove("/sys/bus/pci/devices/" + gpu + "/config");
+    ASSERT_EQ(::mkfifo(f.path("/sys/bus/pci/devices/" + gpu + "/config").c_str(), 0644), 0);
+    auto p = fixture::run_program({VFIOCTL_BINARY, "--root", f.root_str(), "--json", "bind", "--dry-run", gpu}, 20000);
+    EXPECT_EQ(p.signal, 0) << "libpci hung on the FIFO";
+    EXPECT_EQ(p.exit_code, 1) << p.err;
+    EXPECT_TRUE(has(p.err, gpu + ": left out: config is not a regular file")) << p.err;
+}
+
+// A group link that names no number, or one too big for an int: unbind
+// threw std::stoi's exception ("internal error: stoi"), and the inventory
+// wrapped 99999999999 to group 1215752191.
+TEST(BadInput, GroupLinkThatNamesNoNumber) {
+    const std::string gpu = fixture::k_seed_gpu;
+    for (const std::string name : {"abc", "99999999999"}) {
+        SCOPED_TRACE(name);
+        HostTree t = fixture::seed_after();
+        t.mkdir("/sys/kernel/iommu_groups/" + name + "/devices");
+        t.symlink("/sys/bus/pci/devices/" + gpu + "/iommu_group", "../../../../kernel/iommu_groups/" + name);
+        auto o = test::run_on(t, {"unbind", gpu});
+        EXPECT_FALSE(has(o.err, "internal error")) << o.err;
+        EXPECT_FALSE(has(o.err, "1215752191")) << o.err;
+        auto g = test::run_on(t, {"--json", "groups", "--device", gpu});
+        auto devs = test::vfioctl_devices(test::json_of(g));
+        ASSERT_EQ(devs.count(gpu), 1u) << g.out;
+        EXPECT_TRUE(devs[gpu]["iommu_group"].is_null() || devs[gpu].value("unknown", false)) << devs[gpu].dump();
     }
 }

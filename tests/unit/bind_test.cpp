@@ -300,3 +300,49 @@ TEST(CrashSafety, RecoverRestoresAfterAKillAtEveryStep) {
     EXPECT_EQ(covered, 20);
     std::cout << "[ crash ] kill points covered: " << covered << "\n";
 }
+
+// Two binds of one device at once: the second planned while the device was
+// still on nvidia and ran after the first had bound it. It replaced the
+// first one's journal entry with one whose original driver was vfio-pci,
+// so unbind could never give the device back to nvidia.
+TEST(Bind, SecondOfTwoBindsKeepsTheFirstOnesOriginalDriver) {
+    HostTree t = fixture::seed_after();
+    FakeKernel k(t);
+    const std::string gpu = fixture::k_seed_gpu;
+    auto first = plan_for(k, gpu);
+    auto second = plan_for(k, gpu); // made before the first one runs
+    ASSERT_TRUE(vfio::execute_bind(k, first, quick()).ok());
+    ASSERT_EQ(k.driver_of(gpu), "vfio-pci");
+    auto again = vfio::execute_bind(k, second, quick());
+    ASSERT_TRUE(again.ok()) << again.error().describe();
+    EXPECT_EQ(k.driver_of(gpu), "vfio-pci");
+    auto j = vfio::load_journal(k, "/var/lib/vfioctl");
+    ASSERT_TRUE(j.ok());
+    ASSERT_EQ(j->entries.size(), 1u);
+    EXPECT_EQ(j->entries[0].original_driver, std::optional<std::string>("nvidia"));
+    auto back = vfio::give_back(k, {*pci::PciAddress::parse(gpu)}, {}, false, quick());
+    ASSERT_TRUE(back.ok()) << back.error().describe();
+    EXPECT_EQ(k.driver_of(gpu), "nvidia");
+}
+
+// A bind killed after the unbind left the device on no driver and its
+// entry (original: nvidia). A new bind before recover recorded "no driver"
+// as the original; it now keeps the entry's, and unbind gives nvidia back.
+TEST(Bind, BindAfterAKilledBindKeepsTheOriginalDriver) {
+    HostTree t = fixture::seed_after();
+    FakeKernel k(t);
+    const std::string gpu = fixture::k_seed_gpu;
+    vfio::Journal j;
+    j.entries.push_back({gpu, 165, std::string("nvidia"), std::nullopt, "binding", ""});
+    ASSERT_TRUE(vfio::save_journal(k, "/var/lib/vfioctl", j).ok());
+    ASSERT_TRUE(k.write("/sys/bus/pci/drivers/nvidia/unbind", gpu).ok());
+    ASSERT_EQ(k.driver_of(gpu), "");
+    ASSERT_TRUE(vfio::execute_bind(k, plan_for(k, gpu), quick()).ok());
+    EXPECT_EQ(k.driver_of(gpu), "vfio-pci");
+    auto after = vfio::load_journal(k, "/var/lib/vfioctl");
+    ASSERT_TRUE(after.ok());
+    ASSERT_EQ(after->entries.size(), 1u);
+    EXPECT_EQ(after->entries[0].original_driver, std::optional<std::string>("nvidia"));
+    ASSERT_TRUE(vfio::give_back(k, {*pci::PciAddress::parse(gpu)}, {}, false, quick()).ok());
+    EXPECT_EQ(k.driver_of(gpu), "nvidia");
+}

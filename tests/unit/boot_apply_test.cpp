@@ -13,7 +13,10 @@
 
 #include <gtest/gtest.h>
 #include <iostream>
+#include <chrono>
+#include <optional>
 #include <sys/stat.h>
+#include <thread>
 
 using namespace vfioctl;
 using namespace vfioctl::boot;
@@ -240,6 +243,32 @@ TEST(BootApply, FileChangedWhilePlanningIsNotOverwritten) {
     ASSERT_FALSE(res.ok());
     EXPECT_NE(res.error().message.find("changed while"), std::string::npos);
     EXPECT_EQ(r.read("/etc/default/grub"), plan->edits[0].before + "# edited meanwhile\n");
+}
+
+// The file changed after the check but before the lock (another enable
+// held it): checked again under the lock. The second of two enables at
+// once backed up the first one's result as "before" and journaled an entry
+// revert refused ("the backup no longer holds what the file held").
+TEST(BootApply, FileChangedWhileWaitingForTheLockIsNotOverwritten) {
+    CaseRoot r("debian12");
+    host::Host h(r.root);
+    auto setup = detect_setup(h);
+    auto plan = plan_goal(setup.sets, k_enable);
+    ASSERT_TRUE(plan.ok());
+    ASSERT_TRUE(host::make_directories(h, "/var/lib/vfioctl").ok());
+    auto held = host::FileLock::acquire(h, "/var/lib/vfioctl/boot.lock", 1000);
+    ASSERT_TRUE(held.ok());
+    std::optional<Result<ApplyResult>> res;
+    std::thread t([&] { res.emplace(apply_plan(h, setup, *plan, "enable", options(nullptr))); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(300)); // past the first check, waiting for the lock
+    r.write("/etc/default/grub", plan->edits[0].after); // what the other enable wrote
+    { auto release = std::move(held).value(); }
+    t.join();
+    ASSERT_TRUE(res.has_value());
+    ASSERT_FALSE(res->ok());
+    EXPECT_NE(res->error().message.find("changed while"), std::string::npos) << res->error().describe();
+    EXPECT_TRUE(backups_of(r, "/etc/default/grub").empty());
+    EXPECT_EQ(journal_state(h), "");
 }
 
 TEST(BootApply, RevertMergesWhenTheFileChangedSince) {

@@ -339,3 +339,104 @@ TEST(OutputSafety, UnknownCommandIsNamed) {
     expect_printable(escaped.err, "stderr");
     EXPECT_TRUE(has(escaped.err, "unknown command 'frob\\x1b]0;pwned\\x07'")) << escaped.err;
 }
+
+// A parse error quotes the argument as given: its bytes are escaped like
+// any text, and --json gets the error as JSON (CLI11 printed both raw, and
+// no JSON at all).
+TEST(OutputSafety, ParseErrorsAreEscapedAndJson) {
+    const auto& tree = test::shared_host("seed_after");
+    auto text = test::run_on(tree, {"bind", "--dry-run", "8a:00.0", "--timeout=" + k_osc});
+    EXPECT_EQ(text.exit_code, 2);
+    expect_printable(text.err, "stderr");
+    EXPECT_TRUE(has(text.err, "vfioctl: error: --timeout: '\\x1b]0;pwned\\x07' is not a number of seconds")) << text.err;
+    auto opt = test::run_on(tree, {"--fr" + k_osc, "status"});
+    EXPECT_EQ(opt.exit_code, 2);
+    expect_printable(opt.err, "stderr");
+    EXPECT_TRUE(has(opt.err, "--fr\\x1b]0;pwned\\x07")) << opt.err;
+
+    auto js = test::run_on(tree, {"--json", "bind", "--frob", "8a:00.0"});
+    EXPECT_EQ(js.exit_code, 2);
+    json j = test::json_of(js);
+    EXPECT_TRUE(has(j.value("error", ""), "--frob")) << js.out;
+    EXPECT_EQ(j["exit_code"], 2);
+
+    // --gpu's range is named in a few words (not DBL_MAX's 309 digits).
+    auto gpu = test::run_on(tree, {"bind", "--dry-run", "--gpu", "-1"});
+    EXPECT_EQ(gpu.exit_code, 2);
+    EXPECT_LT(gpu.err.size(), 400u) << gpu.err;
+}
+
+// A C1 control (U+009B, CSI to some terminals) from the host: text shows
+// its bytes as \xNN, JSON as \u009b (nlohmann's dump left it raw).
+TEST(OutputSafety, C1ControlsAreEscapedInJsonToo) {
+    HostTree t = fixture::seed_after();
+    t.set_cmdline("BOOT_IMAGE=/boot/vmlinuz \xc2\x9b" "2J intel_iommu=on iommu=pt");
+    auto js = test::run_on(t, {"--json", "status"});
+    EXPECT_FALSE(has(js.out, "\xc2\x9b")) << "raw C1 control in JSON";
+    EXPECT_TRUE(has(js.out, "\\u009b2J")) << js.out;
+    json j = test::json_of(js);
+    EXPECT_TRUE(has(j["kernel"]["cmdline"].get<std::string>(), "\xc2\x9b" "2J"));
+    auto text = test::run_on(t, {"status"});
+    EXPECT_FALSE(has(text.out, "\xc2\x9b"));
+    EXPECT_TRUE(has(text.out, "\\xc2\\x9b2J")) << text.out;
+}
+
+// A damaged VM record: 'vm status NAME' named no VM at all (the record's
+// error was dropped), printed nlohmann's exception text, and with fewer
+// device_ids than devices read past the end (SIGSEGV). A PID that does
+// not fit an int wrapped (4294967297 read as 1, which 'vm stop --force'
+// would kill). Each is now a damaged record, named; a dead VM's status
+// says on stderr why it exits 1.
+TEST(OutputSafety, DamagedVmRecordsAreNamed) {
+    const auto& tree = test::shared_host("seed_after");
+    fixture::TempDir runs;
+    auto status = [&](const json& rec, bool as_json) {
+        fs::create_directories(runs.path / "r");
+        { std::ofstream(runs.path / "r" / "vm.json") << rec.dump(); }
+        std::vector<std::string> args = {"vm", "status", "r", "--run-dir", runs.path.string()};
+        if (as_json) args.insert(args.begin(), "--json");
+        return test::run_on(tree, args);
+    };
+    // 4194304: pid_max is at most 2^22, so no process has it.
+    const json dead = {{"name", "r"}, {"pid", 4194304}, {"devices", {"0000:8a:00.0"}}, {"device_ids", {"10de:2336"}}};
+    struct C {
+        std::function<void(json&)> edit;
+        std::string says;
+    };
+    for (const C& c : std::vector<C>{
+             {[](json& j) { j["devices"] = {"0000:8a:00.0", "0000:8b:00.0"}; j["device_ids"] = json::array(); },
+              "VM record is damaged (devices and device_ids differ in length (2 and 0))"},
+             {[](json& j) { j["pid"] = "1"; }, "VM record is damaged (pid is a string, not a whole number)"},
+             {[](json& j) { j["pid"] = 4294967297ull; }, "VM record is damaged (pid is out of range)"},
+             {[](json&) {}, "VM 'r' is not running"}}) {
+        SCOPED_TRACE(c.says);
+        json rec = dead;
+        c.edit(rec);
+        for (bool as_json : {false, true}) {
+            auto o = status(rec, as_json);
+            EXPECT_EQ(o.signal, 0);
+            EXPECT_EQ(o.exit_code, 1) << o.err;
+            EXPECT_TRUE(has(o.err, c.says)) << o.err;
+            EXPECT_FALSE(has(o.err + o.out, "type_error")) << o.err;
+            if (as_json) {
+                EXPECT_TRUE(test::json_of(o).is_object());
+            }
+        }
+    }
+}
+
+// explain exits 1 when it recognises nothing: with --json it said so only
+// in the JSON ("recognised": false), nothing on stderr.
+TEST(OutputSafety, ExplainWithoutAMatchSaysSoOnStderrWithJsonToo) {
+    const auto& tree = test::shared_host("seed_before");
+    for (bool as_json : {false, true}) {
+        std::vector<std::string> args = {"explain", "nothing known here"};
+        if (as_json) args.insert(args.begin(), "--json");
+        auto o = test::run_on(tree, args);
+        EXPECT_EQ(o.exit_code, 1);
+        EXPECT_TRUE(has(o.err, "no known QEMU, VFIO or NVIDIA message")) << o.err;
+        if (as_json) {
+            EXPECT_EQ(test::json_of(o)["recognised"], false);
+        }
+    }
+}

@@ -8,11 +8,13 @@
 #include "host/system.hpp"
 #include "iommu/diagnosis.hpp"
 #include "iommu/groups.hpp"
+#include "sentinel.hpp"
 #include "support.hpp"
 #include "util/strings.hpp"
 #include "vfio/bind.hpp"
 #include "vfio/journal.hpp"
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <gtest/gtest.h>
@@ -32,43 +34,7 @@ void write_file(const fs::path& p, const std::string& data) {
     std::ofstream(p, std::ios::binary) << data;
 }
 
-// A directory beside a fixture root ("<root>-sentinel") that no command may
-// change: files, links and directories, recorded when made.
-struct Sentinel {
-    fs::path dir;
-    std::map<std::string, std::string> before;
-
-    explicit Sentinel(const HostTree& t) : dir(t.root().string() + "-sentinel") {
-        write_file(dir / "secret", "outside\n");
-        write_file(dir / "x" / "driver_override", "(null)\n");
-        write_file(dir / "lib" / "keep", "keep\n");
-        before = snapshot();
-    }
-    ~Sentinel() {
-        std::error_code ec;
-        fs::remove_all(dir, ec);
-    }
-    Sentinel(const Sentinel&) = delete;
-    Sentinel& operator=(const Sentinel&) = delete;
-
-    // Every entry under dir: a file's bytes, a link's target, "dir".
-    std::map<std::string, std::string> snapshot() const {
-        std::map<std::string, std::string> out;
-        for (auto it = fs::recursive_directory_iterator(dir); it != fs::recursive_directory_iterator(); ++it) {
-            const std::string rel = fs::relative(it->path(), dir).string();
-            if (it->is_symlink()) out[rel] = "link:" + fs::read_symlink(it->path()).string();
-            else if (it->is_directory()) out[rel] = "dir";
-            else {
-                std::ifstream f(it->path(), std::ios::binary);
-                std::ostringstream s;
-                s << f.rdbuf();
-                out[rel] = "file:" + s.str();
-            }
-        }
-        return out;
-    }
-    std::string name() const { return dir.filename().string(); }
-};
+using test::Sentinel;
 
 // The fixture's mountinfo with the line for "/" replaced by lines (empty:
 // removed).
@@ -371,16 +337,60 @@ TEST(SafetyUnknownGroups, UnlistableGroupsDirectoryMakesTheVerdictUnknown) {
 }
 
 TEST(SafetyUnknownGroups, UnreadableIommuGroupLinkMakesTheVerdictUnknown) {
-    HostTree t = fixture::critical_group_host();
-    // The root disk's link is no link: the disk drops out of the group.
+    for (bool listed : {true, false}) {
+        SCOPED_TRACE(listed ? "the group still lists the disk" : "the group does not list the disk");
+        HostTree t = fixture::critical_group_host();
+        // The root disk's link is no link. While its group lists it, the disk
+        // stays a member (WILL NOT WORK); where nothing shows it in the group,
+        // membership is unknown.
+        const std::string link = "/sys/bus/pci/devices/" + std::string(fixture::k_critical_nvme) + "/iommu_group";
+        t.remove(link);
+        t.write(link, "42\n");
+        if (!listed)
+            t.remove("/sys/kernel/iommu_groups/" + std::to_string(*t.group_of(fixture::k_critical_nvme)) + "/devices/" +
+                     fixture::k_critical_nvme);
+        auto o = test::run_on(t, {"--json", "status"});
+        EXPECT_EQ(o.exit_code, 3) << o.err;
+        auto j = test::json_of(o);
+        EXPECT_EQ(j["verdict"], listed ? "will_not_work" : "unknown") << o.out;
+        EXPECT_NE(j["verdict"], "will_work");
+    }
+}
+
+// The group listings and the devices' own links are two views of one
+// membership. Where they disagree (the root disk listed in the GPU's group
+// but its link missing, or naming a group that does not exist), the root
+// disk must not drop out of the GPU's group: it stays a member (WILL NOT
+// WORK), membership is flagged unknown and bind refuses, --force
+// included. 'groups' shows the disk once.
+TEST(SafetyUnknownGroups, ListingAndLinksThatDisagreeMakeTheVerdictUnknown) {
     const std::string link = "/sys/bus/pci/devices/" + std::string(fixture::k_critical_nvme) + "/iommu_group";
-    t.remove(link);
-    t.write(link, "42\n");
-    auto o = test::run_on(t, {"--json", "status"});
-    EXPECT_EQ(o.exit_code, 3) << o.err;
-    auto j = test::json_of(o);
-    EXPECT_EQ(j["verdict"], "unknown") << o.out;
-    EXPECT_NE(j["verdict"], "will_work");
+    for (const std::string how : {"link missing", "link to a group that does not exist"}) {
+        SCOPED_TRACE(how);
+        HostTree t = fixture::critical_group_host();
+        if (how == "link missing") t.remove(link);
+        else t.symlink(link, "../../../../kernel/iommu_groups/4242");
+        auto o = test::run_on(t, {"--json", "status"});
+        EXPECT_EQ(o.exit_code, 3) << o.err;
+        auto j = test::json_of(o);
+        EXPECT_EQ(j["verdict"], "will_not_work") << o.out;
+        for (const auto& g : j["gpus"]) {
+            EXPECT_EQ(g["verdict"], "will_not_work") << g.dump();
+            EXPECT_TRUE(test::any_contains(g["group_members"], fixture::k_critical_nvme)) << g.dump();
+        }
+        EXPECT_NE(o.err.find("IOMMU group membership is unknown"), std::string::npos) << o.err;
+        auto b = test::run_on(t, {"--json", "bind", "--force", "--dry-run", fixture::k_critical_gpu});
+        EXPECT_EQ(b.exit_code, 1);
+        EXPECT_EQ(kinds_for(test::json_of(b)["refused"], fixture::k_critical_gpu), std::vector<std::string>{"unknown_group"})
+            << b.out;
+        auto g = test::run_on(t, {"--json", "groups", "--all"});
+        EXPECT_EQ(g.exit_code, 0);
+        EXPECT_EQ(test::vfioctl_devices(test::json_of(g)).count(fixture::k_critical_nvme), 1u); // once, not twice
+    }
+    // The views of the unchanged host agree.
+    HostTree ok = fixture::critical_group_host();
+    host::Host h(ok.root());
+    EXPECT_FALSE(host::read_system(h, true).groups_unreadable.has_value());
 }
 
 // Item 3: an absolute symlink inside the tree resolves inside the root, so
@@ -472,6 +482,60 @@ TEST(SafetyRoot, JournalAddressMustBeAPciAddress) {
     host::Host h(t.root());
     auto loaded = vfio::load_journal(h, "/var/lib/vfioctl");
     EXPECT_FALSE(loaded.ok());
+}
+
+// The original driver's name becomes drivers/NAME/bind and a module name:
+// one with '/', '..' or an escape sequence makes the journal corrupt (kept,
+// nothing written). Wrong types are named by entry and key, in words.
+TEST(SafetyRoot, JournalDriverMustBeADriverNameAndTypesAreNamed) {
+    const std::string gpu = fixture::k_seed_gpu;
+    auto journal = [&](const nlohmann::json& driver, const nlohmann::json& group) {
+        return nlohmann::json{{"format", 1},
+                              {"devices",
+                               {{{"address", gpu}, {"group", group}, {"original_driver", driver},
+                                 {"original_override", nullptr}, {"phase", "bound"}, {"since", ""}}}}}
+            .dump();
+    };
+    struct C {
+        nlohmann::json driver, group;
+        std::string says;
+    };
+    for (const C& c : std::vector<C>{{"../../../../x", 165, "devices[0].original_driver '../../../../x' is not a driver's name"},
+                                     {"nv\x1b]0;t\x07", 165, "is not a driver's name"},
+                                     {"nvidia", "165", "devices[0].group is a string, not a group number"},
+                                     {42, 165, "devices[0].original_driver is a number, not a string or null"}}) {
+        SCOPED_TRACE(c.says);
+        HostTree t = fixture::seed_after();
+        const std::string text = journal(c.driver, c.group);
+        t.write("/var/lib/vfioctl/journal.json", text);
+        auto o = test::run_on(t, {"recover"});
+        EXPECT_EQ(o.exit_code, 1);
+        EXPECT_NE(o.err.find(c.says), std::string::npos) << o.err;
+        EXPECT_EQ(o.err.find("type_error"), std::string::npos) << o.err;
+        EXPECT_EQ(t.read("/var/lib/vfioctl/journal.json"), text);
+        EXPECT_EQ(t.read("/sys/bus/pci/devices/" + gpu + "/driver_override"), "(null)\n");
+    }
+}
+
+// Entries of devices that are gone are dropped in one save: thousands of
+// them took a save of the whole journal each (over a minute for 10000).
+TEST(SafetyRoot, RecoverDropsGoneDevicesInOneSave) {
+    HostTree t = fixture::seed_after();
+    nlohmann::json devs = nlohmann::json::array();
+    for (int i = 0; i < 10000; ++i) {
+        char a[16];
+        std::snprintf(a, sizeof a, "%04x:ee:%02x.%x", i / 256, (i / 8) % 32, i % 8);
+        devs.push_back({{"address", a}, {"group", 1}, {"original_driver", "nvme"}, {"original_override", nullptr},
+                        {"phase", "bound"}, {"since", ""}});
+    }
+    t.write("/var/lib/vfioctl/journal.json", nlohmann::json{{"format", 1}, {"devices", devs}}.dump());
+    const auto t0 = std::chrono::steady_clock::now();
+    auto o = test::run_on(t, {"--json", "recover"});
+    const auto s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    EXPECT_EQ(o.exit_code, 0) << o.err;
+    EXPECT_LT(s, 30.0); // under a minute was over one before; ASan builds are slower
+    EXPECT_EQ(test::json_of(o)["changes"].size(), 10000u);
+    EXPECT_FALSE(fs::exists(t.path("/var/lib/vfioctl/journal.json")));
 }
 
 // --state-dir must be absolute without "..": anything else is a usage error

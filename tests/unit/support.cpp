@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <regex>
 #include <stdexcept>
@@ -57,9 +58,11 @@ bool has_sanitizer_report(const std::string& text) {
            text.find("runtime error:") != std::string::npos;
 }
 
-fixture::Outcome run_vfioctl(const std::vector<std::string>& args, bool libpci_fatal) {
+namespace {
+fixture::Outcome run_checked(const std::vector<std::string>& args, bool libpci_fatal, const RunOptions& opt) {
     // The child must refuse live writes just as this test binary does.
     std::vector<std::string> env = {"VFIOCTL_FORBID_LIVE_WRITES=1"};
+    env.insert(env.end(), opt.env.begin(), opt.env.end());
     if (libpci_fatal) {
         const char* asan = std::getenv("ASAN_OPTIONS");
         // Full stacks, so that the suppression sees libpci's frames.
@@ -70,11 +73,27 @@ fixture::Outcome run_vfioctl(const std::vector<std::string>& args, bool libpci_f
     }
     std::vector<std::string> argv = {VFIOCTL_BINARY};
     argv.insert(argv.end(), args.begin(), args.end());
-    fixture::Outcome o = fixture::run_program(argv, 60000, env);
-    EXPECT_EQ(o.signal, 0) << "vfioctl" << joined(args) << " died by signal " << o.signal << "\n" << o.err;
+    fixture::Outcome o = fixture::run_program(argv, opt.timeout_ms, env, opt.stdin_path);
+    EXPECT_EQ(o.signal, 0) << "vfioctl" << joined(args) << " died by signal " << o.signal
+                           << (o.signal == SIGKILL ? " (killed after the timeout?)" : "") << "\n" << o.err;
     EXPECT_FALSE(has_sanitizer_report(o.err)) << "vfioctl" << joined(args) << ":\n" << o.err;
     EXPECT_NE(o.exit_code, 127) << "vfioctl could not be started: " << VFIOCTL_BINARY;
     return o;
+}
+} // namespace
+
+fixture::Outcome run_vfioctl(const std::vector<std::string>& args, bool libpci_fatal) {
+    return run_checked(args, libpci_fatal, RunOptions{});
+}
+
+fixture::Outcome run_vfioctl(const std::vector<std::string>& args, const RunOptions& opt) {
+    return run_checked(args, false, opt);
+}
+
+fixture::Outcome run_on(const fixture::HostTree& tree, const std::vector<std::string>& args, const RunOptions& opt) {
+    std::vector<std::string> all = {"--root", tree.root_str()};
+    all.insert(all.end(), args.begin(), args.end());
+    return run_vfioctl(all, opt);
 }
 
 fixture::Outcome run_on(const fixture::HostTree& tree, const std::vector<std::string>& args, bool libpci_fatal) {

@@ -29,6 +29,14 @@ fixture::Outcome run_vfioctl(const std::vector<std::string>& args, bool libpci_f
 // vfioctl --root TREE ARGS...
 fixture::Outcome run_on(const fixture::HostTree& tree, const std::vector<std::string>& args,
                         bool libpci_fatal = false);
+// How run_vfioctl runs the program beyond its arguments.
+struct RunOptions {
+    std::vector<std::string> env; // extra "NAME=value" variables
+    std::string stdin_path;       // standard input from this file ("": /dev/null)
+    int timeout_ms = 60000;       // killed (and reported) after this long
+};
+fixture::Outcome run_vfioctl(const std::vector<std::string>& args, const RunOptions& opt);
+fixture::Outcome run_on(const fixture::HostTree& tree, const std::vector<std::string>& args, const RunOptions& opt);
 // stdout parsed as JSON; a test failure and a null value when it is not JSON.
 nlohmann::json json_of(const fixture::Outcome& o);
 // True when text holds an AddressSanitizer/UBSan/LeakSanitizer report.
