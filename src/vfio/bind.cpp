@@ -169,15 +169,18 @@ Result<DeviceChange> restore_one(const host::Host& host, Journal& journal, const
 // whole journal, fsync'd) per entry, minutes in all.
 Status drop_gone(const host::Host& host, Journal& journal, const ChangeOptions& opt,
                  std::vector<DeviceChange>& changes) {
-    std::vector<std::string> gone;
-    for (const auto& e : journal.entries)
-        if (!host.exists(dev_base(e.address))) {
-            gone.push_back(e.address);
-            changes.push_back({e.address, std::nullopt, e.original_driver, false, 0,
-                               "the device is gone; its journal entry was dropped"});
+    const size_t before = journal.entries.size();
+    std::vector<JournalEntry> kept;
+    for (auto& e : journal.entries) {
+        if (host.exists(dev_base(e.address))) {
+            kept.push_back(std::move(e));
+            continue;
         }
-    if (gone.empty()) return {};
-    for (const auto& a : gone) journal.erase(a);
+        changes.push_back({e.address, std::nullopt, e.original_driver, false, 0,
+                           "the device is gone; its journal entry was dropped"});
+    }
+    journal.entries = std::move(kept);
+    if (journal.entries.size() == before) return {};
     return save_journal(host, opt.state_dir, journal);
 }
 
