@@ -431,7 +431,10 @@ BootState inspect_boot(const host::Host& h) { return inspect_boot(h, detect_setu
 BootState inspect_boot(const host::Host& h, BootSetup setup) {
     BootState st;
     st.setup = std::move(setup);
+    std::optional<std::string> unreadable;
     if (auto r = h.read("/proc/cmdline")) st.running_cmdline = std::string(util::trim(*r));
+    else unreadable = r.error().describe();
+    st.running_known = !unreadable;
     st.running_iommu = iommu_params(st.running_cmdline);
     if (st.setup.editable() && !st.setup.sets.empty()) st.configured_cmdline = st.setup.sets.front().view().cmdline;
     st.next_cmdline = st.setup.generated_cmdline ? st.setup.generated_cmdline : st.configured_cmdline;
@@ -443,8 +446,11 @@ BootState inspect_boot(const host::Host& h, BootSetup setup) {
         return st;
     }
     st.next_iommu = iommu_params(*st.next_cmdline);
-    st.reboot_pending = st.next_iommu != st.running_iommu;
-    if (st.reboot_pending)
+    st.reboot_pending = st.running_known && st.next_iommu != st.running_iommu;
+    if (!st.running_known)
+        st.reason = "the next boot gets " + words(st.next_iommu) + "; the running kernel's command line is unknown (" +
+                    *unreadable + ")";
+    else if (st.reboot_pending)
         st.reason = "the next boot gets " + words(st.next_iommu) + "; the running kernel has " + words(st.running_iommu);
     else
         st.reason = "the next boot gets the same IOMMU parameters as the running kernel (" + words(st.running_iommu) + ")";

@@ -71,6 +71,7 @@ struct BootState {
     std::optional<std::string> configured_cmdline; // from the configuration files; none when unknown
     std::optional<std::string> next_cmdline;       // what the next boot gets: generated when readable, else configured
     std::string running_cmdline;                   // /proc/cmdline
+    bool running_known = true;                     // false when /proc/cmdline cannot be read
     std::vector<std::string> next_iommu;           // IOMMU and VFIO parameters of each
     std::vector<std::string> running_iommu;
     bool reboot_pending = false;     // the next boot's IOMMU parameters differ from the running ones
@@ -78,6 +79,12 @@ struct BootState {
     std::string regenerate_command;  // what makes the boot loader's file catch up, when it is behind
     std::string reason;              // both facts in words
 };
+
+// "yes", "no", or "unknown" when the running command line cannot be read
+// (then nothing says whether the next boot differs from it).
+inline const char* pending_word(bool running_known, bool pending) {
+    return !running_known ? "unknown" : pending ? "yes" : "no";
+}
 
 // Reads the setup and /proc/cmdline and compares. Never fails.
 BootState inspect_boot(const host::Host& host);

@@ -19,6 +19,9 @@ namespace {
 
 using nlohmann::json;
 
+// reboot_pending in JSON: null when the running command line is unknown.
+json pending_json(const boot::BootState& st) { return st.running_known ? json(st.reboot_pending) : json(nullptr); }
+
 // The options of the iommu subcommands, shared by their parsers.
 struct IommuOptions {
     bool dry_run = false;
@@ -111,7 +114,7 @@ int run_show(Context& ctx, const IommuOptions& opt) {
         j["running_cmdline"] = st.running_cmdline;
         j["next_iommu"] = st.next_iommu;
         j["running_iommu"] = st.running_iommu;
-        j["reboot_pending"] = st.reboot_pending;
+        j["reboot_pending"] = pending_json(st);
         j["regenerate_pending"] = st.regenerate_pending;
         j["reason"] = st.reason;
         j["platform"] = pg.platform ? json(boot::platform_id(*pg.platform)) : json(nullptr);
@@ -137,7 +140,7 @@ int run_show(Context& ctx, const IommuOptions& opt) {
     o << fmt::format("\nIOMMU ({}):\n", pg.evidence);
     o << fmt::format("  next boot:     {}\n", iommu_words(st.next_cmdline, pg));
     o << fmt::format("  running now:   {}\n", iommu_words(st.running_cmdline, pg));
-    o << fmt::format("Reboot pending:  {}: {}\n", st.reboot_pending ? "yes" : "no", st.reason);
+    o << fmt::format("Reboot pending:  {}: {}\n", boot::pending_word(st.running_known, st.reboot_pending), st.reason);
     if (last) {
         std::vector<std::string> b;
         for (const auto& f : last->files) b.push_back(f.backup);
@@ -219,7 +222,7 @@ int finish(Context& ctx, json j, const Result<boot::ApplyResult>& r, const boot:
                        {"ran", res.regenerate_ran},
                        {"exit_code", res.regenerate_output ? json(res.regenerate_output->exit_code) : json(nullptr)},
                        {"output", res.regenerate_output ? json(res.regenerate_output->output) : json(nullptr)}};
-    j["reboot_pending"] = after.reboot_pending;
+    j["reboot_pending"] = pending_json(after);
     j["regenerate_pending"] = after.regenerate_pending;
     j["next_cmdline"] = opt_json(after.next_cmdline);
     j["reason"] = after.reason;
@@ -236,7 +239,8 @@ int finish(Context& ctx, json j, const Result<boot::ApplyResult>& r, const boot:
     else if (res.regenerate_ran) o << "ran:    " << cmd << " (exit code 0)\n";
     else o << "not run against --root " << ctx.host.root().string() << "; on that host run: " << cmd << "\n";
     for (const auto& w : res.warnings) warn(ctx, w);
-    o << "\nReboot pending: " << (after.reboot_pending ? "yes" : "no") << ": " << after.reason << "\n";
+    o << "\nReboot pending: " << boot::pending_word(after.running_known, after.reboot_pending) << ": " << after.reason
+      << "\n";
     if (j.value("action", std::string()) == "revert")
         o << "Reverted (journal " << boot::journal_path(state_dir) << ", operation " << res.id << ")\n";
     else
@@ -309,7 +313,7 @@ int run_change(Context& ctx, const IommuOptions& opt, boot::Action action) {
     if (plan->empty()) {
         auto st = boot::inspect_boot(ctx.host, setup);
         j["changed"] = false;
-        j["reboot_pending"] = st.reboot_pending;
+        j["reboot_pending"] = pending_json(st);
         j["regenerate_pending"] = st.regenerate_pending;
         j["reason"] = st.reason;
         if (ctx.json) {
@@ -320,7 +324,8 @@ int run_change(Context& ctx, const IommuOptions& opt, boot::Action action) {
                 << (action == boot::Action::enable ? "turns the IOMMU on" : "turns the IOMMU off") << " ("
                 << words(boot::iommu_params(st.configured_cmdline.value_or(""))) << ").\n";
         ctx.out << "Boot loader: " << setup.description << "\n";
-        ctx.out << "Reboot pending: " << (st.reboot_pending ? "yes" : "no") << ": " << st.reason << "\n";
+        ctx.out << "Reboot pending: " << boot::pending_word(st.running_known, st.reboot_pending) << ": " << st.reason
+                << "\n";
         return exit_ok;
     }
     j["changed"] = true;

@@ -92,7 +92,7 @@ json status_json(const HostModel& m, const iommu::Diagnosis& dx) {
         j["boot"] = {{"loader", nb.loader},
                      {"configured_cmdline", opt(nb.configured_cmdline)},
                      {"next_cmdline", opt(nb.next_cmdline)},
-                     {"reboot_pending", nb.reboot_pending},
+                     {"reboot_pending", nb.running_known ? json(nb.reboot_pending) : json(nullptr)},
                      {"regenerate_pending", nb.regenerate_pending},
                      {"reason", nb.reason}};
     }
@@ -122,7 +122,7 @@ void print_text(Context& ctx, const HostModel& m, const iommu::Diagnosis& dx) {
         o << "\nBoot\n";
         o << fmt::format("  loader:         {}\n", nb.loader);
         o << fmt::format("  next boot:      {}\n", util::printable(nb.next_cmdline.value_or("unknown")));
-        o << fmt::format("  reboot pending: {}: {}\n", nb.reboot_pending ? "yes" : "no", nb.reason);
+        o << fmt::format("  reboot pending: {}: {}\n", boot::pending_word(nb.running_known, nb.reboot_pending), nb.reason);
     }
 
     o << "\nIOMMU\n";
@@ -223,7 +223,8 @@ Command status_command() {
                     if (!m) return report_error(ctx, m.error());
                     auto bs = boot::inspect_boot(ctx.host);
                     iommu::NextBoot nb{boot::loader_id(bs.setup.loader), bs.configured_cmdline, bs.next_cmdline,
-                                       bs.reboot_pending, bs.regenerate_pending, bs.regenerate_command, bs.reason};
+                                       bs.reboot_pending, bs.regenerate_pending, bs.regenerate_command, bs.reason,
+                                       bs.running_known};
                     auto dx = iommu::diagnose(m->facts, m->inv, m->groups, &nb);
                     if (ctx.json) print_json(ctx, status_json(*m, dx));
                     else print_text(ctx, *m, dx);

@@ -263,7 +263,10 @@ Diagnosis diagnose(const host::SystemFacts& f, const pci::Inventory& inv,
     dx.summary.push_back({"IOMMU groups", s.group_count ? std::to_string(s.group_count) : "None",
                           s.enabled ? std::to_string(s.group_count)
                                     : (s.cmdline_fixable ? "Many (after reboot)" : "None")});
-    dx.summary.push_back({"Reboot required", next && next->reboot_pending ? "Yes (boot configuration changed)" : "-",
+    dx.summary.push_back({"Reboot required",
+                          next && !next->running_known ? "Unknown (the running command line cannot be read)"
+                          : next && next->reboot_pending ? "Yes (boot configuration changed)"
+                                                         : "-",
                           dx.reboot_required ? "Yes" : "No"});
 
     // The seed's alternatives when passthrough is not wanted.

@@ -63,6 +63,7 @@ struct NextBoot {
     bool regenerate_pending = false;                // the boot loader's own file is behind the configuration
     std::string regenerate_command;                 // what brings it up to date
     std::string reason;                             // both facts in words
+    bool running_known = true;                      // false when /proc/cmdline cannot be read
 };
 
 struct Diagnosis {

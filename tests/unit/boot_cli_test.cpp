@@ -292,3 +292,30 @@ TEST(BootCli, GrubFileEndingInALoneCarriageReturn) {
     EXPECT_EQ(r.read("/etc/default/grub"),
               "GRUB_DEFAULT=0\nGRUB_CMDLINE_LINUX=\"\"\nGRUB_CMDLINE_LINUX_DEFAULT=\"quiet intel_iommu=on iommu=pt\"\r");
 }
+
+// Without /proc/cmdline nothing says what the running kernel has: whether a
+// reboot is pending is unknown (null in JSON), never "yes ... the running
+// kernel has no IOMMU parameters".
+TEST(BootCli, RebootPendingIsUnknownWithoutTheRunningCommandLine) {
+    auto t = fixture::seed_before();
+    t.remove("/proc/cmdline");
+    auto show = test::run_on(t, {"--json", "iommu", "show"});
+    ASSERT_EQ(show.exit_code, 0) << show.err;
+    json s = test::json_of(show);
+    EXPECT_TRUE(s["reboot_pending"].is_null()) << show.out;
+    EXPECT_NE(s["reason"].get<std::string>().find("the running kernel's command line is unknown"), std::string::npos)
+        << s["reason"];
+    auto text = test::run_on(t, {"iommu", "show"});
+    EXPECT_NE(text.out.find("Reboot pending:  unknown: "), std::string::npos) << text.out;
+    EXPECT_EQ(text.out.find("Reboot pending:  yes"), std::string::npos) << text.out;
+
+    auto st = test::run_on(t, {"--json", "status"});
+    json sj = test::json_of(st);
+    EXPECT_TRUE(sj["boot"]["reboot_pending"].is_null()) << st.out;
+    auto stt = test::run_on(t, {"status"});
+    EXPECT_NE(stt.out.find("reboot pending: unknown"), std::string::npos) << stt.out;
+
+    // With the file back, the answer is known again.
+    t.set_cmdline("BOOT_IMAGE=/boot/vmlinuz intel_iommu=off iommu=pt");
+    EXPECT_EQ(test::json_of(test::run_on(t, {"--json", "iommu", "show"}))["reboot_pending"], false);
+}
