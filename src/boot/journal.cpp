@@ -1,6 +1,7 @@
 #include "boot/journal.hpp"
 
 #include "host/files.hpp"
+#include "util/json_words.hpp"
 
 #include <cstdio>
 #include <optional>
@@ -21,11 +22,6 @@ Format format_from(const std::string& s) {
     return Format::cmdline_file;
 }
 
-// The JSON type of j in words, for errors.
-std::string type_words(const json& j) {
-    std::string t = j.type_name();
-    return (t == "array" || t == "object") ? "an " + t : "a " + t;
-}
 
 // Reads the journal's fields: a missing field reads as empty, a field of the
 // wrong type is an Error naming the file and the key (the first one found).
@@ -35,7 +31,7 @@ struct Reader {
 
     void wrong(const std::string& key, const json& v, const char* want) {
         if (!error)
-            error = Error{"the boot journal has " + type_words(v) + " where " + want + " belongs, at " + key, file,
+            error = Error{"the boot journal has " + util::json_type_words(v) + " where " + want + " belongs, at " + key, file,
                           "move it aside (it may say which backups to restore by hand), then retry", 0};
     }
     std::string str(const json& o, const std::string& at, const char* key) {

@@ -285,8 +285,11 @@ int run_change(Context& ctx, const IommuOptions& opt, boot::Action action) {
             for (size_t i = 0; i < steps.size(); ++i) ctx.out << "  " << i + 1 << ". " << steps[i] << "\n";
         }
         return report_error(ctx,
-                            Error{std::string("nothing was changed: vfioctl does not edit a ") + boot::loader_id(setup.loader) +
-                                      " boot setup",
+                            Error{std::string("nothing was changed: vfioctl does not edit ") +
+                                      (std::string("aeiou").find(boot::loader_id(setup.loader)[0]) != std::string::npos
+                                           ? "an "
+                                           : "a ") +
+                                      boot::loader_id(setup.loader) + " boot setup",
                                   {}, ctx.json ? "follow manual_steps" : "follow the steps above", 0},
                             exit_failure, j);
     }

@@ -1,6 +1,7 @@
 #include "vfio/journal.hpp"
 
 #include "pci/address.hpp"
+#include "util/json_words.hpp"
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
@@ -27,11 +28,6 @@ std::string lock_path(const std::string& state_dir) { return state_dir + "/lock"
 namespace {
 json opt(const std::optional<std::string>& s) { return s ? json(*s) : json(nullptr); }
 
-// The JSON type of j in words, for errors.
-std::string type_words(const json& j) {
-    std::string t = j.type_name();
-    return (t == "array" || t == "object") ? "an " + t : "a " + t;
-}
 
 // What the journal holds where it cannot be trusted, in words (never
 // nlohmann's own exception text); thrown inside parse_journal only.
@@ -46,13 +42,13 @@ const json& field(const json& d, const char* key, const std::string& at) {
 }
 std::string str_field(const json& d, const char* key, const std::string& at) {
     const json& v = field(d, key, at);
-    if (!v.is_string()) throw Corrupt{at + "." + key + " is " + type_words(v) + ", not a string"};
+    if (!v.is_string()) throw Corrupt{at + "." + key + " is " + util::json_type_words(v) + ", not a string"};
     return v.get<std::string>();
 }
 std::optional<std::string> opt_str(const json& d, const char* key, const std::string& at) {
     auto it = d.find(key);
     if (it == d.end() || it->is_null()) return std::nullopt;
-    if (!it->is_string()) throw Corrupt{at + "." + key + " is " + type_words(*it) + ", not a string or null"};
+    if (!it->is_string()) throw Corrupt{at + "." + key + " is " + util::json_type_words(*it) + ", not a string or null"};
     return it->get<std::string>();
 }
 
@@ -80,7 +76,7 @@ Result<Journal> parse_journal(std::string_view text, const std::string& path) {
             throw Corrupt{"not a vfioctl journal (format 1)"};
         for (const auto& d : doc["devices"]) {
             const std::string at = "devices[" + std::to_string(index) + "]";
-            if (!d.is_object()) throw Corrupt{at + " is " + type_words(d) + ", not an object"};
+            if (!d.is_object()) throw Corrupt{at + " is " + util::json_type_words(d) + ", not an object"};
             JournalEntry e;
             e.address = str_field(d, "address", at);
             // The address becomes part of sysfs paths: only a full PCI
@@ -95,7 +91,7 @@ Result<Journal> parse_journal(std::string_view text, const std::string& path) {
                              0};
             const json& group = field(d, "group", at);
             if (!group.is_number_integer() || group.get<int64_t>() < 0 || group.get<int64_t>() > 1'000'000)
-                throw Corrupt{at + ".group is " + (group.is_number() ? std::string("out of range") : type_words(group)) +
+                throw Corrupt{at + ".group is " + (group.is_number() ? std::string("out of range") : util::json_type_words(group)) +
                               ", not a group number"};
             e.group = group.get<int>();
             e.original_driver = opt_str(d, "original_driver", at);

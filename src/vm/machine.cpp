@@ -1,6 +1,7 @@
 #include "vm/machine.hpp"
 
 #include "host/atomic_file.hpp"
+#include "util/json_words.hpp"
 
 #include <algorithm>
 #include <cstdlib>
@@ -30,22 +31,18 @@ struct Damaged {
     std::string what;
 };
 
-std::string type_words(const nlohmann::json& j) {
-    std::string t = j.type_name();
-    return (t == "array" || t == "object") ? "an " + t : "a " + t;
-}
 
 std::string str_of(const nlohmann::json& j, const char* key) {
     auto it = j.find(key);
     if (it == j.end() || it->is_null()) return {};
-    if (!it->is_string()) throw Damaged{std::string(key) + " is " + type_words(*it) + ", not a string"};
+    if (!it->is_string()) throw Damaged{std::string(key) + " is " + util::json_type_words(*it) + ", not a string"};
     return it->get<std::string>();
 }
 
 int64_t int_of(const nlohmann::json& j, const char* key, int64_t lo, int64_t hi) {
     auto it = j.find(key);
     if (it == j.end() || it->is_null()) return 0;
-    if (!it->is_number_integer()) throw Damaged{std::string(key) + " is " + type_words(*it) + ", not a whole number"};
+    if (!it->is_number_integer()) throw Damaged{std::string(key) + " is " + util::json_type_words(*it) + ", not a whole number"};
     if (it->is_number_unsigned() ? it->get<uint64_t>() > static_cast<uint64_t>(hi) : it->get<int64_t>() < lo ||
                                                                                        it->get<int64_t>() > hi)
         throw Damaged{std::string(key) + " is out of range"};
@@ -56,9 +53,9 @@ std::vector<std::string> strs_of(const nlohmann::json& j, const char* key) {
     std::vector<std::string> out;
     auto it = j.find(key);
     if (it == j.end() || it->is_null()) return out;
-    if (!it->is_array()) throw Damaged{std::string(key) + " is " + type_words(*it) + ", not a list"};
+    if (!it->is_array()) throw Damaged{std::string(key) + " is " + util::json_type_words(*it) + ", not a list"};
     for (const auto& e : *it) {
-        if (!e.is_string()) throw Damaged{std::string(key) + " holds " + type_words(e) + ", not only strings"};
+        if (!e.is_string()) throw Damaged{std::string(key) + " holds " + util::json_type_words(e) + ", not only strings"};
         out.push_back(e.get<std::string>());
     }
     return out;
@@ -73,7 +70,7 @@ Result<VmRecord> read_record(const std::string& dir) {
     const char* const hint = "remove the directory once no QEMU of this VM runs";
     try {
         auto j = nlohmann::json::parse(f);
-        if (!j.is_object()) throw Damaged{"it is " + type_words(j) + ", not an object"};
+        if (!j.is_object()) throw Damaged{"it is " + util::json_type_words(j) + ", not an object"};
         VmRecord r;
         r.name = str_of(j, "name");
         // A PID the kernel can give (pid_max is at most 2^22): a wrapped
