@@ -11,6 +11,14 @@ Result<HostModel> load_host(Context& ctx, bool devices_only) {
     if (!inv) return inv.error();
     m.inv = std::move(inv).value();
     m.facts = host::read_system(ctx.host, devices_only);
+    // A device whose iommu_group entry cannot be read, or group listings
+    // and links that disagree, make every membership unknown, as an
+    // unlistable groups directory does.
+    for (const auto& d : m.inv.devices)
+        if (d.iommu_group_problem && !m.facts.groups_unreadable) {
+            m.facts.groups_unreadable = *d.iommu_group_problem;
+            m.facts.warnings.push_back(*d.iommu_group_problem + ": IOMMU group membership is unknown");
+        }
     std::optional<std::string> disagreement;
     m.groups = iommu::read_groups(ctx.host, m.inv, m.warnings, &disagreement);
     if (disagreement && !m.facts.groups_unreadable) {

@@ -373,28 +373,17 @@ std::vector<pci::PciAddress> possible_root_holders(const Host& host) {
     return {out.begin(), out.end()};
 }
 
-// Whether the IOMMU groups the kernel publishes can be read whole: the
-// directory, when it exists, can be listed, and every device's iommu_group
-// entry, when there is one, is a readable link. (Whether the groups'
-// listings and the devices' links agree is read_groups' business: it lists
-// every group anyway.)
+// Whether the IOMMU groups directory the kernel publishes, when it exists,
+// can be listed. Each device's own iommu_group link is read once, by the PCI
+// enumeration (PciDevice::iommu_group_problem), and whether the groups'
+// listings and the links agree is read_groups' check: cli::load_host joins
+// both into SystemFacts::groups_unreadable.
 std::optional<std::string> groups_problem(const Host& host) {
     const std::string dir = "/sys/kernel/iommu_groups";
     if (host.exists(dir) || host.is_link(dir)) {
         auto l = host.list(dir);
         if (!l) return "cannot list " + dir + " (" + l.error().describe() + ")";
     }
-    if (auto devs = host.list("/sys/bus/pci/devices"))
-        for (const auto& d : *devs) {
-            // One open directory and one readlinkat per device: no entry is
-            // no group (the IOMMU is off); anything else that is no
-            // readable link is a group that cannot be read.
-            auto dev = host.open_dir("/sys/bus/pci/devices/" + d);
-            if (!dev) continue; // not a device directory: enumeration warns about it
-            auto t = dev->read_link("iommu_group");
-            if (!t && t.error().errnum != ENOENT)
-                return "cannot read /sys/bus/pci/devices/" + d + "/iommu_group (" + t.error().describe() + ")";
-        }
     return std::nullopt;
 }
 

@@ -115,9 +115,10 @@ struct SystemFacts {
     // unknown_route), or which devices share an IOMMU group.
     std::optional<std::string> root_unknown;
     std::optional<std::string> route_unknown;
-    // The groups directory cannot be listed or a device's iommu_group entry
-    // cannot be read (read_system); a group's listing and the devices'
-    // links disagree (iommu::read_groups, joined in by cli::load_host).
+    // The groups directory cannot be listed (read_system); a device's
+    // iommu_group entry cannot be read (PciDevice::iommu_group_problem) or a
+    // group's listing and the devices' links disagree (iommu::read_groups):
+    // those two are joined in by cli::load_host.
     std::optional<std::string> groups_unreadable;
     std::vector<std::string> container_runtimes; // "docker", "podman"
     bool container_gpu_support = false;          // nvidia-container-toolkit / nvidia-ctk

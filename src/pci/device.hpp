@@ -39,6 +39,9 @@ struct PciDevice {
     std::optional<std::string> driver;          // bound driver, nullopt when none
     std::optional<std::string> driver_override; // nullopt when unset ("(null)")
     std::optional<int> iommu_group;
+    // Set, in words, when the device's iommu_group entry exists but is no
+    // readable link: its group, and so the host's groups, are unknown.
+    std::optional<std::string> iommu_group_problem;
     bool boot_vga = false;
     bool bridge = false;
     std::vector<std::string> capabilities; // "PCIe", "MSI-X", "ACS", ...

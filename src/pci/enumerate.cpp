@@ -184,7 +184,11 @@ void read_host_side(const host::Host& host, const host::Dir* bus, PciDevice& d, 
         } else {
             warnings.push_back(d.addr.str() + ": iommu_group link names '" + g + "', not a number");
         }
-    } // an entry that is no readable link: read_system's groups_problem says so
+    } else if (t.error().errnum != ENOENT) {
+        // No entry is no group (the IOMMU is off); an entry that is no
+        // readable link is a group that cannot be read.
+        d.iommu_group_problem = "cannot read " + base + "/iommu_group (" + t.error().describe() + ")";
+    }
     // An override matters on devices that vfio-pci holds or that wait unbound.
     const bool override_matters = !d.driver || *d.driver == "vfio-pci";
     if (auto o = override_matters ? dir->attr("driver_override") : std::nullopt;
