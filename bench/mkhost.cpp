@@ -41,7 +41,8 @@ int main(int argc, char** argv) {
     }
     try {
         HostTree t = [&] {
-            if (name.rfind("synthetic-", 0) == 0) return synthetic_host(std::atoi(name.c_str() + 10));
+            if (name.rfind("synthetic-", 0) == 0)
+                return synthetic_host(std::atoi(name.c_str() + 10));
             auto it = named.find(name);
             if (it == named.end()) throw std::runtime_error("unknown host name '" + name + "'");
             return it->second();

@@ -27,7 +27,8 @@ double best_of_five(const std::function<void()>& f) {
     for (int k = 0; k < 5; ++k) {
         auto t0 = std::chrono::steady_clock::now();
         f();
-        best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+        best = std::min(
+            best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     }
     return best;
 }
@@ -36,7 +37,8 @@ double best_of_five(const std::function<void()>& f) {
 std::string repeat(const std::string& unit, size_t n) {
     std::string s;
     s.reserve(n + unit.size());
-    while (s.size() < n) s += unit;
+    while (s.size() < n)
+        s += unit;
     return s;
 }
 
@@ -68,42 +70,53 @@ int main(int argc, char** argv) {
         {"GRUB file, one long line (view)",
          [](size_t k) { return "GRUB_CMDLINE_LINUX_DEFAULT=\"" + repeat("p=v ", k) + "\"\n"; },
          [](const std::string& t) {
-             boot::ParamSet p("GRUB defaults", {{"/etc/default/grub", boot::Format::grub_shell, t}});
+             boot::ParamSet p("GRUB defaults",
+                              {{"/etc/default/grub", boot::Format::grub_shell, t}});
              (void)p.view();
          }},
         {"GRUB file, many lines ending in CR",
          [](size_t k) { return repeat("GRUB_TIMEOUT=5\r", k); },
          [](const std::string& t) { (void)boot::parse_shell(t); }},
-        {"loader entry (view)", [](size_t k) { return "title x\noptions " + repeat("p=v ", k) + "\n"; },
+        {"loader entry (view)",
+         [](size_t k) { return "title x\noptions " + repeat("p=v ", k) + "\n"; },
          [](const std::string& t) {
-             boot::ParamSet p("entry", {{"/boot/loader/entries/x.conf", boot::Format::loader_entry, t}});
+             boot::ParamSet p("entry",
+                              {{"/boot/loader/entries/x.conf", boot::Format::loader_entry, t}});
              (void)p.view();
          }},
-        {"explain, one line of '('", [](size_t k) { return "vfio 0000:8a:00.0: " + std::string(k, '(') + " x"; },
+        {"explain, one line of '('",
+         [](size_t k) { return "vfio 0000:8a:00.0: " + std::string(k, '(') + " x"; },
          [&](const std::string& t) { (void)iommu::explain(t, ctx); }},
         {"explain, a log of messages",
          [](size_t k) { return repeat("vfio-pci 0000:8a:00.0: group 7 is not viable\n", k); },
          [&](const std::string& t) { (void)iommu::explain(t, ctx); }},
-        {"mountinfo", [](size_t k) { return repeat("26 1 259:2 / / rw,relatime shared:1 - ext4 /dev/nvme0n1p2 rw\n", k); },
+        {"mountinfo",
+         [](size_t k) {
+             return repeat("26 1 259:2 / / rw,relatime shared:1 - ext4 /dev/nvme0n1p2 rw\n", k);
+         },
          [](const std::string& t) { (void)host::parse_mountinfo(t); }},
         {"/proc/net/route",
          [](size_t k) {
-             return "Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\tMTU\tWindow\tIRTT\n" +
+             return "Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\tMTU\tWindow\tIR"
+                    "TT\n" +
                     repeat("eno1\t0002A8C0\t00000000\t0001\t0\t0\t100\t00FFFFFF\t0\t0\t0\n", k);
          },
          [](const std::string& t) { (void)host::parse_default_routes(t, ""); }},
         {"bind journal",
          [](size_t k) {
-             std::string e = "{\"address\":\"0000:8a:00.0\",\"group\":1,\"original_driver\":\"nvidia\","
-                             "\"original_override\":null,\"phase\":\"bound\"}";
+             std::string e =
+                 "{\"address\":\"0000:8a:00.0\",\"group\":1,\"original_driver\":\"nvidia\","
+                 "\"original_override\":null,\"phase\":\"bound\"}";
              std::string s = "{\"format\":1,\"devices\":[" + e;
-             while (s.size() < k) s += "," + e;
+             while (s.size() < k)
+                 s += "," + e;
              return s + "]}";
          },
          [](const std::string& t) { (void)vfio::parse_journal(t, "journal.json"); }},
     };
 
-    std::printf("| parser | %zu KB | %zu KB | growth (linear: about 10) |\n", n / 1024, 10 * n / 1024);
+    std::printf("| parser | %zu KB | %zu KB | growth (linear: about 10) |\n", n / 1024,
+                10 * n / 1024);
     std::printf("|---|---:|---:|---:|\n");
     for (const auto& c : cases) {
         const std::string small = c.make(n), large = c.make(10 * n);

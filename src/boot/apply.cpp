@@ -12,7 +12,9 @@ namespace vfioctl::boot {
 namespace {
 
 // The last n characters of s.
-std::string tail(const std::string& s, size_t n) { return s.size() <= n ? s : "..." + s.substr(s.size() - n); }
+std::string tail(const std::string& s, size_t n) {
+    return s.size() <= n ? s : "..." + s.substr(s.size() - n);
+}
 
 // Puts back the text of edits [0, upto); returns what could not be put back.
 std::vector<std::string> restore(const host::Host& h, const Plan& plan, size_t upto,
@@ -21,8 +23,9 @@ std::vector<std::string> restore(const host::Host& h, const Plan& plan, size_t u
     for (size_t i = 0; i < upto && i < plan.edits.size(); ++i) {
         Status st = host::replace_file(h, plan.edits[i].path, plan.edits[i].before, "boot.restore");
         if (!st)
-            failed.push_back(plan.edits[i].path + " (" + st.error().describe() + "; its backup is " +
-                             (i < backups.size() ? backups[i].backup : std::string("missing")) + ")");
+            failed.push_back(
+                plan.edits[i].path + " (" + st.error().describe() + "; its backup is " +
+                (i < backups.size() ? backups[i].backup : std::string("missing")) + ")");
     }
     return failed;
 }
@@ -32,38 +35,50 @@ void mark(const host::Host& h, const std::string& state_dir, Journal& j, const s
           const std::string& state, std::vector<std::string>& warnings) {
     if (Operation* o = j.find(id)) o->state = state;
     if (Status st = save_journal(h, state_dir, j); !st)
-        warnings.push_back("could not record '" + state + "' in the journal: " + st.error().describe());
+        warnings.push_back("could not record '" + state +
+                           "' in the journal: " + st.error().describe());
 }
 
 } // namespace
 
-Result<host::RunOutput> HostRunner::run(const std::vector<std::string>& argv) { return m_host.run(argv, m_timeout_ms); }
+Result<host::RunOutput> HostRunner::run(const std::vector<std::string>& argv) {
+    return m_host.run(argv, m_timeout_ms);
+}
 
-std::string now_stamp() { return util::utc_now("%Y%m%d-%H%M%S"); }
+std::string now_stamp() {
+    return util::utc_now("%Y%m%d-%H%M%S");
+}
 
 Result<ApplyResult> apply_plan(const host::Host& h, const BootSetup& setup, const Plan& plan,
-                               const std::string& action, const ApplyOptions& opt, const std::string& reverts) {
+                               const std::string& action, const ApplyOptions& opt,
+                               const std::string& reverts) {
     ApplyResult res;
     const std::string stamp = opt.stamp.empty() ? now_stamp() : opt.stamp;
     auto regen = regenerate_command(h, setup, plan.added, plan.removed);
     res.regenerate = regen.argv;
     if (opt.runner && !regen.argv.empty() && !regen.found)
-        return Error{"cannot regenerate the boot loader's configuration: " + regen.missing + " is not installed",
-                     {}, "install it and retry; nothing was changed", 0};
+        return Error{"cannot regenerate the boot loader's configuration: " + regen.missing +
+                         " is not installed",
+                     {},
+                     "install it and retry; nothing was changed",
+                     0};
 
     // Everything is checked before anything is changed.
     for (const auto& e : plan.edits) {
         auto now = h.read(e.path);
         if (!now) return now.error();
         if (*now != e.before)
-            return Error{"the file changed while vfioctl was planning", e.path, "run the command again", 0};
+            return Error{"the file changed while vfioctl was planning", e.path,
+                         "run the command again", 0};
         auto st = host::stat_file(h, e.path);
         if (!st) return st.error();
         if ((st->mode & 0222) == 0) {
             char m[16];
             std::snprintf(m, sizeof m, "%04o", st->mode);
             return Error{std::string("the file is read-only (mode ") + m + ")", e.path,
-                         "make it writable (chmod u+w " + e.path + ") if it should change; nothing was changed", 0};
+                         "make it writable (chmod u+w " + e.path +
+                             ") if it should change; nothing was changed",
+                         0};
         }
     }
     if (Status st = host::make_directories(h, opt.state_dir); !st) {
@@ -81,13 +96,14 @@ Result<ApplyResult> apply_plan(const host::Host& h, const BootSetup& setup, cons
         auto now = h.read(e.path);
         if (!now) return now.error();
         if (*now != e.before)
-            return Error{"the file changed while vfioctl was planning (another vfioctl at work?)", e.path,
-                         "run the command again; nothing was changed", 0};
+            return Error{"the file changed while vfioctl was planning (another vfioctl at work?)",
+                         e.path, "run the command again; nothing was changed", 0};
     }
     auto journal = load_journal(h, opt.state_dir);
     if (!journal) return journal.error();
     std::string id = stamp;
-    for (int n = 2; journal->find(id); ++n) id = stamp + "-" + std::to_string(n);
+    for (int n = 2; journal->find(id); ++n)
+        id = stamp + "-" + std::to_string(n);
     res.id = id;
 
     // 1. Backups.
@@ -96,7 +112,8 @@ Result<ApplyResult> apply_plan(const host::Host& h, const BootSetup& setup, cons
         if (!b) {
             Error err = b.error();
             err.hint = (err.hint.empty() ? "" : err.hint + "; ") + "nothing was changed";
-            for (const auto& done : res.files) (void)h.remove(done.backup);
+            for (const auto& done : res.files)
+                (void)h.remove(done.backup);
             return err;
         }
         res.files.push_back({e.path, *b});
@@ -122,8 +139,10 @@ Result<ApplyResult> apply_plan(const host::Host& h, const BootSetup& setup, cons
     if (Status st = save_journal(h, opt.state_dir, *journal); !st) {
         Error err = st.error();
         std::vector<std::string> b;
-        for (const auto& f : res.files) b.push_back(f.backup);
-        err.hint = (err.hint.empty() ? "" : err.hint + "; ") + "nothing was changed (backups left: " + util::join(b, ", ") + ")";
+        for (const auto& f : res.files)
+            b.push_back(f.backup);
+        err.hint = (err.hint.empty() ? "" : err.hint + "; ") +
+                   "nothing was changed (backups left: " + util::join(b, ", ") + ")";
         return err;
     }
     util::fault_point("boot.journal.pending");
@@ -133,9 +152,11 @@ Result<ApplyResult> apply_plan(const host::Host& h, const BootSetup& setup, cons
         Status st = host::replace_file(h, plan.edits[i].path, plan.edits[i].after, "boot.file");
         if (!st) {
             auto failed = restore(h, plan, i, res.files);
-            mark(h, opt.state_dir, *journal, id, failed.empty() ? "rolled_back" : "pending", res.warnings);
+            mark(h, opt.state_dir, *journal, id, failed.empty() ? "rolled_back" : "pending",
+                 res.warnings);
             Error err = st.error();
-            std::string what = failed.empty() ? "every file is as it was" : "could not put back: " + util::join(failed, "; ");
+            std::string what = failed.empty() ? "every file is as it was"
+                                              : "could not put back: " + util::join(failed, "; ");
             err.hint = (err.hint.empty() ? "" : err.hint + "; ") + what;
             return err;
         }
@@ -150,15 +171,19 @@ Result<ApplyResult> apply_plan(const host::Host& h, const BootSetup& setup, cons
         if (out) res.regenerate_output = *out;
         if (!out || out->exit_code != 0) {
             auto failed = restore(h, plan, plan.edits.size(), res.files);
-            mark(h, opt.state_dir, *journal, id, failed.empty() ? "rolled_back" : "pending", res.warnings);
+            mark(h, opt.state_dir, *journal, id, failed.empty() ? "rolled_back" : "pending",
+                 res.warnings);
             std::string cmd = util::join(regen.argv, " ");
             Error err{out ? "'" + cmd + "' failed with exit code " + std::to_string(out->exit_code)
                           : "'" + cmd + "' could not run: " + out.error().describe(),
-                      {}, {}, 0};
+                      {},
+                      {},
+                      0};
             std::string said = out ? std::string(util::trim(tail(out->output, 4000))) : "";
             err.hint = (said.empty() ? std::string() : "it said:\n" + said + "\n") +
-                       (failed.empty() ? "the configuration files were put back as they were (backups kept)"
-                                       : "could not put back: " + util::join(failed, "; "));
+                       (failed.empty()
+                            ? "the configuration files were put back as they were (backups kept)"
+                            : "could not put back: " + util::join(failed, "; "));
             return err;
         }
     }
@@ -171,7 +196,8 @@ Result<ApplyResult> apply_plan(const host::Host& h, const BootSetup& setup, cons
             o->reverted_by = id;
         }
     if (Status st = save_journal(h, opt.state_dir, *journal); !st)
-        res.warnings.push_back("the change is made, but the journal still says 'pending': " + st.error().describe());
+        res.warnings.push_back("the change is made, but the journal still says 'pending': " +
+                               st.error().describe());
     util::fault_point("boot.done");
     return res;
 }
@@ -181,8 +207,10 @@ Result<RevertPlan> plan_revert(const host::Host& h, std::string_view state_dir) 
     if (!journal) return journal.error();
     const Operation* op = journal->last_undoable();
     if (!op)
-        return Error{"nothing to revert: the journal records no change by 'vfioctl iommu' that is still in place",
-                     journal_path(state_dir), "'vfioctl iommu show' shows the boot configuration", 0};
+        return Error{"nothing to revert: the journal records no change by 'vfioctl iommu' that is "
+                     "still in place",
+                     journal_path(state_dir), "'vfioctl iommu show' shows the boot configuration",
+                     0};
     RevertPlan rp;
     rp.undoes = *op;
     std::vector<ParamSet> merged_sets;
@@ -203,11 +231,13 @@ Result<RevertPlan> plan_revert(const host::Host& h, std::string_view state_dir) 
             auto b = h.read(f.backup);
             if (!b) {
                 Error e = b.error();
-                e.hint = "the backup taken before " + op->action + " is missing; nothing was changed";
+                e.hint =
+                    "the backup taken before " + op->action + " is missing; nothing was changed";
                 return e;
             }
             if (fingerprint(*b) != f.before)
-                return Error{"the backup no longer holds what the file held before " + op->action, f.backup,
+                return Error{"the backup no longer holds what the file held before " + op->action,
+                             f.backup,
                              "restore it by hand or edit " + f.path + "; nothing was changed", 0};
             rp.plan.edits.push_back({f.path, f.format, *now, *b});
             rp.exact.push_back(f.path);
@@ -222,8 +252,10 @@ Result<RevertPlan> plan_revert(const host::Host& h, std::string_view state_dir) 
     if (!merged_sets.empty()) {
         auto inv = plan_inverse(merged_sets, merged_changes);
         if (!inv) return inv.error();
-        for (auto& e : inv->edits) rp.plan.edits.push_back(std::move(e));
-        for (auto& n : inv->notes) rp.plan.notes.push_back(std::move(n));
+        for (auto& e : inv->edits)
+            rp.plan.edits.push_back(std::move(e));
+        for (auto& n : inv->notes)
+            rp.plan.notes.push_back(std::move(n));
         rp.plan.changes = inv->changes;
     }
     // The regenerate command undoes what the operation did.

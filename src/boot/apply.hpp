@@ -30,7 +30,8 @@ class CommandRunner {
 // recorded tree, so use it on the live host only.
 class HostRunner : public CommandRunner {
   public:
-    explicit HostRunner(const host::Host& host, int timeout_ms = 600000) : m_host(host), m_timeout_ms(timeout_ms) {}
+    explicit HostRunner(const host::Host& host, int timeout_ms = 600000)
+        : m_host(host), m_timeout_ms(timeout_ms) {}
     Result<host::RunOutput> run(const std::vector<std::string>& argv) override;
 
   private:
@@ -51,9 +52,9 @@ struct AppliedFile {
 };
 
 struct ApplyResult {
-    std::string id;                       // the journal operation
+    std::string id; // the journal operation
     std::vector<AppliedFile> files;
-    std::vector<std::string> regenerate;  // the command, run or to be run
+    std::vector<std::string> regenerate; // the command, run or to be run
     bool regenerate_ran = false;
     std::optional<host::RunOutput> regenerate_output;
     std::vector<std::string> warnings;
@@ -68,10 +69,10 @@ Result<ApplyResult> apply_plan(const host::Host& host, const BootSetup& setup, c
 
 // What 'revert' would do.
 struct RevertPlan {
-    Operation undoes;                  // the operation it undoes
-    Plan plan;                         // the edits (added/removed already swapped for grubby, kernelstub)
-    std::vector<std::string> exact;    // files restored from their backup byte for byte
-    std::vector<std::string> merged;   // files changed since: only vfioctl's parameters undone
+    Operation undoes; // the operation it undoes
+    Plan plan;        // the edits (added/removed already swapped for grubby, kernelstub)
+    std::vector<std::string> exact;     // files restored from their backup byte for byte
+    std::vector<std::string> merged;    // files changed since: only vfioctl's parameters undone
     std::vector<std::string> untouched; // files already as they were before
 };
 

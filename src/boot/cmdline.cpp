@@ -10,7 +10,8 @@ std::vector<Token> tokenize(std::string_view s) {
     std::vector<Token> out;
     size_t i = 0;
     while (i < s.size()) {
-        while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
+        while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i])))
+            ++i;
         if (i >= s.size()) break;
         std::string text;
         bool quoted = false;
@@ -55,38 +56,51 @@ IommuCmdline interpret(const std::vector<Token>& tokens) {
             for (const auto& o : util::split(v, ',')) {
                 if (o.empty()) continue;
                 c.intel_opts.push_back(o);
-                if (o == "on") c.intel = Switch::on;
-                else if (o == "off") c.intel = Switch::off;
+                if (o == "on")
+                    c.intel = Switch::on;
+                else if (o == "off")
+                    c.intel = Switch::off;
                 else if (o != "sm_on" && o != "sm_off" && o != "igfx_off" && o != "strict" &&
                          o != "sp_off" && o != "tboot_noforce" && o != "forcedac" &&
                          o != "nobounce")
-                    c.notes.push_back("intel_iommu=" + o + " is not an option this kernel documents");
+                    c.notes.push_back("intel_iommu=" + o +
+                                      " is not an option this kernel documents");
             }
         } else if (t.key == "amd_iommu") {
             c.iommu_tokens.push_back(t.text);
             for (const auto& o : util::split(v, ',')) {
                 if (o.empty()) continue;
                 c.amd_opts.push_back(o);
-                if (o == "off") c.amd = Switch::off;
-                else if (o == "on") c.amd = Switch::on;
+                if (o == "off")
+                    c.amd = Switch::off;
+                else if (o == "on")
+                    c.amd = Switch::on;
             }
         } else if (t.key == "iommu") {
             c.iommu_tokens.push_back(t.text);
             for (const auto& o : util::split(v, ',')) {
                 if (o.empty()) continue;
                 c.iommu = o;
-                if (o == "pt") c.passthrough = true;
-                else if (o == "nopt") c.passthrough = false;
-                else if (o == "off") c.iommu_off = true; // no later option turns it back on
+                if (o == "pt")
+                    c.passthrough = true;
+                else if (o == "nopt")
+                    c.passthrough = false;
+                else if (o == "off")
+                    c.iommu_off = true; // no later option turns it back on
             }
         } else if (t.key == "iommu.passthrough") {
             c.iommu_tokens.push_back(t.text);
-            if (auto b = parse_kernel_bool(v)) c.passthrough = *b;
-            else c.notes.push_back("iommu.passthrough=" + v + " is not a boolean; the kernel ignores it");
+            if (auto b = parse_kernel_bool(v))
+                c.passthrough = *b;
+            else
+                c.notes.push_back("iommu.passthrough=" + v +
+                                  " is not a boolean; the kernel ignores it");
         } else if (t.key == "iommu.strict") {
             c.iommu_tokens.push_back(t.text);
-            if (auto b = parse_kernel_bool(v)) c.strict = *b;
-            else c.notes.push_back("iommu.strict=" + v + " is not a boolean; the kernel ignores it");
+            if (auto b = parse_kernel_bool(v))
+                c.strict = *b;
+            else
+                c.notes.push_back("iommu.strict=" + v + " is not a boolean; the kernel ignores it");
         } else if (t.key == "intremap") {
             c.iommu_tokens.push_back(t.text);
             if (v == "off" || v == "nosid") c.intremap_off = v == "off";
@@ -105,14 +119,18 @@ IommuCmdline interpret(const std::vector<Token>& tokens) {
         }
     }
     if (c.iommu_off)
-        c.notes.emplace_back("iommu=off disables every IOMMU; intel_iommu= and amd_iommu= do not matter");
+        c.notes.emplace_back(
+            "iommu=off disables every IOMMU; intel_iommu= and amd_iommu= do not matter");
     if (c.intel == Switch::off && c.passthrough == true)
-        c.notes.emplace_back("intel_iommu=off makes iommu=pt moot: there is no IOMMU to pass through");
+        c.notes.emplace_back(
+            "intel_iommu=off makes iommu=pt moot: there is no IOMMU to pass through");
     if (c.amd == Switch::off && c.passthrough == true)
-        c.notes.emplace_back("amd_iommu=off makes iommu=pt moot: there is no IOMMU to pass through");
+        c.notes.emplace_back(
+            "amd_iommu=off makes iommu=pt moot: there is no IOMMU to pass through");
     for (const auto& m : c.blacklisted)
         if (m == "vfio_pci" || m == "vfio-pci" || m == "vfio")
-            c.notes.push_back(m + " is blacklisted on the command line: vfio-pci cannot load by alias");
+            c.notes.push_back(m +
+                              " is blacklisted on the command line: vfio-pci cannot load by alias");
     return c;
 }
 

@@ -26,20 +26,21 @@ enum class Switch { unset, on, off };
 // What the IOMMU-related parameters ask for, after the kernel's own rules
 // (later occurrences override earlier ones, iommu=off beats everything).
 struct IommuCmdline {
-    Switch intel = Switch::unset;         // intel_iommu=on|off
-    std::vector<std::string> intel_opts;  // every intel_iommu= option, in order (sm_on, igfx_off, ...)
-    Switch amd = Switch::unset;           // amd_iommu=off (on is the kernel default)
-    std::vector<std::string> amd_opts;    // every amd_iommu= option (force_isolation, pgtbl_v2, ...)
-    std::optional<std::string> iommu;     // last iommu= value: pt, nopt, off, force, soft, ...
-    std::optional<bool> passthrough;      // iommu=pt / iommu=nopt / iommu.passthrough=
-    std::optional<bool> strict;           // iommu.strict=
-    bool iommu_off = false;               // iommu=off
-    bool intremap_off = false;            // intremap=off / intremap=nosid
-    std::vector<std::string> vfio_pci_ids;          // vfio-pci.ids= (vendor:device[:...])
-    std::optional<bool> allow_unsafe_interrupts;    // vfio_iommu_type1.allow_unsafe_interrupts=
-    std::vector<std::string> blacklisted;           // modprobe.blacklist= and rd.driver.blacklist=
-    std::vector<std::string> iommu_tokens;          // the IOMMU-related tokens as written
-    std::vector<std::string> notes;                 // conflicts and what wins, in words
+    Switch intel = Switch::unset; // intel_iommu=on|off
+    std::vector<std::string>
+        intel_opts;                    // every intel_iommu= option, in order (sm_on, igfx_off, ...)
+    Switch amd = Switch::unset;        // amd_iommu=off (on is the kernel default)
+    std::vector<std::string> amd_opts; // every amd_iommu= option (force_isolation, pgtbl_v2, ...)
+    std::optional<std::string> iommu;  // last iommu= value: pt, nopt, off, force, soft, ...
+    std::optional<bool> passthrough;   // iommu=pt / iommu=nopt / iommu.passthrough=
+    std::optional<bool> strict;        // iommu.strict=
+    bool iommu_off = false;            // iommu=off
+    bool intremap_off = false;         // intremap=off / intremap=nosid
+    std::vector<std::string> vfio_pci_ids;       // vfio-pci.ids= (vendor:device[:...])
+    std::optional<bool> allow_unsafe_interrupts; // vfio_iommu_type1.allow_unsafe_interrupts=
+    std::vector<std::string> blacklisted;        // modprobe.blacklist= and rd.driver.blacklist=
+    std::vector<std::string> iommu_tokens;       // the IOMMU-related tokens as written
+    std::vector<std::string> notes;              // conflicts and what wins, in words
 };
 
 // Interprets the tokens. Never fails: unknown values are noted, not errors.

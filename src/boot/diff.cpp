@@ -50,18 +50,23 @@ std::vector<Edit> edits(const Lines& A, const Lines& B) {
         return a_last == b_last;
     };
     size_t pre = 0;
-    while (pre < a.size() && pre < b.size() && same(pre, pre)) ++pre;
+    while (pre < a.size() && pre < b.size() && same(pre, pre))
+        ++pre;
     size_t suf = 0;
-    while (suf < a.size() - pre && suf < b.size() - pre && same(a.size() - 1 - suf, b.size() - 1 - suf)) ++suf;
+    while (suf < a.size() - pre && suf < b.size() - pre &&
+           same(a.size() - 1 - suf, b.size() - 1 - suf))
+        ++suf;
     const size_t n = a.size() - pre - suf, m = b.size() - pre - suf;
     std::vector<Edit> out;
-    for (size_t i = 0; i < pre; ++i) out.push_back({Op::keep, i, i});
+    for (size_t i = 0; i < pre; ++i)
+        out.push_back({Op::keep, i, i});
     if (n * m <= 4'000'000) {
         std::vector<uint32_t> L((n + 1) * (m + 1), 0);
         auto at = [&](size_t i, size_t j) -> uint32_t& { return L[i * (m + 1) + j]; };
         for (size_t i = n; i-- > 0;)
             for (size_t j = m; j-- > 0;)
-                at(i, j) = same(pre + i, pre + j) ? at(i + 1, j + 1) + 1 : std::max(at(i + 1, j), at(i, j + 1));
+                at(i, j) = same(pre + i, pre + j) ? at(i + 1, j + 1) + 1
+                                                  : std::max(at(i + 1, j), at(i, j + 1));
         size_t i = 0, j = 0;
         while (i < n || j < m) {
             if (i < n && j < m && same(pre + i, pre + j)) {
@@ -76,10 +81,13 @@ std::vector<Edit> edits(const Lines& A, const Lines& B) {
             }
         }
     } else {
-        for (size_t i = 0; i < n; ++i) out.push_back({Op::del, pre + i, pre});
-        for (size_t j = 0; j < m; ++j) out.push_back({Op::add, pre + n, pre + j});
+        for (size_t i = 0; i < n; ++i)
+            out.push_back({Op::del, pre + i, pre});
+        for (size_t j = 0; j < m; ++j)
+            out.push_back({Op::add, pre + n, pre + j});
     }
-    for (size_t k = 0; k < suf; ++k) out.push_back({Op::keep, a.size() - suf + k, b.size() - suf + k});
+    for (size_t k = 0; k < suf; ++k)
+        out.push_back({Op::keep, a.size() - suf + k, b.size() - suf + k});
     return out;
 }
 
@@ -92,27 +100,32 @@ std::string range(size_t start, size_t count) {
 
 } // namespace
 
-std::string unified_diff(std::string_view before, std::string_view after, std::string_view path, int context) {
+std::string unified_diff(std::string_view before, std::string_view after, std::string_view path,
+                         int context) {
     if (before == after) return "";
     Lines A = split_lines(before), B = split_lines(after);
     auto es = edits(A, B);
     std::string rel(path);
-    while (!rel.empty() && rel.front() == '/') rel.erase(0, 1);
+    while (!rel.empty() && rel.front() == '/')
+        rel.erase(0, 1);
     std::string out = "--- a/" + rel + "\n+++ b/" + rel + "\n";
     const size_t ctx = static_cast<size_t>(std::max(context, 0));
     size_t k = 0;
     while (k < es.size()) {
         // The next change, and the hunk around it.
-        while (k < es.size() && es[k].op == Op::keep) ++k;
+        while (k < es.size() && es[k].op == Op::keep)
+            ++k;
         if (k >= es.size()) break;
         size_t start = k >= ctx ? k - ctx : 0;
         size_t end = k;
         // Extend while the next change is within 2*context keeps.
         for (;;) {
-            while (end < es.size() && es[end].op != Op::keep) ++end;
+            while (end < es.size() && es[end].op != Op::keep)
+                ++end;
             size_t keeps = 0;
             size_t probe = end;
-            while (probe < es.size() && es[probe].op == Op::keep) ++probe, ++keeps;
+            while (probe < es.size() && es[probe].op == Op::keep)
+                ++probe, ++keeps;
             if (probe < es.size() && keeps <= 2 * ctx) {
                 end = probe;
                 continue;

@@ -4,8 +4,8 @@
 #include "util/json_words.hpp"
 
 #include <cstdio>
-#include <optional>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 namespace vfioctl::boot {
 
@@ -14,14 +14,16 @@ namespace {
 using nlohmann::json;
 
 // Fingerprints, formats and operations to JSON.
-json fp_json(const Fingerprint& f) { return {{"size", f.size}, {"fnv1a64", f.hash}}; }
+json fp_json(const Fingerprint& f) {
+    return {{"size", f.size}, {"fnv1a64", f.hash}};
+}
 
 Format format_from(const std::string& s) {
-    for (Format f : {Format::grub_shell, Format::cmdline_file, Format::loader_entry, Format::kernelstub_json})
+    for (Format f :
+         {Format::grub_shell, Format::cmdline_file, Format::loader_entry, Format::kernelstub_json})
         if (s == format_id(f)) return f;
     return Format::cmdline_file;
 }
-
 
 // Reads the journal's fields: a missing field reads as empty, a field of the
 // wrong type is an Error naming the file and the key (the first one found).
@@ -31,8 +33,10 @@ struct Reader {
 
     void wrong(const std::string& key, const json& v, const char* want) {
         if (!error)
-            error = Error{"the boot journal has " + util::json_type_words(v) + " where " + want + " belongs, at " + key, file,
-                          "move it aside (it may say which backups to restore by hand), then retry", 0};
+            error = Error{
+                "the boot journal has " + util::json_type_words(v) + " where " + want +
+                    " belongs, at " + key,
+                file, "move it aside (it may say which backups to restore by hand), then retry", 0};
     }
     std::string str(const json& o, const std::string& at, const char* key) {
         auto it = o.find(key);
@@ -53,8 +57,10 @@ struct Reader {
         }
         for (size_t i = 0; i < it->size(); ++i) {
             const json& e = (*it)[i];
-            if (!e.is_string()) wrong(at + "." + key + "[" + std::to_string(i) + "]", e, "a string");
-            else out.push_back(e.get<std::string>());
+            if (!e.is_string())
+                wrong(at + "." + key + "[" + std::to_string(i) + "]", e, "a string");
+            else
+                out.push_back(e.get<std::string>());
         }
         return out;
     }
@@ -83,8 +89,10 @@ struct Reader {
         }
         auto size = it->find("size");
         if (size != it->end() && !size->is_null()) {
-            if (!size->is_number_unsigned()) wrong(at + "." + key + ".size", *size, "a whole number");
-            else f.size = size->get<uint64_t>();
+            if (!size->is_number_unsigned())
+                wrong(at + "." + key + ".size", *size, "a whole number");
+            else
+                f.size = size->get<uint64_t>();
         }
         f.hash = str(*it, at + "." + key, "fnv1a64");
         return f;
@@ -106,15 +114,15 @@ struct Reader {
             for (size_t i = 0; i < files->size(); ++i) {
                 const json& f = (*files)[i];
                 const std::string fa = at + ".files[" + std::to_string(i) + "]";
-                o.files.push_back({str(f, fa, "path"), format_from(str(f, fa, "format")), str(f, fa, "backup"),
-                                   fp(f, fa, "before"), fp(f, fa, "after")});
+                o.files.push_back({str(f, fa, "path"), format_from(str(f, fa, "format")),
+                                   str(f, fa, "backup"), fp(f, fa, "before"), fp(f, fa, "after")});
             }
         if (const json* changes = objects(j, at, "changes"))
             for (size_t i = 0; i < changes->size(); ++i) {
                 const json& c = (*changes)[i];
                 const std::string ca = at + ".changes[" + std::to_string(i) + "]";
-                o.changes.push_back({str(c, ca, "path"), str(c, ca, "variable"), str(c, ca, "removed"),
-                                     str(c, ca, "added")});
+                o.changes.push_back({str(c, ca, "path"), str(c, ca, "variable"),
+                                     str(c, ca, "removed"), str(c, ca, "added")});
             }
         return o;
     }
@@ -130,10 +138,14 @@ json op_json(const Operation& o) {
                          {"after", fp_json(f.after)}});
     json changes = json::array();
     for (const auto& c : o.changes)
-        changes.push_back({{"path", c.path}, {"variable", c.variable}, {"removed", c.removed}, {"added", c.added}});
-    json j = {{"id", o.id},         {"action", o.action},   {"time", o.time},         {"loader", o.loader},
-              {"state", o.state},   {"regenerate", o.regenerate}, {"added", o.added}, {"removed", o.removed},
-              {"files", files},     {"changes", changes}};
+        changes.push_back({{"path", c.path},
+                           {"variable", c.variable},
+                           {"removed", c.removed},
+                           {"added", c.added}});
+    json j = {{"id", o.id},         {"action", o.action},   {"time", o.time},
+              {"loader", o.loader}, {"state", o.state},     {"regenerate", o.regenerate},
+              {"added", o.added},   {"removed", o.removed}, {"files", files},
+              {"changes", changes}};
     if (!o.reverts.empty()) j["reverts"] = o.reverts;
     if (!o.reverted_by.empty()) j["reverted_by"] = o.reverted_by;
     return j;
@@ -168,22 +180,26 @@ Operation* Journal::find(std::string_view id) {
 
 std::string journal_path(std::string_view state_dir) {
     std::string d(state_dir);
-    while (d.size() > 1 && d.back() == '/') d.pop_back();
+    while (d.size() > 1 && d.back() == '/')
+        d.pop_back();
     return d + "/boot-journal.json";
 }
 
 Result<Journal> parse_journal(std::string_view text, const std::string& path) {
     Journal jr;
     json j = json::parse(text, nullptr, false);
-    if (j.is_discarded() || !j.is_object() || !j.contains("operations") || !j["operations"].is_array())
+    if (j.is_discarded() || !j.is_object() || !j.contains("operations") ||
+        !j["operations"].is_array())
         return Error{"the boot journal is not valid JSON", path,
                      "move it aside (it may say which backups to restore by hand), then retry", 0};
     Reader r{path, std::nullopt};
     const json& ops = j["operations"];
     for (size_t i = 0; i < ops.size() && !r.error; ++i) {
         const std::string at = "operations[" + std::to_string(i) + "]";
-        if (!ops[i].is_object()) r.wrong(at, ops[i], "an object");
-        else jr.operations.push_back(r.op(ops[i], at));
+        if (!ops[i].is_object())
+            r.wrong(at, ops[i], "an object");
+        else
+            jr.operations.push_back(r.op(ops[i], at));
     }
     if (r.error) return *r.error;
     return jr;
@@ -199,9 +215,12 @@ Result<Journal> load_journal(const host::Host& h, std::string_view state_dir) {
 
 Status save_journal(const host::Host& h, std::string_view state_dir, const Journal& jr) {
     json ops = json::array();
-    for (const auto& o : jr.operations) ops.push_back(op_json(o));
+    for (const auto& o : jr.operations)
+        ops.push_back(op_json(o));
     json j = {{"version", 1}, {"operations", ops}};
-    return host::replace_file(h, journal_path(state_dir), j.dump(2, ' ', false, json::error_handler_t::replace) + "\n", "boot.journal", 0644);
+    return host::replace_file(h, journal_path(state_dir),
+                              j.dump(2, ' ', false, json::error_handler_t::replace) + "\n",
+                              "boot.journal", 0644);
 }
 
 } // namespace vfioctl::boot

@@ -24,7 +24,7 @@ struct Fingerprint {
 Fingerprint fingerprint(std::string_view data);
 
 struct JournalFile {
-    std::string path;   // the file changed (host path)
+    std::string path; // the file changed (host path)
     Format format = Format::cmdline_file;
     std::string backup; // its backup, taken before the change
     Fingerprint before;
@@ -32,16 +32,16 @@ struct JournalFile {
 };
 
 struct Operation {
-    std::string id;          // the time stamp it was made with ("20240611-101500")
-    std::string action;      // "enable", "disable", "revert"
-    std::string time;        // ISO 8601, UTC
-    std::string loader;      // loader_id()
+    std::string id;     // the time stamp it was made with ("20240611-101500")
+    std::string action; // "enable", "disable", "revert"
+    std::string time;   // ISO 8601, UTC
+    std::string loader; // loader_id()
     // pending: files may be changed (a crash left it so); done; rolled_back:
     // a step failed and the files were put back; reverted: undone by a later
     // operation.
     std::string state;
-    std::string reverts;     // for a revert: the operation it undid
-    std::string reverted_by; // for a reverted operation: the revert's id
+    std::string reverts;                 // for a revert: the operation it undid
+    std::string reverted_by;             // for a reverted operation: the revert's id
     std::vector<std::string> regenerate; // the command run (or printed)
     std::vector<std::string> added;
     std::vector<std::string> removed;

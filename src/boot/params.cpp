@@ -19,8 +19,12 @@ const char* const k_linux = "GRUB_CMDLINE_LINUX";
 const char* const k_default = "GRUB_CMDLINE_LINUX_DEFAULT";
 
 // The variables 10_linux puts on the command line.
-bool cmdline_var(std::string_view n) { return n == k_linux || n == k_default; }
-bool space(char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; }
+bool cmdline_var(std::string_view n) {
+    return n == k_linux || n == k_default;
+}
+bool space(char c) {
+    return std::isspace(static_cast<unsigned char>(c)) != 0;
+}
 
 // The 1-based line of an offset in a text, found by binary search over the
 // text's line starts (counted once), so that naming every parameter's line
@@ -32,7 +36,8 @@ class Lines {
             if (text[i] == '\n') m_newlines.push_back(i);
     }
     size_t line_of(size_t off) const {
-        return 1 + static_cast<size_t>(std::lower_bound(m_newlines.begin(), m_newlines.end(), off) - m_newlines.begin());
+        return 1 + static_cast<size_t>(std::lower_bound(m_newlines.begin(), m_newlines.end(), off) -
+                                       m_newlines.begin());
     }
 
   private:
@@ -66,7 +71,8 @@ Error edit_error(const std::string& what, const Param& p, const std::string& pat
 Param shell_param(const Value& v, size_t b, size_t e, const std::vector<ConfigFile>& files,
                   const std::vector<ShellFile>& parsed, const std::vector<Lines>& lines) {
     Param p;
-    for (size_t i = b; i < e; ++i) p.text += v[i].c;
+    for (size_t i = b; i < e; ++i)
+        p.text += v[i].c;
     p.token = token_of(p.text);
     const Origin& o = v[b].origin;
     p.editable = o.file >= 0;
@@ -100,11 +106,13 @@ CmdlineView shell_view(const std::vector<ConfigFile>& files) {
     for (const auto& f : files) {
         lines.emplace_back(f.text);
         parsed.push_back(parse_shell(f.text));
-        for (const auto& pr : parsed.back().problems) view.uncertain.push_back(f.path + ": " + pr);
+        for (const auto& pr : parsed.back().problems)
+            view.uncertain.push_back(f.path + ": " + pr);
     }
     ShellEnv env;
     std::vector<const ShellFile*> ptrs;
-    for (const auto& sf : parsed) ptrs.push_back(&sf);
+    for (const auto& sf : parsed)
+        ptrs.push_back(&sf);
     size_t left = expansion_budget(ptrs);
     for (size_t f = 0; f < files.size(); ++f) {
         const auto& as = parsed[f].assignments;
@@ -112,23 +120,27 @@ CmdlineView shell_view(const std::vector<ConfigFile>& files) {
             const auto& a = as[k];
             const bool ours = cmdline_var(a.name);
             if (ours && a.conditional)
-                view.uncertain.push_back(files[f].path + ":" + std::to_string(a.line) + ": " + a.name +
-                                         " is assigned inside a condition (if, case, a loop, && or ||)");
+                view.uncertain.push_back(
+                    files[f].path + ":" + std::to_string(a.line) + ": " + a.name +
+                    " is assigned inside a condition (if, case, a loop, && or ||)");
             if (a.prefix) continue;
             bool cut = false;
-            Value v = evaluate_assignment(a, env, static_cast<int>(f), static_cast<int>(k), left, &cut);
+            Value v =
+                evaluate_assignment(a, env, static_cast<int>(f), static_cast<int>(k), left, &cut);
             left -= v.size();
             if (cut)
-                view.uncertain.push_back(files[f].path + ":" + std::to_string(a.line) + ": " + a.name +
-                                         " expands to more text than vfioctl evaluates");
+                view.uncertain.push_back(files[f].path + ":" + std::to_string(a.line) + ": " +
+                                         a.name + " expands to more text than vfioctl evaluates");
             if (ours) {
                 for (const auto& u : a.units) {
                     if (u.kind == WordUnit::opaque)
-                        view.uncertain.push_back(files[f].path + ":" + std::to_string(a.line) + ": " + a.name +
-                                                 " uses " + u.text + ", which vfioctl does not evaluate");
+                        view.uncertain.push_back(files[f].path + ":" + std::to_string(a.line) +
+                                                 ": " + a.name + " uses " + u.text +
+                                                 ", which vfioctl does not evaluate");
                     if (u.kind == WordUnit::ref && !env.vars.count(u.text))
-                        view.notes.push_back(files[f].path + ":" + std::to_string(a.line) + ": " + a.name +
-                                             " refers to $" + u.text + ", which no file sets (empty here)");
+                        view.notes.push_back(files[f].path + ":" + std::to_string(a.line) + ": " +
+                                             a.name + " refers to $" + u.text +
+                                             ", which no file sets (empty here)");
                 }
                 for (auto [b, e] : split_params(value_text(v))) {
                     bool own = true;
@@ -153,10 +165,13 @@ CmdlineView shell_view(const std::vector<ConfigFile>& files) {
         if (eff[b].origin.file >= 0) effective.insert({p.file, p.slot, eff[b].origin.offset});
         view.effective.push_back(std::move(p));
     }
-    for (auto& p : view.written) p.effective = effective.count({p.file, p.slot, p.begin}) > 0;
+    for (auto& p : view.written)
+        p.effective = effective.count({p.file, p.slot, p.begin}) > 0;
     std::vector<std::string> texts;
-    for (const auto& p : view.effective) texts.push_back(p.text);
-    for (size_t i = 0; i < texts.size(); ++i) view.cmdline += (i ? " " : "") + texts[i];
+    for (const auto& p : view.effective)
+        texts.push_back(p.text);
+    for (size_t i = 0; i < texts.size(); ++i)
+        view.cmdline += (i ? " " : "") + texts[i];
     return view;
 }
 
@@ -172,10 +187,13 @@ std::vector<std::pair<size_t, size_t>> options_lines(std::string_view text) {
         size_t ve = le;
         if (ve > ls && text[ve - 1] == '\r') --ve;
         size_t i = ls;
-        while (i < ve && (text[i] == ' ' || text[i] == '\t')) ++i;
-        if (text.substr(i, 7) == "options" && (i + 7 == ve || text[i + 7] == ' ' || text[i + 7] == '\t')) {
+        while (i < ve && (text[i] == ' ' || text[i] == '\t'))
+            ++i;
+        if (text.substr(i, 7) == "options" &&
+            (i + 7 == ve || text[i + 7] == ' ' || text[i + 7] == '\t')) {
             size_t vb = i + 7;
-            while (vb < ve && (text[vb] == ' ' || text[vb] == '\t')) ++vb;
+            while (vb < ve && (text[vb] == ' ' || text[vb] == '\t'))
+                ++vb;
             out.emplace_back(vb, ve);
         }
         if (nl == std::string_view::npos) break;
@@ -185,8 +203,8 @@ std::vector<std::pair<size_t, size_t>> options_lines(std::string_view text) {
 }
 
 // A parameter at [b, e) of a cmdline file or an options line.
-Param text_param(const ConfigFile& f, const Lines& lines, size_t file, size_t b, size_t e, std::string variable,
-                 size_t slot) {
+Param text_param(const ConfigFile& f, const Lines& lines, size_t file, size_t b, size_t e,
+                 std::string variable, size_t slot) {
     Param p;
     p.text = f.text.substr(b, e - b);
     p.token = token_of(p.text);
@@ -213,9 +231,11 @@ void text_view(const std::vector<ConfigFile>& files, CmdlineView& view) {
         } else {
             auto opts = options_lines(cf.text);
             for (size_t k = 0; k < opts.size(); ++k) {
-                std::string_view value = std::string_view(cf.text).substr(opts[k].first, opts[k].second - opts[k].first);
+                std::string_view value =
+                    std::string_view(cf.text).substr(opts[k].first, opts[k].second - opts[k].first);
                 for (auto [b, e] : split_params(value))
-                    view.effective.push_back(text_param(cf, lines, f, opts[k].first + b, opts[k].first + e, "options", k));
+                    view.effective.push_back(text_param(cf, lines, f, opts[k].first + b,
+                                                        opts[k].first + e, "options", k));
             }
         }
     }
@@ -227,9 +247,11 @@ void text_view(const std::vector<ConfigFile>& files, CmdlineView& view) {
 Result<ordered_json> kernelstub_config(const ConfigFile& f) {
     ordered_json j = ordered_json::parse(f.text, nullptr, false);
     if (j.is_discarded() || !j.is_object())
-        return Error{"not valid JSON", f.path, "kernelstub itself cannot read it either: fix it by hand", 0};
+        return Error{"not valid JSON", f.path,
+                     "kernelstub itself cannot read it either: fix it by hand", 0};
     auto u = j.find("user");
-    if (u == j.end() || !u->is_object() || !u->contains("kernel_options") || !(*u)["kernel_options"].is_array())
+    if (u == j.end() || !u->is_object() || !u->contains("kernel_options") ||
+        !(*u)["kernel_options"].is_array())
         return Error{"no user.kernel_options list", f.path,
                      "run 'kernelstub -p' once to write the user configuration, then retry", 0};
     for (const auto& o : (*u)["kernel_options"])
@@ -273,10 +295,14 @@ void json_view(const std::vector<ConfigFile>& files, CmdlineView& view) {
 
 const char* format_id(Format f) {
     switch (f) {
-    case Format::grub_shell: return "grub_shell";
-    case Format::cmdline_file: return "cmdline_file";
-    case Format::loader_entry: return "loader_entry";
-    case Format::kernelstub_json: return "kernelstub_json";
+    case Format::grub_shell:
+        return "grub_shell";
+    case Format::cmdline_file:
+        return "cmdline_file";
+    case Format::loader_entry:
+        return "loader_entry";
+    case Format::kernelstub_json:
+        return "kernelstub_json";
     }
     return "?";
 }
@@ -285,7 +311,8 @@ std::vector<std::pair<size_t, size_t>> split_params(std::string_view s) {
     std::vector<std::pair<size_t, size_t>> out;
     size_t i = 0;
     while (i < s.size()) {
-        while (i < s.size() && space(s[i])) ++i;
+        while (i < s.size() && space(s[i]))
+            ++i;
         if (i >= s.size()) break;
         size_t b = i;
         bool quoted = false;
@@ -299,46 +326,60 @@ std::vector<std::pair<size_t, size_t>> split_params(std::string_view s) {
 }
 
 ParamSet::ParamSet(std::string label, std::vector<ConfigFile> files, std::string new_variable)
-    : m_label(std::move(label)), m_files(std::move(files)), m_new_variable(std::move(new_variable)) {}
+    : m_label(std::move(label)), m_files(std::move(files)),
+      m_new_variable(std::move(new_variable)) {}
 
 CmdlineView ParamSet::view() const {
     CmdlineView v;
     if (m_files.empty()) return v;
     switch (m_files.front().format) {
-    case Format::grub_shell: return shell_view(m_files);
+    case Format::grub_shell:
+        return shell_view(m_files);
     case Format::cmdline_file:
-    case Format::loader_entry: text_view(m_files, v); break;
-    case Format::kernelstub_json: json_view(m_files, v); break;
+    case Format::loader_entry:
+        text_view(m_files, v);
+        break;
+    case Format::kernelstub_json:
+        json_view(m_files, v);
+        break;
     }
     v.written = v.effective;
-    for (size_t i = 0; i < v.effective.size(); ++i) v.cmdline += (i ? " " : "") + v.effective[i].text;
+    for (size_t i = 0; i < v.effective.size(); ++i)
+        v.cmdline += (i ? " " : "") + v.effective[i].text;
     return v;
 }
 
-Status ParamSet::remove_range(size_t file, size_t range_begin, size_t range_end, size_t begin, size_t end,
-                              bool content_before, bool content_after) {
+Status ParamSet::remove_range(size_t file, size_t range_begin, size_t range_end, size_t begin,
+                              size_t end, bool content_before, bool content_after) {
     std::string& t = m_files[file].text;
     size_t rs = begin;
-    while (rs > range_begin && space(t[rs - 1])) --rs;
+    while (rs > range_begin && space(t[rs - 1]))
+        --rs;
     bool before = content_before;
-    for (size_t i = range_begin; i < rs && !before; ++i) before = !space(t[i]);
+    for (size_t i = range_begin; i < rs && !before; ++i)
+        before = !space(t[i]);
     if (rs < begin && before) {
         t.erase(rs, end - rs);
         return {};
     }
     size_t re = end;
-    while (re < range_end && space(t[re])) ++re;
+    while (re < range_end && space(t[re]))
+        ++re;
     bool after = content_after;
-    for (size_t i = re; i < range_end && !after; ++i) after = !space(t[i]);
-    if (re > end && after) t.erase(begin, re - begin);
-    else t.erase(begin, end - begin);
+    for (size_t i = re; i < range_end && !after; ++i)
+        after = !space(t[i]);
+    if (re > end && after)
+        t.erase(begin, re - begin);
+    else
+        t.erase(begin, end - begin);
     return {};
 }
 
 Status ParamSet::remove(const Param& p) {
     if (p.file >= m_files.size()) return Error{"no such file in the configuration", {}, {}, 0};
     ConfigFile& f = m_files[p.file];
-    if (!p.editable) return edit_error("cannot remove a parameter that is not written as plain text", p, f.path);
+    if (!p.editable)
+        return edit_error("cannot remove a parameter that is not written as plain text", p, f.path);
     if (f.format == Format::kernelstub_json) {
         auto j = kernelstub_config(f);
         if (!j) return j.error();
@@ -351,14 +392,17 @@ Status ParamSet::remove(const Param& p) {
     }
     if (p.end > f.text.size() || f.text.compare(p.begin, p.end - p.begin, p.text) != 0)
         return edit_error("the parameter moved while editing", p, f.path);
-    if (f.format == Format::cmdline_file) return remove_range(p.file, 0, f.text.size(), p.begin, p.end, false, false);
+    if (f.format == Format::cmdline_file)
+        return remove_range(p.file, 0, f.text.size(), p.begin, p.end, false, false);
     if (f.format == Format::loader_entry) {
         for (auto [vb, ve] : options_lines(f.text))
-            if (vb <= p.begin && p.end <= ve) return remove_range(p.file, vb, ve, p.begin, p.end, false, false);
+            if (vb <= p.begin && p.end <= ve)
+                return remove_range(p.file, vb, ve, p.begin, p.end, false, false);
         return edit_error("the parameter is not on an options line", p, f.path);
     }
     ShellFile sf = parse_shell(f.text);
-    if (p.slot >= sf.assignments.size()) return edit_error("the assignment moved while editing", p, f.path);
+    if (p.slot >= sf.assignments.size())
+        return edit_error("the assignment moved while editing", p, f.path);
     const Assignment& a = sf.assignments[p.slot];
     for (size_t u = 0; u < a.units.size(); ++u) {
         const WordUnit& w = a.units[u];
@@ -374,7 +418,8 @@ Status ParamSet::remove(const Param& p) {
             }
             return false;
         };
-        return remove_range(p.file, w.begin, w.end, p.begin, p.end, content(0, u), content(u + 1, a.units.size()));
+        return remove_range(p.file, w.begin, w.end, p.begin, p.end, content(0, u),
+                            content(u + 1, a.units.size()));
     }
     return edit_error("the parameter spans quoting vfioctl does not edit", p, f.path);
 }
@@ -382,7 +427,8 @@ Status ParamSet::remove(const Param& p) {
 Status ParamSet::replace(const Param& p, std::string_view text) {
     if (p.file >= m_files.size()) return Error{"no such file in the configuration", {}, {}, 0};
     ConfigFile& f = m_files[p.file];
-    if (!p.editable) return edit_error("cannot change a parameter that is not written as plain text", p, f.path);
+    if (!p.editable)
+        return edit_error("cannot change a parameter that is not written as plain text", p, f.path);
     if (f.format == Format::kernelstub_json) {
         auto j = kernelstub_config(f);
         if (!j) return j.error();
@@ -399,14 +445,18 @@ Status ParamSet::replace(const Param& p, std::string_view text) {
         return Error{"a parameter cannot be empty or hold spaces", std::string(text), {}, 0};
     if (f.format == Format::grub_shell) {
         ShellFile sf = parse_shell(f.text);
-        if (p.slot >= sf.assignments.size()) return edit_error("the assignment moved while editing", p, f.path);
+        if (p.slot >= sf.assignments.size())
+            return edit_error("the assignment moved while editing", p, f.path);
         char ctx = 0;
         bool found = false;
         for (const auto& w : sf.assignments[p.slot].units)
-            if (w.kind == WordUnit::literal && w.begin <= p.begin && p.end <= w.end) ctx = w.context, found = true;
-        if (!found) return edit_error("the parameter spans quoting vfioctl does not edit", p, f.path);
+            if (w.kind == WordUnit::literal && w.begin <= p.begin && p.end <= w.end)
+                ctx = w.context, found = true;
+        if (!found)
+            return edit_error("the parameter spans quoting vfioctl does not edit", p, f.path);
         if (!safe_in_context(text, ctx))
-            return Error{"'" + std::string(text) + "' cannot be written inside this quoting", f.path, {}, 0};
+            return Error{
+                "'" + std::string(text) + "' cannot be written inside this quoting", f.path, {}, 0};
     }
     f.text.replace(p.begin, p.end - p.begin, text);
     return {};
@@ -415,19 +465,25 @@ Status ParamSet::replace(const Param& p, std::string_view text) {
 Status ParamSet::append_shell(size_t file, size_t index, std::string_view text) {
     std::string& t = m_files[file].text;
     ShellFile sf = parse_shell(t);
-    if (index >= sf.assignments.size()) return Error{"the assignment moved while editing", m_files[file].path, {}, 0};
+    if (index >= sf.assignments.size())
+        return Error{"the assignment moved while editing", m_files[file].path, {}, 0};
     const Assignment& a = sf.assignments[index];
     bool need_space = false;
     for (auto it = a.units.rbegin(); it != a.units.rend(); ++it) {
         if (it->kind == WordUnit::quote) continue;
         if (it->kind == WordUnit::escape && it->text.empty()) continue;
-        if (it->kind == WordUnit::literal) need_space = !space(it->text.back());
-        else need_space = true;
+        if (it->kind == WordUnit::literal)
+            need_space = !space(it->text.back());
+        else
+            need_space = true;
         break;
     }
     const std::string sep = need_space ? " " : "";
     if (!safe_in_context(text, '"') || !safe_in_context(text, '\''))
-        return Error{"'" + std::string(text) + "' cannot be written into " + a.name, m_files[file].path, {}, 0};
+        return Error{"'" + std::string(text) + "' cannot be written into " + a.name,
+                     m_files[file].path,
+                     {},
+                     0};
     if (a.units.empty()) {
         t.insert(a.word_begin, "\"" + std::string(text) + "\"");
         return {};
@@ -440,7 +496,8 @@ Status ParamSet::append_shell(size_t file, size_t index, std::string_view text) 
     bool wrap = std::none_of(a.units.begin(), a.units.end(), [](const WordUnit& w) {
         return w.kind == WordUnit::quote || w.kind == WordUnit::escape;
     });
-    if (wrap && a.units.front().kind == WordUnit::literal && a.units.front().text.front() == '~') wrap = false;
+    if (wrap && a.units.front().kind == WordUnit::literal && a.units.front().text.front() == '~')
+        wrap = false;
     if (wrap) {
         t.insert(a.word_end, sep + std::string(text) + "\"");
         t.insert(a.word_begin, "\"");
@@ -460,9 +517,12 @@ Status ParamSet::add_assignment(size_t file, const std::string& variable, std::s
         for (const auto& a : sf.assignments)
             if (cmdline_var(a.name) && !a.conditional && !a.prefix) pos = a.line_end;
     const std::string line = variable + "=\"" + std::string(text) + "\"";
-    if (pos != std::string::npos) t.insert(pos, sf.eol + line);
-    else if (t.empty() || t.back() == '\n') t += line + sf.eol;
-    else t += sf.eol + line + sf.eol;
+    if (pos != std::string::npos)
+        t.insert(pos, sf.eol + line);
+    else if (t.empty() || t.back() == '\n')
+        t += line + sf.eol;
+    else
+        t += sf.eol + line + sf.eol;
     return {};
 }
 
@@ -530,14 +590,17 @@ Status ParamSet::append_to(size_t file, std::string_view variable, std::string_v
             bool empty = vb == ve;
             // Trailing blanks stay after the new parameter.
             size_t at = ve;
-            while (at > vb && (t[at - 1] == ' ' || t[at - 1] == '\t')) --at;
+            while (at > vb && (t[at - 1] == ' ' || t[at - 1] == '\t'))
+                --at;
             t.insert(at, (empty || at == vb ? "" : " ") + std::string(text));
             return {};
         }
         const std::string eol = t.find("\r\n") != std::string::npos ? "\r\n" : "\n";
         const std::string line = "options " + std::string(text);
-        if (t.empty() || t.back() == '\n') t += line + eol;
-        else t += eol + line + eol;
+        if (t.empty() || t.back() == '\n')
+            t += line + eol;
+        else
+            t += eol + line + eol;
         return {};
     }
     }

@@ -37,24 +37,24 @@ struct ConfigFile {
 
 // A parameter as written in one of the files.
 struct Param {
-    std::string text;        // as the kernel gets it ("intel_iommu=off")
-    Token token;             // its key and value
-    size_t file = 0;         // index into the set's files
-    std::string variable;    // GRUB_CMDLINE_LINUX_DEFAULT, options, cmdline, kernel_options
-    size_t line = 0;         // 1-based line, 0 when not applicable
-    size_t slot = 0;         // assignment index, options line index or list index
-    size_t begin = 0;        // source range in the file's text when editable
+    std::string text;     // as the kernel gets it ("intel_iommu=off")
+    Token token;          // its key and value
+    size_t file = 0;      // index into the set's files
+    std::string variable; // GRUB_CMDLINE_LINUX_DEFAULT, options, cmdline, kernel_options
+    size_t line = 0;      // 1-based line, 0 when not applicable
+    size_t slot = 0;      // assignment index, options line index or list index
+    size_t begin = 0;     // source range in the file's text when editable
     size_t end = 0;
-    bool editable = false;   // written as one plain literal: it can be removed or replaced in place
-    bool effective = false;  // part of the command line that boots
-    std::string where;       // "/etc/default/grub:9 (GRUB_CMDLINE_LINUX_DEFAULT)"
+    bool editable = false;  // written as one plain literal: it can be removed or replaced in place
+    bool effective = false; // part of the command line that boots
+    std::string where;      // "/etc/default/grub:9 (GRUB_CMDLINE_LINUX_DEFAULT)"
 };
 
 // What a set of files gives the kernel.
 struct CmdlineView {
-    std::string cmdline;           // the effective command line
-    std::vector<Param> effective;  // its parameters, in order
-    std::vector<Param> written;    // every parameter each place writes itself, effective or not
+    std::string cmdline;          // the effective command line
+    std::vector<Param> effective; // its parameters, in order
+    std::vector<Param> written;   // every parameter each place writes itself, effective or not
     // Why the effective command line cannot be known for sure (an assignment
     // inside an if block, a command substitution, a syntax error): vfioctl
     // does not edit such a configuration.

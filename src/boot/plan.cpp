@@ -36,8 +36,8 @@ std::string render(const std::string& key, const std::vector<std::string>& opts)
 }
 
 // opts with every option in from replaced by to ("" drops it), once.
-std::vector<std::string> swap_option(const std::vector<std::string>& opts, const std::vector<std::string>& from,
-                                     const std::string& to) {
+std::vector<std::string> swap_option(const std::vector<std::string>& opts,
+                                     const std::vector<std::string>& from, const std::string& to) {
     std::vector<std::string> out;
     bool placed = false;
     for (const auto& o : opts) {
@@ -64,8 +64,9 @@ std::optional<Rewrite> conflict(const Param& p, const Goal& g) {
     auto [key, opts] = key_and_options(p);
     if (g.action == Action::enable) {
         if (k == "intel_iommu" && has(opts, "off"))
-            return Rewrite{render(key, swap_option(opts, {"off"}, g.platform == Platform::intel ? "on" : "")),
-                           render(key, swap_option(opts, {"off"}, ""))};
+            return Rewrite{
+                render(key, swap_option(opts, {"off"}, g.platform == Platform::intel ? "on" : "")),
+                render(key, swap_option(opts, {"off"}, ""))};
         if (k == "amd_iommu" && has(opts, "off")) {
             std::string r = render(key, swap_option(opts, {"off"}, ""));
             return Rewrite{r, r};
@@ -82,7 +83,8 @@ std::optional<Rewrite> conflict(const Param& p, const Goal& g) {
         return std::nullopt;
     }
     if (g.platform == Platform::intel && k == "intel_iommu" && has(opts, "on"))
-        return Rewrite{render(key, swap_option(opts, {"on"}, "off")), render(key, swap_option(opts, {"on"}, ""))};
+        return Rewrite{render(key, swap_option(opts, {"on"}, "off")),
+                       render(key, swap_option(opts, {"on"}, ""))};
     return std::nullopt;
 }
 
@@ -97,13 +99,16 @@ std::vector<Wanted> wanted(const Goal& g) {
     std::vector<Wanted> w;
     if (g.action == Action::enable) {
         if (g.platform == Platform::intel)
-            w.push_back({"intel_iommu=on", [](const IommuCmdline& c) { return c.intel == Switch::on; }});
+            w.push_back(
+                {"intel_iommu=on", [](const IommuCmdline& c) { return c.intel == Switch::on; }});
         if (g.passthrough)
             w.push_back({"iommu=pt", [](const IommuCmdline& c) { return c.passthrough == true; }});
     } else if (g.platform == Platform::intel) {
-        w.push_back({"intel_iommu=off", [](const IommuCmdline& c) { return c.intel == Switch::off || c.iommu_off; }});
+        w.push_back({"intel_iommu=off",
+                     [](const IommuCmdline& c) { return c.intel == Switch::off || c.iommu_off; }});
     } else {
-        w.push_back({"amd_iommu=off", [](const IommuCmdline& c) { return c.amd == Switch::off || c.iommu_off; }});
+        w.push_back({"amd_iommu=off",
+                     [](const IommuCmdline& c) { return c.amd == Switch::off || c.iommu_off; }});
     }
     return w;
 }
@@ -117,7 +122,8 @@ bool iommu_key(const std::string& k) {
 // interpret() of parameters.
 IommuCmdline interpret_params(const std::vector<Param>& ps) {
     std::vector<Token> toks;
-    for (const auto& p : ps) toks.push_back(p.token);
+    for (const auto& p : ps)
+        toks.push_back(p.token);
     return interpret(toks);
 }
 
@@ -134,16 +140,19 @@ std::optional<Param> find_effective(const CmdlineView& v, const std::string& tex
     return found;
 }
 
-const std::string& path_of(const ParamSet& s, const Param& p) { return s.files().at(p.file).path; }
+const std::string& path_of(const ParamSet& s, const Param& p) {
+    return s.files().at(p.file).path;
+}
 
 // Meets goal in one set, recording each change.
 Status meet_goal(ParamSet& set, const Goal& goal, Plan& plan) {
     auto first = set.view();
     if (!first.uncertain.empty())
-        return Error{"cannot tell for sure what " + set.label() + " gives the kernel: " + first.uncertain.front(),
-                     set.files().front().path,
-                     "vfioctl edits only configurations it can read exactly; make the change by hand",
-                     0};
+        return Error{
+            "cannot tell for sure what " + set.label() +
+                " gives the kernel: " + first.uncertain.front(),
+            set.files().front().path,
+            "vfioctl edits only configurations it can read exactly; make the change by hand", 0};
     for (int iter = 0; iter < 64; ++iter) {
         auto v = set.view();
         // The conflicting parameter that decides the outcome, per key: the last effective one.
@@ -157,15 +166,19 @@ Status meet_goal(ParamSet& set, const Goal& goal, Plan& plan) {
                 auto rw = conflict(p, goal);
                 if (!rw) continue;
                 const Param* w = winner.count(p.token.key) ? winner[p.token.key] : nullptr;
-                bool wins = w && w->file == p.file && w->slot == p.slot && w->begin == p.begin && p.effective;
+                bool wins = w && w->file == p.file && w->slot == p.slot && w->begin == p.begin &&
+                            p.effective;
                 if (wins != winners) continue;
                 if (!p.editable) {
                     if (p.effective)
-                        return Error{p.text + " is written inside an expression vfioctl does not edit",
+                        return Error{p.text +
+                                         " is written inside an expression vfioctl does not edit",
                                      path_of(set, p), "edit " + p.where + " by hand", 0};
                     if (std::find(plan.notes.begin(), plan.notes.end(),
-                                  p.where + ": " + p.text + " is not used at boot; left as written") == plan.notes.end())
-                        plan.notes.push_back(p.where + ": " + p.text + " is not used at boot; left as written");
+                                  p.where + ": " + p.text +
+                                      " is not used at boot; left as written") == plan.notes.end())
+                        plan.notes.push_back(p.where + ": " + p.text +
+                                             " is not used at boot; left as written");
                     continue;
                 }
                 std::string to = wins ? rw->winner : rw->loser;
@@ -185,7 +198,8 @@ Status meet_goal(ParamSet& set, const Goal& goal, Plan& plan) {
         if (!edited)
             for (const auto& p : v.effective)
                 if (conflict(p, goal) && !p.editable)
-                    return Error{p.text + " comes from " + p.where + ", which vfioctl does not edit",
+                    return Error{p.text + " comes from " + p.where +
+                                     ", which vfioctl does not edit",
                                  set.files().front().path, "remove it by hand", 0};
         if (edited) continue;
         IommuCmdline c = interpret_params(v.effective);
@@ -199,8 +213,8 @@ Status meet_goal(ParamSet& set, const Goal& goal, Plan& plan) {
             auto after = set.view();
             auto placed = find_effective(after, w.text);
             if (!placed)
-                return Error{"added " + w.text + " but the boot would not get it", set.files().front().path,
-                             "make the change by hand", 0};
+                return Error{"added " + w.text + " but the boot would not get it",
+                             set.files().front().path, "make the change by hand", 0};
             plan.changes.push_back({path_of(set, *placed), placed->variable, "", w.text});
             edited = true;
             break;
@@ -208,12 +222,14 @@ Status meet_goal(ParamSet& set, const Goal& goal, Plan& plan) {
         if (!edited) {
             if (!meets(c, goal))
                 return Error{"could not make " + set.label() + " " +
-                                 (goal.action == Action::enable ? "turn the IOMMU on" : "turn the IOMMU off"),
+                                 (goal.action == Action::enable ? "turn the IOMMU on"
+                                                                : "turn the IOMMU off"),
                              set.files().front().path, "make the change by hand", 0};
             return {};
         }
     }
-    return Error{"gave up editing " + set.label() + " after 64 changes", set.files().front().path, {}, 0};
+    return Error{
+        "gave up editing " + set.label() + " after 64 changes", set.files().front().path, {}, 0};
 }
 
 // The plan's file edits and command lines from the sets before and after.
@@ -222,7 +238,8 @@ Plan finish(const std::vector<ParamSet>& before, const std::vector<ParamSet>& af
         const auto& fb = before[s].files();
         const auto& fa = after[s].files();
         for (size_t f = 0; f < fb.size(); ++f)
-            if (fb[f].text != fa[f].text) plan.edits.push_back({fb[f].path, fb[f].format, fb[f].text, fa[f].text});
+            if (fb[f].text != fa[f].text)
+                plan.edits.push_back({fb[f].path, fb[f].format, fb[f].text, fa[f].text});
         std::string cb = before[s].view().cmdline, ca = after[s].view().cmdline;
         plan.cmdlines.push_back({before[s].label(), cb, ca});
     }
@@ -235,24 +252,31 @@ Plan finish(const std::vector<ParamSet>& before, const std::vector<ParamSet>& af
 
 } // namespace
 
-const char* action_id(Action a) { return a == Action::enable ? "enable" : "disable"; }
-const char* platform_id(Platform p) { return p == Platform::intel ? "intel" : "amd"; }
+const char* action_id(Action a) {
+    return a == Action::enable ? "enable" : "disable";
+}
+const char* platform_id(Platform p) {
+    return p == Platform::intel ? "intel" : "amd";
+}
 
 std::vector<std::string> goal_params(const Goal& g) {
     std::vector<std::string> out;
-    for (const auto& w : wanted(g)) out.push_back(w.text);
+    for (const auto& w : wanted(g))
+        out.push_back(w.text);
     return out;
 }
 
 bool iommu_on(const IommuCmdline& c, Platform p, bool default_on) {
     if (c.iommu_off) return false;
-    if (p == Platform::intel) return c.intel == Switch::on || (c.intel == Switch::unset && default_on);
+    if (p == Platform::intel)
+        return c.intel == Switch::on || (c.intel == Switch::unset && default_on);
     return c.amd != Switch::off;
 }
 
 bool meets(const IommuCmdline& c, const Goal& g) {
     if (g.action == Action::disable)
-        return c.iommu_off || (g.platform == Platform::intel ? c.intel == Switch::off : c.amd == Switch::off);
+        return c.iommu_off ||
+               (g.platform == Platform::intel ? c.intel == Switch::off : c.amd == Switch::off);
     if (c.iommu_off) return false;
     if (g.platform == Platform::intel && c.intel != Switch::on) return false;
     if (g.platform == Platform::amd && c.amd == Switch::off) return false;
@@ -299,14 +323,16 @@ Result<Plan> plan_inverse(std::vector<ParamSet> sets, const std::vector<ParamCha
             for (size_t f = 0; f < s.files().size(); ++f)
                 if (s.files()[f].path == ch.path) set = &s, file = f;
         if (!set) {
-            plan.notes.push_back(ch.path + " is no longer part of the boot configuration; left alone");
+            plan.notes.push_back(ch.path +
+                                 " is no longer part of the boot configuration; left alone");
             continue;
         }
         auto v = set->view();
         std::optional<Param> mine;
         if (!ch.added.empty())
             for (const auto& p : v.written)
-                if (p.file == file && p.text == ch.added && p.editable && (ch.variable.empty() || p.variable == ch.variable))
+                if (p.file == file && p.text == ch.added && p.editable &&
+                    (ch.variable.empty() || p.variable == ch.variable))
                     mine = p;
         if (mine) {
             Status st = ch.removed.empty() ? set->remove(*mine) : set->replace(*mine, ch.removed);
@@ -315,10 +341,12 @@ Result<Plan> plan_inverse(std::vector<ParamSet> sets, const std::vector<ParamCha
             continue;
         }
         if (!ch.added.empty())
-            plan.notes.push_back(ch.path + ": " + ch.added + " is no longer there; nothing to take out");
+            plan.notes.push_back(ch.path + ": " + ch.added +
+                                 " is no longer there; nothing to take out");
         if (ch.removed.empty()) continue;
-        bool present = std::any_of(v.written.begin(), v.written.end(),
-                                   [&](const Param& p) { return p.file == file && p.text == ch.removed; });
+        bool present = std::any_of(v.written.begin(), v.written.end(), [&](const Param& p) {
+            return p.file == file && p.text == ch.removed;
+        });
         if (present) continue;
         Status st = set->append_to(file, ch.variable, ch.removed);
         if (!st) return st.error();

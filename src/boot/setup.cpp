@@ -28,8 +28,9 @@ std::optional<std::string> read_opt(const host::Host& h, const std::string& p) {
 
 // Newest first, as boot loaders sort entries by version.
 void sort_newest_first(std::vector<std::string>& names) {
-    std::sort(names.begin(), names.end(),
-              [](const std::string& a, const std::string& b) { return ::strverscmp(a.c_str(), b.c_str()) > 0; });
+    std::sort(names.begin(), names.end(), [](const std::string& a, const std::string& b) {
+        return ::strverscmp(a.c_str(), b.c_str()) > 0;
+    });
 }
 
 // The options of a loader entry, joined, with $variables from env expanded.
@@ -101,7 +102,8 @@ std::vector<ConfigFile> grub_files(const host::Host& h, BootSetup& s, bool dropi
             if (n.size() <= 4 || n.compare(n.size() - 4, 4, ".cfg") != 0) continue;
             std::string p = std::string(k_grub_dropins) + "/" + n;
             if (!dropins) {
-                s.notes.push_back(p + " is not read: this distribution's grub-mkconfig reads no drop-ins");
+                s.notes.push_back(
+                    p + " is not read: this distribution's grub-mkconfig reads no drop-ins");
                 continue;
             }
             auto t = h.read(p);
@@ -146,7 +148,8 @@ void detect_systemd_boot(const host::Host& h, BootSetup& s, const std::string& d
                 break;
             }
     if (chosen.empty() && !names.empty()) chosen = names.front();
-    std::stable_partition(names.begin(), names.end(), [&](const std::string& n) { return n == chosen; });
+    std::stable_partition(names.begin(), names.end(),
+                          [&](const std::string& n) { return n == chosen; });
     for (const auto& n : names) {
         std::string p = dir + "/entries/" + n;
         auto t = h.read(p);
@@ -160,34 +163,46 @@ void detect_systemd_boot(const host::Host& h, BootSetup& s, const std::string& d
             if (!w.empty() && w[0] == "linux") type1 = true;
         }
         if (!type1) {
-            s.notes.push_back(p + " boots a unified kernel image whose command line is built in; vfioctl leaves it alone");
+            s.notes.push_back(p + " boots a unified kernel image whose command line is built in; "
+                                  "vfioctl leaves it alone");
             continue;
         }
         if (n == chosen) {
             s.generated_path = p;
             s.generated_cmdline = entry_options(*t, {});
         }
-        s.sets.emplace_back("loader entry " + n, std::vector<ConfigFile>{{p, Format::loader_entry, std::move(t).value()}});
+        s.sets.emplace_back("loader entry " + n, std::vector<ConfigFile>{{p, Format::loader_entry,
+                                                                          std::move(t).value()}});
     }
     if (auto t = read_opt(h, k_kernel_cmdline))
         s.sets.emplace_back(std::string(k_kernel_cmdline) + " (for kernels installed later)",
                             std::vector<ConfigFile>{{k_kernel_cmdline, Format::cmdline_file, *t}});
-    s.description = "systemd-boot, entries in " + dir + "/entries" +
-                    (h.exists(k_kernel_cmdline) ? std::string(" and ") + k_kernel_cmdline + " for new kernels" : "");
-    if (s.sets.empty()) s.notes.emplace_back("no loader entry with a 'linux' line: nothing vfioctl can edit");
+    s.description =
+        "systemd-boot, entries in " + dir + "/entries" +
+        (h.exists(k_kernel_cmdline) ? std::string(" and ") + k_kernel_cmdline + " for new kernels"
+                                    : "");
+    if (s.sets.empty())
+        s.notes.emplace_back("no loader entry with a 'linux' line: nothing vfioctl can edit");
 }
 
 } // namespace
 
 const char* loader_id(Loader l) {
     switch (l) {
-    case Loader::grub: return "grub";
-    case Loader::grub_bls: return "grub-bls";
-    case Loader::systemd_boot: return "systemd-boot";
-    case Loader::kernelstub: return "kernelstub";
-    case Loader::proxmox: return "proxmox-boot-tool";
-    case Loader::nixos: return "nixos";
-    case Loader::unknown: return "unknown";
+    case Loader::grub:
+        return "grub";
+    case Loader::grub_bls:
+        return "grub-bls";
+    case Loader::systemd_boot:
+        return "systemd-boot";
+    case Loader::kernelstub:
+        return "kernelstub";
+    case Loader::proxmox:
+        return "proxmox-boot-tool";
+    case Loader::nixos:
+        return "nixos";
+    case Loader::unknown:
+        return "unknown";
     }
     return "?";
 }
@@ -197,8 +212,9 @@ BootSetup detect_setup(const host::Host& h) {
     if (h.exists("/etc/NIXOS") || h.is_dir("/etc/nixos")) {
         s.loader = Loader::nixos;
         s.evidence.emplace_back(h.exists("/etc/NIXOS") ? "/etc/NIXOS" : "/etc/nixos");
-        s.description = "NixOS: the command line is boot.kernelParams in /etc/nixos/configuration.nix, "
-                        "and nixos-rebuild writes the boot loader's files";
+        s.description =
+            "NixOS: the command line is boot.kernelParams in /etc/nixos/configuration.nix, "
+            "and nixos-rebuild writes the boot loader's files";
         return s;
     }
     if (h.exists(k_kernelstub)) {
@@ -215,8 +231,9 @@ BootSetup detect_setup(const host::Host& h) {
         if (!j.is_discarded() && j.is_object() && j.contains("user") && j["user"].is_object() &&
             j["user"].contains("esp_path") && j["user"]["esp_path"].is_string())
             esp = j["user"]["esp_path"].get<std::string>();
-        s.sets.emplace_back("kernelstub configuration",
-                            std::vector<ConfigFile>{{k_kernelstub, Format::kernelstub_json, std::move(t).value()}});
+        s.sets.emplace_back(
+            "kernelstub configuration",
+            std::vector<ConfigFile>{{k_kernelstub, Format::kernelstub_json, std::move(t).value()}});
         std::string entry = esp + "/loader/entries/Pop_OS-current.conf";
         if (auto e = read_opt(h, entry)) {
             s.generated_path = entry;
@@ -230,13 +247,16 @@ BootSetup detect_setup(const host::Host& h) {
         if (auto t = read_opt(h, k_kernel_cmdline)) {
             s.description = std::string("proxmox-boot-tool (systemd-boot): ") + k_kernel_cmdline;
             s.evidence.emplace_back(k_kernel_cmdline);
-            s.sets.emplace_back(k_kernel_cmdline, std::vector<ConfigFile>{{k_kernel_cmdline, Format::cmdline_file, *t}});
+            s.sets.emplace_back(
+                k_kernel_cmdline,
+                std::vector<ConfigFile>{{k_kernel_cmdline, Format::cmdline_file, *t}});
         } else if (h.exists(k_grub_default)) {
             s.description = std::string("proxmox-boot-tool (GRUB): ") + k_grub_default;
             s.evidence.emplace_back(k_grub_default);
             s.sets.emplace_back("GRUB defaults", grub_files(h, s, true));
         } else {
-            s.notes.emplace_back("proxmox-boot-tool is set up but neither /etc/kernel/cmdline nor /etc/default/grub exists");
+            s.notes.emplace_back("proxmox-boot-tool is set up but neither /etc/kernel/cmdline nor "
+                                 "/etc/default/grub exists");
         }
         return s;
     }
@@ -245,32 +265,39 @@ BootSetup detect_setup(const host::Host& h) {
         const bool deb = debian_family(h);
         auto files = grub_files(h, s, deb);
         std::vector<ShellFile> parsed;
-        for (const auto& f : files) parsed.push_back(parse_shell(f.text));
+        for (const auto& f : files)
+            parsed.push_back(parse_shell(f.text));
         std::vector<const ShellFile*> ptrs;
-        for (const auto& p : parsed) ptrs.push_back(&p);
+        for (const auto& p : parsed)
+            ptrs.push_back(&p);
         ShellEnv env = evaluate(ptrs);
         auto bls = env.vars.find("GRUB_ENABLE_BLSCFG");
         const bool bls_on = bls != env.vars.end() && value_text(bls->second) == "true";
         const bool grub_cfg = h.exists("/boot/grub/grub.cfg") || h.exists("/boot/grub2/grub.cfg");
         if (!bls_on && ldir && h.exists(*ldir + "/loader.conf") && !grub_cfg) {
-            s.notes.emplace_back("/etc/default/grub exists, but no grub.cfg does and systemd-boot is set up: "
-                                 "systemd-boot boots this host");
+            s.notes.emplace_back(
+                "/etc/default/grub exists, but no grub.cfg does and systemd-boot is set up: "
+                "systemd-boot boots this host");
             detect_systemd_boot(h, s, *ldir);
             return s;
         }
         s.evidence.emplace_back(k_grub_default);
-        for (size_t i = 1; i < files.size(); ++i) s.evidence.push_back(files[i].path);
+        for (size_t i = 1; i < files.size(); ++i)
+            s.evidence.push_back(files[i].path);
         if (bls_on) {
             s.loader = Loader::grub_bls;
             s.evidence.emplace_back("GRUB_ENABLE_BLSCFG=true");
-            s.description = std::string("GRUB with BootLoaderSpec entries (Fedora/RHEL): ") + k_grub_default +
-                            " for new kernels, grubby for the installed ones";
+            s.description = std::string("GRUB with BootLoaderSpec entries (Fedora/RHEL): ") +
+                            k_grub_default + " for new kernels, grubby for the installed ones";
             s.sets.emplace_back("GRUB defaults", std::move(files), "GRUB_CMDLINE_LINUX");
             if (auto t = read_opt(h, k_kernel_cmdline))
-                s.sets.emplace_back(k_kernel_cmdline, std::vector<ConfigFile>{{k_kernel_cmdline, Format::cmdline_file, *t}});
+                s.sets.emplace_back(
+                    k_kernel_cmdline,
+                    std::vector<ConfigFile>{{k_kernel_cmdline, Format::cmdline_file, *t}});
             std::map<std::string, std::string> genv;
             std::string saved;
-            for (const char* p : {"/boot/grub2/grubenv", "/boot/efi/EFI/fedora/grubenv", "/boot/grub/grubenv"})
+            for (const char* p :
+                 {"/boot/grub2/grubenv", "/boot/efi/EFI/fedora/grubenv", "/boot/grub/grubenv"})
                 if (auto t = read_opt(h, p)) {
                     genv = read_grubenv(*t);
                     break;
@@ -292,7 +319,8 @@ BootSetup detect_setup(const host::Host& h) {
         }
         s.loader = Loader::grub;
         s.description = std::string("GRUB: ") + k_grub_default +
-                        (files.size() > 1 ? " and its drop-ins in " + std::string(k_grub_dropins) : std::string()) +
+                        (files.size() > 1 ? " and its drop-ins in " + std::string(k_grub_dropins)
+                                          : std::string()) +
                         ", turned into grub.cfg by " + (deb ? "update-grub" : "grub-mkconfig");
         s.sets.emplace_back("GRUB defaults", std::move(files));
         for (const char* p : {"/boot/grub/grub.cfg", "/boot/grub2/grub.cfg"}) {
@@ -312,11 +340,13 @@ BootSetup detect_setup(const host::Host& h) {
         detect_systemd_boot(h, s, *ldir);
         return s;
     }
-    s.description = "unknown: no /etc/default/grub, loader entries, kernelstub or proxmox-boot-tool configuration";
+    s.description = "unknown: no /etc/default/grub, loader entries, kernelstub or "
+                    "proxmox-boot-tool configuration";
     return s;
 }
 
-Regenerate regenerate_command(const host::Host& h, const BootSetup& s, const std::vector<std::string>& added,
+Regenerate regenerate_command(const host::Host& h, const BootSetup& s,
+                              const std::vector<std::string>& added,
                               const std::vector<std::string>& removed) {
     Regenerate r;
     auto prog = [&](const char* name, const char* package) -> std::string {
@@ -355,12 +385,14 @@ Regenerate regenerate_command(const host::Host& h, const BootSetup& s, const std
         if (added.empty() && removed.empty()) break;
         r.argv = {prog("kernelstub", "kernelstub")};
         if (!added.empty()) r.argv.insert(r.argv.end(), {"--add-options", util::join(added, " ")});
-        if (!removed.empty()) r.argv.insert(r.argv.end(), {"--delete-options", util::join(removed, " ")});
+        if (!removed.empty())
+            r.argv.insert(r.argv.end(), {"--delete-options", util::join(removed, " ")});
         break;
     }
     case Loader::systemd_boot:
     case Loader::nixos:
-    case Loader::unknown: break;
+    case Loader::unknown:
+        break;
     }
     return r;
 }
@@ -378,8 +410,10 @@ PlatformGuess detect_platform(const host::Host& h) {
     g.firmware_table = dmar || ivrs;
     if (auto rel = h.attr("/proc/sys/kernel/osrelease"))
         if (auto cfg = h.read("/boot/config-" + *rel)) {
-            if (cfg->find("\nCONFIG_INTEL_IOMMU_DEFAULT_ON=y") != std::string::npos) g.intel_default_on = true;
-            else if (cfg->find("CONFIG_INTEL_IOMMU") != std::string::npos) g.intel_default_on = false;
+            if (cfg->find("\nCONFIG_INTEL_IOMMU_DEFAULT_ON=y") != std::string::npos)
+                g.intel_default_on = true;
+            else if (cfg->find("CONFIG_INTEL_IOMMU") != std::string::npos)
+                g.intel_default_on = false;
         }
     if (dmar && (!ivrs || intel_units)) {
         g.platform = Platform::intel;
@@ -389,55 +423,71 @@ PlatformGuess detect_platform(const host::Host& h) {
         g.evidence = "ACPI IVRS table (AMD-Vi)";
     } else if (intel_units || amd_units) {
         g.platform = intel_units ? Platform::intel : Platform::amd;
-        g.evidence = std::string("IOMMU units ") + (intel_units ? "dmar*" : "ivhd*") + " in /sys/class/iommu";
+        g.evidence = std::string("IOMMU units ") + (intel_units ? "dmar*" : "ivhd*") +
+                     " in /sys/class/iommu";
     } else {
         std::string vendor;
         if (auto c = h.read("/proc/cpuinfo")) vendor = host::parse_cpuinfo(*c).vendor;
-        if (vendor == "GenuineIntel") g.platform = Platform::intel;
-        else if (vendor == "AuthenticAMD" || vendor == "HygonGenuine") g.platform = Platform::amd;
+        if (vendor == "GenuineIntel")
+            g.platform = Platform::intel;
+        else if (vendor == "AuthenticAMD" || vendor == "HygonGenuine")
+            g.platform = Platform::amd;
         g.evidence = "CPU vendor " + (vendor.empty() ? std::string("unknown") : vendor) +
                      " (the firmware describes no IOMMU: no ACPI DMAR or IVRS table)";
     }
     return g;
 }
 
-std::vector<std::string> manual_steps(const BootSetup& s, const Goal& goal, std::string_view running) {
+std::vector<std::string> manual_steps(const BootSetup& s, const Goal& goal,
+                                      std::string_view running) {
     std::vector<std::string> steps;
     const auto want = goal_params(goal);
     const auto drop = conflicting_params(running, goal);
     if (s.loader == Loader::nixos) {
         std::string list;
-        for (const auto& w : want) list += " \"" + w + "\"";
+        for (const auto& w : want)
+            list += " \"" + w + "\"";
         steps.push_back("in /etc/nixos/configuration.nix, add to boot.kernelParams:" + list +
                         (want.size() == 1 ? "" : "") + "  (boot.kernelParams = [" + list + " ];)");
         for (const auto& d : drop)
-            steps.push_back("remove \"" + d + "\" from boot.kernelParams (the running kernel has it)");
+            steps.push_back("remove \"" + d +
+                            "\" from boot.kernelParams (the running kernel has it)");
         steps.emplace_back("run 'nixos-rebuild boot', then reboot");
     } else {
-        steps.emplace_back("vfioctl found no boot configuration it knows (it looks for /etc/default/grub, loader "
-                           "entries in /efi, /boot or /boot/efi, /etc/kernelstub/configuration and "
-                           "/etc/kernel/proxmox-boot-uuids)");
+        steps.emplace_back(
+            "vfioctl found no boot configuration it knows (it looks for /etc/default/grub, loader "
+            "entries in /efi, /boot or /boot/efi, /etc/kernelstub/configuration and "
+            "/etc/kernel/proxmox-boot-uuids)");
         if (!want.empty())
-            steps.push_back("add " + util::join(want, " ") + " to the kernel command line in your boot loader's configuration");
-        for (const auto& d : drop) steps.push_back("remove " + d + " from it (the running kernel has it)");
+            steps.push_back("add " + util::join(want, " ") +
+                            " to the kernel command line in your boot loader's configuration");
+        for (const auto& d : drop)
+            steps.push_back("remove " + d + " from it (the running kernel has it)");
         steps.emplace_back("regenerate the boot loader's files if it needs that, then reboot");
     }
-    steps.emplace_back("check with 'vfioctl iommu show' before rebooting, and with 'vfioctl status' after");
+    steps.emplace_back(
+        "check with 'vfioctl iommu show' before rebooting, and with 'vfioctl status' after");
     return steps;
 }
 
-BootState inspect_boot(const host::Host& h) { return inspect_boot(h, detect_setup(h)); }
+BootState inspect_boot(const host::Host& h) {
+    return inspect_boot(h, detect_setup(h));
+}
 
 BootState inspect_boot(const host::Host& h, BootSetup setup) {
     BootState st;
     st.setup = std::move(setup);
     std::optional<std::string> unreadable;
-    if (auto r = h.read("/proc/cmdline")) st.running_cmdline = std::string(util::trim(*r));
-    else unreadable = r.error().describe();
+    if (auto r = h.read("/proc/cmdline"))
+        st.running_cmdline = std::string(util::trim(*r));
+    else
+        unreadable = r.error().describe();
     st.running_known = !unreadable;
     st.running_iommu = iommu_params(st.running_cmdline);
-    if (st.setup.editable() && !st.setup.sets.empty()) st.configured_cmdline = st.setup.sets.front().view().cmdline;
-    st.next_cmdline = st.setup.generated_cmdline ? st.setup.generated_cmdline : st.configured_cmdline;
+    if (st.setup.editable() && !st.setup.sets.empty())
+        st.configured_cmdline = st.setup.sets.front().view().cmdline;
+    st.next_cmdline =
+        st.setup.generated_cmdline ? st.setup.generated_cmdline : st.configured_cmdline;
     auto words = [](const std::vector<std::string>& v) {
         return v.empty() ? std::string("no IOMMU parameters") : util::join(v, " ");
     };
@@ -448,24 +498,27 @@ BootState inspect_boot(const host::Host& h, BootSetup setup) {
     st.next_iommu = iommu_params(*st.next_cmdline);
     st.reboot_pending = st.running_known && st.next_iommu != st.running_iommu;
     if (!st.running_known)
-        st.reason = "the next boot gets " + words(st.next_iommu) + "; the running kernel's command line is unknown (" +
-                    *unreadable + ")";
+        st.reason = "the next boot gets " + words(st.next_iommu) +
+                    "; the running kernel's command line is unknown (" + *unreadable + ")";
     else if (st.reboot_pending)
-        st.reason = "the next boot gets " + words(st.next_iommu) + "; the running kernel has " + words(st.running_iommu);
+        st.reason = "the next boot gets " + words(st.next_iommu) + "; the running kernel has " +
+                    words(st.running_iommu);
     else
-        st.reason = "the next boot gets the same IOMMU parameters as the running kernel (" + words(st.running_iommu) + ")";
+        st.reason = "the next boot gets the same IOMMU parameters as the running kernel (" +
+                    words(st.running_iommu) + ")";
     if (st.setup.generated_cmdline && st.configured_cmdline) {
         auto conf = iommu_params(*st.configured_cmdline);
         if (conf != st.next_iommu) {
             st.regenerate_pending = true;
             std::vector<std::string> add, drop;
             for (const auto& p : conf)
-                if (std::find(st.next_iommu.begin(), st.next_iommu.end(), p) == st.next_iommu.end()) add.push_back(p);
+                if (std::find(st.next_iommu.begin(), st.next_iommu.end(), p) == st.next_iommu.end())
+                    add.push_back(p);
             for (const auto& p : st.next_iommu)
                 if (std::find(conf.begin(), conf.end(), p) == conf.end()) drop.push_back(p);
             auto regen = regenerate_command(h, st.setup, add, drop);
-            st.reason += "; the configuration says " + words(conf) + " but " + st.setup.generated_path + " says " +
-                         words(st.next_iommu);
+            st.reason += "; the configuration says " + words(conf) + " but " +
+                         st.setup.generated_path + " says " + words(st.next_iommu);
             if (!regen.argv.empty()) {
                 st.regenerate_command = util::join(regen.argv, " ");
                 st.reason += ": run '" + st.regenerate_command + "'";

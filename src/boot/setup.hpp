@@ -23,16 +23,18 @@ const char* loader_id(Loader l);
 
 struct BootSetup {
     Loader loader = Loader::unknown;
-    std::string description;            // "GRUB (Debian/Ubuntu: /etc/default/grub, update-grub)"
-    std::vector<std::string> evidence;  // the files that told, in words
-    std::vector<ParamSet> sets;         // where command lines are written, with the files' text now
+    std::string description;           // "GRUB (Debian/Ubuntu: /etc/default/grub, update-grub)"
+    std::vector<std::string> evidence; // the files that told, in words
+    std::vector<ParamSet> sets;        // where command lines are written, with the files' text now
     // The file the boot loader reads at boot (grub.cfg, the default BLS or
     // loader entry) and the command line it holds, when readable.
     std::string generated_path;
     std::optional<std::string> generated_cmdline;
     std::vector<std::string> notes;
     // Whether vfioctl edits this setup (NixOS and unknown setups get instructions).
-    bool editable() const { return loader != Loader::nixos && loader != Loader::unknown && !sets.empty(); }
+    bool editable() const {
+        return loader != Loader::nixos && loader != Loader::unknown && !sets.empty();
+    }
 };
 
 // Finds the boot setup under host's root and reads its files. Never fails:
@@ -42,18 +44,21 @@ BootSetup detect_setup(const host::Host& host);
 // The command that makes the boot loader use edited files, for a change
 // that added and removed these parameters.
 struct Regenerate {
-    std::vector<std::string> argv; // empty when none is needed (systemd-boot entries are read as they are)
-    bool found = true;             // the program exists on the host
-    std::string missing;           // which program is missing, and the package that has it
+    std::vector<std::string>
+        argv;            // empty when none is needed (systemd-boot entries are read as they are)
+    bool found = true;   // the program exists on the host
+    std::string missing; // which program is missing, and the package that has it
 };
 Regenerate regenerate_command(const host::Host& host, const BootSetup& setup,
-                              const std::vector<std::string>& added, const std::vector<std::string>& removed);
+                              const std::vector<std::string>& added,
+                              const std::vector<std::string>& removed);
 
 // The IOMMU the firmware describes: DMAR means Intel's, IVRS AMD's; the
 // CPU vendor decides only when neither table (nor an IOMMU unit) exists.
 struct PlatformGuess {
     std::optional<Platform> platform;
-    std::string evidence;       // "ACPI DMAR table", "CPU vendor GenuineIntel (no ACPI DMAR or IVRS table)"
+    std::string
+        evidence; // "ACPI DMAR table", "CPU vendor GenuineIntel (no ACPI DMAR or IVRS table)"
     bool firmware_table = false; // a DMAR or IVRS table exists
     // The running kernel turns the Intel IOMMU on without intel_iommu=on
     // (CONFIG_INTEL_IOMMU_DEFAULT_ON in /boot/config-RELEASE); unset when unknown.
@@ -63,21 +68,25 @@ PlatformGuess detect_platform(const host::Host& host);
 
 // Steps for the user where vfioctl does not edit (NixOS, unknown setups),
 // each one exact: the file, the line, the command.
-std::vector<std::string> manual_steps(const BootSetup& setup, const Goal& goal, std::string_view running_cmdline);
+std::vector<std::string> manual_steps(const BootSetup& setup, const Goal& goal,
+                                      std::string_view running_cmdline);
 
 // What the boot configuration means for the running system.
 struct BootState {
     BootSetup setup;
-    std::optional<std::string> configured_cmdline; // from the configuration files; none when unknown
-    std::optional<std::string> next_cmdline;       // what the next boot gets: generated when readable, else configured
-    std::string running_cmdline;                   // /proc/cmdline
-    bool running_known = true;                     // false when /proc/cmdline cannot be read
-    std::vector<std::string> next_iommu;           // IOMMU and VFIO parameters of each
+    std::optional<std::string>
+        configured_cmdline; // from the configuration files; none when unknown
+    std::optional<std::string>
+        next_cmdline; // what the next boot gets: generated when readable, else configured
+    std::string running_cmdline;         // /proc/cmdline
+    bool running_known = true;           // false when /proc/cmdline cannot be read
+    std::vector<std::string> next_iommu; // IOMMU and VFIO parameters of each
     std::vector<std::string> running_iommu;
-    bool reboot_pending = false;     // the next boot's IOMMU parameters differ from the running ones
-    bool regenerate_pending = false; // the configuration says more than the boot loader's file does yet
-    std::string regenerate_command;  // what makes the boot loader's file catch up, when it is behind
-    std::string reason;              // both facts in words
+    bool reboot_pending = false; // the next boot's IOMMU parameters differ from the running ones
+    bool regenerate_pending =
+        false; // the configuration says more than the boot loader's file does yet
+    std::string regenerate_command; // what makes the boot loader's file catch up, when it is behind
+    std::string reason;             // both facts in words
 };
 
 // "yes", "no", or "unknown" when the running command line cannot be read

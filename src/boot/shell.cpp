@@ -8,9 +8,15 @@ namespace vfioctl::boot {
 
 namespace {
 
-bool name_start(char c) { return std::isalpha(static_cast<unsigned char>(c)) || c == '_'; }
-bool name_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
-bool blank(char c) { return c == ' ' || c == '\t'; }
+bool name_start(char c) {
+    return std::isalpha(static_cast<unsigned char>(c)) || c == '_';
+}
+bool name_char(char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+}
+bool blank(char c) {
+    return c == ' ' || c == '\t';
+}
 
 class Parser {
   public:
@@ -33,7 +39,8 @@ class Parser {
     ShellFile run() {
         size_t i = 0;
         while (i < m_n) {
-            while (i < m_n && blank(m_text[i])) ++i;
+            while (i < m_n && blank(m_text[i]))
+                ++i;
             if (i >= m_n) break;
             char c = m_text[i];
             if (c == '\n') {
@@ -76,7 +83,8 @@ class Parser {
     // Offset of the end of the physical line holding off (its '\r' or '\n', or the end).
     size_t line_end(size_t off) const {
         size_t e = m_text.find('\n', off);
-        if (e == std::string_view::npos) return m_n > off && m_text[m_n - 1] == '\r' ? m_n - 1 : m_n;
+        if (e == std::string_view::npos)
+            return m_n > off && m_text[m_n - 1] == '\r' ? m_n - 1 : m_n;
         if (e > off && m_text[e - 1] == '\r') --e;
         return e;
     }
@@ -87,22 +95,25 @@ class Parser {
 
     void note_comment(size_t i) {
         size_t j = i + 1;
-        while (j < m_n && blank(m_text[j])) ++j;
+        while (j < m_n && blank(m_text[j]))
+            ++j;
         if (m_text.substr(j, 7) == "export " || m_text.substr(j, 7) == "export\t") {
             j += 7;
-            while (j < m_n && blank(m_text[j])) ++j;
+            while (j < m_n && blank(m_text[j]))
+                ++j;
         }
         if (j >= m_n || !name_start(m_text[j])) return;
         size_t k = j;
-        while (k < m_n && name_char(m_text[k])) ++k;
+        while (k < m_n && name_char(m_text[k]))
+            ++k;
         if (k >= m_n || m_text[k] != '=') return;
         m_out.commented.push_back({std::string(m_text.substr(j, k - j)), line_of(i), line_end(i)});
     }
 
     // Adds a literal character at i to the word, joining the previous literal run.
     void literal(std::vector<WordUnit>& units, size_t i, char ctx) {
-        if (!units.empty() && units.back().kind == WordUnit::literal && units.back().context == ctx &&
-            units.back().end == i) {
+        if (!units.empty() && units.back().kind == WordUnit::literal &&
+            units.back().context == ctx && units.back().end == i) {
             units.back().end = i + 1;
             units.back().text += m_text[i];
             return;
@@ -148,8 +159,11 @@ class Parser {
             std::string_view inner = m_text.substr(i + 2, e - i - 2);
             bool plain = !inner.empty() && name_start(inner[0]) &&
                          std::all_of(inner.begin(), inner.end(), name_char);
-            if (plain) units.push_back({WordUnit::ref, i, e + 1, std::string(inner), ctx});
-            else units.push_back({WordUnit::opaque, i, e + 1, std::string(m_text.substr(i, e + 1 - i)), ctx});
+            if (plain)
+                units.push_back({WordUnit::ref, i, e + 1, std::string(inner), ctx});
+            else
+                units.push_back(
+                    {WordUnit::opaque, i, e + 1, std::string(m_text.substr(i, e + 1 - i)), ctx});
             return e + 1;
         }
         if (c == '(') {
@@ -159,11 +173,14 @@ class Parser {
         }
         if (name_start(c)) {
             size_t e = i + 1;
-            while (e < m_n && name_char(m_text[e])) ++e;
-            units.push_back({WordUnit::ref, i, e, std::string(m_text.substr(i + 1, e - i - 1)), ctx});
+            while (e < m_n && name_char(m_text[e]))
+                ++e;
+            units.push_back(
+                {WordUnit::ref, i, e, std::string(m_text.substr(i + 1, e - i - 1)), ctx});
             return e;
         }
-        if (std::isdigit(static_cast<unsigned char>(c)) || std::string_view("@*#?$!-").find(c) != std::string_view::npos) {
+        if (std::isdigit(static_cast<unsigned char>(c)) ||
+            std::string_view("@*#?$!-").find(c) != std::string_view::npos) {
             units.push_back({WordUnit::opaque, i, i + 2, std::string(m_text.substr(i, 2)), ctx});
             return i + 2;
         }
@@ -173,7 +190,8 @@ class Parser {
 
     size_t backquote(std::vector<WordUnit>& units, size_t i, char ctx) {
         size_t e = i + 1;
-        while (e < m_n && m_text[e] != '`') e += m_text[e] == '\\' ? 2 : 1;
+        while (e < m_n && m_text[e] != '`')
+            e += m_text[e] == '\\' ? 2 : 1;
         if (e >= m_n) {
             problem(i, "unterminated backquote");
             e = m_n;
@@ -197,10 +215,12 @@ class Parser {
                 size_t e = m_text.find('\'', i + 1);
                 if (e == std::string_view::npos) {
                     problem(i, "unterminated single quote");
-                    for (size_t k = i + 1; k < m_n; ++k) literal(units, k, '\'');
+                    for (size_t k = i + 1; k < m_n; ++k)
+                        literal(units, k, '\'');
                     return m_n;
                 }
-                for (size_t k = i + 1; k < e; ++k) literal(units, k, '\'');
+                for (size_t k = i + 1; k < e; ++k)
+                    literal(units, k, '\'');
                 units.push_back({WordUnit::quote, e, e + 1, {}, '\''});
                 i = e + 1;
                 continue;
@@ -218,9 +238,11 @@ class Parser {
                         break;
                     }
                     if (d == '\\' && i + 1 < m_n &&
-                        std::string_view("$`\"\\\n").find(m_text[i + 1]) != std::string_view::npos) {
+                        std::string_view("$`\"\\\n").find(m_text[i + 1]) !=
+                            std::string_view::npos) {
                         char e = m_text[i + 1];
-                        units.push_back({WordUnit::escape, i, i + 2, e == '\n' ? "" : std::string(1, e), '"'});
+                        units.push_back(
+                            {WordUnit::escape, i, i + 2, e == '\n' ? "" : std::string(1, e), '"'});
                         i += 2;
                         continue;
                     }
@@ -245,7 +267,8 @@ class Parser {
                     continue;
                 }
                 char e = m_text[i + 1];
-                units.push_back({WordUnit::escape, i, i + 2, e == '\n' ? "" : std::string(1, e), 0});
+                units.push_back(
+                    {WordUnit::escape, i, i + 2, e == '\n' ? "" : std::string(1, e), 0});
                 i += 2;
                 continue;
             }
@@ -277,7 +300,8 @@ class Parser {
     // Skips the rest of a simple command; returns the offset of its terminator.
     size_t skip_command(size_t i) {
         while (i < m_n) {
-            while (i < m_n && blank(m_text[i])) ++i;
+            while (i < m_n && blank(m_text[i]))
+                ++i;
             if (i >= m_n) break;
             char c = m_text[i];
             if (c == '\n' || c == ';' || c == '&' || c == '|') break;
@@ -295,7 +319,8 @@ class Parser {
         bool exported = false;
         bool prefix = false;
         for (;;) {
-            while (i < m_n && blank(m_text[i])) ++i;
+            while (i < m_n && blank(m_text[i]))
+                ++i;
             if (i >= m_n) break;
             char c = m_text[i];
             if (c == '\n' || c == ';' || c == '&' || c == '|' || c == '#') break;
@@ -303,7 +328,8 @@ class Parser {
             // NAME=WORD
             if (name_start(c)) {
                 size_t k = i;
-                while (k < m_n && name_char(m_text[k])) ++k;
+                while (k < m_n && name_char(m_text[k]))
+                    ++k;
                 if (k < m_n && m_text[k] == '=' && (pending.empty() || !prefix)) {
                     Assignment a;
                     a.name = std::string(m_text.substr(i, k - i));
@@ -380,16 +406,20 @@ class Parser {
 
 } // namespace
 
-ShellFile parse_shell(std::string_view text) { return Parser(text).run(); }
+ShellFile parse_shell(std::string_view text) {
+    return Parser(text).run();
+}
 
 std::string value_text(const Value& v) {
     std::string s;
     s.reserve(v.size());
-    for (const auto& c : v) s += c.c;
+    for (const auto& c : v)
+        s += c.c;
     return s;
 }
 
-Value evaluate_assignment(const Assignment& a, const ShellEnv& env, int file, int index, size_t limit, bool* cut) {
+Value evaluate_assignment(const Assignment& a, const ShellEnv& env, int file, int index,
+                          size_t limit, bool* cut) {
     Value v;
     auto room = [&](size_t n) {
         if (v.size() + n <= limit) return n;
@@ -398,15 +428,18 @@ Value evaluate_assignment(const Assignment& a, const ShellEnv& env, int file, in
     };
     for (const auto& u : a.units) {
         switch (u.kind) {
-        case WordUnit::quote: break;
+        case WordUnit::quote:
+            break;
         case WordUnit::literal: {
             const size_t n = room(u.text.size());
-            for (size_t k = 0; k < n; ++k) v.push_back({u.text[k], Origin{file, index, u.begin + k, true}});
+            for (size_t k = 0; k < n; ++k)
+                v.push_back({u.text[k], Origin{file, index, u.begin + k, true}});
             break;
         }
         case WordUnit::escape: {
             const size_t n = room(u.text.size());
-            for (size_t k = 0; k < n; ++k) v.push_back({u.text[k], Origin{file, index, u.begin, false}});
+            for (size_t k = 0; k < n; ++k)
+                v.push_back({u.text[k], Origin{file, index, u.begin, false}});
             break;
         }
         case WordUnit::ref: {
@@ -419,7 +452,8 @@ Value evaluate_assignment(const Assignment& a, const ShellEnv& env, int file, in
         }
         case WordUnit::opaque: {
             const size_t n = room(u.text.size());
-            for (size_t k = 0; k < n; ++k) v.push_back({u.text[k], Origin{-1, -1, u.begin, false}});
+            for (size_t k = 0; k < n; ++k)
+                v.push_back({u.text[k], Origin{-1, -1, u.begin, false}});
             break;
         }
         }
@@ -431,7 +465,8 @@ size_t expansion_budget(const std::vector<const ShellFile*>& files) {
     size_t written = 0;
     for (const auto* f : files)
         for (const auto& a : f->assignments)
-            for (const auto& u : a.units) written += u.text.size();
+            for (const auto& u : a.units)
+                written += u.text.size();
     return 16 * written + (size_t{1} << 20);
 }
 
@@ -445,11 +480,13 @@ ShellEnv evaluate(const std::vector<const ShellFile*>& files) {
             const auto& a = as[k];
             if (a.prefix) continue;
             for (const auto& u : a.units) {
-                if (u.kind == WordUnit::ref && !env.vars.count(u.text) && unset.insert(u.text).second)
+                if (u.kind == WordUnit::ref && !env.vars.count(u.text) &&
+                    unset.insert(u.text).second)
                     env.unset_refs.push_back(u.text);
                 if (u.kind == WordUnit::opaque) env.opaque.push_back(u.text);
             }
-            Value v = evaluate_assignment(a, env, static_cast<int>(f), static_cast<int>(k), left, &env.cut);
+            Value v = evaluate_assignment(a, env, static_cast<int>(f), static_cast<int>(k), left,
+                                          &env.cut);
             left -= v.size();
             env.vars[a.name] = std::move(v);
         }

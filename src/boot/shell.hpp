@@ -23,20 +23,20 @@ struct WordUnit {
         opaque,  // command substitution or an expansion vfioctl does not evaluate
     };
     Kind kind = literal;
-    size_t begin = 0;  // source range in the file's text
+    size_t begin = 0; // source range in the file's text
     size_t end = 0;
-    std::string text;  // expansion (literal, escape), name (ref), source (opaque)
-    char context = 0;  // '\'', '"' or 0 when unquoted
+    std::string text; // expansion (literal, escape), name (ref), source (opaque)
+    char context = 0; // '\'', '"' or 0 when unquoted
 };
 
 // NAME=WORD at the top of a simple command (also after "export").
 struct Assignment {
     std::string name;
-    size_t line = 0;          // 1-based line of the name
+    size_t line = 0; // 1-based line of the name
     size_t name_begin = 0;
-    size_t word_begin = 0;    // the value word's source range (empty for NAME=)
+    size_t word_begin = 0; // the value word's source range (empty for NAME=)
     size_t word_end = 0;
-    size_t line_end = 0;      // offset of the end of the statement's last line (before its newline)
+    size_t line_end = 0; // offset of the end of the statement's last line (before its newline)
     std::vector<WordUnit> units;
     bool exported = false;
     bool conditional = false; // inside if/case/while/for/{ }: it may or may not run
@@ -53,9 +53,9 @@ struct CommentedAssignment {
 struct ShellFile {
     std::vector<Assignment> assignments;
     std::vector<CommentedAssignment> commented;
-    std::vector<std::string> problems;  // syntax it could not follow, in words
-    bool complex = false;               // has commands besides assignments (if, functions, ...)
-    std::string eol = "\n";             // "\r\n" when the file's lines end so
+    std::vector<std::string> problems; // syntax it could not follow, in words
+    bool complex = false;              // has commands besides assignments (if, functions, ...)
+    std::string eol = "\n";            // "\r\n" when the file's lines end so
 };
 
 // Parses text as /bin/sh would read it, as far as assignments go. Never
@@ -64,9 +64,9 @@ ShellFile parse_shell(std::string_view text);
 
 // Where a character of an evaluated value was written.
 struct Origin {
-    int file = -1;       // index of the file in the evaluation, -1 when not written anywhere
-    int assignment = -1; // index into that file's assignments
-    size_t offset = 0;   // in that file's text
+    int file = -1;        // index of the file in the evaluation, -1 when not written anywhere
+    int assignment = -1;  // index into that file's assignments
+    size_t offset = 0;    // in that file's text
     bool literal = false; // a literal character: it can be edited in place
 };
 
@@ -83,9 +83,10 @@ std::string value_text(const Value& v);
 // Variables after sourcing files in order, with the origin of every character.
 struct ShellEnv {
     std::map<std::string, Value, std::less<>> vars;
-    bool cut = false;                    // an expansion went past the size limit and was cut there
-    std::vector<std::string> unset_refs; // variables referenced but set nowhere (empty here, maybe not at boot)
-    std::vector<std::string> opaque;     // expansions that were not evaluated, as written
+    bool cut = false; // an expansion went past the size limit and was cut there
+    std::vector<std::string>
+        unset_refs; // variables referenced but set nowhere (empty here, maybe not at boot)
+    std::vector<std::string> opaque; // expansions that were not evaluated, as written
 };
 
 // Evaluates the assignments of files in order (prefix assignments do not

@@ -12,20 +12,22 @@
 namespace vfioctl::cli {
 
 const std::vector<Command>& commands() {
-    static const std::vector<Command> table = {status_command(), groups_command(),
-                                               explain_command(), snapshot_command(),
-                                               bind_command(),   unbind_command(),
-                                               recover_command(), iommu_command(),
-                                               vm_command(),     verify_command()};
+    static const std::vector<Command> table = {
+        status_command(), groups_command(), explain_command(), snapshot_command(),
+        bind_command(),   unbind_command(), recover_command(), iommu_command(),
+        vm_command(),     verify_command()};
     return table;
 }
 
 const CLI::Validator& state_dir_check() {
     static const CLI::Validator v(
         [](std::string& s) -> std::string {
-            if (s.empty() || s.front() != '/') return "--state-dir must be an absolute path, not '" + s + "'";
+            if (s.empty() || s.front() != '/')
+                return "--state-dir must be an absolute path, not '" + s + "'";
             for (const auto& part : util::split(s, '/'))
-                if (part == "..") return "--state-dir must not contain '..' (it is a path under --root): '" + s + "'";
+                if (part == "..")
+                    return "--state-dir must not contain '..' (it is a path under --root): '" + s +
+                           "'";
             return {};
         },
         "ABSOLUTE_PATH");
@@ -39,9 +41,11 @@ CLI::Validator seconds_value() {
             char* end = nullptr;
             errno = 0;
             const double v = std::strtod(begin, &end);
-            if (end == begin || *end != '\0' || errno == ERANGE) return "'" + text + "' is not a number of seconds";
+            if (end == begin || *end != '\0' || errno == ERANGE)
+                return "'" + text + "' is not a number of seconds";
             if (!std::isfinite(v) || v < 0 || v > k_max_seconds)
-                return "'" + text + "' is not a number of seconds from 0 to " + fmt::format("{:.0f}", k_max_seconds);
+                return "'" + text + "' is not a number of seconds from 0 to " +
+                       fmt::format("{:.0f}", k_max_seconds);
             return {};
         },
         "SECONDS", "seconds");
@@ -88,7 +92,9 @@ void warn(Context& ctx, const std::string& text) {
     ctx.err << "vfioctl: warning: " << util::printable(text) << "\n";
 }
 
-void print_json(Context& ctx, const nlohmann::json& j) { ctx.out << json_text(j) << "\n"; }
+void print_json(Context& ctx, const nlohmann::json& j) {
+    ctx.out << json_text(j) << "\n";
+}
 
 namespace {
 
@@ -157,19 +163,27 @@ int report_parse_error(CLI::App& app, const CLI::ParseError& e, bool json) {
             }
         std::vector<std::string> names;
         const CLI::App* cat = at;
-        for (const CLI::App* s : cat->get_subcommands([](const CLI::App* s) { return !s->get_name().empty(); }))
+        for (const CLI::App* s :
+             cat->get_subcommands([](const CLI::App* s) { return !s->get_name().empty(); }))
             names.push_back(s->get_name());
         std::string path = at == &app ? "vfioctl" : "vfioctl " + at->get_name();
-        Error err{word.empty() ? "'" + path + "' needs a command" : "unknown command '" + word + "'", {},
-                  "the commands of '" + path + "': " + util::join(names, ", ") + "; '" + path + " --help' says more",
+        Error err{word.empty() ? "'" + path + "' needs a command"
+                               : "unknown command '" + word + "'",
+                  {},
+                  "the commands of '" + path + "': " + util::join(names, ", ") + "; '" + path +
+                      " --help' says more",
                   0};
         return report_error_to(std::cout, std::cerr, json, err, exit_usage);
     }
     // CLI11's message quotes the argument as given: escaped like any other
     // text (an argument may carry an escape sequence), and JSON with --json.
-    return report_error_to(std::cout, std::cerr, json,
-                           Error{e.what(), {}, "'vfioctl --help' lists the commands; 'vfioctl COMMAND --help' their options", 0},
-                           exit_usage);
+    return report_error_to(
+        std::cout, std::cerr, json,
+        Error{e.what(),
+              {},
+              "'vfioctl --help' lists the commands; 'vfioctl COMMAND --help' their options",
+              0},
+        exit_usage);
 }
 
 int run_parsed(int argc, char** argv) {
@@ -208,21 +222,29 @@ int run_parsed(int argc, char** argv) {
     text_err.setf(std::ios::unitbuf); // stderr stays unbuffered
     if (root.empty()) {
         // Never the live host by accident: "/" is the way to say it.
-        Context bad{host::Host("/"), json, json ? static_cast<std::ostream&>(std::cout) : text_out, text_err};
-        return report_error(bad, Error{"--root is empty", {}, "give a host tree, or omit --root for this machine", 0},
-                            exit_usage);
+        Context bad{host::Host("/"), json, json ? static_cast<std::ostream&>(std::cout) : text_out,
+                    text_err};
+        return report_error(
+            bad,
+            Error{"--root is empty", {}, "give a host tree, or omit --root for this machine", 0},
+            exit_usage);
     }
-    Context ctx{host::Host(root), json, json ? static_cast<std::ostream&>(std::cout) : text_out, text_err};
+    Context ctx{host::Host(root), json, json ? static_cast<std::ostream&>(std::cout) : text_out,
+                text_err};
     if (!ctx.host.is_live()) {
         if (!ctx.host.is_dir("/"))
-            return report_error(ctx, Error{"--root is not a directory", root,
-                                           "give a tree written by 'vfioctl snapshot DIR'", 0},
-                                 exit_usage);
+            return report_error(ctx,
+                                Error{"--root is not a directory", root,
+                                      "give a tree written by 'vfioctl snapshot DIR'", 0},
+                                exit_usage);
         if (!ctx.host.is_dir("/sys") || !ctx.host.is_dir("/proc"))
-            return report_error(ctx, Error{"--root is not a host tree (it has no sys/ or no proc/ directory)", root,
-                                           "--root must name a host tree: give a tree written by "
-                                           "'vfioctl snapshot DIR'", 0},
-                                 exit_usage);
+            return report_error(
+                ctx,
+                Error{"--root is not a host tree (it has no sys/ or no proc/ directory)", root,
+                      "--root must name a host tree: give a tree written by "
+                      "'vfioctl snapshot DIR'",
+                      0},
+                exit_usage);
     }
     for (auto& [sub, handler] : handlers)
         if (sub->parsed()) return handler(ctx);
@@ -235,15 +257,18 @@ int run(int argc, char** argv) {
     // Listings of thousands of devices: no per-write sync with C stdio.
     std::ios::sync_with_stdio(false);
     bool json = false;
-    for (int i = 1; i < argc && std::string_view(argv[i]) != "--"; ++i) json |= std::string_view(argv[i]) == "--json";
+    for (int i = 1; i < argc && std::string_view(argv[i]) != "--"; ++i)
+        json |= std::string_view(argv[i]) == "--json";
     // The last resort: no exception ends in std::terminate.
     try {
         return run_parsed(argc, argv);
     } catch (const std::exception& e) {
-        return report_error_to(std::cout, std::cerr, json, Error{std::string("internal error: ") + e.what(), {}, {}, 0},
+        return report_error_to(std::cout, std::cerr, json,
+                               Error{std::string("internal error: ") + e.what(), {}, {}, 0},
                                exit_failure);
     } catch (...) {
-        return report_error_to(std::cout, std::cerr, json, Error{"internal error: an unknown exception", {}, {}, 0},
+        return report_error_to(std::cout, std::cerr, json,
+                               Error{"internal error: an unknown exception", {}, {}, 0},
                                exit_failure);
     }
 }

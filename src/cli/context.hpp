@@ -26,7 +26,8 @@ struct Context {
 int report_error_to(std::ostream& out, std::ostream& err, bool json, const Error& e, int code,
                     const nlohmann::json& extra = nullptr);
 // report_error_to on ctx's streams and mode.
-int report_error(Context& ctx, const Error& e, int code = exit_failure, const nlohmann::json& extra = nullptr);
+int report_error(Context& ctx, const Error& e, int code = exit_failure,
+                 const nlohmann::json& extra = nullptr);
 // Prints a warning line to stderr ("vfioctl: warning: ..."), escaped.
 void warn(Context& ctx, const std::string& text);
 // The JSON text of j, indented; bytes that are not UTF-8 become U+FFFD

@@ -17,14 +17,17 @@ using nlohmann::json;
 std::string group_verdict(const iommu::Viability& v) {
     if (!v.critical.empty()) {
         std::vector<std::string> why;
-        for (const auto& c : v.critical) why.push_back(c.addr.short_str() + " (" + c.reason() + ")");
+        for (const auto& c : v.critical)
+            why.push_back(c.addr.short_str() + " (" + c.reason() + ")");
         return "NOT viable: holds what the host cannot lose: " + util::join(why, ", ");
     }
     if (!v.unknown.empty()) return "NOT viable: members that cannot be read";
     if (v.isolated) return "isolated and viable";
     std::vector<std::string> go;
-    for (const auto& a : v.must_go_too) go.push_back(a.short_str());
-    return "viable, not isolated: these endpoints must go to vfio-pci together: " + util::join(go, ", ");
+    for (const auto& a : v.must_go_too)
+        go.push_back(a.short_str());
+    return "viable, not isolated: these endpoints must go to vfio-pci together: " +
+           util::join(go, ", ");
 }
 
 bool matches_target(const pci::PciDevice& d, const std::string& target) {
@@ -48,17 +51,21 @@ int run_groups(Context& ctx, const Options& opt) {
     // when its link is missing (groups that disagree; load_host warned).
     auto want_groups_of = [&](const pci::PciDevice* d) {
         for (const auto& g : m->groups)
-            if (std::find(g.devices.begin(), g.devices.end(), d->addr) != g.devices.end()) wanted.insert(g.number);
+            if (std::find(g.devices.begin(), g.devices.end(), d->addr) != g.devices.end())
+                wanted.insert(g.number);
     };
     if (!opt.device.empty()) {
         auto found = match_devices(m->inv, opt.device);
         if (!found) return report_error(ctx, found.error());
-        for (const auto* d : *found) want_groups_of(d);
+        for (const auto* d : *found)
+            want_groups_of(d);
     }
     if (opt.gpu_only)
-        for (const auto* d : m->inv.gpus()) want_groups_of(d);
+        for (const auto* d : m->inv.gpus())
+            want_groups_of(d);
 
-    auto dx = iommu::iommu_state(m->facts, boot::interpret(boot::tokenize(m->facts.cmdline)), m->groups);
+    auto dx =
+        iommu::iommu_state(m->facts, boot::interpret(boot::tokenize(m->facts.cmdline)), m->groups);
     json jgroups = json::array();
     int shown = 0;
     for (const auto& g : m->groups) {
@@ -66,8 +73,9 @@ int run_groups(Context& ctx, const Options& opt) {
         ++shown;
         auto v = iommu::assess(g, std::nullopt, m->inv, m->facts);
         json devs = json::array();
-        if (!ctx.json) ctx.out << "IOMMU group " << g.number << (g.type.empty() ? "" : " (" + g.type + ")") << ": "
-                               << group_verdict(v) << "\n";
+        if (!ctx.json)
+            ctx.out << "IOMMU group " << g.number << (g.type.empty() ? "" : " (" + g.type + ")")
+                    << ": " << group_verdict(v) << "\n";
         for (const auto& a : g.devices) {
             const pci::PciDevice* d = m->inv.find(a);
             if (!d) {
@@ -82,15 +90,21 @@ int run_groups(Context& ctx, const Options& opt) {
                 auto flags = role_flags(role);
                 if (!flags.empty()) ctx.out << " [" << util::join(flags, ",") << "]";
                 ctx.out << "\n";
-                for (const auto& c : role.critical) ctx.out << "      host-critical: " << c.reason() << "\n";
-                for (const auto& u : role.in_use) ctx.out << "      in use: " << u.what() << "\n";
+                for (const auto& c : role.critical)
+                    ctx.out << "      host-critical: " << c.reason() << "\n";
+                for (const auto& u : role.in_use)
+                    ctx.out << "      in use: " << u.what() << "\n";
             }
         }
         if (!ctx.json) continue;
         json go = json::array();
-        for (const auto& a : v.must_go_too) go.push_back(a.str());
+        for (const auto& a : v.must_go_too)
+            go.push_back(a.str());
         json crit = json::array();
-        for (const auto& c : v.critical) crit.push_back({{"address", c.addr.str()}, {"reason", c.reason()}, {"kind", host::critical_kind_id(c.kind)}});
+        for (const auto& c : v.critical)
+            crit.push_back({{"address", c.addr.str()},
+                            {"reason", c.reason()},
+                            {"kind", host::critical_kind_id(c.kind)}});
         jgroups.push_back({{"number", g.number},
                            {"type", g.type.empty() ? json(nullptr) : json(g.type)},
                            {"viable", v.viable},
@@ -105,35 +119,44 @@ int run_groups(Context& ctx, const Options& opt) {
     // warned), each device is still shown exactly once: in the group that
     // lists it, else here (its link may name a group that does not exist).
     std::set<pci::PciAddress> in_a_group;
-    for (const auto& g : m->groups) in_a_group.insert(g.devices.begin(), g.devices.end());
+    for (const auto& g : m->groups)
+        in_a_group.insert(g.devices.begin(), g.devices.end());
     json ungrouped = json::array();
     std::vector<const pci::PciDevice*> loose;
     for (const auto& d : m->inv.devices) {
         if (in_a_group.count(d.addr)) continue;
         if (filtered && opt.gpu_only && !d.is_gpu()) continue;
-        if (filtered && !opt.gpu_only && !opt.device.empty() && !matches_target(d, opt.device)) continue;
+        if (filtered && !opt.gpu_only && !opt.device.empty() && !matches_target(d, opt.device))
+            continue;
         loose.push_back(&d);
         if (ctx.json) ungrouped.push_back(device_json(d, iommu::role_of(d, m->inv, m->facts)));
     }
     if (ctx.json) {
-        json j = {{"iommu_enabled", dx.enabled}, {"group_count", m->groups.size()}, {"groups", jgroups},
+        json j = {{"iommu_enabled", dx.enabled},
+                  {"group_count", m->groups.size()},
+                  {"groups", jgroups},
                   {"ungrouped", ungrouped}};
         if (dx.off_cause) j["off_cause"] = *dx.off_cause;
         print_json(ctx, j);
     } else if (m->groups.empty()) {
-        ctx.out << "No IOMMU groups: " << (dx.enabled ? std::string("the kernel created none")
-                                                      : dx.off_cause.value_or("the IOMMU is off"))
+        ctx.out << "No IOMMU groups: "
+                << (dx.enabled ? std::string("the kernel created none")
+                               : dx.off_cause.value_or("the IOMMU is off"))
                 << "\n";
-        if (dx.cmdline_fixable) ctx.out << "hint: 'vfioctl iommu enable', then reboot\n";
-        else ctx.out << "hint: 'vfioctl status' says why and what to do\n";
+        if (dx.cmdline_fixable)
+            ctx.out << "hint: 'vfioctl iommu enable', then reboot\n";
+        else
+            ctx.out << "hint: 'vfioctl status' says why and what to do\n";
     } else if (filtered && shown == 0 && loose.empty()) {
         ctx.out << "No IOMMU group matches the filter\n";
     }
     if (!ctx.json && !loose.empty() && (opt.all || filtered)) {
         ctx.out << "In no IOMMU group:\n";
-        for (const auto* d : loose) ctx.out << "  " << device_line(*d) << "\n";
+        for (const auto* d : loose)
+            ctx.out << "  " << device_line(*d) << "\n";
     } else if (!ctx.json && !loose.empty()) {
-        ctx.out << loose.size() << " device(s) in no IOMMU group ('vfioctl groups --all' lists them)\n";
+        ctx.out << loose.size()
+                << " device(s) in no IOMMU group ('vfioctl groups --all' lists them)\n";
     }
     return exit_ok;
 }
@@ -146,8 +169,9 @@ Command groups_command() {
                 auto opt = std::make_shared<Options>();
                 sub.add_flag("--gpu", opt->gpu_only, "only the groups that hold a GPU");
                 sub.add_flag("--all", opt->all, "also list the devices that are in no group");
-                sub.add_option("--device", opt->device,
-                               "only the group of this device: BDF (8a:00.0) or vendor:device (10de:2336)");
+                sub.add_option(
+                    "--device", opt->device,
+                    "only the group of this device: BDF (8a:00.0) or vendor:device (10de:2336)");
                 return [opt](Context& ctx) { return run_groups(ctx, *opt); };
             }};
 }

@@ -17,7 +17,8 @@ Result<HostModel> load_host(Context& ctx, bool devices_only) {
     for (const auto& d : m.inv.devices)
         if (d.iommu_group_problem && !m.facts.groups_unreadable) {
             m.facts.groups_unreadable = *d.iommu_group_problem;
-            m.facts.warnings.push_back(*d.iommu_group_problem + ": IOMMU group membership is unknown");
+            m.facts.warnings.push_back(*d.iommu_group_problem +
+                                       ": IOMMU group membership is unknown");
         }
     std::optional<std::string> disagreement;
     m.groups = iommu::read_groups(ctx.host, m.inv, m.warnings, &disagreement);
@@ -26,17 +27,23 @@ Result<HostModel> load_host(Context& ctx, bool devices_only) {
         m.facts.warnings.push_back(*disagreement + ": IOMMU group membership is unknown");
     }
     std::set<int> known;
-    for (const auto& g : m.groups) known.insert(g.number);
+    for (const auto& g : m.groups)
+        known.insert(g.number);
     for (const auto& d : m.inv.devices)
         if (d.iommu_group && !known.count(*d.iommu_group))
             m.warnings.push_back(d.addr.str() + ": iommu_group link leads to group " +
                                  std::to_string(*d.iommu_group) +
                                  ", which does not exist under /sys/kernel/iommu_groups");
-    if (auto j = vfio::load_journal(ctx.host, "/var/lib/vfioctl")) m.journal = j->entries;
-    else m.warnings.push_back(j.error().describe());
-    for (auto& w : m.inv.warnings) m.warnings.push_back(w);
-    for (auto& w : m.facts.warnings) m.warnings.push_back(w);
-    for (const auto& w : m.warnings) warn(ctx, w);
+    if (auto j = vfio::load_journal(ctx.host, "/var/lib/vfioctl"))
+        m.journal = j->entries;
+    else
+        m.warnings.push_back(j.error().describe());
+    for (auto& w : m.inv.warnings)
+        m.warnings.push_back(w);
+    for (auto& w : m.facts.warnings)
+        m.warnings.push_back(w);
+    for (const auto& w : m.warnings)
+        warn(ctx, w);
     return m;
 }
 
@@ -83,7 +90,8 @@ nlohmann::json device_json(const pci::PciDevice& d, const iommu::DeviceRole& rol
 }
 
 std::string device_line(const pci::PciDevice& d) {
-    std::string s = d.addr.short_str() + " [" + d.id().str() + "] " + d.class_name + ": " + d.name();
+    std::string s =
+        d.addr.short_str() + " [" + d.id().str() + "] " + d.class_name + ": " + d.name();
     s += d.driver ? " (" + *d.driver + ")" : " (no driver)";
     return s;
 }
@@ -96,16 +104,20 @@ Result<std::vector<const pci::PciDevice*>> match_devices(const pci::Inventory& i
         if (!a) return a.error();
         if (const auto* d = inv.find(*a)) out.push_back(d);
         if (out.empty())
-            return Error{"no PCI device at " + a->str(), {}, "'vfioctl groups' lists the devices", 0};
+            return Error{
+                "no PCI device at " + a->str(), {}, "'vfioctl groups' lists the devices", 0};
         return out;
     }
     auto id = pci::PciId::parse(target);
     if (!id)
-        return Error{"'" + target + "' is neither a PCI address nor a vendor:device ID", {},
-                     "give a BDF (8a:00.0, 0000:8a:00.0) or an ID (10de:2336)", 0};
+        return Error{"'" + target + "' is neither a PCI address nor a vendor:device ID",
+                     {},
+                     "give a BDF (8a:00.0, 0000:8a:00.0) or an ID (10de:2336)",
+                     0};
     out = inv.find(*id);
     if (out.empty())
-        return Error{"no PCI device with ID " + id->str(), {}, "'vfioctl groups' lists the devices", 0};
+        return Error{
+            "no PCI device with ID " + id->str(), {}, "'vfioctl groups' lists the devices", 0};
     return out;
 }
 

@@ -1,7 +1,8 @@
 // 'vfioctl snapshot DIR': record this host for --root, bug reports and tests.
 
-#include "cli/commands.hpp"
 #include "host/snapshot.hpp"
+
+#include "cli/commands.hpp"
 
 namespace vfioctl::cli {
 
@@ -20,8 +21,9 @@ int run_snapshot(Context& ctx, const std::string& dir) {
                          {"bytes", stats->bytes},
                          {"skipped", stats->skipped}});
     } else {
-        ctx.out << "Recorded " << stats->files << " files, " << stats->links << " links and " << stats->dirs
-                << " directories (" << stats->bytes / 1024 << " KiB) into " << dir << "\n";
+        ctx.out << "Recorded " << stats->files << " files, " << stats->links << " links and "
+                << stats->dirs << " directories (" << stats->bytes / 1024 << " KiB) into " << dir
+                << "\n";
         if (!stats->skipped.empty())
             ctx.out << stats->skipped.size() << " path(s) could not be read (--json lists them)\n";
         ctx.out << "Use it with: vfioctl --root " << dir << " status\n";
@@ -32,7 +34,8 @@ int run_snapshot(Context& ctx, const std::string& dir) {
 } // namespace
 
 Command snapshot_command() {
-    return {"snapshot", "record, read-only, what vfioctl reads from this host into DIR (for --root)",
+    return {"snapshot",
+            "record, read-only, what vfioctl reads from this host into DIR (for --root)",
             [](CLI::App& sub) {
                 auto dir = std::make_shared<std::string>();
                 sub.add_option("dir", *dir, "a new or empty directory")->required();

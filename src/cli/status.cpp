@@ -16,8 +16,12 @@ namespace {
 
 using nlohmann::json;
 
-json opt(const std::optional<std::string>& s) { return s ? json(*s) : json(nullptr); }
-json opt(const std::optional<bool>& b) { return b ? json(*b) : json(nullptr); }
+json opt(const std::optional<std::string>& s) {
+    return s ? json(*s) : json(nullptr);
+}
+json opt(const std::optional<bool>& b) {
+    return b ? json(*b) : json(nullptr);
+}
 
 json status_json(const HostModel& m, const iommu::Diagnosis& dx) {
     const auto& f = m.facts;
@@ -26,8 +30,9 @@ json status_json(const HostModel& m, const iommu::Diagnosis& dx) {
     j["kernel"] = {{"release", f.kernel_release},
                    {"cmdline", f.cmdline},
                    {"iommu_tokens", c.iommu_tokens},
-                   {"intel_iommu", c.intel == boot::Switch::on ? json("on")
-                                   : c.intel == boot::Switch::off ? json("off") : json(nullptr)},
+                   {"intel_iommu", c.intel == boot::Switch::on    ? json("on")
+                                   : c.intel == boot::Switch::off ? json("off")
+                                                                  : json(nullptr)},
                    {"intel_iommu_options", c.intel_opts},
                    {"amd_iommu_options", c.amd_opts},
                    {"iommu", opt(c.iommu)},
@@ -39,7 +44,9 @@ json status_json(const HostModel& m, const iommu::Diagnosis& dx) {
                    {"intel_iommu_default_on", opt(f.kernel_intel_iommu_default_on)},
                    {"notes", c.notes}};
     j["cpu"] = {{"vendor", f.cpu.vendor},
-                {"virtualization", f.cpu.vmx ? json("vmx") : f.cpu.svm ? json("svm") : json(nullptr)},
+                {"virtualization", f.cpu.vmx   ? json("vmx")
+                                   : f.cpu.svm ? json("svm")
+                                               : json(nullptr)},
                 {"hypervisor", f.cpu.hypervisor}};
     const auto& s = dx.iommu;
     j["iommu"] = {{"platform", s.platform},
@@ -53,7 +60,9 @@ json status_json(const HostModel& m, const iommu::Diagnosis& dx) {
                   {"interrupt_remapping", opt(s.interrupt_remapping)}};
     json mods = json::array();
     for (const auto& mod : f.vfio_modules)
-        mods.push_back({{"name", mod.name}, {"available", mod.available}, {"builtin", mod.builtin},
+        mods.push_back({{"name", mod.name},
+                        {"available", mod.available},
+                        {"builtin", mod.builtin},
                         {"loaded", mod.loaded}});
     j["vfio"] = {{"modules", mods}, {"module_list", f.module_list}, {"dev_vfio", f.dev_vfio}};
     j["kvm"] = {{"present", f.kvm.present},
@@ -63,16 +72,21 @@ json status_json(const HostModel& m, const iommu::Diagnosis& dx) {
                 {"accelerator", f.kvm.usable ? "kvm" : "tcg"}};
     j["qemu"] = {{"path", opt(f.qemu_path)}, {"version", opt(f.qemu_version)}};
     json crit = json::array();
-    for (const auto& cu : f.critical) crit.push_back({{"address", cu.addr.str()}, {"reason", cu.reason()}, {"kind", host::critical_kind_id(cu.kind)}});
+    for (const auto& cu : f.critical)
+        crit.push_back({{"address", cu.addr.str()},
+                        {"reason", cu.reason()},
+                        {"kind", host::critical_kind_id(cu.kind)}});
     j["host_critical"] = crit;
     json gpus = json::array();
     for (const auto& g : dx.gpus) {
         json gj = device_json(*g.gpu, g.role);
         json members = json::array();
-        for (const auto& a : g.group_members) members.push_back(a.str());
+        for (const auto& a : g.group_members)
+            members.push_back(a.str());
         gj["group_members"] = members;
         json go = json::array();
-        for (const auto& a : g.viability.must_go_too) go.push_back(a.str());
+        for (const auto& a : g.viability.must_go_too)
+            go.push_back(a.str());
         gj["must_go_too"] = go;
         gj["boot_vga"] = g.gpu->boot_vga;
         gj["verdict"] = iommu::verdict_id(g.verdict);
@@ -99,8 +113,11 @@ json status_json(const HostModel& m, const iommu::Diagnosis& dx) {
     j["reboot_required"] = dx.reboot_required;
     json pending = json::array();
     for (const auto& e : m.journal)
-        pending.push_back({{"address", e.address}, {"original_driver", e.original_driver ? json(*e.original_driver) : json(nullptr)},
-                           {"phase", e.phase}, {"since", e.since}});
+        pending.push_back(
+            {{"address", e.address},
+             {"original_driver", e.original_driver ? json(*e.original_driver) : json(nullptr)},
+             {"phase", e.phase},
+             {"since", e.since}});
     j["journal_pending"] = pending;
     j["verdict"] = iommu::verdict_id(dx.overall);
     j["exit_code"] = dx.exit_code();
@@ -111,49 +128,69 @@ void print_text(Context& ctx, const HostModel& m, const iommu::Diagnosis& dx) {
     auto& o = ctx.out;
     const auto& f = m.facts;
     const auto& s = dx.iommu;
-    o << fmt::format("Kernel {}\n  command line: {}\n", f.kernel_release.empty() ? "?" : f.kernel_release,
+    o << fmt::format("Kernel {}\n  command line: {}\n",
+                     f.kernel_release.empty() ? "?" : f.kernel_release,
                      f.cmdline.empty() ? "(unknown)" : util::printable(f.cmdline));
     o << "  IOMMU tokens: "
-      << (dx.cmdline.iommu_tokens.empty() ? "(none)" : util::join(dx.cmdline.iommu_tokens, " ")) << "\n";
-    for (const auto& n : dx.notes) o << "  note: " << n << "\n";
+      << (dx.cmdline.iommu_tokens.empty() ? "(none)" : util::join(dx.cmdline.iommu_tokens, " "))
+      << "\n";
+    for (const auto& n : dx.notes)
+        o << "  note: " << n << "\n";
 
     if (dx.next_boot) {
         const auto& nb = *dx.next_boot;
         o << "\nBoot\n";
         o << fmt::format("  loader:         {}\n", nb.loader);
-        o << fmt::format("  next boot:      {}\n", util::printable(nb.next_cmdline.value_or("unknown")));
-        o << fmt::format("  reboot pending: {}: {}\n", boot::pending_word(nb.running_known, nb.reboot_pending), nb.reason);
+        o << fmt::format("  next boot:      {}\n",
+                         util::printable(nb.next_cmdline.value_or("unknown")));
+        o << fmt::format("  reboot pending: {}: {}\n",
+                         boot::pending_word(nb.running_known, nb.reboot_pending), nb.reason);
     }
 
     o << "\nIOMMU\n";
     std::string virt = f.cpu.vmx ? "vmx" : f.cpu.svm ? "svm" : "no vmx/svm";
-    o << fmt::format("  CPU:            {} ({}{})\n", f.cpu.vendor.empty() ? "unknown" : f.cpu.vendor, virt,
+    o << fmt::format("  CPU:            {} ({}{})\n",
+                     f.cpu.vendor.empty() ? "unknown" : f.cpu.vendor, virt,
                      f.cpu.hypervisor ? ", running as a guest" : "");
     o << fmt::format("  firmware:       {}\n",
-                     s.acpi_table ? "ACPI " + *s.acpi_table + " table present (" + s.platform + " IOMMU)"
-                                  : std::string("no ACPI DMAR or IVRS table"));
-    o << fmt::format("  state:          {}\n", s.enabled ? "ON" : "OFF: " + s.off_cause.value_or("?"));
-    o << fmt::format("  units:          {}\n", f.iommu_units.empty() ? "none" : util::join(f.iommu_units, " "));
+                     s.acpi_table
+                         ? "ACPI " + *s.acpi_table + " table present (" + s.platform + " IOMMU)"
+                         : std::string("no ACPI DMAR or IVRS table"));
+    o << fmt::format("  state:          {}\n",
+                     s.enabled ? "ON" : "OFF: " + s.off_cause.value_or("?"));
+    o << fmt::format("  units:          {}\n",
+                     f.iommu_units.empty() ? "none" : util::join(f.iommu_units, " "));
     o << fmt::format("  groups:         {}\n", s.group_count);
     o << fmt::format("  default domain: {}{}\n", s.default_domain.value_or("-"),
-                     s.default_domain == "identity" ? " (passthrough for host devices, iommu=pt)" : "");
-    o << fmt::format("  irq remapping:  {}\n", !s.interrupt_remapping ? "not exposed"
-                                               : *s.interrupt_remapping ? "supported" : "NOT supported");
+                     s.default_domain == "identity" ? " (passthrough for host devices, iommu=pt)"
+                                                    : "");
+    o << fmt::format("  irq remapping:  {}\n", !s.interrupt_remapping   ? "not exposed"
+                                               : *s.interrupt_remapping ? "supported"
+                                                                        : "NOT supported");
 
     o << "\nVFIO\n  modules:";
     for (const auto& mod : f.vfio_modules)
         o << " " << mod.name << "("
-          << (!mod.available ? "missing" : mod.builtin ? "built in" : mod.loaded ? "loaded" : "not loaded")
+          << (!mod.available ? "missing"
+              : mod.builtin  ? "built in"
+              : mod.loaded   ? "loaded"
+                             : "not loaded")
           << ")";
-    if (!f.module_list) o << "\n  (no /lib/modules/" << f.kernel_release << "/modules.dep: no modules for this kernel)";
+    if (!f.module_list)
+        o << "\n  (no /lib/modules/" << f.kernel_release
+          << "/modules.dep: no modules for this kernel)";
     o << "\n  /dev/vfio/vfio: " << (f.dev_vfio ? "present" : "absent") << "\n";
 
     o << "\nKVM\n";
-    if (f.kvm.usable) o << "  /dev/kvm usable (" << f.kvm.backend << "): VMs use KVM\n";
-    else o << "  NOT usable: " << f.kvm.reason << "\n  VMs will fall back to TCG (software emulation, slow)\n";
+    if (f.kvm.usable)
+        o << "  /dev/kvm usable (" << f.kvm.backend << "): VMs use KVM\n";
+    else
+        o << "  NOT usable: " << f.kvm.reason
+          << "\n  VMs will fall back to TCG (software emulation, slow)\n";
     o << "\nQEMU\n  "
-      << (f.qemu_path ? *f.qemu_path + ": " + f.qemu_version.value_or("version unknown")
-                      : std::string("qemu-system-x86_64 not installed (apt-get install qemu-system-x86)"))
+      << (f.qemu_path
+              ? *f.qemu_path + ": " + f.qemu_version.value_or("version unknown")
+              : std::string("qemu-system-x86_64 not installed (apt-get install qemu-system-x86)"))
       << "\n";
 
     o << "\nHost-critical devices\n";
@@ -169,40 +206,51 @@ void print_text(Context& ctx, const HostModel& m, const iommu::Diagnosis& dx) {
         const auto& g = dx.gpus[i];
         o << "  GPU " << i << ": " << device_line(*g.gpu) << "\n";
         o << "    IOMMU group:  "
-          << (g.gpu->iommu_group ? std::to_string(*g.gpu->iommu_group) : std::string("none")) ;
+          << (g.gpu->iommu_group ? std::to_string(*g.gpu->iommu_group) : std::string("none"));
         if (g.group_members.size() > 1) {
             std::vector<std::string> mem;
-            for (const auto& a : g.group_members) mem.push_back(a.short_str());
+            for (const auto& a : g.group_members)
+                mem.push_back(a.short_str());
             o << " (" << util::join(mem, ", ") << ")";
         }
         o << "\n    host use:     ";
         std::vector<std::string> uses;
-        if (g.gpu->driver && *g.gpu->driver != "vfio-pci") uses.push_back("driver " + *g.gpu->driver + " bound");
-        if (g.gpu->driver == std::optional<std::string>("vfio-pci")) uses.emplace_back("on vfio-pci (ready for a VM)");
-        for (const auto& u : g.role.in_use) uses.push_back(u.what());
-        for (const auto& c : g.role.critical) uses.push_back(c.reason());
+        if (g.gpu->driver && *g.gpu->driver != "vfio-pci")
+            uses.push_back("driver " + *g.gpu->driver + " bound");
+        if (g.gpu->driver == std::optional<std::string>("vfio-pci"))
+            uses.emplace_back("on vfio-pci (ready for a VM)");
+        for (const auto& u : g.role.in_use)
+            uses.push_back(u.what());
+        for (const auto& c : g.role.critical)
+            uses.push_back(c.reason());
         o << (uses.empty() ? "none" : util::join(uses, "; ")) << "\n";
         o << "    passthrough:  " << iommu::verdict_text(g.verdict) << "\n";
-        for (const auto& c : g.causes) o << "    cause:        " << c << "\n";
-        for (size_t i = 0; i < g.steps.size(); ++i) o << "    step " << i + 1 << ":       " << g.steps[i] << "\n";
-        for (const auto& w : g.warnings) o << "    warning:      " << w << "\n";
+        for (const auto& c : g.causes)
+            o << "    cause:        " << c << "\n";
+        for (size_t i = 0; i < g.steps.size(); ++i)
+            o << "    step " << i + 1 << ":       " << g.steps[i] << "\n";
+        for (const auto& w : g.warnings)
+            o << "    warning:      " << w << "\n";
     }
 
     o << "\nSummary for this host\n";
     o << fmt::format("  {:<20} {:<28} {}\n", "", "now", "after the steps");
-    for (const auto& r : dx.summary) o << fmt::format("  {:<20} {:<28} {}\n", r.feature, r.now, r.after);
+    for (const auto& r : dx.summary)
+        o << fmt::format("  {:<20} {:<28} {}\n", r.feature, r.now, r.after);
 
     o << "\nIf you do not need passthrough\n";
-    for (const auto& a : dx.alternatives) o << "  - " << a << "\n";
+    for (const auto& a : dx.alternatives)
+        o << "  - " << a << "\n";
 
     if (!m.journal.empty()) {
         o << "\nDevices vfioctl moved to vfio-pci (journal)\n";
         for (const auto& e : m.journal)
             o << "  " << e.address << ": was on " << e.original_driver.value_or("no driver") << ", "
-              << (e.phase == "bound" ? "bound to vfio-pci" : "left mid-change (" + e.phase + ")") << " since "
-              << e.since << "\n";
-        o << "  give back with 'vfioctl unbind --all'" 
-          << (std::any_of(m.journal.begin(), m.journal.end(), [](const auto& e) { return e.phase != "bound"; })
+              << (e.phase == "bound" ? "bound to vfio-pci" : "left mid-change (" + e.phase + ")")
+              << " since " << e.since << "\n";
+        o << "  give back with 'vfioctl unbind --all'"
+          << (std::any_of(m.journal.begin(), m.journal.end(),
+                          [](const auto& e) { return e.phase != "bound"; })
                   ? "; a change was interrupted: run 'vfioctl recover'"
                   : "")
           << "\n";
@@ -216,18 +264,26 @@ void print_text(Context& ctx, const HostModel& m, const iommu::Diagnosis& dx) {
 } // namespace
 
 Command status_command() {
-    return {"status", "diagnose this host: IOMMU, VFIO, KVM, QEMU and a passthrough verdict per GPU",
+    return {"status",
+            "diagnose this host: IOMMU, VFIO, KVM, QEMU and a passthrough verdict per GPU",
             [](CLI::App&) {
                 return [](Context& ctx) {
                     auto m = load_host(ctx);
                     if (!m) return report_error(ctx, m.error());
                     auto bs = boot::inspect_boot(ctx.host);
-                    iommu::NextBoot nb{boot::loader_id(bs.setup.loader), bs.configured_cmdline, bs.next_cmdline,
-                                       bs.reboot_pending, bs.regenerate_pending, bs.regenerate_command, bs.reason,
+                    iommu::NextBoot nb{boot::loader_id(bs.setup.loader),
+                                       bs.configured_cmdline,
+                                       bs.next_cmdline,
+                                       bs.reboot_pending,
+                                       bs.regenerate_pending,
+                                       bs.regenerate_command,
+                                       bs.reason,
                                        bs.running_known};
                     auto dx = iommu::diagnose(m->facts, m->inv, m->groups, &nb);
-                    if (ctx.json) print_json(ctx, status_json(*m, dx));
-                    else print_text(ctx, *m, dx);
+                    if (ctx.json)
+                        print_json(ctx, status_json(*m, dx));
+                    else
+                        print_text(ctx, *m, dx);
                     return dx.exit_code();
                 };
             }};

@@ -54,11 +54,13 @@ int run_in_guest_checks(Context& ctx, const VerifyOptions& o) {
     };
     if (o.expect.empty()) {
         devs = inv->gpus();
-        check("a GPU is on the bus", !devs.empty(), fmt::format("{} display-class devices", devs.size()));
+        check("a GPU is on the bus", !devs.empty(),
+              fmt::format("{} display-class devices", devs.size()));
     }
     for (const auto& e : o.expect) {
         auto found = match_devices(*inv, e);
-        check(e + " is on the bus", found.ok(), found ? (*found)[0]->addr.str() : found.error().message);
+        check(e + " is on the bus", found.ok(),
+              found ? (*found)[0]->addr.str() : found.error().message);
         if (found) devs.insert(devs.end(), found->begin(), found->end());
     }
     json jdevs = json::array();
@@ -66,7 +68,8 @@ int run_in_guest_checks(Context& ctx, const VerifyOptions& o) {
         std::string driver = d->driver.value_or("");
         const std::string sys = "/sys/bus/pci/devices/" + d->addr.str();
         if (driver.empty() && o.load_driver) {
-            if (auto alias = ctx.host.attr(sys + "/modalias"); alias && ctx.host.load_module(*alias).ok()) {
+            if (auto alias = ctx.host.attr(sys + "/modalias");
+                alias && ctx.host.load_module(*alias).ok()) {
                 for (int i = 0; i < 100 && driver.empty(); ++i) {
                     driver = ctx.host.link_name(sys + "/driver").value_or("");
                     if (driver.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -76,48 +79,66 @@ int run_in_guest_checks(Context& ctx, const VerifyOptions& o) {
         // What the guest's kernel assigned, from the resource file.
         json bars = json::array();
         int sized = 0;
-        for (const auto& b : vm::parse_resource_file(ctx.host.read(sys + "/resource").value_or(""))) {
+        for (const auto& b :
+             vm::parse_resource_file(ctx.host.read(sys + "/resource").value_or(""))) {
             bars.push_back({{"index", b.index}, {"size", b.size}, {"is_io", b.is_io}});
             if (!b.is_io && b.size > 0) ++sized;
         }
         check(d->addr.short_str() + " BARs sized", sized > 0, fmt::format("{} memory BARs", sized));
-        jdevs.push_back({{"address", d->addr.str()}, {"id", d->id().str()}, {"name", d->name()},
-                         {"driver", driver.empty() ? json(nullptr) : json(driver)}, {"bars", bars}});
+        jdevs.push_back({{"address", d->addr.str()},
+                         {"id", d->id().str()},
+                         {"name", d->name()},
+                         {"driver", driver.empty() ? json(nullptr) : json(driver)},
+                         {"bars", bars}});
     }
     json smi = nullptr;
     if (auto prog = ctx.host.find_program("nvidia-smi"); prog && ctx.host.is_live()) {
         auto r = ctx.host.run({*prog, "--query-gpu=name,memory.total,driver_version,pci.bus_id",
-                               "--format=csv,noheader"}, 30000);
+                               "--format=csv,noheader"},
+                              30000);
         if (r && r->exit_code == 0) {
             smi = json::array();
             for (const auto& g : vm::parse_nvidia_smi(r->output))
-                smi.push_back({{"name", g.name}, {"memory", g.memory}, {"driver_version", g.driver_version},
+                smi.push_back({{"name", g.name},
+                               {"memory", g.memory},
+                               {"driver_version", g.driver_version},
                                {"bus_id", g.bus_id}});
             check("nvidia-smi sees a GPU", !smi.empty(), fmt::format("{} GPUs", smi.size()));
         } else {
-            check("nvidia-smi runs", false, r ? std::string(util::trim(r->output)) : r.error().describe());
+            check("nvidia-smi runs", false,
+                  r ? std::string(util::trim(r->output)) : r.error().describe());
         }
     }
     json findings = json::array();
-    for (const auto& f : vm::scan_kernel_log(kernel_log(ctx.host))) findings.push_back({{"kind", f.kind}, {"line", f.line}});
-    check("no Xid, AER or BAR errors in the kernel log", findings.empty(), fmt::format("{} findings", findings.size()));
+    for (const auto& f : vm::scan_kernel_log(kernel_log(ctx.host)))
+        findings.push_back({{"kind", f.kind}, {"line", f.line}});
+    check("no Xid, AER or BAR errors in the kernel log", findings.empty(),
+          fmt::format("{} findings", findings.size()));
 
     if (ctx.json) {
-        print_json(ctx, {{"ok", ok}, {"devices", jdevs}, {"nvidia_smi", smi}, {"kernel_log", findings},
+        print_json(ctx, {{"ok", ok},
+                         {"devices", jdevs},
+                         {"nvidia_smi", smi},
+                         {"kernel_log", findings},
                          {"checks", checks}});
     } else {
         for (const auto& d : jdevs)
             ctx.out << d["address"].get<std::string>() << " [" << d["id"].get<std::string>() << "] "
                     << d["name"].get<std::string>() << ", driver "
-                    << (d["driver"].is_null() ? std::string("none") : d["driver"].get<std::string>()) << "\n";
+                    << (d["driver"].is_null() ? std::string("none")
+                                              : d["driver"].get<std::string>())
+                    << "\n";
         if (smi.is_array())
             for (const auto& g : smi)
-                ctx.out << "nvidia-smi: " << g["name"].get<std::string>() << ", " << g["memory"].get<std::string>()
-                        << ", driver " << g["driver_version"].get<std::string>() << "\n";
+                ctx.out << "nvidia-smi: " << g["name"].get<std::string>() << ", "
+                        << g["memory"].get<std::string>() << ", driver "
+                        << g["driver_version"].get<std::string>() << "\n";
         for (const auto& c : checks)
-            ctx.out << (c["ok"].get<bool>() ? "  ok    " : "  FAIL  ") << c["check"].get<std::string>() << " ("
-                    << c["detail"].get<std::string>() << ")\n";
-        for (const auto& f : findings) ctx.out << "  kernel log: " << f["line"].get<std::string>() << "\n";
+            ctx.out << (c["ok"].get<bool>() ? "  ok    " : "  FAIL  ")
+                    << c["check"].get<std::string>() << " (" << c["detail"].get<std::string>()
+                    << ")\n";
+        for (const auto& f : findings)
+            ctx.out << "  kernel log: " << f["line"].get<std::string>() << "\n";
         ctx.out << (ok ? "verify: OK\n" : "verify: FAILED\n");
     }
     return ok ? exit_ok : exit_failure;
@@ -134,14 +155,17 @@ int run_verify(Context& ctx, const VerifyOptions& o) {
             auto found = match_devices(m->inv, t);
             if (!found) return report_error(ctx, found.error());
             for (const auto* d : *found)
-                if (std::find(ids.begin(), ids.end(), d->id().str()) == ids.end()) ids.push_back(d->id().str());
+                if (std::find(ids.begin(), ids.end(), d->id().str()) == ids.end())
+                    ids.push_back(d->id().str());
         }
     }
     char self[4096];
     ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0) return report_error(ctx, system_error("cannot find the vfioctl binary", "/proc/self/exe"));
+    if (n <= 0)
+        return report_error(ctx, system_error("cannot find the vfioctl binary", "/proc/self/exe"));
     VmRunOptions r;
-    r.command = {std::string(self, static_cast<size_t>(n)), "verify", "--in-guest", "--load-driver"};
+    r.command = {std::string(self, static_cast<size_t>(n)), "verify", "--in-guest",
+                 "--load-driver"};
     if (ctx.json) r.command.insert(r.command.begin() + 1, "--json");
     for (const auto& id : ids) {
         r.command.push_back("--expect");
@@ -163,22 +187,27 @@ int run_verify(Context& ctx, const VerifyOptions& o) {
 } // namespace
 
 Command verify_command() {
-    return {"verify", "prove inside a guest that the GPU is there: bus, BARs, driver, nvidia-smi, kernel log",
+    return {"verify",
+            "prove inside a guest that the GPU is there: bus, BARs, driver, nvidia-smi, kernel log",
             [](CLI::App& sub) {
                 auto o = std::make_shared<VerifyOptions>();
                 sub.add_flag("--in-guest", o->in_guest, "check this machine (run inside any VM)");
-                sub.add_option("--expect", o->expect, "vendor:device or BDF that must be on the bus (repeat)")
+                sub.add_option("--expect", o->expect,
+                               "vendor:device or BDF that must be on the bus (repeat)")
                     ->expected(1)
                     ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
                     ->allow_extra_args(false);
-                sub.add_flag("--load-driver", o->load_driver, "load the driver for its modalias when none is bound");
-                sub.add_option("--gpu", o->gpus, "pass this device through (BDF or vendor:device; repeat)")
+                sub.add_flag("--load-driver", o->load_driver,
+                             "load the driver for its modalias when none is bound");
+                sub.add_option("--gpu", o->gpus,
+                               "pass this device through (BDF or vendor:device; repeat)")
                     ->expected(1)
                     ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
                     ->allow_extra_args(false);
                 sub.add_option("--kernel", o->kernel, "kernel to boot (default: the running one)");
                 sub.add_option("--memory", o->memory, "guest RAM");
-                sub.add_option("--accel", o->accel, "auto, kvm or tcg")->check(CLI::IsMember({"auto", "kvm", "tcg"}));
+                sub.add_option("--accel", o->accel, "auto, kvm or tcg")
+                    ->check(CLI::IsMember({"auto", "kvm", "tcg"}));
                 sub.add_option("--modules", o->modules_dir, "the kernel's modules directory");
                 sub.add_option("--timeout", o->timeout_s, "seconds for the whole check")
                     ->capture_default_str()

@@ -58,26 +58,35 @@ Result<Passthrough> take_devices(Context& ctx, const std::vector<std::string>& t
             if (x.gpu->addr == d->addr) g = &x;
         if (g && g->verdict != iommu::Verdict::will_work) {
             *code = exit_wont_work;
-            return Error{"passthrough of " + d->addr.str() + " " + iommu::verdict_text(g->verdict) + ": " +
-                             util::join(g->causes, "; "),
+            return Error{"passthrough of " + d->addr.str() + " " + iommu::verdict_text(g->verdict) +
+                             ": " + util::join(g->causes, "; "),
                          {},
-                         g->steps.empty() ? "'vfioctl status' explains" : "then try again: " + util::join(g->steps, "; "),
+                         g->steps.empty() ? "'vfioctl status' explains"
+                                          : "then try again: " + util::join(g->steps, "; "),
                          0};
         }
         if (!d->iommu_group) {
             *code = exit_wont_work;
-            return Error{d->addr.str() + " has no IOMMU group" +
-                             (dx.iommu.off_cause ? ": " + *dx.iommu.off_cause : std::string()),
-                         {}, "QEMU would fail with 'no iommu_group found'; 'vfioctl status' gives the steps", 0};
+            return Error{
+                d->addr.str() + " has no IOMMU group" +
+                    (dx.iommu.off_cause ? ": " + *dx.iommu.off_cause : std::string()),
+                {},
+                "QEMU would fail with 'no iommu_group found'; 'vfioctl status' gives the steps",
+                0};
         }
     }
     auto plan = vfio::plan_bind(devs, m->inv, m->facts, m->groups);
     if (!plan.refusals.empty())
-        return Error{"refusing to bind: " + util::join(vfio::texts(plan.refusals), "; "), {},
-                     "nothing was changed; 'vfioctl groups' shows each group's members", 0};
+        return Error{"refusing to bind: " + util::join(vfio::texts(plan.refusals), "; "),
+                     {},
+                     "nothing was changed; 'vfioctl groups' shows each group's members",
+                     0};
     if (!plan.blockers.empty())
-        return Error{"refusing to bind: " + util::join(vfio::texts(plan.blockers), "; "), {},
-                     "nothing was changed; stop what uses the device, or 'vfioctl bind --force' it first", 0};
+        return Error{
+            "refusing to bind: " + util::join(vfio::texts(plan.blockers), "; "),
+            {},
+            "nothing was changed; stop what uses the device, or 'vfioctl bind --force' it first",
+            0};
     vfio::ChangeOptions o;
     o.state_dir = state_dir;
     o.progress = [&ctx](const std::string& s) {
@@ -95,7 +104,8 @@ Result<Passthrough> take_devices(Context& ctx, const std::vector<std::string>& t
     return p;
 }
 
-Status give_devices_back(Context& ctx, const std::vector<std::string>& addresses, const std::string& state_dir) {
+Status give_devices_back(Context& ctx, const std::vector<std::string>& addresses,
+                         const std::string& state_dir) {
     if (addresses.empty()) return {};
     std::vector<pci::PciAddress> addrs;
     for (const auto& a : addresses)
@@ -125,30 +135,35 @@ void add_profile_flags(CLI::App& sub, ProfileFlags& f, bool run_mode) {
     sub.add_option("--accel", f.accel, "auto (KVM when usable, else TCG), kvm or tcg")
         ->check(CLI::IsMember({"auto", "kvm", "tcg"}));
     sub.add_option("--share", f.share,
-                   run_mode ? "how / is shared: auto (virtiofs when virtiofsd is installed and usable, else 9p), "
+                   run_mode ? "how / is shared: auto (virtiofs when virtiofsd is installed and "
+                              "usable, else 9p), "
                               "9p or virtiofs"
                             : "how / is shared: auto or 9p (virtiofs is for 'vm run')")
         ->check(CLI::IsMember({"auto", "9p", "virtiofs"}));
     sub.add_option("--kernel", f.kernel, "kernel image (bzImage) to boot");
-    sub.add_option("--initrd", f.initrd, run_mode ? "initramfs to add (its files come before vfioctl's /init)"
-                                                  : "initramfs for --kernel");
+    sub.add_option("--initrd", f.initrd,
+                   run_mode ? "initramfs to add (its files come before vfioctl's /init)"
+                            : "initramfs for --kernel");
     sub.add_option("--append", f.append, "kernel command line (added to vfioctl's)");
     sub.add_option("--console-log", f.console_log, "append the serial console to this file");
     // One value per --gpu: without allow_extra_args(false), a --gpu before
     // "--" swallowed the separator and the command's own options were parsed.
     // TakeAll: each --gpu adds one (the default policy refused a second).
-    sub.add_option("--gpu", f.o.gpus, "device to pass through: BDF (8a:00.0) or vendor:device (10de:2336); repeat")
+    sub.add_option("--gpu", f.o.gpus,
+                   "device to pass through: BDF (8a:00.0) or vendor:device (10de:2336); repeat")
         ->expected(1)
         ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
         ->allow_extra_args(false);
     if (run_mode) return;
     sub.add_option("--machine", f.machine, "QEMU machine type (q35)");
     sub.add_option("--disk", f.disk, "disk image to boot (raw, or .qcow2)");
-    sub.add_flag("--share-host-root", f.share_root, "share / read-only (mount tag hostroot; over what: --share)");
+    sub.add_flag("--share-host-root", f.share_root,
+                 "share / read-only (mount tag hostroot; over what: --share)");
     sub.add_flag("--no-share-host-root", f.no_share, "do not share /");
     sub.add_option("--ssh-port", f.ssh_port, "forward this host port to the guest's port 22")
         ->check(CLI::Range(1, 65535));
-    sub.add_option("--qemu-arg", f.o.extra_args, "extra QEMU argument (repeat; added after the profile's)")
+    sub.add_option("--qemu-arg", f.o.extra_args,
+                   "extra QEMU argument (repeat; added after the profile's)")
         ->expected(1)
         ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
         ->allow_extra_args(false);
@@ -156,7 +171,9 @@ void add_profile_flags(CLI::App& sub, ProfileFlags& f, bool run_mode) {
 
 vm::ProfileOverrides overrides_of(ProfileFlags& f) {
     vm::ProfileOverrides o = f.o;
-    auto opt = [](const std::string& s) { return s.empty() ? std::nullopt : std::optional<std::string>(s); };
+    auto opt = [](const std::string& s) {
+        return s.empty() ? std::nullopt : std::optional<std::string>(s);
+    };
     o.memory = opt(f.memory);
     o.machine = opt(f.machine);
     o.accel = opt(f.accel);
@@ -186,8 +203,9 @@ Status check_boot(const host::Host& host, vm::Profile& p) {
         if (f->empty()) continue;
         *f = absolute(*f);
         if (!host.exists(*f))
-            return Error{f == &p.boot.kernel ? "kernel not found" : f == &p.boot.initrd ? "initrd not found"
-                                                                                         : "disk image not found",
+            return Error{f == &p.boot.kernel   ? "kernel not found"
+                         : f == &p.boot.initrd ? "initrd not found"
+                                               : "disk image not found",
                          *f, "check the path in the profile or on the command line", ENOENT};
     }
     if (p.boot.kernel.empty() && p.boot.disk.empty())
@@ -199,7 +217,9 @@ Status check_boot(const host::Host& host, vm::Profile& p) {
 
 Result<std::string> find_qemu(const host::Host& host) {
     auto q = host.find_program("qemu-system-x86_64");
-    if (!q) return Error{"QEMU is not installed (no qemu-system-x86_64)", {}, "install qemu-system-x86", ENOENT};
+    if (!q)
+        return Error{
+            "QEMU is not installed (no qemu-system-x86_64)", {}, "install qemu-system-x86", ENOENT};
     return *q;
 }
 
@@ -225,8 +245,10 @@ json record_json(const vm::VmRecord& r) {
 }
 
 // A run directory whose QEMU is gone: give back what it held, then remove it.
-Status clean_stale(Context& ctx, const std::string& dir, const vm::VmRecord& rec, const std::string& state_dir) {
-    warn(ctx, "VM '" + rec.name + "' is not running (stale pidfile, PID " + std::to_string(rec.pid) + "); cleaning up");
+Status clean_stale(Context& ctx, const std::string& dir, const vm::VmRecord& rec,
+                   const std::string& state_dir) {
+    warn(ctx, "VM '" + rec.name + "' is not running (stale pidfile, PID " +
+                  std::to_string(rec.pid) + "); cleaning up");
     if (auto s = give_devices_back(ctx, rec.devices, state_dir); !s) return s;
     vm::remove_run_dir(dir);
     return {};
@@ -246,9 +268,11 @@ int run_start(Context& ctx, StartOptions& o) {
     if (auto s = vm::apply_overrides(p, ov); !s) return report_error(ctx, s.error(), exit_usage);
     // A detached VM's share is QEMU's own 9p: no virtiofsd to outlive us.
     if (p.share_host_root && p.share == vm::ShareMode::virtiofs)
-        return report_error(ctx, Error{"'vm start' shares / over 9p only", p.source,
-                                       "use share = \"auto\" or \"9p\" (--share); virtiofs is for 'vm run'", 0},
-                            exit_usage);
+        return report_error(
+            ctx,
+            Error{"'vm start' shares / over 9p only", p.source,
+                  "use share = \"auto\" or \"9p\" (--share); virtiofs is for 'vm run'", 0},
+            exit_usage);
     if (auto s = check_boot(ctx.host, p); !s) return report_error(ctx, s.error());
     auto qemu = find_qemu(ctx.host);
     if (!qemu) return report_error(ctx, qemu.error());
@@ -256,20 +280,26 @@ int run_start(Context& ctx, StartOptions& o) {
     const std::string dir = vm::run_dir(o.run_base, o.name);
     if (auto rec = vm::read_record(dir)) {
         if (vm::process_alive(rec->pid))
-            return report_error(ctx, Error{"VM '" + o.name + "' is already running (PID " + std::to_string(rec->pid) + ")",
-                                           dir, "'vfioctl vm stop " + o.name + "' first, or pick another name", 0});
-        if (auto s = clean_stale(ctx, dir, *rec, o.state_dir); !s) return report_error(ctx, s.error());
+            return report_error(
+                ctx, Error{"VM '" + o.name + "' is already running (PID " +
+                               std::to_string(rec->pid) + ")",
+                           dir, "'vfioctl vm stop " + o.name + "' first, or pick another name", 0});
+        if (auto s = clean_stale(ctx, dir, *rec, o.state_dir); !s)
+            return report_error(ctx, s.error());
     } else if (fs::exists(dir + "/qemu.pid")) {
         auto pid = vm::read_pidfile(dir + "/qemu.pid");
         if (pid && vm::process_alive(*pid))
-            return report_error(ctx, Error{"VM '" + o.name + "' is starting or running (PID " + std::to_string(*pid) + ")",
+            return report_error(ctx, Error{"VM '" + o.name + "' is starting or running (PID " +
+                                               std::to_string(*pid) + ")",
                                            dir, "'vfioctl vm stop " + o.name + "' first", 0});
         warn(ctx, "removing the stale run directory " + dir);
         vm::remove_run_dir(dir);
     }
     if (p.ssh_port && !vm::tcp_port_free(*p.ssh_port))
-        return report_error(ctx, Error{"port " + std::to_string(*p.ssh_port) + " is already in use", {},
-                                       "pick another with --ssh-port, or stop what listens there", EADDRINUSE});
+        return report_error(ctx, Error{"port " + std::to_string(*p.ssh_port) + " is already in use",
+                                       {},
+                                       "pick another with --ssh-port, or stop what listens there",
+                                       EADDRINUSE});
     auto accel = vm::choose_accel(p.accel, vm::read_kvm_state(ctx.host));
     if (accel.error) return report_error(ctx, *accel.error);
     if (!accel.warning.empty()) warn(ctx, accel.warning);
@@ -282,7 +312,8 @@ int run_start(Context& ctx, StartOptions& o) {
         pass = std::move(taken).value();
     }
     auto fail = [&](const Error& e) {
-        if (auto s = give_devices_back(ctx, pass.addresses, o.state_dir); !s) warn(ctx, s.error().describe());
+        if (auto s = give_devices_back(ctx, pass.addresses, o.state_dir); !s)
+            warn(ctx, s.error().describe());
         return report_error(ctx, e);
     };
     if (auto s = vm::make_run_dir(dir); !s) return fail(s.error());
@@ -318,7 +349,8 @@ int run_start(Context& ctx, StartOptions& o) {
     if (!out || out->exit_code != 0) {
         std::string why = out ? std::string(util::trim(out->output)) : out.error().describe();
         vm::remove_run_dir(dir);
-        return fail(Error{"QEMU did not start: " + why, *qemu, "the full command is in --json output of a dry run", 0});
+        return fail(Error{"QEMU did not start: " + why, *qemu,
+                          "the full command is in --json output of a dry run", 0});
     }
     auto pid = vm::read_pidfile(rec.pidfile);
     if (!pid) return fail(Error{"QEMU started but wrote no pidfile", rec.pidfile, {}, 0});
@@ -329,7 +361,8 @@ int run_start(Context& ctx, StartOptions& o) {
 
     auto qmp = vm::QmpClient::connect(rec.qmp_socket, static_cast<int>(o.wait_s * 1000));
     std::string state = "unknown";
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<int>(o.wait_s * 1000));
+    const auto deadline = std::chrono::steady_clock::now() +
+                          std::chrono::milliseconds(static_cast<int>(o.wait_s * 1000));
     while (qmp) {
         auto st = qmp->query_status();
         if (!st) break;
@@ -341,7 +374,8 @@ int run_start(Context& ctx, StartOptions& o) {
         ::kill(rec.pid, SIGKILL);
         vm::wait_gone(rec.pid, 5000);
         vm::remove_run_dir(dir);
-        return fail(Error{"QEMU did not reach the running state (" + (qmp ? state : qmp.error().describe()) + ")",
+        return fail(Error{"QEMU did not reach the running state (" +
+                              (qmp ? state : qmp.error().describe()) + ")",
                           rec.console_log, "the console log may say why", 0});
     }
     if (ctx.json) {
@@ -351,7 +385,8 @@ int run_start(Context& ctx, StartOptions& o) {
         return exit_ok;
     }
     ctx.out << "VM started with PID " << rec.pid << "\n";
-    ctx.out << "  name: " << rec.name << " (" << rec.accel << ", " << p.memory_mib << " MiB, " << p.cpus << " CPUs)\n";
+    ctx.out << "  name: " << rec.name << " (" << rec.accel << ", " << p.memory_mib << " MiB, "
+            << p.cpus << " CPUs)\n";
     for (size_t i = 0; i < rec.devices.size(); ++i)
         ctx.out << "  passed through: " << rec.devices[i] << " [" << rec.device_ids[i] << "]\n";
     if (rec.ssh_port) ctx.out << "  ssh: ssh -p " << *rec.ssh_port << " root@localhost\n";
@@ -372,7 +407,9 @@ int run_stop(Context& ctx, const StopOptions& o) {
     if (auto s = vm::check_vm_name(o.name); !s) return report_error(ctx, s.error(), exit_usage);
     const std::string dir = vm::run_dir(o.run_base, o.name);
     auto rec = vm::read_record(dir);
-    if (!rec) return report_error(ctx, Error{"no VM '" + o.name + "' is running", dir, "'vfioctl vm list' shows the VMs", 0});
+    if (!rec)
+        return report_error(ctx, Error{"no VM '" + o.name + "' is running", dir,
+                                       "'vfioctl vm list' shows the VMs", 0});
     std::string how;
     if (!vm::process_alive(rec->pid)) {
         how = "was not running (stale pidfile cleaned)";
@@ -382,7 +419,8 @@ int run_stop(Context& ctx, const StopOptions& o) {
     } else {
         auto qmp = vm::QmpClient::connect(rec->qmp_socket, 2000);
         if (qmp && qmp->system_powerdown()) {
-            if (!ctx.json) ctx.err << "ACPI power-down sent; waiting up to " << o.timeout_s << " s\n";
+            if (!ctx.json)
+                ctx.err << "ACPI power-down sent; waiting up to " << o.timeout_s << " s\n";
             if (vm::wait_gone(rec->pid, static_cast<int>(o.timeout_s * 1000))) how = "powered off";
         }
         if (how.empty()) {
@@ -394,14 +432,18 @@ int run_stop(Context& ctx, const StopOptions& o) {
             if (vm::wait_gone(rec->pid, 5000)) how = "killed (QMP did not answer)";
         }
     }
-    if (how.empty()) return report_error(ctx, Error{"QEMU (PID " + std::to_string(rec->pid) + ") does not exit", dir, {}, 0});
+    if (how.empty())
+        return report_error(
+            ctx, Error{"QEMU (PID " + std::to_string(rec->pid) + ") does not exit", dir, {}, 0});
     if (auto s = give_devices_back(ctx, rec->devices, o.state_dir); !s)
         return report_error(ctx, s.error());
     vm::remove_run_dir(dir);
-    if (ctx.json) print_json(ctx, {{"name", o.name}, {"stopped", how}, {"given_back", rec->devices}});
+    if (ctx.json)
+        print_json(ctx, {{"name", o.name}, {"stopped", how}, {"given_back", rec->devices}});
     else {
         ctx.out << "VM " << o.name << " " << how << "\n";
-        for (const auto& d : rec->devices) ctx.out << "  given back: " << d << "\n";
+        for (const auto& d : rec->devices)
+            ctx.out << "  given back: " << d << "\n";
     }
     return exit_ok;
 }
@@ -416,7 +458,8 @@ struct VmView {
     bool damaged = false; // a record that exists but cannot be read
 };
 
-VmView view_vm(Context& ctx, const std::string& base, const std::string& name, const std::string& state_dir) {
+VmView view_vm(Context& ctx, const std::string& base, const std::string& name,
+               const std::string& state_dir) {
     VmView v;
     const std::string dir = vm::run_dir(base, name);
     auto rec = vm::read_record(dir);
@@ -431,7 +474,8 @@ VmView view_vm(Context& ctx, const std::string& base, const std::string& name, c
     if (!v.alive) {
         v.status = "stale";
         if (rec->devices.empty()) {
-            warn(ctx, "VM '" + name + "': QEMU (PID " + std::to_string(rec->pid) + ") is gone; stale run directory removed");
+            warn(ctx, "VM '" + name + "': QEMU (PID " + std::to_string(rec->pid) +
+                          ") is gone; stale run directory removed");
             vm::remove_run_dir(dir);
             v.status = "stale (cleaned)";
         } else {
@@ -455,7 +499,8 @@ VmView view_vm(Context& ctx, const std::string& base, const std::string& name, c
         for (const auto& id : rec->device_ids) {
             auto pid = pci::PciId::parse(id);
             bool found = false;
-            for (const auto& d : v.pci) found |= pid && d.vendor == pid->vendor && d.device == pid->device;
+            for (const auto& d : v.pci)
+                found |= pid && d.vendor == pid->vendor && d.device == pid->device;
             if (!found) v.missing.push_back(id);
         }
         if (v.missing.empty() || v.status != "running") break;
@@ -466,32 +511,38 @@ VmView view_vm(Context& ctx, const std::string& base, const std::string& name, c
 
 std::string uptime_text(int64_t started) {
     int64_t s = std::max<int64_t>(0, static_cast<int64_t>(std::time(nullptr)) - started);
-    return s >= 3600 ? fmt::format("{}h{:02}m", s / 3600, s / 60 % 60) : fmt::format("{}m{:02}s", s / 60, s % 60);
+    return s >= 3600 ? fmt::format("{}h{:02}m", s / 3600, s / 60 % 60)
+                     : fmt::format("{}m{:02}s", s / 60, s % 60);
 }
 
-int run_status(Context& ctx, const std::string& name, const std::string& base, const std::string& state_dir,
-               bool brief) {
+int run_status(Context& ctx, const std::string& name, const std::string& base,
+               const std::string& state_dir, bool brief) {
     std::vector<std::string> names;
     if (!name.empty()) {
         if (auto s = vm::check_vm_name(name); !s) return report_error(ctx, s.error(), exit_usage);
         names = {name};
-    } else names = vm::list_vms(base);
+    } else
+        names = vm::list_vms(base);
     json arr = json::array();
     int rc = exit_ok;
     for (const auto& n : names) {
         VmView v = view_vm(ctx, base, n, state_dir);
         if (v.rec.name.empty()) {
             if (!name.empty())
-                return report_error(ctx, v.damaged ? Error{v.error, {}, "remove the directory once no QEMU of this VM runs", 0}
-                                                   : Error{"no VM '" + n + "'", vm::run_dir(base, n), "'vfioctl vm list' shows the VMs", 0});
+                return report_error(
+                    ctx,
+                    v.damaged
+                        ? Error{v.error, {}, "remove the directory once no QEMU of this VM runs", 0}
+                        : Error{"no VM '" + n + "'", vm::run_dir(base, n),
+                                "'vfioctl vm list' shows the VMs", 0});
             if (v.damaged) warn(ctx, v.error);
             continue;
         }
         if (!v.alive && !name.empty()) {
             rc = exit_failure;
             // The answer is on stdout; the failure says why on stderr too.
-            ctx.err << "vfioctl: VM '" << util::printable(n) << "' is not running" << (v.error.empty() ? "" : ": ")
-                    << util::printable(v.error) << "\n";
+            ctx.err << "vfioctl: VM '" << util::printable(n) << "' is not running"
+                    << (v.error.empty() ? "" : ": ") << util::printable(v.error) << "\n";
         }
         if (ctx.json) {
             json j = record_json(v.rec);
@@ -500,8 +551,11 @@ int run_status(Context& ctx, const std::string& name, const std::string& base, c
             j["uptime_s"] = static_cast<int64_t>(std::time(nullptr)) - v.rec.started;
             json pci = json::array();
             for (const auto& d : v.pci)
-                pci.push_back({{"bus", d.bus}, {"slot", d.slot}, {"function", d.function},
-                               {"id", pci::PciId{d.vendor, d.device}.str()}, {"qdev_id", d.qdev_id}});
+                pci.push_back({{"bus", d.bus},
+                               {"slot", d.slot},
+                               {"function", d.function},
+                               {"id", pci::PciId{d.vendor, d.device}.str()},
+                               {"qdev_id", d.qdev_id}});
             j["guest_pci"] = pci;
             j["missing_on_guest_bus"] = v.missing;
             if (!v.error.empty()) j["error"] = v.error;
@@ -511,23 +565,31 @@ int run_status(Context& ctx, const std::string& name, const std::string& base, c
         if (brief) {
             ctx.out << fmt::format("{:<16} {:<10} pid {:<8} up {:<8} {}\n", n, v.status, v.rec.pid,
                                    v.alive ? uptime_text(v.rec.started) : "-",
-                                   v.rec.devices.empty() ? "no GPU" : util::join(v.rec.devices, ","));
+                                   v.rec.devices.empty() ? "no GPU"
+                                                         : util::join(v.rec.devices, ","));
             continue;
         }
         ctx.out << "VM " << n << ": " << v.status << "\n  PID " << v.rec.pid;
         if (v.alive) ctx.out << ", up " << uptime_text(v.rec.started);
         ctx.out << ", " << v.rec.accel << "\n";
         if (v.rec.ssh_port) ctx.out << "  ssh: port " << *v.rec.ssh_port << " -> guest 22\n";
-        ctx.out << "  console log: " << v.rec.console_log << "\n  QMP: " << v.rec.qmp_socket << "\n";
+        ctx.out << "  console log: " << v.rec.console_log << "\n  QMP: " << v.rec.qmp_socket
+                << "\n";
         for (size_t i = 0; i < v.rec.devices.size() && i < v.rec.device_ids.size(); ++i) {
-            bool miss = std::find(v.missing.begin(), v.missing.end(), v.rec.device_ids[i]) != v.missing.end();
-            ctx.out << "  passed through: " << v.rec.devices[i] << " [" << v.rec.device_ids[i] << "] "
-                    << (v.alive ? (miss ? "NOT on the guest's bus" : "on the guest's bus") : "") << "\n";
+            bool miss = std::find(v.missing.begin(), v.missing.end(), v.rec.device_ids[i]) !=
+                        v.missing.end();
+            ctx.out << "  passed through: " << v.rec.devices[i] << " [" << v.rec.device_ids[i]
+                    << "] "
+                    << (v.alive ? (miss ? "NOT on the guest's bus" : "on the guest's bus") : "")
+                    << "\n";
         }
         if (!v.error.empty()) ctx.out << "  " << v.error << "\n";
     }
-    if (ctx.json) print_json(ctx, name.empty() ? json{{"vms", arr}} : (arr.empty() ? json::object() : arr[0]));
-    else if (names.empty()) ctx.out << "No VMs are running\n";
+    if (ctx.json)
+        print_json(ctx,
+                   name.empty() ? json{{"vms", arr}} : (arr.empty() ? json::object() : arr[0]));
+    else if (names.empty())
+        ctx.out << "No VMs are running\n";
     return rc;
 }
 
@@ -539,13 +601,16 @@ int run_console(Context& ctx, const std::string& name, const std::string& base) 
     if (auto s = vm::check_vm_name(name); !s) return report_error(ctx, s.error(), exit_usage);
     auto rec = vm::read_record(vm::run_dir(base, name));
     if (!rec || !vm::process_alive(rec->pid))
-        return report_error(ctx, Error{"no VM '" + name + "' is running", {}, "'vfioctl vm list' shows the VMs", 0});
+        return report_error(
+            ctx,
+            Error{"no VM '" + name + "' is running", {}, "'vfioctl vm list' shows the VMs", 0});
     int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_un sa{};
     sa.sun_family = AF_UNIX;
     std::snprintf(sa.sun_path, sizeof sa.sun_path, "%s", rec->console_socket.c_str());
     if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0)
-        return report_error(ctx, system_error("cannot connect to the console", rec->console_socket));
+        return report_error(ctx,
+                            system_error("cannot connect to the console", rec->console_socket));
     const bool tty = ::isatty(0);
     termios saved{};
     if (tty) {
@@ -603,12 +668,15 @@ struct RunOptions {
 int vm_run(Context& ctx, const VmRunOptions& o) {
     const auto t0 = std::chrono::steady_clock::now();
     if (o.command.empty())
-        return report_error(ctx, Error{"no command", {}, "vfioctl vm run --kernel BZIMAGE -- CMD ARGS...", 0}, exit_usage);
+        return report_error(
+            ctx, Error{"no command", {}, "vfioctl vm run --kernel BZIMAGE -- CMD ARGS...", 0},
+            exit_usage);
     vm::Profile p;
     p.name = "vfioctl-run";
     p.memory_mib = 1024;
     p.cpus = 1;
-    if (auto s = vm::apply_overrides(p, o.overrides); !s) return report_error(ctx, s.error(), exit_usage);
+    if (auto s = vm::apply_overrides(p, o.overrides); !s)
+        return report_error(ctx, s.error(), exit_usage);
     if (p.boot.kernel.empty()) {
         // The running kernel's image, else the newest one in /boot.
         auto rel = ctx.host.read("/proc/sys/kernel/osrelease");
@@ -638,7 +706,9 @@ int vm_run(Context& ctx, const VmRunOptions& o) {
     req.qemu = *qemu;
     req.warn = [&ctx](const std::string& w) { warn(ctx, w); };
     req.boot_timeout_ms = static_cast<int>(o.boot_timeout_s * 1000);
-    req.unpack = o.unpack == "yes" ? vm::Unpack::yes : o.unpack == "no" ? vm::Unpack::no : vm::Unpack::auto_;
+    req.unpack = o.unpack == "yes"  ? vm::Unpack::yes
+                 : o.unpack == "no" ? vm::Unpack::no
+                                    : vm::Unpack::auto_;
     req.timeout_ms = static_cast<int>(o.timeout_s * 1000);
     req.run_dir = o.run_base + "/run." + std::to_string(::getpid());
     if (auto s = vm::make_run_dir(req.run_dir); !s) return report_error(ctx, s.error());
@@ -665,26 +735,31 @@ int vm_run(Context& ctx, const VmRunOptions& o) {
     }
     if (!r) return report_error(ctx, r.error());
     auto show_phases = [&] {
-        for (const auto& ph : r->phases) ctx.err << fmt::format("  {:<36} {:8.1f} s\n", ph.name, ph.ms / 1000);
+        for (const auto& ph : r->phases)
+            ctx.err << fmt::format("  {:<36} {:8.1f} s\n", ph.name, ph.ms / 1000);
     };
     if (!r->command_ran) {
         report_error(ctx, Error{r->failure, {}, {}, 0}, r->exit_code,
                      {{"waiting_for", r->waiting_for}, {"console_tail", r->console_tail}});
-        if (!r->waiting_for.empty()) ctx.err << "waiting for: " << util::printable(r->waiting_for) << "\n";
+        if (!r->waiting_for.empty())
+            ctx.err << "waiting for: " << util::printable(r->waiting_for) << "\n";
         if (!r->phases.empty()) {
             ctx.err << "boot phases reached:\n";
             show_phases();
         }
         if (!r->console_tail.empty()) {
-            ctx.err << "last console lines" << (p.console_log.empty() ? "" : " (all of them in " + p.console_log + ")")
+            ctx.err << "last console lines"
+                    << (p.console_log.empty() ? "" : " (all of them in " + p.console_log + ")")
                     << ":\n";
-            for (const auto& l : r->console_tail) ctx.err << "  " << util::printable(l) << "\n";
+            for (const auto& l : r->console_tail)
+                ctx.err << "  " << util::printable(l) << "\n";
         }
     }
     if (std::getenv("VFIOCTL_RUN_TIMES")) {
-        ctx.err << fmt::format(
-            "vfioctl: {}: before QEMU {:.1f} ms, boot to command {:.0f} ms, total {:.0f} ms, {} wake-ups ({})\n",
-            r->virtiofs ? "virtiofs" : "9p", r->prespawn_ms, r->boot_ms, r->total_ms, r->wakeups, r->kernel_booted);
+        ctx.err << fmt::format("vfioctl: {}: before QEMU {:.1f} ms, boot to command {:.0f} ms, "
+                               "total {:.0f} ms, {} wake-ups ({})\n",
+                               r->virtiofs ? "virtiofs" : "9p", r->prespawn_ms, r->boot_ms,
+                               r->total_ms, r->wakeups, r->kernel_booted);
         if (r->command_ran) show_phases();
     }
     return r->exit_code;
@@ -700,82 +775,98 @@ int run_run(Context& ctx, RunOptions& o) {
 } // namespace
 
 Command vm_command() {
-    return {"vm", "QEMU VMs with or without a GPU: start, stop, status, list, console, run",
-            [](CLI::App& sub) {
-                sub.require_subcommand(1);
-                auto base = std::make_shared<std::string>(vm::default_run_base());
-                auto state_dir = std::make_shared<std::string>("/var/lib/vfioctl");
-                auto common = [base, state_dir](CLI::App* c) {
-                    c->add_option("--run-dir", *base, "where VMs keep their sockets, pidfile and record")
-                        ->capture_default_str();
-                    c->add_option("--state-dir", *state_dir, "where the bind journal lives")
-                        ->capture_default_str()
-                        ->check(state_dir_check());
-                };
-
-                auto so = std::make_shared<StartOptions>();
-                CLI::App* start = sub.add_subcommand("start", "start VM NAME from its profile (and flags), detached");
-                start->add_option("name", so->name, "profile name (/etc/vfioctl/vms/NAME.toml) or a .toml file")->required();
-                add_profile_flags(*start, so->flags, false);
-                start->add_option("--wait", so->wait_s, "seconds to wait for QEMU to run")
-                    ->capture_default_str()
-                    ->check(seconds_value());
-                common(start);
-
-                auto sto = std::make_shared<StopOptions>();
-                CLI::App* stop = sub.add_subcommand("stop", "ACPI power-down (then quit), and give the GPU back");
-                stop->add_option("name", sto->name, "VM name")->required();
-                stop->add_flag("--force", sto->force, "kill QEMU at once");
-                stop->add_option("--timeout", sto->timeout_s, "seconds to wait for the guest to power off")
-                    ->capture_default_str()
-                    ->check(seconds_value());
-                common(stop);
-
-                auto st_name = std::make_shared<std::string>();
-                CLI::App* status = sub.add_subcommand("status", "state from QMP, PID, uptime, devices on the guest's bus");
-                status->add_option("name", *st_name, "VM name (all when omitted)");
-                common(status);
-                CLI::App* list = sub.add_subcommand("list", "the VMs vfioctl started");
-                common(list);
-
-                auto con_name = std::make_shared<std::string>();
-                CLI::App* console = sub.add_subcommand("console", "attach to the serial console (Ctrl-] quits; piped input: sent, then the output until a second of quiet)");
-                console->add_option("name", *con_name, "VM name")->required();
-                common(console);
-
-                auto ro = std::make_shared<RunOptions>();
-                CLI::App* run = sub.add_subcommand(
-                    "run", "boot a kernel with / shared read-only, run one command inside, return its exit code");
-                add_profile_flags(*run, ro->flags, true);
-                run->add_option("command", ro->run.command, "the command and its arguments (after --)");
-                run->add_option("--modules", ro->run.modules_dir, "the kernel's modules directory (with modules.dep)");
-                run->add_option("--busybox", ro->run.busybox, "static busybox for the guest's init");
-                run->add_option("--cwd", ro->run.cwd, "directory to run the command in (default: the current one)");
-                run->add_option("--timeout", ro->run.timeout_s, "seconds the whole run may take (0: no limit)")
-                    ->capture_default_str()
-                    ->check(seconds_value());
-                run->add_option("--boot-timeout", ro->run.boot_timeout_s, "seconds from QEMU start to the command")
-                    ->capture_default_str()
-                    ->check(seconds_value());
-                run->add_option("--unpack", ro->run.unpack,
-                                "boot a bzImage's uncompressed kernel through PVH, cached (auto: under TCG, "
-                                "where decompressing costs most of the boot)")
-                    ->check(CLI::IsMember({"auto", "yes", "no"}))
+    return {
+        "vm", "QEMU VMs with or without a GPU: start, stop, status, list, console, run",
+        [](CLI::App& sub) {
+            sub.require_subcommand(1);
+            auto base = std::make_shared<std::string>(vm::default_run_base());
+            auto state_dir = std::make_shared<std::string>("/var/lib/vfioctl");
+            auto common = [base, state_dir](CLI::App* c) {
+                c->add_option("--run-dir", *base,
+                              "where VMs keep their sockets, pidfile and record")
                     ->capture_default_str();
-                common(run);
+                c->add_option("--state-dir", *state_dir, "where the bind journal lives")
+                    ->capture_default_str()
+                    ->check(state_dir_check());
+            };
 
-                return [=](Context& ctx) {
-                    so->run_base = sto->run_base = ro->run.run_base = *base;
-                    so->state_dir = sto->state_dir = ro->run.state_dir = *state_dir;
-                    if (start->parsed()) return run_start(ctx, *so);
-                    if (stop->parsed()) return run_stop(ctx, *sto);
-                    if (status->parsed()) return run_status(ctx, *st_name, *base, *state_dir, false);
-                    if (list->parsed()) return run_status(ctx, "", *base, *state_dir, true);
-                    if (console->parsed()) return run_console(ctx, *con_name, *base);
-                    if (run->parsed()) return run_run(ctx, *ro);
-                    return static_cast<int>(exit_usage);
-                };
-            }};
+            auto so = std::make_shared<StartOptions>();
+            CLI::App* start =
+                sub.add_subcommand("start", "start VM NAME from its profile (and flags), detached");
+            start
+                ->add_option("name", so->name,
+                             "profile name (/etc/vfioctl/vms/NAME.toml) or a .toml file")
+                ->required();
+            add_profile_flags(*start, so->flags, false);
+            start->add_option("--wait", so->wait_s, "seconds to wait for QEMU to run")
+                ->capture_default_str()
+                ->check(seconds_value());
+            common(start);
+
+            auto sto = std::make_shared<StopOptions>();
+            CLI::App* stop =
+                sub.add_subcommand("stop", "ACPI power-down (then quit), and give the GPU back");
+            stop->add_option("name", sto->name, "VM name")->required();
+            stop->add_flag("--force", sto->force, "kill QEMU at once");
+            stop->add_option("--timeout", sto->timeout_s,
+                             "seconds to wait for the guest to power off")
+                ->capture_default_str()
+                ->check(seconds_value());
+            common(stop);
+
+            auto st_name = std::make_shared<std::string>();
+            CLI::App* status = sub.add_subcommand(
+                "status", "state from QMP, PID, uptime, devices on the guest's bus");
+            status->add_option("name", *st_name, "VM name (all when omitted)");
+            common(status);
+            CLI::App* list = sub.add_subcommand("list", "the VMs vfioctl started");
+            common(list);
+
+            auto con_name = std::make_shared<std::string>();
+            CLI::App* console = sub.add_subcommand(
+                "console", "attach to the serial console (Ctrl-] quits; piped input: sent, then "
+                           "the output until a second of quiet)");
+            console->add_option("name", *con_name, "VM name")->required();
+            common(console);
+
+            auto ro = std::make_shared<RunOptions>();
+            CLI::App* run = sub.add_subcommand("run", "boot a kernel with / shared read-only, run "
+                                                      "one command inside, return its exit code");
+            add_profile_flags(*run, ro->flags, true);
+            run->add_option("command", ro->run.command, "the command and its arguments (after --)");
+            run->add_option("--modules", ro->run.modules_dir,
+                            "the kernel's modules directory (with modules.dep)");
+            run->add_option("--busybox", ro->run.busybox, "static busybox for the guest's init");
+            run->add_option("--cwd", ro->run.cwd,
+                            "directory to run the command in (default: the current one)");
+            run->add_option("--timeout", ro->run.timeout_s,
+                            "seconds the whole run may take (0: no limit)")
+                ->capture_default_str()
+                ->check(seconds_value());
+            run->add_option("--boot-timeout", ro->run.boot_timeout_s,
+                            "seconds from QEMU start to the command")
+                ->capture_default_str()
+                ->check(seconds_value());
+            run->add_option(
+                   "--unpack", ro->run.unpack,
+                   "boot a bzImage's uncompressed kernel through PVH, cached (auto: under TCG, "
+                   "where decompressing costs most of the boot)")
+                ->check(CLI::IsMember({"auto", "yes", "no"}))
+                ->capture_default_str();
+            common(run);
+
+            return [=](Context& ctx) {
+                so->run_base = sto->run_base = ro->run.run_base = *base;
+                so->state_dir = sto->state_dir = ro->run.state_dir = *state_dir;
+                if (start->parsed()) return run_start(ctx, *so);
+                if (stop->parsed()) return run_stop(ctx, *sto);
+                if (status->parsed()) return run_status(ctx, *st_name, *base, *state_dir, false);
+                if (list->parsed()) return run_status(ctx, "", *base, *state_dir, true);
+                if (console->parsed()) return run_console(ctx, *con_name, *base);
+                if (run->parsed()) return run_run(ctx, *ro);
+                return static_cast<int>(exit_usage);
+            };
+        }};
 }
 
 } // namespace vfioctl::cli

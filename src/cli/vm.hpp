@@ -28,16 +28,18 @@ Result<Passthrough> take_devices(Context& ctx, const std::vector<std::string>& t
 
 // Gives addresses back to their original drivers (the bind journal in
 // state_dir); an Error when the kernel refuses.
-Status give_devices_back(Context& ctx, const std::vector<std::string>& addresses, const std::string& state_dir);
+Status give_devices_back(Context& ctx, const std::vector<std::string>& addresses,
+                         const std::string& state_dir);
 
 // What 'vm run' (and 'verify') boots and runs.
 struct VmRunOptions {
-    vm::ProfileOverrides overrides;    // kernel, initrd, append, memory, cpus, accel, gpus, console_log
+    vm::ProfileOverrides
+        overrides; // kernel, initrd, append, memory, cpus, accel, gpus, console_log
     std::vector<std::string> command;
     std::string modules_dir, busybox, cwd, run_base;
     std::string state_dir = "/var/lib/vfioctl";
     double timeout_s = 0, boot_timeout_s = 120;
-    std::string unpack = "auto";        // auto, yes, no: boot a bzImage's unpacked ELF (PVH)
+    std::string unpack = "auto"; // auto, yes, no: boot a bzImage's unpacked ELF (PVH)
 };
 
 // Boots the kernel (default: the running one's /boot/vmlinuz), takes the

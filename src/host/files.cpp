@@ -30,7 +30,8 @@ std::string base_of(const std::string& p) {
 // Test binaries never write the live root.
 Status refuse_live(const Host& h, std::string_view p) {
     if (h.is_live() && live_writes_forbidden())
-        return Error{"write to the live host refused (test guard)", std::string(p), "tests must use a fixture root", 0};
+        return Error{"write to the live host refused (test guard)", std::string(p),
+                     "tests must use a fixture root", 0};
     return {};
 }
 
@@ -105,13 +106,17 @@ std::string write_hint(int e, std::string_view dir) {
     case ENOSPC:
     case EDQUOT:
     case EFBIG:
-        return "the filesystem holding " + std::string(dir) + " is full (or a size limit was hit): free some space and retry; nothing was changed";
-    case EROFS: return "the filesystem holding " + std::string(dir) + " is mounted read-only: remount it read-write (mount -o remount,rw) and retry";
+        return "the filesystem holding " + std::string(dir) +
+               " is full (or a size limit was hit): free some space and retry; nothing was changed";
+    case EROFS:
+        return "the filesystem holding " + std::string(dir) +
+               " is mounted read-only: remount it read-write (mount -o remount,rw) and retry";
     case EACCES:
     case EPERM:
-        return "run vfioctl as root (sudo vfioctl ...); if you are root, the file or " + std::string(dir) +
-               " may be immutable (lsattr; chattr -i)";
-    default: return {};
+        return "run vfioctl as root (sudo vfioctl ...); if you are root, the file or " +
+               std::string(dir) + " may be immutable (lsattr; chattr -i)";
+    default:
+        return {};
     }
 }
 
@@ -144,7 +149,8 @@ Status make_directories(const Host& h, std::string_view p) {
         i = s;
         if (cur.empty() || cur == "/") continue;
         const std::string full = h.path(cur).string();
-        if (::mkdir(full.c_str(), 0755) != 0 && errno != EEXIST) return fail("cannot create directory", cur, errno);
+        if (::mkdir(full.c_str(), 0755) != 0 && errno != EEXIST)
+            return fail("cannot create directory", cur, errno);
     }
     if (!h.is_dir(p)) return Error{"not a directory", std::string(p), {}, ENOTDIR};
     return {};
@@ -177,7 +183,8 @@ Result<std::string> backup_file(const Host& h, std::string_view p, std::string_v
     }
     const std::string dir = dir_of(*real);
     remove_stale_temps(h, dir, base_of(*real));
-    const std::string tmp_host = dir + "/." + base_of(*real) + ".vfioctl-backup.tmp" + std::to_string(::getpid());
+    const std::string tmp_host =
+        dir + "/." + base_of(*real) + ".vfioctl-backup.tmp" + std::to_string(::getpid());
     const std::string tmp = h.path(tmp_host).string();
     int out = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (out < 0) {
@@ -200,7 +207,8 @@ Result<std::string> backup_file(const Host& h, std::string_view p, std::string_v
     util::fault_point("boot.backup.synced");
     // Link it under a name nobody has: never overwrite an older backup.
     for (int n = 1; n < 1000; ++n) {
-        std::string name = *real + ".vfioctl-backup-" + std::string(stamp) + (n > 1 ? "-" + std::to_string(n) : "");
+        std::string name = *real + ".vfioctl-backup-" + std::string(stamp) +
+                           (n > 1 ? "-" + std::to_string(n) : "");
         const std::string full = h.path(name).string();
         int r = ::link(tmp.c_str(), full.c_str());
         if (r != 0 && (errno == EPERM || errno == ENOTSUP || errno == EOPNOTSUPP)) {
@@ -210,7 +218,8 @@ Result<std::string> backup_file(const Host& h, std::string_view p, std::string_v
             r = ::rename(tmp.c_str(), full.c_str());
             if (r == 0) {
                 util::fault_point("boot.backup.linked");
-                if (int de = sync_dir(h.path(dir).string()); de != 0) return fail("cannot sync", dir, de);
+                if (int de = sync_dir(h.path(dir).string()); de != 0)
+                    return fail("cannot sync", dir, de);
                 return name;
             }
         }
@@ -229,8 +238,8 @@ Result<std::string> backup_file(const Host& h, std::string_view p, std::string_v
     return Error{"no free backup name", *real, "remove old *.vfioctl-backup-* files", 0};
 }
 
-Status replace_file(const Host& h, std::string_view p, std::string_view data, std::string_view prefix,
-                    unsigned mode) {
+Status replace_file(const Host& h, std::string_view p, std::string_view data,
+                    std::string_view prefix, unsigned mode) {
     if (auto g = refuse_live(h, p); !g) return g;
     std::string real(p);
     int orig = -1;
@@ -254,7 +263,9 @@ Status replace_file(const Host& h, std::string_view p, std::string_view data, st
             char m[16];
             std::snprintf(m, sizeof m, "%04o", st.st_mode & 07777);
             return Error{std::string("the file is read-only (mode ") + m + ")", real,
-                         "make it writable (chmod u+w " + real + ") if it should change; nothing was changed", 0};
+                         "make it writable (chmod u+w " + real +
+                             ") if it should change; nothing was changed",
+                         0};
         }
         if (::access(full.c_str(), W_OK) != 0 && errno != EROFS) {
             int e = errno;

@@ -20,7 +20,7 @@ namespace vfioctl::host {
 struct FileStat {
     bool exists = false;
     bool regular = false;
-    unsigned mode = 0;  // permission bits (07777)
+    unsigned mode = 0; // permission bits (07777)
     unsigned uid = 0;
     unsigned gid = 0;
     uint64_t size = 0;

@@ -8,19 +8,19 @@
 #include <cerrno>
 #include <chrono>
 #include <csignal>
-#include <dirent.h>
-#include <linux/openat2.h>
 #include <cstdlib>
 #include <cstring>
+#include <dirent.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <poll.h>
 #include <sched.h>
 #include <sys/file.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
 #include <sys/stat.h>
-#include <thread>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <thread>
 #include <unistd.h>
 
 extern char** environ;
@@ -42,7 +42,8 @@ std::atomic<bool> g_forbid_live{false};
 std::atomic<bool> g_openat2{true};
 
 std::string rel(std::string_view p) {
-    while (!p.empty() && p.front() == '/') p.remove_prefix(1);
+    while (!p.empty() && p.front() == '/')
+        p.remove_prefix(1);
     return std::string(p);
 }
 
@@ -61,14 +62,16 @@ int walk_in_root(int root_fd, std::string_view p, bool follow_last, std::string&
     std::vector<std::string> todo; // reversed: back() is next
     auto push_all = [&todo](std::string_view path) {
         auto parts = util::split(path, '/');
-        for (auto it = parts.rbegin(); it != parts.rend(); ++it) todo.push_back(*it);
+        for (auto it = parts.rbegin(); it != parts.rend(); ++it)
+            todo.push_back(*it);
     };
     push_all(p);
     std::vector<std::string> done;
     int links = 0;
     auto joined = [&done] {
         std::string s;
-        for (const auto& c : done) s += "/" + c;
+        for (const auto& c : done)
+            s += "/" + c;
         return s;
     };
     while (!todo.empty()) {
@@ -162,7 +165,8 @@ int open_in_root(int root_fd, std::string_view p, int flags, unsigned mode) {
 // The directory part and last component of a host path ("/a/b" -> "/a", "b").
 std::pair<std::string, std::string> split_last(std::string_view p) {
     std::string s(p);
-    while (s.size() > 1 && s.back() == '/') s.pop_back();
+    while (s.size() > 1 && s.back() == '/')
+        s.pop_back();
     auto slash = s.rfind('/');
     if (slash == std::string::npos) return {"/", s};
     return {slash == 0 ? std::string("/") : s.substr(0, slash), s.substr(slash + 1)};
@@ -170,9 +174,13 @@ std::pair<std::string, std::string> split_last(std::string_view p) {
 
 } // namespace
 
-void use_openat2(bool on) { g_openat2 = on; }
+void use_openat2(bool on) {
+    g_openat2 = on;
+}
 
-void forbid_live_writes() { g_forbid_live = true; }
+void forbid_live_writes() {
+    g_forbid_live = true;
+}
 
 bool live_writes_forbidden() {
     if (g_forbid_live) return true;
@@ -185,10 +193,12 @@ Host::Host(fs::path root) : m_root(std::move(root)) {
     fs::path canon = fs::canonical(m_root, ec);
     if (ec) canon = fs::absolute(m_root, ec);
     m_root_str = canon.string();
-    while (!m_root_str.empty() && m_root_str.back() == '/') m_root_str.pop_back();
+    while (!m_root_str.empty() && m_root_str.back() == '/')
+        m_root_str.pop_back();
     m_live = m_root_str.empty();
     if (!m_live)
-        m_root_fd = std::make_shared<const RootFd>(::open(m_root_str.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+        m_root_fd = std::make_shared<const RootFd>(
+            ::open(m_root_str.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
 }
 
 fs::path Host::path(std::string_view p) const {
@@ -224,7 +234,11 @@ int Host::open(std::string_view p, int flags, unsigned mode) const {
 Result<std::string> Host::read(std::string_view p) const {
     int fd = open(p, O_RDONLY);
     if (fd < 0 && !m_live && errno == k_not_regular)
-        return Error{"cannot read: not a regular file (a FIFO or device node has no place in a host tree)", std::string(p), {}, 0};
+        return Error{
+            "cannot read: not a regular file (a FIFO or device node has no place in a host tree)",
+            std::string(p),
+            {},
+            0};
     if (fd < 0) return system_error("cannot read", std::string(p));
     std::string out;
     char buf[8192];
@@ -273,7 +287,8 @@ Result<std::string> Host::read_link(std::string_view p) const {
         n = ::readlink(std::string(p).c_str(), buf, sizeof buf);
     } else {
         auto [dir, name] = split_last(p);
-        int dfd = name.empty() || name == "." || name == ".." ? -1 : open(dir, O_PATH | O_DIRECTORY);
+        int dfd =
+            name.empty() || name == "." || name == ".." ? -1 : open(dir, O_PATH | O_DIRECTORY);
         if (dfd < 0) {
             if (errno == 0 || name.empty() || name == "." || name == "..") errno = EINVAL;
             return system_error("cannot read link", std::string(p));
@@ -284,7 +299,8 @@ Result<std::string> Host::read_link(std::string_view p) const {
         errno = e;
     }
     if (n < 0) return system_error("cannot read link", std::string(p));
-    if (static_cast<size_t>(n) == sizeof buf) return Error{"link target too long", std::string(p), {}, 0};
+    if (static_cast<size_t>(n) == sizeof buf)
+        return Error{"link target too long", std::string(p), {}, 0};
     return std::string(buf, static_cast<size_t>(n));
 }
 
@@ -299,7 +315,8 @@ std::optional<std::string> Host::link_name(std::string_view p) const {
 Result<std::string> Host::resolve(std::string_view p) const {
     if (!m_live) {
         std::string out;
-        if (walk_in_root(m_root_fd->fd, p, true, out) != 0) return system_error("cannot resolve", std::string(p));
+        if (walk_in_root(m_root_fd->fd, p, true, out) != 0)
+            return system_error("cannot resolve", std::string(p));
         struct stat st {};
         if (::fstatat(m_root_fd->fd, rel_or_dot(out).c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
             return system_error("cannot resolve", std::string(p));
@@ -348,7 +365,8 @@ Result<std::string> Dir::read_link(const char* name) const {
     char buf[4096];
     ssize_t n = ::readlinkat(m_fd, name, buf, sizeof buf);
     if (n < 0) return system_error("cannot read link", m_path + "/" + name);
-    if (static_cast<size_t>(n) == sizeof buf) return Error{"link target too long", m_path + "/" + name, {}, 0};
+    if (static_cast<size_t>(n) == sizeof buf)
+        return Error{"link target too long", m_path + "/" + name, {}, 0};
     return std::string(buf, static_cast<size_t>(n));
 }
 
@@ -429,7 +447,7 @@ Result<std::vector<std::string>> Host::list(std::string_view p) const {
 
 std::optional<std::string> Host::find_program(std::string_view name) const {
     static const char* const dirs[] = {"/usr/local/sbin", "/usr/local/bin", "/usr/sbin",
-                                       "/usr/bin",        "/sbin",           "/bin"};
+                                       "/usr/bin",        "/sbin",          "/bin"};
     for (const char* d : dirs) {
         std::string p = std::string(d) + "/" + std::string(name);
         if (m_live ? ::access(p.c_str(), X_OK) == 0 : exists(p)) return p;
@@ -457,11 +475,13 @@ std::optional<std::string> Host::program_version(std::string_view name) const {
 }
 
 Result<RunOutput> Host::run(const std::vector<std::string>& argv, int timeout_ms) const {
-    if (!m_live) return Error{"refusing to run a program against a recorded host", argv.at(0), {}, 0};
+    if (!m_live)
+        return Error{"refusing to run a program against a recorded host", argv.at(0), {}, 0};
     int pipefd[2];
     if (::pipe2(pipefd, O_CLOEXEC) != 0) return system_error("cannot create pipe", "");
     std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    for (const auto& a : argv)
+        args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
     pid_t pid = ::fork();
     if (pid < 0) {
@@ -508,7 +528,8 @@ Result<RunOutput> Host::run(const std::vector<std::string>& argv, int timeout_ms
     int st = 0;
     while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
     }
-    if (timed_out) return Error{"timed out after " + std::to_string(timeout_ms) + " ms", argv[0], {}, 0};
+    if (timed_out)
+        return Error{"timed out after " + std::to_string(timeout_ms) + " ms", argv[0], {}, 0};
     out.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
     return out;
 }
@@ -536,8 +557,7 @@ Status Host::write(std::string_view p, std::string_view data) const {
     int e = errno;
     ::close(fd);
     if (n < 0) return system_error("write failed", std::string(p), e);
-    if (static_cast<size_t>(n) != data.size())
-        return Error{"short write", std::string(p), {}, 0};
+    if (static_cast<size_t>(n) != data.size()) return Error{"short write", std::string(p), {}, 0};
     return {};
 }
 
@@ -591,7 +611,8 @@ int plain_write_child(void* arg) {
         if (n < 0)
             r = {WriteReport::write_failed, errno};
         else
-            r = {static_cast<size_t>(n) == w->size ? WriteReport::done : WriteReport::short_write, 0};
+            r = {static_cast<size_t>(n) == w->size ? WriteReport::done : WriteReport::short_write,
+                 0};
         ::syscall(SYS_close, fd);
     }
     ::syscall(SYS_write, w->report_fd, &r, sizeof r);
@@ -628,7 +649,8 @@ Status Host::write_bounded(std::string_view p, std::string_view data, int timeou
             flags |= O_NOFOLLOW;
         }
         mapping_size = sizeof(PlainWrite) + target.size() + 1 + data.size() + k_writer_stack;
-        mapping = ::mmap(nullptr, mapping_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+        mapping = ::mmap(nullptr, mapping_size, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
         if (mapping == MAP_FAILED) {
             int e = errno;
             ::close(pipefd[0]);
@@ -640,7 +662,8 @@ Status Host::write_bounded(std::string_view p, std::string_view data, int timeou
         std::memcpy(path_copy, target.c_str(), target.size() + 1);
         char* data_copy = path_copy + target.size() + 1;
         if (!data.empty()) std::memcpy(data_copy, data.data(), data.size());
-        auto* w = new (base) PlainWrite{dirfd, path_copy, in_root, flags, data_copy, data.size(), pipefd[1]};
+        auto* w = new (base)
+            PlainWrite{dirfd, path_copy, in_root, flags, data_copy, data.size(), pipefd[1]};
         // The stack grows down from the mapping's end, 16-byte aligned.
         auto top = reinterpret_cast<uintptr_t>(base + mapping_size) & ~uintptr_t{15};
         pid = ::clone(plain_write_child, reinterpret_cast<void*>(top), CLONE_VM | SIGCHLD, w);
@@ -667,8 +690,10 @@ Status Host::write_bounded(std::string_view p, std::string_view data, int timeou
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
     int pr;
     for (;;) {
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-        pr = ::poll(&pfd, 1, static_cast<int>(std::max<std::chrono::milliseconds::rep>(0, left.count())));
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        pr = ::poll(&pfd, 1,
+                    static_cast<int>(std::max<std::chrono::milliseconds::rep>(0, left.count())));
         if (pr >= 0 || errno != EINTR) break;
     }
     WriteReport r;
@@ -683,11 +708,12 @@ Status Host::write_bounded(std::string_view p, std::string_view data, int timeou
             while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
             }
         }).detach();
-        return Error{"the kernel has not finished this write after " + std::to_string(timeout_ms) + " ms",
-                     std::string(p),
-                     "the driver is still busy with the device (an unbind waits for every user to let "
-                     "go): find what uses it, then run 'vfioctl recover'",
-                     ETIMEDOUT};
+        return Error{
+            "the kernel has not finished this write after " + std::to_string(timeout_ms) + " ms",
+            std::string(p),
+            "the driver is still busy with the device (an unbind waits for every user to let "
+            "go): find what uses it, then run 'vfioctl recover'",
+            ETIMEDOUT};
     }
     int st;
     while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
@@ -695,10 +721,14 @@ Status Host::write_bounded(std::string_view p, std::string_view data, int timeou
     if (mapping != MAP_FAILED) ::munmap(mapping, mapping_size);
     if (!reported) return Error{"the writer process died", std::string(p), {}, 0};
     switch (r.stage) {
-    case WriteReport::done: return {};
-    case WriteReport::open_failed: return system_error("cannot open for writing", std::string(p), r.err);
-    case WriteReport::write_failed: return system_error("write failed", std::string(p), r.err);
-    case WriteReport::short_write: return Error{"short write", std::string(p), {}, 0};
+    case WriteReport::done:
+        return {};
+    case WriteReport::open_failed:
+        return system_error("cannot open for writing", std::string(p), r.err);
+    case WriteReport::write_failed:
+        return system_error("write failed", std::string(p), r.err);
+    case WriteReport::short_write:
+        return Error{"short write", std::string(p), {}, 0};
     default:
         if (r.err) return system_error("write failed", std::string(p), r.err);
         return Error{"write failed", std::string(p), {}, 0};
@@ -727,7 +757,8 @@ Status Host::make_dirs(std::string_view p) const {
         }
         ::close(dfd);
         sofar += "/" + comp;
-        if (!is_dir(sofar)) return Error{"cannot create directory (not a directory)", sofar, {}, ENOTDIR};
+        if (!is_dir(sofar))
+            return Error{"cannot create directory (not a directory)", sofar, {}, ENOTDIR};
     }
     return {};
 }
@@ -754,7 +785,8 @@ Status Host::remove(std::string_view p) const {
         return {};
     }
     auto [dir, name] = split_last(p);
-    if (name.empty() || name == "." || name == "..") return Error{"cannot remove", std::string(p), {}, EINVAL};
+    if (name.empty() || name == "." || name == "..")
+        return Error{"cannot remove", std::string(p), {}, EINVAL};
     int dfd = open(dir, O_PATH | O_DIRECTORY);
     if (dfd < 0) return errno == ENOENT ? Status{} : system_error("cannot remove", std::string(p));
     int rc = ::unlinkat(dfd, name.c_str(), 0);
@@ -779,8 +811,8 @@ Result<FileLock> FileLock::acquire(const Host& host, std::string_view p, int tim
         }
         if (std::chrono::steady_clock::now() >= deadline) {
             ::close(fd);
-            return Error{"another vfioctl is changing drivers (lock held for " + std::to_string(timeout_ms) +
-                             " ms)",
+            return Error{"another vfioctl is changing drivers (lock held for " +
+                             std::to_string(timeout_ms) + " ms)",
                          full, "wait for it to finish, then retry", 0};
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(20));

@@ -19,8 +19,8 @@ namespace fs = std::filesystem;
 
 // Output of a program run by Host::run.
 struct RunOutput {
-    int exit_code = -1;   // -1 when killed or not started
-    std::string output;   // stdout and stderr together
+    int exit_code = -1; // -1 when killed or not started
+    std::string output; // stdout and stderr together
 };
 
 // An open directory of a host (a sysfs device node): reads its entries by
@@ -30,7 +30,9 @@ struct RootFd;
 
 class Dir {
   public:
-    Dir(Dir&& o) noexcept : m_fd(o.m_fd), m_path(std::move(o.m_path)), m_root(std::move(o.m_root)) { o.m_fd = -1; }
+    Dir(Dir&& o) noexcept : m_fd(o.m_fd), m_path(std::move(o.m_path)), m_root(std::move(o.m_root)) {
+        o.m_fd = -1;
+    }
     Dir& operator=(Dir&&) = delete;
     Dir(const Dir&) = delete;
     ~Dir();

@@ -14,11 +14,29 @@ namespace {
 namespace fs = std::filesystem;
 
 // Attributes of a PCI function that vfioctl or libpci read.
-const char* const k_pci_attrs[] = {
-    "vendor", "device", "class", "subsystem_vendor", "subsystem_device", "revision", "irq",
-    "numa_node", "enable", "boot_vga", "driver_override", "resource", "config", "modalias",
-    "local_cpulist", "label", "current_link_speed", "current_link_width", "max_link_speed",
-    "max_link_width", "reset_method", "d3cold_allowed", "power_state"};
+const char* const k_pci_attrs[] = {"vendor",
+                                   "device",
+                                   "class",
+                                   "subsystem_vendor",
+                                   "subsystem_device",
+                                   "revision",
+                                   "irq",
+                                   "numa_node",
+                                   "enable",
+                                   "boot_vga",
+                                   "driver_override",
+                                   "resource",
+                                   "config",
+                                   "modalias",
+                                   "local_cpulist",
+                                   "label",
+                                   "current_link_speed",
+                                   "current_link_width",
+                                   "max_link_speed",
+                                   "max_link_width",
+                                   "reset_method",
+                                   "d3cold_allowed",
+                                   "power_state"};
 
 class Recorder {
   public:
@@ -95,10 +113,12 @@ void record_pci(const Host& src, Recorder& r) {
         if (auto drv = r.link(*target + "/driver")) r.dir(*drv);
         r.link(*target + "/iommu_group");
         for (const auto& n : r.list(*target + "/drm"))
-            if (util::starts_with(n, "card") || util::starts_with(n, "renderD")) r.dir(*target + "/drm/" + n);
+            if (util::starts_with(n, "card") || util::starts_with(n, "renderD"))
+                r.dir(*target + "/drm/" + n);
     }
     r.dir("/sys/bus/pci/drivers");
-    for (const auto& d : r.list("/sys/bus/pci/drivers")) r.dir("/sys/bus/pci/drivers/" + d);
+    for (const auto& d : r.list("/sys/bus/pci/drivers"))
+        r.dir("/sys/bus/pci/drivers/" + d);
 }
 
 void record_iommu(Recorder& r) {
@@ -108,7 +128,8 @@ void record_iommu(Recorder& r) {
         r.dir(base + "/devices");
         r.file(base + "/type");
         r.file(base + "/reserved_regions");
-        for (const auto& d : r.list(base + "/devices")) r.link(base + "/devices/" + d);
+        for (const auto& d : r.list(base + "/devices"))
+            r.link(base + "/devices/" + d);
     }
     r.dir("/sys/class/iommu");
     for (const auto& u : r.list("/sys/class/iommu")) {
@@ -125,8 +146,9 @@ void record_iommu(Recorder& r) {
 
 void record_modules(const Host& src, Recorder& r, const std::string& release) {
     for (const auto& m : r.list("/sys/module")) {
-        if (!(util::starts_with(m, "vfio") || util::starts_with(m, "kvm") || util::starts_with(m, "nvidia") ||
-              m == "nouveau" || m == "amdgpu" || m == "i915" || m == "irqbypass"))
+        if (!(util::starts_with(m, "vfio") || util::starts_with(m, "kvm") ||
+              util::starts_with(m, "nvidia") || m == "nouveau" || m == "amdgpu" || m == "i915" ||
+              m == "irqbypass"))
             continue;
         r.dir("/sys/module/" + m);
         r.file("/sys/module/" + m + "/initstate");
@@ -157,12 +179,16 @@ void record_block_and_net(const Host& src, Recorder& r) {
     auto block_target = [&](const std::optional<std::string>& t) {
         if (!t) return;
         r.dir(*t);
-        for (const auto& s : r.list(*t + "/slaves")) r.dir(*t + "/slaves/" + s);
+        for (const auto& s : r.list(*t + "/slaves"))
+            r.dir(*t + "/slaves/" + s);
         std::string disk = t->substr(0, t->rfind('/'));
-        for (const auto& s : r.list(disk + "/slaves")) r.dir(disk + "/slaves/" + s);
+        for (const auto& s : r.list(disk + "/slaves"))
+            r.dir(disk + "/slaves/" + s);
     };
-    for (const auto& b : r.list("/sys/dev/block")) block_target(r.link("/sys/dev/block/" + b));
-    for (const auto& b : r.list("/sys/class/block")) block_target(r.link("/sys/class/block/" + b));
+    for (const auto& b : r.list("/sys/dev/block"))
+        block_target(r.link("/sys/dev/block/" + b));
+    for (const auto& b : r.list("/sys/class/block"))
+        block_target(r.link("/sys/class/block/" + b));
     for (const auto& i : r.list("/sys/class/net")) {
         auto t = r.link("/sys/class/net/" + i);
         if (!t) continue;
@@ -170,13 +196,15 @@ void record_block_and_net(const Host& src, Recorder& r) {
         r.file(*t + "/operstate");
         r.file(*t + "/flags");
         r.link(*t + "/device");
-        for (const auto& m : r.list(*t + "/brif")) r.dir(*t + "/brif/" + m);
+        for (const auto& m : r.list(*t + "/brif"))
+            r.dir(*t + "/brif/" + m);
         for (const auto& e : r.list(*t))
             if (util::starts_with(e, "lower_")) r.link(*t + "/" + e);
     }
     std::string addresses;
     for (const auto& [iface, addrs] : interface_addresses(src))
-        for (const auto& a : addrs) addresses += iface + " " + a + "\n";
+        for (const auto& a : addrs)
+            addresses += iface + " " + a + "\n";
     r.write(k_recorded_addresses, addresses);
     for (const auto& v : r.list("/sys/bus/virtio/devices")) {
         auto t = r.link("/sys/bus/virtio/devices/" + v);
@@ -222,8 +250,10 @@ void record_proc(const Host& src, Recorder& r) {
 
 void record_dev(const Host& src, Recorder& r) {
     if (src.exists("/dev/kvm")) r.marker("/dev/kvm");
-    for (const auto& v : r.list("/dev/vfio")) r.marker("/dev/vfio/" + v);
-    for (const auto& d : r.list("/dev/dri")) r.marker("/dev/dri/" + d);
+    for (const auto& v : r.list("/dev/vfio"))
+        r.marker("/dev/vfio/" + v);
+    for (const auto& d : r.list("/dev/dri"))
+        r.marker("/dev/dri/" + d);
     for (const auto& d : r.list("/dev"))
         if (util::starts_with(d, "nvidia")) r.marker("/dev/" + d);
 }
@@ -233,7 +263,8 @@ void record_boot_config(Recorder& r) {
     for (const auto& f : r.list("/etc/default/grub.d"))
         if (f.size() > 4 && f.substr(f.size() - 4) == ".cfg") r.file("/etc/default/grub.d/" + f);
     r.file("/etc/kernel/cmdline");
-    for (const auto& f : r.list("/boot/loader/entries")) r.file("/boot/loader/entries/" + f);
+    for (const auto& f : r.list("/boot/loader/entries"))
+        r.file("/boot/loader/entries/" + f);
     for (const auto& f : r.list("/etc/modprobe.d"))
         if (f.size() > 5 && f.substr(f.size() - 5) == ".conf") r.file("/etc/modprobe.d/" + f);
 }
@@ -244,7 +275,8 @@ void record_programs(const Host& src, Recorder& r) {
         if (!path) continue;
         r.marker(*path);
         if (prog == "qemu-system-x86_64")
-            if (auto v = src.program_version(prog)) r.write("/.vfioctl/versions/" + prog, *v + "\n");
+            if (auto v = src.program_version(prog))
+                r.write("/.vfioctl/versions/" + prog, *v + "\n");
     }
 }
 
@@ -282,8 +314,8 @@ Result<SnapshotStats> snapshot(const Host& src, const fs::path& dest,
     say("boot configuration and programs");
     record_boot_config(r);
     record_programs(src, r);
-    r.write("/.vfioctl/snapshot", "vfioctl snapshot\nversion " VFIOCTL_VERSION "\nsource " +
-                                      src.root().string() + "\n");
+    r.write("/.vfioctl/snapshot",
+            "vfioctl snapshot\nversion " VFIOCTL_VERSION "\nsource " + src.root().string() + "\n");
     return r.stats;
 }
 

@@ -43,7 +43,8 @@ void block_owners(const Host& host, const std::string& sysblock, std::set<pci::P
     std::string dir = *path;
     for (int i = 0; i < 2; ++i) {
         if (auto slaves = host.list(dir + "/slaves")) {
-            for (const auto& s : *slaves) block_owners(host, "/sys/class/block/" + s, out, depth + 1);
+            for (const auto& s : *slaves)
+                block_owners(host, "/sys/class/block/" + s, out, depth + 1);
             return;
         }
         dir = dir.substr(0, dir.rfind('/'));
@@ -60,7 +61,8 @@ void net_owners(const Host& host, const std::string& iface, std::set<pci::PciAdd
         return;
     }
     if (auto members = host.list(base + "/brif"))
-        for (const auto& m : *members) net_owners(host, m, out, depth + 1);
+        for (const auto& m : *members)
+            net_owners(host, m, out, depth + 1);
     if (auto entries = host.list(base))
         for (const auto& e : *entries)
             if (util::starts_with(e, "lower_")) net_owners(host, e.substr(6), out, depth + 1);
@@ -69,7 +71,8 @@ void net_owners(const Host& host, const std::string& iface, std::set<pci::PciAdd
 // The interfaces default routes leave through. problem is set, in words,
 // when /proc/net/route cannot be read or is not a routing table: then
 // nothing here says which interface carries the default route.
-std::vector<std::string> default_route_ifaces(const Host& host, std::optional<std::string>& problem) {
+std::vector<std::string> default_route_ifaces(const Host& host,
+                                              std::optional<std::string>& problem) {
     auto v4 = host.read("/proc/net/route");
     auto v6 = host.read("/proc/net/ipv6_route");
     DefaultRoutes r = parse_default_routes(v4 ? std::string_view(*v4) : std::string_view(),
@@ -87,7 +90,10 @@ std::string unescape_mount(std::string_view s) {
             int v = 0;
             bool ok = true;
             for (size_t k = 1; k <= 3; ++k) {
-                if (i + k >= s.size() || s[i + k] < '0' || s[i + k] > '7') { ok = false; break; }
+                if (i + k >= s.size() || s[i + k] < '0' || s[i + k] > '7') {
+                    ok = false;
+                    break;
+                }
                 v = v * 8 + (s[i + k] - '0');
             }
             if (ok) {
@@ -147,8 +153,10 @@ DefaultRoutes parse_default_routes(std::string_view route, std::string_view ipv6
         auto f = util::split_ws(v6[i]);
         if (f.empty()) continue;
         if (f.size() < 10 || f[0].size() != 32 ||
-            !std::all_of(f[0].begin(), f[0].end(), [](unsigned char c) { return std::isxdigit(c) != 0; })) {
-            out.problem = "line " + std::to_string(i + 1) + " of /proc/net/ipv6_route is not a route";
+            !std::all_of(f[0].begin(), f[0].end(),
+                         [](unsigned char c) { return std::isxdigit(c) != 0; })) {
+            out.problem =
+                "line " + std::to_string(i + 1) + " of /proc/net/ipv6_route is not a route";
             break;
         }
         if (f[0] == std::string(32, '0') && f[1] == "00" && f[9] != "lo") ifaces.insert(f[9]);
@@ -178,7 +186,8 @@ std::vector<std::string> virtio_tags(const Host& host) {
     std::vector<std::string> tags;
     if (auto devs = host.list("/sys/bus/virtio/devices"))
         for (const auto& d : *devs)
-            if (auto t = host.attr("/sys/bus/virtio/devices/" + d + "/mount_tag")) tags.push_back(*t);
+            if (auto t = host.attr("/sys/bus/virtio/devices/" + d + "/mount_tag"))
+                tags.push_back(*t);
     if (auto fss = host.list("/sys/fs/virtiofs"))
         for (const auto& n : *fss)
             if (auto t = host.attr("/sys/fs/virtiofs/" + n + "/tag")) tags.push_back(*t);
@@ -189,7 +198,8 @@ const MountRec* mount_holding(const std::vector<MountRec>& mounts, const std::st
     const MountRec* best = nullptr;
     for (const auto& m : mounts) {
         const std::string& mp = m.mountpoint;
-        bool under = path == mp || (util::starts_with(path, mp) && (mp == "/" || path[mp.size()] == '/'));
+        bool under =
+            path == mp || (util::starts_with(path, mp) && (mp == "/" || path[mp.size()] == '/'));
         if (under && (!best || mp.size() > best->mountpoint.size())) best = &m;
     }
     return best;
@@ -207,8 +217,10 @@ void mount_owners(const Host& host, const std::vector<MountRec>& mounts, const M
     if (m.fstype == "overlay") {
         for (const auto& opt : util::split(m.options, ',')) {
             std::string dirs;
-            if (util::starts_with(opt, "lowerdir=")) dirs = opt.substr(9);
-            else if (util::starts_with(opt, "upperdir=")) dirs = opt.substr(9);
+            if (util::starts_with(opt, "lowerdir="))
+                dirs = opt.substr(9);
+            else if (util::starts_with(opt, "upperdir="))
+                dirs = opt.substr(9);
             for (const auto& dir : util::split(dirs, ':')) {
                 if (dir.empty()) continue;
                 const MountRec* layer = mount_holding(mounts, dir);
@@ -220,7 +232,9 @@ void mount_owners(const Host& host, const std::vector<MountRec>& mounts, const M
 }
 
 // Filesystems that live in memory: a root on one of them is on no device.
-bool in_memory(const std::string& fstype) { return fstype == "tmpfs" || fstype == "ramfs" || fstype == "rootfs"; }
+bool in_memory(const std::string& fstype) {
+    return fstype == "tmpfs" || fstype == "ramfs" || fstype == "rootfs";
+}
 
 // Returns, in words, why the root filesystem's device cannot be
 // established; nullopt when it was (or when / lives in memory).
@@ -235,7 +249,8 @@ std::optional<std::string> read_mounts(const Host& host, SystemFacts& f) {
     for (const auto& m : mounts) {
         // A tag seen only through bind mounts of subdirectories may still be
         // the hidden root's layer; only a whole mount accounts for it.
-        if ((m.fstype == "9p" || m.fstype == "virtiofs") && m.root == "/") visible_tags.insert(m.source);
+        if ((m.fstype == "9p" || m.fstype == "virtiofs") && m.root == "/")
+            visible_tags.insert(m.source);
         std::set<pci::PciAddress> owners;
         mount_owners(host, mounts, m, owners);
         if (m.mountpoint == "/") root = &m;
@@ -263,8 +278,8 @@ std::optional<std::string> read_mounts(const Host& host, SystemFacts& f) {
             tag_owners(host, tag, owners);
             for (const auto& a : owners) {
                 root_found = true;
-                f.critical.push_back(
-                    {a, CriticalKind::root_filesystem, "overlay; its layer is probably virtio tag " + tag});
+                f.critical.push_back({a, CriticalKind::root_filesystem,
+                                      "overlay; its layer is probably virtio tag " + tag});
             }
         }
     }
@@ -274,7 +289,8 @@ std::optional<std::string> read_mounts(const Host& host, SystemFacts& f) {
                           : std::string("/proc/self/mountinfo holds no line that can be parsed");
     if (!root) return std::string("/proc/self/mountinfo has no line for / that can be parsed");
     if (in_memory(root->fstype)) return std::nullopt;
-    return "/ is " + root->fstype + " on " + root->source + ", which cannot be traced to a PCI device";
+    return "/ is " + root->fstype + " on " + root->source +
+           ", which cannot be traced to a PCI device";
 }
 
 } // namespace
@@ -294,7 +310,8 @@ std::map<std::string, std::vector<std::string>> interface_addresses(const Host& 
         if (!a->ifa_addr || !a->ifa_name) continue;
         char text[INET6_ADDRSTRLEN] = {};
         if (a->ifa_addr->sa_family == AF_INET) {
-            ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(a->ifa_addr)->sin_addr, text, sizeof text);
+            ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(a->ifa_addr)->sin_addr, text,
+                        sizeof text);
         } else if (a->ifa_addr->sa_family == AF_INET6) {
             const auto* in6 = &reinterpret_cast<const sockaddr_in6*>(a->ifa_addr)->sin6_addr;
             if (IN6_IS_ADDR_LINKLOCAL(in6)) continue;
@@ -317,7 +334,8 @@ std::optional<std::string> read_network(const Host& host, SystemFacts& f) {
     for (const auto& iface : default_route_ifaces(host, problem)) {
         std::set<pci::PciAddress> owners;
         net_owners(host, iface, owners);
-        for (const auto& a : owners) f.critical.push_back({a, CriticalKind::default_route, iface});
+        for (const auto& a : owners)
+            f.critical.push_back({a, CriticalKind::default_route, iface});
     }
     // In use: administratively up (IFF_UP) with an address; an interface
     // that is up with no address (or only an IPv6 link-local one) carries
@@ -354,7 +372,8 @@ std::vector<pci::PciAddress> devices_of_class(const Host& host, unsigned base_cl
     if (auto devs = host.list("/sys/bus/pci/devices"))
         for (const auto& d : *devs)
             if (auto a = pci::PciAddress::parse(d))
-                if (auto cls = host.attr_hex("/sys/bus/pci/devices/" + d + "/class"); cls && (*cls >> 16) == base_class)
+                if (auto cls = host.attr_hex("/sys/bus/pci/devices/" + d + "/class");
+                    cls && (*cls >> 16) == base_class)
                     out.push_back(*a);
     return out;
 }
@@ -366,10 +385,13 @@ std::vector<pci::PciAddress> devices_of_class(const Host& host, unsigned base_cl
 // class 0002, not storage).
 std::vector<pci::PciAddress> possible_root_holders(const Host& host) {
     std::set<pci::PciAddress> out;
-    for (const auto& a : devices_of_class(host, 0x01)) out.insert(a);
+    for (const auto& a : devices_of_class(host, 0x01))
+        out.insert(a);
     if (auto blocks = host.list("/sys/class/block"))
-        for (const auto& b : *blocks) block_owners(host, "/sys/class/block/" + b, out);
-    for (const auto& tag : virtio_tags(host)) tag_owners(host, tag, out);
+        for (const auto& b : *blocks)
+            block_owners(host, "/sys/class/block/" + b, out);
+    for (const auto& tag : virtio_tags(host))
+        tag_owners(host, tag, out);
     return {out.begin(), out.end()};
 }
 
@@ -433,9 +455,12 @@ void read_modules(const Host& host, SystemFacts& f) {
 void read_kvm(const Host& host, SystemFacts& f) {
     KvmState& k = f.kvm;
     k.present = host.exists("/dev/kvm");
-    if (host.exists("/sys/module/kvm_pvm")) k.backend = "kvm_pvm";
-    else if (host.exists("/sys/module/kvm_intel")) k.backend = "kvm_intel";
-    else if (host.exists("/sys/module/kvm_amd")) k.backend = "kvm_amd";
+    if (host.exists("/sys/module/kvm_pvm"))
+        k.backend = "kvm_pvm";
+    else if (host.exists("/sys/module/kvm_intel"))
+        k.backend = "kvm_intel";
+    else if (host.exists("/sys/module/kvm_amd"))
+        k.backend = "kvm_amd";
     if (!k.present) {
         k.reason = "/dev/kvm does not exist";
         if (!f.cpu.vmx && !f.cpu.svm) k.reason += " and the CPU shows neither vmx nor svm";
@@ -480,7 +505,8 @@ void read_holders(const Host& host, SystemFacts& f) {
         }
         if (nodes.empty()) continue;
         std::string comm = host.attr("/proc/" + pid + "/comm").value_or("?");
-        for (const auto& node : nodes) f.holders.push_back({static_cast<int>(*n), comm, node});
+        for (const auto& node : nodes)
+            f.holders.push_back({static_cast<int>(*n), comm, node});
     }
 }
 
@@ -503,12 +529,18 @@ void read_nvidia_minors(const Host& host, SystemFacts& f) {
 
 const char* critical_kind_id(CriticalKind k) {
     switch (k) {
-    case CriticalKind::root_filesystem: return "root_filesystem";
-    case CriticalKind::default_route: return "default_route";
-    case CriticalKind::console: return "console";
-    case CriticalKind::boot_vga: return "boot_vga";
-    case CriticalKind::unknown_root: return "unknown_root";
-    case CriticalKind::unknown_route: return "unknown_route";
+    case CriticalKind::root_filesystem:
+        return "root_filesystem";
+    case CriticalKind::default_route:
+        return "default_route";
+    case CriticalKind::console:
+        return "console";
+    case CriticalKind::boot_vga:
+        return "boot_vga";
+    case CriticalKind::unknown_root:
+        return "unknown_root";
+    case CriticalKind::unknown_route:
+        return "unknown_route";
     }
     return "?";
 }
@@ -519,10 +551,14 @@ bool force_overrides(CriticalKind k) {
 
 std::string CriticalUse::reason() const {
     switch (kind) {
-    case CriticalKind::root_filesystem: return "root filesystem (" + detail + ")";
-    case CriticalKind::default_route: return "default route via " + detail;
-    case CriticalKind::console: return "console framebuffer " + detail;
-    case CriticalKind::boot_vga: return "boot VGA (the host's console)";
+    case CriticalKind::root_filesystem:
+        return "root filesystem (" + detail + ")";
+    case CriticalKind::default_route:
+        return "default route via " + detail;
+    case CriticalKind::console:
+        return "console framebuffer " + detail;
+    case CriticalKind::boot_vga:
+        return "boot VGA (the host's console)";
     case CriticalKind::unknown_root:
         return "possibly the root filesystem's storage controller: " + detail +
                " (check by hand with 'findmnt /' and 'lsblk -o NAME,MAJ:MIN,MOUNTPOINT')";
@@ -535,19 +571,24 @@ std::string CriticalUse::reason() const {
 
 const char* in_use_kind_id(InUseKind k) {
     switch (k) {
-    case InUseKind::mount: return "mount";
-    case InUseKind::interface_up_with_address: return "interface_up_with_address";
-    case InUseKind::holder_process: return "holder_process";
+    case InUseKind::mount:
+        return "mount";
+    case InUseKind::interface_up_with_address:
+        return "interface_up_with_address";
+    case InUseKind::holder_process:
+        return "holder_process";
     }
     return "?";
 }
 
 std::string DeviceUse::what() const {
     switch (kind) {
-    case InUseKind::mount: return "mounted " + mountpoint + " (" + source + ")";
+    case InUseKind::mount:
+        return "mounted " + mountpoint + " (" + source + ")";
     case InUseKind::interface_up_with_address:
         return "interface " + interface + " is up with address " + util::join(addresses, ", ");
-    case InUseKind::holder_process: return "pid " + std::to_string(pid) + " (" + comm + ") holds " + node;
+    case InUseKind::holder_process:
+        return "pid " + std::to_string(pid) + " (" + comm + ") holds " + node;
     }
     return "?";
 }
@@ -559,10 +600,20 @@ const std::vector<std::string>& vfio_module_names() {
 }
 
 const std::vector<std::string>& recorded_programs() {
-    static const std::vector<std::string> names = {
-        "qemu-system-x86_64", "docker", "podman", "nvidia-ctk", "nvidia-container-runtime",
-        "nvidia-container-toolkit", "nvidia-smi", "update-grub", "grub-mkconfig", "grubby",
-        "bootctl", "kernel-install", "kernelstub", "proxmox-boot-tool"};
+    static const std::vector<std::string> names = {"qemu-system-x86_64",
+                                                   "docker",
+                                                   "podman",
+                                                   "nvidia-ctk",
+                                                   "nvidia-container-runtime",
+                                                   "nvidia-container-toolkit",
+                                                   "nvidia-smi",
+                                                   "update-grub",
+                                                   "grub-mkconfig",
+                                                   "grubby",
+                                                   "bootctl",
+                                                   "kernel-install",
+                                                   "kernelstub",
+                                                   "proxmox-boot-tool"};
     return names;
 }
 
@@ -574,12 +625,16 @@ CpuInfo parse_cpuinfo(std::string_view text) {
         if (colon == std::string::npos) continue;
         auto key = util::trim(std::string_view(line).substr(0, colon));
         auto val = util::trim(std::string_view(line).substr(colon + 1));
-        if (key == "vendor_id") c.vendor = std::string(val);
+        if (key == "vendor_id")
+            c.vendor = std::string(val);
         else if (key == "flags") {
             for (const auto& fl : util::split_ws(val)) {
-                if (fl == "vmx") c.vmx = true;
-                else if (fl == "svm") c.svm = true;
-                else if (fl == "hypervisor") c.hypervisor = true;
+                if (fl == "vmx")
+                    c.vmx = true;
+                else if (fl == "svm")
+                    c.svm = true;
+                else if (fl == "hypervisor")
+                    c.hypervisor = true;
             }
         }
     }
@@ -589,9 +644,12 @@ CpuInfo parse_cpuinfo(std::string_view text) {
 SystemFacts read_system(const Host& host, bool devices_only) {
     SystemFacts f;
     f.kernel_release = host.attr("/proc/sys/kernel/osrelease").value_or("");
-    if (f.kernel_release.empty()) f.warnings.push_back("cannot read the kernel release (/proc/sys/kernel/osrelease)");
-    if (auto c = host.read("/proc/cmdline")) f.cmdline = std::string(util::trim(*c));
-    else f.warnings.push_back("cannot read the kernel command line (/proc/cmdline)");
+    if (f.kernel_release.empty())
+        f.warnings.push_back("cannot read the kernel release (/proc/sys/kernel/osrelease)");
+    if (auto c = host.read("/proc/cmdline"))
+        f.cmdline = std::string(util::trim(*c));
+    else
+        f.warnings.push_back("cannot read the kernel command line (/proc/cmdline)");
     if (auto c = host.read("/proc/cpuinfo")) f.cpu = parse_cpuinfo(*c);
     f.acpi_dmar = host.exists("/sys/firmware/acpi/tables/DMAR");
     f.acpi_ivrs = host.exists("/sys/firmware/acpi/tables/IVRS");
@@ -620,18 +678,23 @@ SystemFacts read_system(const Host& host, bool devices_only) {
     if (auto why = read_mounts(host, f)) {
         // Any storage controller may hold /: each is refused, never forced.
         f.root_unknown = *why;
-        f.warnings.push_back(*why +
-                             ": every storage controller, block device and virtio filesystem is treated as holding "
-                             "the root filesystem");
-        for (const auto& a : possible_root_holders(host)) f.critical.push_back({a, CriticalKind::unknown_root, *why});
+        f.warnings.push_back(
+            *why +
+            ": every storage controller, block device and virtio filesystem is treated as holding "
+            "the root filesystem");
+        for (const auto& a : possible_root_holders(host))
+            f.critical.push_back({a, CriticalKind::unknown_root, *why});
     }
     if (auto why = read_network(host, f)) {
         f.route_unknown = *why;
-        f.warnings.push_back(*why + ": every network controller is treated as carrying the default route");
-        for (const auto& a : devices_of_class(host, 0x02)) f.critical.push_back({a, CriticalKind::unknown_route, *why});
+        f.warnings.push_back(*why +
+                             ": every network controller is treated as carrying the default route");
+        for (const auto& a : devices_of_class(host, 0x02))
+            f.critical.push_back({a, CriticalKind::unknown_route, *why});
     }
     f.groups_unreadable = groups_problem(host);
-    if (f.groups_unreadable) f.warnings.push_back(*f.groups_unreadable + ": IOMMU group membership is unknown");
+    if (f.groups_unreadable)
+        f.warnings.push_back(*f.groups_unreadable + ": IOMMU group membership is unknown");
     read_console(host, f);
     if (devices_only) return f;
     for (const char* rt : {"docker", "podman"})

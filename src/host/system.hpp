@@ -15,31 +15,31 @@
 namespace vfioctl::host {
 
 struct CpuInfo {
-    std::string vendor;       // "GenuineIntel", "AuthenticAMD", "" when unknown
+    std::string vendor; // "GenuineIntel", "AuthenticAMD", "" when unknown
     bool vmx = false;
     bool svm = false;
-    bool hypervisor = false;  // running as a guest
+    bool hypervisor = false; // running as a guest
 };
 
 struct ModuleState {
-    std::string name;         // "vfio_pci"
-    bool available = false;   // a .ko for the running kernel, or built in
+    std::string name;       // "vfio_pci"
+    bool available = false; // a .ko for the running kernel, or built in
     bool builtin = false;
-    bool loaded = false;      // in /proc/modules, or built in
+    bool loaded = false; // in /proc/modules, or built in
 };
 
 struct KvmState {
-    bool present = false;     // /dev/kvm exists
-    bool usable = false;      // ordinary guest kernels run under it
-    std::string backend;      // "kvm_intel", "kvm_amd", "kvm_pvm", "" when unknown
-    std::string reason;       // why not usable, in words
+    bool present = false; // /dev/kvm exists
+    bool usable = false;  // ordinary guest kernels run under it
+    std::string backend;  // "kvm_intel", "kvm_amd", "kvm_pvm", "" when unknown
+    std::string reason;   // why not usable, in words
 };
 
 // A process with an open file descriptor on a device node vfioctl cares about.
 struct Holder {
     int pid = 0;
     std::string comm;
-    std::string node;         // "/dev/nvidia0", "/dev/dri/renderD128", "/dev/vfio/42"
+    std::string node; // "/dev/nvidia0", "/dev/dri/renderD128", "/dev/vfio/42"
 };
 
 // Why the host cannot give a device away. Decisions switch on the kind;
@@ -96,12 +96,12 @@ struct SystemFacts {
     CpuInfo cpu;
     bool acpi_dmar = false;
     bool acpi_ivrs = false;
-    std::vector<std::string> iommu_units;        // /sys/class/iommu entries
-    std::optional<bool> interrupt_remapping;     // from the Intel units' ecap, when exposed
+    std::vector<std::string> iommu_units;              // /sys/class/iommu entries
+    std::optional<bool> interrupt_remapping;           // from the Intel units' ecap, when exposed
     std::optional<bool> kernel_intel_iommu_default_on; // CONFIG_INTEL_IOMMU_DEFAULT_ON
     std::vector<ModuleState> vfio_modules;
-    bool module_list = false;                    // /lib/modules/RELEASE/modules.dep was read
-    bool dev_vfio = false;                       // /dev/vfio/vfio
+    bool module_list = false; // /lib/modules/RELEASE/modules.dep was read
+    bool dev_vfio = false;    // /dev/vfio/vfio
     KvmState kvm;
     std::optional<std::string> qemu_path;
     std::optional<std::string> qemu_version;
@@ -120,20 +120,20 @@ struct SystemFacts {
     // group's listing and the devices' links disagree (iommu::read_groups):
     // those two are joined in by cli::load_host.
     std::optional<std::string> groups_unreadable;
-    std::vector<std::string> container_runtimes; // "docker", "podman"
-    bool container_gpu_support = false;          // nvidia-container-toolkit / nvidia-ctk
+    std::vector<std::string> container_runtimes;      // "docker", "podman"
+    bool container_gpu_support = false;               // nvidia-container-toolkit / nvidia-ctk
     std::map<std::string, std::string> nvidia_minors; // "/dev/nvidia0" -> "0000:8a:00.0"
     std::vector<std::string> warnings;
 };
 
 // One line of /proc/self/mountinfo.
 struct MountRec {
-    std::string root;       // the part of the filesystem mounted here ("/" for all of it)
+    std::string root; // the part of the filesystem mounted here ("/" for all of it)
     std::string mountpoint;
     std::string fstype;
     std::string source;
     std::string majmin;
-    std::string options;    // superblock options
+    std::string options; // superblock options
 };
 
 // Pure: the mounts in mountinfo text; lines it cannot read are skipped.

@@ -10,32 +10,43 @@ namespace vfioctl::iommu {
 
 const char* verdict_id(Verdict v) {
     switch (v) {
-    case Verdict::will_work: return "will_work";
-    case Verdict::will_work_after: return "will_work_after";
-    case Verdict::will_not_work: return "will_not_work";
-    case Verdict::unknown: return "unknown";
+    case Verdict::will_work:
+        return "will_work";
+    case Verdict::will_work_after:
+        return "will_work_after";
+    case Verdict::will_not_work:
+        return "will_not_work";
+    case Verdict::unknown:
+        return "unknown";
     }
     return "?";
 }
 
 const char* verdict_text(Verdict v) {
     switch (v) {
-    case Verdict::will_work: return "WILL WORK";
-    case Verdict::will_work_after: return "WILL NOT WORK now; WILL WORK AFTER the steps below";
-    case Verdict::will_not_work: return "WILL NOT WORK";
-    case Verdict::unknown: return "UNKNOWN (a fact it depends on could not be read)";
+    case Verdict::will_work:
+        return "WILL WORK";
+    case Verdict::will_work_after:
+        return "WILL NOT WORK now; WILL WORK AFTER the steps below";
+    case Verdict::will_not_work:
+        return "WILL NOT WORK";
+    case Verdict::unknown:
+        return "UNKNOWN (a fact it depends on could not be read)";
     }
     return "?";
 }
 
 namespace {
 
-const char* const k_enable_step = "run 'vfioctl iommu enable' (edits the boot configuration, keeps a backup)";
+const char* const k_enable_step =
+    "run 'vfioctl iommu enable' (edits the boot configuration, keeps a backup)";
 const char* const k_reboot_step = "reboot";
 
 std::string firmware_name(const std::string& vendor) {
-    if (vendor == "AuthenticAMD" || vendor == "HygonGenuine") return "AMD-Vi (\"IOMMU\" or \"SVM/IOMMU\")";
-    if (vendor == "GenuineIntel") return "VT-d (\"Intel Virtualization Technology for Directed I/O\")";
+    if (vendor == "AuthenticAMD" || vendor == "HygonGenuine")
+        return "AMD-Vi (\"IOMMU\" or \"SVM/IOMMU\")";
+    if (vendor == "GenuineIntel")
+        return "VT-d (\"Intel Virtualization Technology for Directed I/O\")";
     return "VT-d (Intel) or AMD-Vi (AMD)";
 }
 
@@ -46,14 +57,19 @@ IommuState iommu_state(const host::SystemFacts& f, const boot::IommuCmdline& cmd
     IommuState s;
     // Decide from the firmware tables that exist, not from the CPU vendor:
     // an emulated CPU can claim AMD while the IOMMU is Intel's.
-    bool intel_units = std::any_of(f.iommu_units.begin(), f.iommu_units.end(),
-                                   [](const std::string& u) { return util::starts_with(u, "dmar"); });
+    bool intel_units =
+        std::any_of(f.iommu_units.begin(), f.iommu_units.end(),
+                    [](const std::string& u) { return util::starts_with(u, "dmar"); });
     bool amd_units = std::any_of(f.iommu_units.begin(), f.iommu_units.end(),
                                  [](const std::string& u) { return util::starts_with(u, "ivhd"); });
-    if (f.acpi_dmar && (!f.acpi_ivrs || intel_units)) s.platform = "intel", s.acpi_table = "DMAR";
-    else if (f.acpi_ivrs) s.platform = "amd", s.acpi_table = "IVRS";
-    else if (!f.iommu_units.empty()) s.platform = "other";
-    else s.platform = "none";
+    if (f.acpi_dmar && (!f.acpi_ivrs || intel_units))
+        s.platform = "intel", s.acpi_table = "DMAR";
+    else if (f.acpi_ivrs)
+        s.platform = "amd", s.acpi_table = "IVRS";
+    else if (!f.iommu_units.empty())
+        s.platform = "other";
+    else
+        s.platform = "none";
     if (s.platform == "other" && amd_units) s.platform = "amd";
     s.group_count = static_cast<int>(groups.size());
     s.enabled = !f.iommu_units.empty() || !groups.empty();
@@ -109,16 +125,19 @@ Diagnosis diagnose(const host::SystemFacts& f, const pci::Inventory& inv,
         dx.next_boot = *next;
         if (next->next_cmdline && (s.platform == "intel" || s.platform == "amd")) {
             auto nc = boot::interpret(boot::tokenize(*next->next_cmdline));
-            next_on = boot::iommu_on(nc, s.platform == "intel" ? boot::Platform::intel : boot::Platform::amd,
-                                     f.kernel_intel_iommu_default_on.value_or(false));
+            next_on = boot::iommu_on(
+                nc, s.platform == "intel" ? boot::Platform::intel : boot::Platform::amd,
+                f.kernel_intel_iommu_default_on.value_or(false));
         }
         std::string params = util::join(boot::iommu_params(next->next_cmdline.value_or("")), " ");
         if (!s.enabled && s.cmdline_fixable && next_on == true)
-            dx.notes.push_back("the boot configuration already turns the IOMMU on (next boot: " + params +
-                               "): only a reboot is missing");
+            dx.notes.push_back("the boot configuration already turns the IOMMU on (next boot: " +
+                               params + "): only a reboot is missing");
         if (s.enabled && next_on == false && next->reboot_pending)
-            dx.notes.push_back("the next boot turns the IOMMU off (" + (params.empty() ? "no IOMMU parameters" : params) +
-                               "): passthrough stops working after a reboot; 'vfioctl iommu revert' undoes the change");
+            dx.notes.push_back("the next boot turns the IOMMU off (" +
+                               (params.empty() ? "no IOMMU parameters" : params) +
+                               "): passthrough stops working after a reboot; 'vfioctl iommu "
+                               "revert' undoes the change");
     }
 
     bool vfio_ok = true;
@@ -139,8 +158,9 @@ Diagnosis diagnose(const host::SystemFacts& f, const pci::Inventory& inv,
             g.causes.push_back(*s.off_cause);
             if (s.cmdline_fixable && next_on == true) {
                 if (next->regenerate_pending && !next->regenerate_command.empty())
-                    g.steps.push_back("run '" + next->regenerate_command +
-                                      "' (the boot loader's file does not have the IOMMU parameters yet)");
+                    g.steps.push_back(
+                        "run '" + next->regenerate_command +
+                        "' (the boot loader's file does not have the IOMMU parameters yet)");
                 g.steps.emplace_back(k_reboot_step);
             } else if (s.cmdline_fixable) {
                 g.steps.emplace_back(k_enable_step);
@@ -148,8 +168,9 @@ Diagnosis diagnose(const host::SystemFacts& f, const pci::Inventory& inv,
             } else {
                 fixable = false;
                 if (s.platform == "none")
-                    g.steps.push_back("enable " + firmware_name(f.cpu.vendor) +
-                                      " in the firmware (BIOS/UEFI) setup, then run 'vfioctl status' again");
+                    g.steps.push_back(
+                        "enable " + firmware_name(f.cpu.vendor) +
+                        " in the firmware (BIOS/UEFI) setup, then run 'vfioctl status' again");
             }
         } else if (!gpu->iommu_group) {
             fixable = false;
@@ -170,13 +191,16 @@ Diagnosis diagnose(const host::SystemFacts& f, const pci::Inventory& inv,
             for (const auto& c : g.viability.critical) {
                 fixable = false;
                 g.causes.push_back("IOMMU group " + std::to_string(*gpu->iommu_group) + " holds " +
-                                   c.addr.short_str() + ", which the host cannot lose: " + c.reason());
+                                   c.addr.short_str() +
+                                   ", which the host cannot lose: " + c.reason());
             }
             if (!g.viability.critical.empty())
-                g.steps.emplace_back("move the card to a slot whose IOMMU group holds nothing the host "
-                                     "needs (see 'vfioctl groups'), or enable ACS in the firmware");
+                g.steps.emplace_back(
+                    "move the card to a slot whose IOMMU group holds nothing the host "
+                    "needs (see 'vfioctl groups'), or enable ACS in the firmware");
             for (const auto& u : g.viability.unknown)
-                g.warnings.push_back("group member " + u.str() + " is listed by the kernel but could not be read");
+                g.warnings.push_back("group member " + u.str() +
+                                     " is listed by the kernel but could not be read");
             std::vector<std::string> others;
             for (const auto& a : g.viability.must_go_too)
                 if (!a.same_slot(gpu->addr)) others.push_back(a.short_str());
@@ -189,35 +213,44 @@ Diagnosis diagnose(const host::SystemFacts& f, const pci::Inventory& inv,
             fixable = false;
             g.causes.push_back("the vfio modules (" + util::join(missing_modules, ", ") +
                                ") are not available for kernel " + f.kernel_release);
-            g.steps.emplace_back("boot a kernel built with VFIO (CONFIG_VFIO, CONFIG_VFIO_PCI), such as "
-                                 "the distribution's standard kernel, then run 'vfioctl status' again");
+            g.steps.emplace_back(
+                "boot a kernel built with VFIO (CONFIG_VFIO, CONFIG_VFIO_PCI), such as "
+                "the distribution's standard kernel, then run 'vfioctl status' again");
         }
         for (const auto& use : g.role.in_use) {
             if (use.kind != host::InUseKind::holder_process) continue;
             g.causes.push_back("the host is using it: " + use.what());
             // One step per process, however many nodes it holds.
-            std::string step = "stop that process (pid " + std::to_string(use.pid) + " (" + use.comm + "))";
-            if (std::find(g.steps.begin(), g.steps.end(), step) == g.steps.end()) g.steps.push_back(step);
+            std::string step =
+                "stop that process (pid " + std::to_string(use.pid) + " (" + use.comm + "))";
+            if (std::find(g.steps.begin(), g.steps.end(), step) == g.steps.end())
+                g.steps.push_back(step);
         }
         for (const auto& c : g.role.critical)
             if (c.kind != host::CriticalKind::boot_vga || g.viability.critical.empty())
                 if (std::find(g.viability.critical.begin(), g.viability.critical.end(), c) ==
                     g.viability.critical.end())
                     g.warnings.push_back("the host uses this GPU: " + c.reason());
-        if (s.enabled && s.interrupt_remapping == false && !dx.cmdline.allow_unsafe_interrupts.value_or(false))
-            g.warnings.emplace_back("interrupt remapping is off: vfio refuses MSI interrupts unless "
-                                    "vfio_iommu_type1.allow_unsafe_interrupts=1");
-        if (g.causes.empty()) g.verdict = Verdict::will_work;
-        else if (fixable) g.verdict = Verdict::will_work_after;
-        else g.verdict = Verdict::will_not_work;
+        if (s.enabled && s.interrupt_remapping == false &&
+            !dx.cmdline.allow_unsafe_interrupts.value_or(false))
+            g.warnings.emplace_back(
+                "interrupt remapping is off: vfio refuses MSI interrupts unless "
+                "vfio_iommu_type1.allow_unsafe_interrupts=1");
+        if (g.causes.empty())
+            g.verdict = Verdict::will_work;
+        else if (fixable)
+            g.verdict = Verdict::will_work_after;
+        else
+            g.verdict = Verdict::will_not_work;
         // Unreadable groups hide members (a root disk) that would make it
         // fail: only a "no" stands; a "yes" becomes unknown.
         if (f.groups_unreadable && g.verdict != Verdict::will_not_work) {
             g.verdict = Verdict::unknown;
             g.causes.push_back("the IOMMU groups cannot be read (" + *f.groups_unreadable +
                                "), so which devices share this GPU's group is unknown");
-            g.steps.emplace_back("check by hand: 'ls -l /sys/kernel/iommu_groups/*/devices' as root, then run "
-                                 "'vfioctl status' again");
+            g.steps.emplace_back(
+                "check by hand: 'ls -l /sys/kernel/iommu_groups/*/devices' as root, then run "
+                "'vfioctl status' again");
         }
         if (std::find(g.steps.begin(), g.steps.end(), k_reboot_step) != g.steps.end())
             dx.reboot_required = true;
@@ -229,10 +262,14 @@ Diagnosis diagnose(const host::SystemFacts& f, const pci::Inventory& inv,
     // The best GPU's verdict: works, works after steps, unknown, does not work.
     auto rank = [](Verdict v) {
         switch (v) {
-        case Verdict::will_work: return 3;
-        case Verdict::will_work_after: return 2;
-        case Verdict::unknown: return 1;
-        case Verdict::will_not_work: return 0;
+        case Verdict::will_work:
+            return 3;
+        case Verdict::will_work_after:
+            return 2;
+        case Verdict::unknown:
+            return 1;
+        case Verdict::will_not_work:
+            return 0;
         }
         return 0;
     };
@@ -250,21 +287,25 @@ Diagnosis diagnose(const host::SystemFacts& f, const pci::Inventory& inv,
     dx.summary.push_back({"Host GPU usage",
                           dx.gpus.empty() ? no_gpu : (host_gpu ? "Works" : "Not on a host driver"),
                           dx.gpus.empty() ? no_gpu : "Works until the GPU is given to a VM"});
-    dx.summary.push_back({"VM GPU passthrough", dx.gpus.empty() ? no_gpu : yes(dx.overall == Verdict::will_work),
+    dx.summary.push_back({"VM GPU passthrough",
+                          dx.gpus.empty() ? no_gpu : yes(dx.overall == Verdict::will_work),
                           dx.gpus.empty() ? no_gpu : yes(works_after)});
     bool vfio_now = s.enabled && vfio_ok;
     dx.summary.push_back({"VFIO support", vfio_now ? "Yes" : "No",
                           (vfio_now || (s.cmdline_fixable && vfio_ok)) ? "Yes" : "No"});
     auto iso = [&](bool on) {
         if (!on) return std::string("Limited");
-        return std::string(s.interrupt_remapping == false ? "Partial (no interrupt remapping)" : "Full");
+        return std::string(s.interrupt_remapping == false ? "Partial (no interrupt remapping)"
+                                                          : "Full");
     };
-    dx.summary.push_back({"Security isolation", iso(s.enabled), iso(s.enabled || s.cmdline_fixable)});
+    dx.summary.push_back(
+        {"Security isolation", iso(s.enabled), iso(s.enabled || s.cmdline_fixable)});
     dx.summary.push_back({"IOMMU groups", s.group_count ? std::to_string(s.group_count) : "None",
                           s.enabled ? std::to_string(s.group_count)
                                     : (s.cmdline_fixable ? "Many (after reboot)" : "None")});
     dx.summary.push_back({"Reboot required",
-                          next && !next->running_known ? "Unknown (the running command line cannot be read)"
+                          next && !next->running_known
+                              ? "Unknown (the running command line cannot be read)"
                           : next && next->reboot_pending ? "Yes (boot configuration changed)"
                                                          : "-",
                           dx.reboot_required ? "Yes" : "No"});
@@ -272,19 +313,22 @@ Diagnosis diagnose(const host::SystemFacts& f, const pci::Inventory& inv,
     // The seed's alternatives when passthrough is not wanted.
     for (const auto& g : dx.gpus)
         if (g.gpu->driver && *g.gpu->driver != "vfio-pci")
-            dx.alternatives.push_back("use " + g.gpu->addr.short_str() + " on the host: it is bound to " +
-                                      *g.gpu->driver +
-                                      (*g.gpu->driver == "nvidia" ? " (nvidia-smi, CUDA work here)" : ""));
+            dx.alternatives.push_back(
+                "use " + g.gpu->addr.short_str() + " on the host: it is bound to " +
+                *g.gpu->driver +
+                (*g.gpu->driver == "nvidia" ? " (nvidia-smi, CUDA work here)" : ""));
     if (f.container_runtimes.empty())
-        dx.alternatives.emplace_back("containers with GPU: no container runtime (docker, podman) installed");
+        dx.alternatives.emplace_back(
+            "containers with GPU: no container runtime (docker, podman) installed");
     else
         dx.alternatives.push_back(
             "containers with GPU: " + util::join(f.container_runtimes, ", ") +
             (f.container_gpu_support ? " with NVIDIA container toolkit (docker run --gpus all ...)"
                                      : " installed, NVIDIA container toolkit missing"));
-    dx.alternatives.push_back(std::string("VM without GPU: works now, ") +
-                              (f.kvm.usable ? "with KVM" : "under TCG (slow) because " + f.kvm.reason) +
-                              (f.qemu_path ? "" : "; install qemu-system-x86 first"));
+    dx.alternatives.push_back(
+        std::string("VM without GPU: works now, ") +
+        (f.kvm.usable ? "with KVM" : "under TCG (slow) because " + f.kvm.reason) +
+        (f.qemu_path ? "" : "; install qemu-system-x86 first"));
     return dx;
 }
 

@@ -23,13 +23,13 @@ const char* verdict_text(Verdict v);
 
 // What the kernel and firmware make of the IOMMU on this host.
 struct IommuState {
-    std::string platform;                // "intel", "amd", "other", "none"
+    std::string platform;                  // "intel", "amd", "other", "none"
     std::optional<std::string> acpi_table; // "DMAR", "IVRS"
-    bool enabled = false;                // units or groups exist
+    bool enabled = false;                  // units or groups exist
     int group_count = 0;
     std::optional<std::string> default_domain; // most groups' type
     std::optional<bool> interrupt_remapping;
-    bool passthrough_mode = false;       // iommu=pt or iommu.passthrough=1
+    bool passthrough_mode = false; // iommu=pt or iommu.passthrough=1
     // Why it is off, when it is: the blocking cause, in words, with the token.
     std::optional<std::string> off_cause;
     // Whether that cause is the command line (fixable by 'iommu enable' + reboot).
@@ -56,14 +56,14 @@ struct SummaryRow {
 
 // What the boot configuration gives the next boot (boot::inspect_boot).
 struct NextBoot {
-    std::string loader;                             // boot::loader_id
-    std::optional<std::string> configured_cmdline;  // from the configuration files
-    std::optional<std::string> next_cmdline;        // what the next boot gets; none when unknown
-    bool reboot_pending = false;                    // its IOMMU parameters differ from the running kernel's
-    bool regenerate_pending = false;                // the boot loader's own file is behind the configuration
-    std::string regenerate_command;                 // what brings it up to date
-    std::string reason;                             // both facts in words
-    bool running_known = true;                      // false when /proc/cmdline cannot be read
+    std::string loader;                            // boot::loader_id
+    std::optional<std::string> configured_cmdline; // from the configuration files
+    std::optional<std::string> next_cmdline;       // what the next boot gets; none when unknown
+    bool reboot_pending = false;     // its IOMMU parameters differ from the running kernel's
+    bool regenerate_pending = false; // the boot loader's own file is behind the configuration
+    std::string regenerate_command;  // what brings it up to date
+    std::string reason;              // both facts in words
+    bool running_known = true;       // false when /proc/cmdline cannot be read
 };
 
 struct Diagnosis {

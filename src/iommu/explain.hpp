@@ -13,9 +13,9 @@
 namespace vfioctl::iommu {
 
 struct Explanation {
-    std::string id;                 // stable key: "no_iommu_group", "group_not_viable", ...
-    std::string matched;            // the line of the input that matched
-    std::string meaning;            // what the message means in general
+    std::string id;                        // stable key: "no_iommu_group", "group_not_viable", ...
+    std::string matched;                   // the line of the input that matched
+    std::string meaning;                   // what the message means in general
     std::vector<std::string> on_this_host; // what this host's facts say about it
     std::vector<std::string> remedy;       // what to do, in order
     std::optional<pci::PciAddress> device; // the device the message names

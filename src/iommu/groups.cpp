@@ -9,7 +9,8 @@
 namespace vfioctl::iommu {
 
 std::vector<IommuGroup> read_groups(const host::Host& host, const pci::Inventory& inv,
-                                    std::vector<std::string>& warnings, std::optional<std::string>* disagreement) {
+                                    std::vector<std::string>& warnings,
+                                    std::optional<std::string>* disagreement) {
     std::vector<IommuGroup> groups;
     auto names = host.list("/sys/kernel/iommu_groups");
     if (!names) return groups;
@@ -26,7 +27,8 @@ std::vector<IommuGroup> read_groups(const host::Host& host, const pci::Inventory
     for (const auto& name : *names) {
         auto n = util::parse_dec(name);
         if (!n || *n > 1'000'000) {
-            warnings.push_back("/sys/kernel/iommu_groups/" + name + " is not a group number; skipped");
+            warnings.push_back("/sys/kernel/iommu_groups/" + name +
+                               " is not a group number; skipped");
             continue;
         }
         IommuGroup g;
@@ -53,16 +55,18 @@ std::vector<IommuGroup> read_groups(const host::Host& host, const pci::Inventory
                     auto l = linked.find(*a);
                     if (l == linked.end() || l->second != g.number)
                         disagree(base + "/devices lists " + a->str() + ", but " +
-                                 (l == linked.end() ? std::string("it has no readable iommu_group link")
-                                                    : "its iommu_group link names group " + std::to_string(l->second)));
+                                 (l == linked.end()
+                                      ? std::string("it has no readable iommu_group link")
+                                      : "its iommu_group link names group " +
+                                            std::to_string(l->second)));
                 } else {
                     warnings.push_back(base + "/devices/" + d + " is not a PCI address; skipped");
                 }
             }
             for (const auto& a : by_link)
                 if (!listed.count(a))
-                    disagree("/sys/bus/pci/devices/" + a.str() + "/iommu_group names group " + name + ", but " + base +
-                             "/devices does not list it");
+                    disagree("/sys/bus/pci/devices/" + a.str() + "/iommu_group names group " +
+                             name + ", but " + base + "/devices does not list it");
         } else {
             disagree("cannot list " + base + "/devices (" + devs.error().describe() + ")");
         }
@@ -72,8 +76,9 @@ std::vector<IommuGroup> read_groups(const host::Host& host, const pci::Inventory
     }
     for (const auto& [a, n] : linked)
         if (!existing.count(n))
-            disagree("/sys/bus/pci/devices/" + a.str() + "/iommu_group names group " + std::to_string(n) +
-                     ", but /sys/kernel/iommu_groups/" + std::to_string(n) + " does not exist");
+            disagree("/sys/bus/pci/devices/" + a.str() + "/iommu_group names group " +
+                     std::to_string(n) + ", but /sys/kernel/iommu_groups/" + std::to_string(n) +
+                     " does not exist");
     std::sort(groups.begin(), groups.end(),
               [](const IommuGroup& a, const IommuGroup& b) { return a.number < b.number; });
     return groups;
@@ -94,11 +99,13 @@ DeviceRole role_of(const pci::PciDevice& d, const pci::Inventory& inv,
     for (const auto& h : facts.holders) {
         bool mine = false;
         auto minor = facts.nvidia_minors.find(h.node);
-        if (minor != facts.nvidia_minors.end()) mine = minor->second == addr;
+        if (minor != facts.nvidia_minors.end())
+            mine = minor->second == addr;
         else if (util::starts_with(h.node, "/dev/nvidia") && d.vendor == 0x10de && d.is_gpu())
             mine = h.node.find_first_of("0123456789") == std::string::npos; // nvidiactl, nvidia-uvm
         else if (util::starts_with(h.node, "/dev/dri/"))
-            mine = std::find(d.drm_nodes.begin(), d.drm_nodes.end(), h.node.substr(9)) != d.drm_nodes.end();
+            mine = std::find(d.drm_nodes.begin(), d.drm_nodes.end(), h.node.substr(9)) !=
+                   d.drm_nodes.end();
         if (mine) {
             host::DeviceUse u;
             u.addr = d.addr;
@@ -127,8 +134,10 @@ Viability assess(const IommuGroup& g, const std::optional<pci::PciAddress>& targ
         for (const auto& c : facts.critical)
             if (c.addr == a) v.critical.push_back(c);
         if (d->boot_vga) v.critical.push_back({a, host::CriticalKind::boot_vga, {}});
-        if (!a.same_slot(*slot)) v.must_go_too.push_back(a);
-        else if (target && a != *target) v.must_go_too.push_back(a);
+        if (!a.same_slot(*slot))
+            v.must_go_too.push_back(a);
+        else if (target && a != *target)
+            v.must_go_too.push_back(a);
     }
     v.isolated = std::all_of(v.must_go_too.begin(), v.must_go_too.end(),
                              [&](const pci::PciAddress& a) { return slot && a.same_slot(*slot); });

@@ -44,11 +44,11 @@ DeviceRole role_of(const pci::PciDevice& d, const pci::Inventory& inv,
 // Whether a group can go to vfio-pci, seen from one target device in it (or
 // from none, for the groups listing).
 struct Viability {
-    bool viable = false;    // no member is host-critical, every member is known
-    bool isolated = false;  // every endpoint is the target's own function(s)
-    std::vector<pci::PciAddress> must_go_too;   // other endpoints that move with the target
-    std::vector<host::CriticalUse> critical;    // members the host cannot lose
-    std::vector<pci::PciAddress> unknown;       // listed in the group but not enumerated
+    bool viable = false;                      // no member is host-critical, every member is known
+    bool isolated = false;                    // every endpoint is the target's own function(s)
+    std::vector<pci::PciAddress> must_go_too; // other endpoints that move with the target
+    std::vector<host::CriticalUse> critical;  // members the host cannot lose
+    std::vector<pci::PciAddress> unknown;     // listed in the group but not enumerated
 };
 
 // Pure: decides from the group's members, their roles and the target. A

@@ -15,7 +15,8 @@ bool all_hex(std::string_view s) {
     return true;
 }
 Error bad_bdf(std::string_view text) {
-    return Error{"malformed PCI address '" + std::string(text) + "'", {},
+    return Error{"malformed PCI address '" + std::string(text) + "'",
+                 {},
                  "write it as BUS:DEVICE.FUNCTION (8a:00.0) or DOMAIN:BUS:DEVICE.FUNCTION "
                  "(0000:8a:00.0); 'vfioctl groups' lists the devices",
                  0};
@@ -30,9 +31,8 @@ Result<PciAddress> PciAddress::parse(std::string_view text) {
     const std::string& bus = parts[parts.size() - 2];
     auto devfn = util::split(parts.back(), '.');
     if (devfn.size() != 2) return bad_bdf(text);
-    if (!all_hex(dom) || dom.size() > 8 || !all_hex(bus) || bus.size() > 2 ||
-        !all_hex(devfn[0]) || devfn[0].size() > 2 || devfn[1].size() != 1 ||
-        !all_hex(devfn[1]))
+    if (!all_hex(dom) || dom.size() > 8 || !all_hex(bus) || bus.size() > 2 || !all_hex(devfn[0]) ||
+        devfn[0].size() > 2 || devfn[1].size() != 1 || !all_hex(devfn[1]))
         return bad_bdf(text);
     PciAddress a;
     a.domain = static_cast<uint32_t>(*util::parse_hex(dom));
@@ -61,13 +61,16 @@ std::string PciAddress::short_str() const {
 Result<PciId> PciId::parse(std::string_view text) {
     std::string_view s = util::trim(text);
     size_t sep = s.find_first_of(": ");
-    Error bad{"malformed vendor:device ID '" + std::string(text) + "'", {},
-              "write it as four hex digits each, e.g. 10de:2336 or \"10de 2336\"", 0};
+    Error bad{"malformed vendor:device ID '" + std::string(text) + "'",
+              {},
+              "write it as four hex digits each, e.g. 10de:2336 or \"10de 2336\"",
+              0};
     if (sep == std::string_view::npos) return bad;
     std::string_view v = s.substr(0, sep);
     std::string_view d = util::trim(s.substr(sep + 1));
     if (v.size() != 4 || d.size() != 4 || !all_hex(v) || !all_hex(d)) return bad;
-    return PciId{static_cast<uint16_t>(*util::parse_hex(v)), static_cast<uint16_t>(*util::parse_hex(d))};
+    return PciId{static_cast<uint16_t>(*util::parse_hex(v)),
+                 static_cast<uint16_t>(*util::parse_hex(d))};
 }
 
 std::string PciId::str() const {

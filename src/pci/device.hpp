@@ -47,9 +47,9 @@ struct PciDevice {
     std::vector<std::string> capabilities; // "PCIe", "MSI-X", "ACS", ...
     bool has_acs = false;
     std::vector<Bar> bars;
-    std::vector<std::string> drm_nodes;     // "card0", "renderD128": its /dev/dri nodes
-    std::string sysfs_path;                 // canonical host path under /sys/devices
-    std::optional<PciAddress> parent;       // upstream bridge, nullopt at the root complex
+    std::vector<std::string> drm_nodes; // "card0", "renderD128": its /dev/dri nodes
+    std::string sysfs_path;             // canonical host path under /sys/devices
+    std::optional<PciAddress> parent;   // upstream bridge, nullopt at the root complex
 
     PciId id() const { return {vendor, device}; }
     // Display controllers of any kind: VGA, XGA, 3D, other (class 0x03xx).

@@ -1,15 +1,14 @@
 #include "pci/device.hpp"
-
 #include "util/strings.hpp"
 
 #include <algorithm>
-#include <filesystem>
 #include <csetjmp>
 #include <cstdarg>
 #include <cstdio>
 #include <fcntl.h>
-#include <map>
+#include <filesystem>
 #include <iterator>
+#include <map>
 #include <optional>
 #include <sys/stat.h>
 
@@ -118,7 +117,9 @@ struct RawDetail {
     uint32_t bar[6];
 };
 
-void copy_name(char* out, size_t n, const char* name) { std::snprintf(out, n, "%s", name ? name : ""); }
+void copy_name(char* out, size_t n, const char* name) {
+    std::snprintf(out, n, "%s", name ? name : "");
+}
 
 // The parent bridge from the canonical sysfs path: the component before ours
 // that is itself a PCI address.
@@ -140,14 +141,17 @@ void check_identity(const host::Host& host, const uint8_t* header, bool config_o
                     std::vector<std::string>& warnings) {
     const std::string base = "/sys/bus/pci/devices/" + d.addr.str();
     if (!config_ok)
-        warnings.push_back(d.addr.str() + ": config space is unreadable or shorter than the 64-byte header; "
-                                          "its BARs and capabilities are unknown");
+        warnings.push_back(d.addr.str() +
+                           ": config space is unreadable or shorter than the 64-byte header; "
+                           "its BARs and capabilities are unknown");
     const uint16_t cfg_vendor = static_cast<uint16_t>(header[0] | header[1] << 8);
     const uint16_t cfg_device = static_cast<uint16_t>(header[2] | header[3] << 8);
     const uint16_t cfg_class = static_cast<uint16_t>(header[0x0b] << 8 | header[0x0a]);
     const bool header_valid = config_ok && cfg_vendor != 0xffff && cfg_vendor != 0;
     // The common case: the attributes libpci read agree with the header.
-    if (header_valid && d.vendor == cfg_vendor && d.device == cfg_device && d.class_code == cfg_class) return;
+    if (header_valid && d.vendor == cfg_vendor && d.device == cfg_device &&
+        d.class_code == cfg_class)
+        return;
     for (const char* name : {"vendor", "device", "class"}) {
         auto raw = host.attr(base + "/" + name);
         if (raw && util::parse_hex(*raw)) continue;
@@ -159,8 +163,10 @@ void check_identity(const host::Host& host, const uint8_t* header, bool config_o
             continue;
         }
         warnings.push_back(what + "; using the config header instead");
-        if (name == std::string_view("vendor")) d.vendor = cfg_vendor;
-        else if (name == std::string_view("device")) d.device = cfg_device;
+        if (name == std::string_view("vendor"))
+            d.vendor = cfg_vendor;
+        else if (name == std::string_view("device"))
+            d.device = cfg_device;
         else {
             d.class_code = cfg_class;
             d.prog_if = header[0x09];
@@ -168,7 +174,8 @@ void check_identity(const host::Host& host, const uint8_t* header, bool config_o
     }
 }
 
-void read_host_side(const host::Host& host, const host::Dir* bus, PciDevice& d, std::vector<std::string>& warnings) {
+void read_host_side(const host::Host& host, const host::Dir* bus, PciDevice& d,
+                    std::vector<std::string>& warnings) {
     const std::string base = "/sys/bus/pci/devices/" + d.addr.str();
     auto dir = host.open_dir(base);
     if (!dir) {
@@ -187,7 +194,8 @@ void read_host_side(const host::Host& host, const host::Dir* bus, PciDevice& d, 
     } else if (t.error().errnum != ENOENT) {
         // No entry is no group (the IOMMU is off); an entry that is no
         // readable link is a group that cannot be read.
-        d.iommu_group_problem = "cannot read " + base + "/iommu_group (" + t.error().describe() + ")";
+        d.iommu_group_problem =
+            "cannot read " + base + "/iommu_group (" + t.error().describe() + ")";
     }
     // An override matters on devices that vfio-pci holds or that wait unbound.
     const bool override_matters = !d.driver || *d.driver == "vfio-pci";
@@ -195,8 +203,10 @@ void read_host_side(const host::Host& host, const host::Dir* bus, PciDevice& d, 
         o && *o != "(null)" && !o->empty())
         d.driver_override = *o;
     if (auto v = d.is_gpu() ? dir->attr("boot_vga") : std::nullopt) {
-        if (*v == "1") d.boot_vga = true;
-        else if (*v != "0") warnings.push_back(d.addr.str() + ": boot_vga holds '" + *v + "'");
+        if (*v == "1")
+            d.boot_vga = true;
+        else if (*v != "0")
+            warnings.push_back(d.addr.str() + ": boot_vga holds '" + *v + "'");
     }
     if (d.is_gpu())
         if (auto drm = host.list(base + "/drm"))
@@ -206,16 +216,18 @@ void read_host_side(const host::Host& host, const host::Dir* bus, PciDevice& d, 
     // The bus link is relative ("../../../devices/pci0000:00/..."): resolving
     // it lexically needs no filesystem walk.
     if (auto t = bus ? bus->read_link(d.addr.str().c_str()) : host.read_link(base)) {
-        d.sysfs_path = (std::filesystem::path("/sys/bus/pci/devices") / *t).lexically_normal().string();
+        d.sysfs_path =
+            (std::filesystem::path("/sys/bus/pci/devices") / *t).lexically_normal().string();
         d.parent = parent_from_path(d.sysfs_path);
     }
 }
 
 // The files libpci opens itself (plain open(2), links followed) for a
 // device under /sys/bus/pci/devices.
-constexpr const char* k_libpci_files[] = {"vendor",           "device",           "class",    "config",
-                                          "resource",         "irq",              "revision", "label",
-                                          "subsystem_vendor", "subsystem_device", "numa_node"};
+constexpr const char* k_libpci_files[] = {"vendor",           "device",   "class",
+                                          "config",           "resource", "irq",
+                                          "revision",         "label",    "subsystem_vendor",
+                                          "subsystem_device", "numa_node"};
 
 // Why libpci must not read device `name` of a recorded tree: its directory
 // leads out of the tree (an absolute link, or '..' past the root) or is no
@@ -238,11 +250,14 @@ std::optional<std::string> libpci_hazard_slow(const host::Host& host, const std:
         if (S_ISLNK(st.st_mode)) {
             const fs::path to = fs::canonical(dir / f, ec);
             if (ec) continue; // dangling: nothing to read
-            if (to.string().compare(0, r.size(), r) != 0) return std::string(f) + " leads out of the tree (to " + to.string() + ")";
+            if (to.string().compare(0, r.size(), r) != 0)
+                return std::string(f) + " leads out of the tree (to " + to.string() + ")";
             if (::stat(to.c_str(), &st) != 0) continue;
         }
-        // A directory reads as an error, which libpci reads as one; a FIFO or a device node does not.
-        if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) return std::string(f) + " is not a regular file";
+        // A directory reads as an error, which libpci reads as one; a FIFO or a device node does
+        // not.
+        if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+            return std::string(f) + " is not a regular file";
     }
     return std::nullopt;
 }
@@ -253,13 +268,15 @@ std::optional<std::string> libpci_hazard_slow(const host::Host& host, const std:
 // each, links not followed). Anything else takes the slow answer.
 class HazardCheck {
   public:
-    explicit HazardCheck(const host::Host& host) : m_host(host), m_bus(host.open_dir("/sys/bus/pci/devices")) {
+    explicit HazardCheck(const host::Host& host)
+        : m_host(host), m_bus(host.open_dir("/sys/bus/pci/devices")) {
         std::error_code ec;
         m_root = std::filesystem::canonical(host.root(), ec).string();
     }
 
     std::optional<std::string> operator()(const std::string& name) {
-        if (m_root.empty() || !m_bus || !real_dir("sys/bus/pci/devices")) return libpci_hazard_slow(m_host, name);
+        if (m_root.empty() || !m_bus || !real_dir("sys/bus/pci/devices"))
+            return libpci_hazard_slow(m_host, name);
         auto t = m_bus->read_link(name.c_str());
         if (!t || t->empty() || (*t)[0] == '/') return libpci_hazard_slow(m_host, name);
         const std::string rel =
@@ -267,12 +284,14 @@ class HazardCheck {
         if (rel.empty() || rel == "." || rel.compare(0, 2, "..") == 0 || !real_dir(rel))
             return libpci_hazard_slow(m_host, name);
         // What each of libpci's files is, without following links.
-        const int dfd = ::open((m_root + "/" + rel).c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        const int dfd =
+            ::open((m_root + "/" + rel).c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (dfd < 0) return libpci_hazard_slow(m_host, name);
         bool plain = true;
         for (const char* f : k_libpci_files) {
             struct stat st {};
-            if (::fstatat(dfd, f, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+            if (::fstatat(dfd, f, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISREG(st.st_mode) &&
+                !S_ISDIR(st.st_mode))
                 plain = false;
         }
         ::close(dfd);
@@ -301,11 +320,13 @@ class HazardCheck {
 
 // Takes the hazardous devices out of libpci's list before it reads them,
 // with a warning each; their IOMMU groups keep them as unknown members.
-void leave_out_hazards(const host::Host& host, pci_access* acc, std::vector<std::string>& warnings) {
+void leave_out_hazards(const host::Host& host, pci_access* acc,
+                       std::vector<std::string>& warnings) {
     HazardCheck libpci_hazard(host);
     for (pci_dev** at = &acc->devices; *at;) {
         pci_dev* p = *at;
-        const std::string name = PciAddress{static_cast<uint32_t>(p->domain), p->bus, p->dev, p->func}.str();
+        const std::string name =
+            PciAddress{static_cast<uint32_t>(p->domain), p->bus, p->dev, p->func}.str();
         if (auto why = libpci_hazard(name)) {
             warnings.push_back(name + ": left out: " + *why);
             *at = p->next;
@@ -406,26 +427,38 @@ Result<Inventory> enumerate(const host::Host& host) {
             if (htype == PCI_HEADER_TYPE_NORMAL) {
                 d.subsys_vendor = static_cast<uint16_t>(header[PCI_SUBSYSTEM_VENDOR_ID] |
                                                         header[PCI_SUBSYSTEM_VENDOR_ID + 1] << 8);
-                d.subsys_device =
-                    static_cast<uint16_t>(header[PCI_SUBSYSTEM_ID] | header[PCI_SUBSYSTEM_ID + 1] << 8);
+                d.subsys_device = static_cast<uint16_t>(header[PCI_SUBSYSTEM_ID] |
+                                                        header[PCI_SUBSYSTEM_ID + 1] << 8);
             }
         }
-        RawNames names{acc, d.vendor, d.device, d.class_code, d.subsys_vendor, d.subsys_device,
-                       d.subsys_vendor && d.subsys_vendor != 0xffff, {}, {}, {}, {}};
+        RawNames names{acc,
+                       d.vendor,
+                       d.device,
+                       d.class_code,
+                       d.subsys_vendor,
+                       d.subsys_device,
+                       d.subsys_vendor && d.subsys_vendor != 0xffff,
+                       {},
+                       {},
+                       {},
+                       {}};
         if (!guarded<RawNames>(
                 [](RawNames& n) {
                     char buf[256];
                     copy_name(n.vendor_name, sizeof n.vendor_name,
                               pci_lookup_name(n.acc, buf, sizeof buf, PCI_LOOKUP_VENDOR, n.vendor));
                     copy_name(n.device_name, sizeof n.device_name,
-                              pci_lookup_name(n.acc, buf, sizeof buf, PCI_LOOKUP_DEVICE, n.vendor, n.device));
-                    copy_name(n.class_name, sizeof n.class_name,
-                              pci_lookup_name(n.acc, buf, sizeof buf, PCI_LOOKUP_CLASS, n.class_code));
+                              pci_lookup_name(n.acc, buf, sizeof buf, PCI_LOOKUP_DEVICE, n.vendor,
+                                              n.device));
+                    copy_name(
+                        n.class_name, sizeof n.class_name,
+                        pci_lookup_name(n.acc, buf, sizeof buf, PCI_LOOKUP_CLASS, n.class_code));
                     if (n.subsys)
                         copy_name(n.subsys_name, sizeof n.subsys_name,
-                                  pci_lookup_name(n.acc, buf, sizeof buf,
-                                                  PCI_LOOKUP_SUBSYSTEM | PCI_LOOKUP_VENDOR | PCI_LOOKUP_DEVICE,
-                                                  n.vendor, n.device, n.subsys_vendor, n.subsys_device));
+                                  pci_lookup_name(
+                                      n.acc, buf, sizeof buf,
+                                      PCI_LOOKUP_SUBSYSTEM | PCI_LOOKUP_VENDOR | PCI_LOOKUP_DEVICE,
+                                      n.vendor, n.device, n.subsys_vendor, n.subsys_device));
                 },
                 names))
             return failed();
@@ -441,16 +474,20 @@ Result<Inventory> enumerate(const host::Host& host) {
             inv.devices.push_back(std::move(d));
             continue;
         }
-        RawDetail detail{p, htype == PCI_HEADER_TYPE_NORMAL ? 6 : (htype == PCI_HEADER_TYPE_BRIDGE ? 2 : 0),
-                         {}, {}, false, {}, {}};
+        RawDetail detail{
+            p,     htype == PCI_HEADER_TYPE_NORMAL ? 6 : (htype == PCI_HEADER_TYPE_BRIDGE ? 2 : 0),
+            {},    {},
+            false, {},
+            {}};
         if (!guarded<RawDetail>(
                 [](RawDetail& r) {
-                    pci_fill_info(r.p, PCI_FILL_BASES | PCI_FILL_SIZES | PCI_FILL_IO_FLAGS | PCI_FILL_CAPS |
-                                           PCI_FILL_EXT_CAPS);
+                    pci_fill_info(r.p, PCI_FILL_BASES | PCI_FILL_SIZES | PCI_FILL_IO_FLAGS |
+                                           PCI_FILL_CAPS | PCI_FILL_EXT_CAPS);
                     for (size_t i = 0; i < std::size(k_caps); ++i)
                         r.caps[i] = pci_find_cap(r.p, k_caps[i].id, PCI_CAP_NORMAL) != nullptr;
                     for (size_t i = 0; i < std::size(k_ext_caps); ++i)
-                        r.ext_caps[i] = pci_find_cap(r.p, k_ext_caps[i].id, PCI_CAP_EXTENDED) != nullptr;
+                        r.ext_caps[i] =
+                            pci_find_cap(r.p, k_ext_caps[i].id, PCI_CAP_EXTENDED) != nullptr;
                     r.acs = pci_find_cap(r.p, PCI_EXT_CAP_ID_ACS, PCI_CAP_EXTENDED) != nullptr;
                     for (int i = 0; i < r.nbars; ++i) {
                         r.size[i] = r.p->size[i];
@@ -480,7 +517,8 @@ Result<Inventory> enumerate(const host::Host& host) {
             const uint32_t flags = detail.bar[i];
             b.is_io = flags & PCI_BASE_ADDRESS_SPACE_IO;
             if (!b.is_io) {
-                b.is_64bit = (flags & PCI_BASE_ADDRESS_MEM_TYPE_MASK) == PCI_BASE_ADDRESS_MEM_TYPE_64;
+                b.is_64bit =
+                    (flags & PCI_BASE_ADDRESS_MEM_TYPE_MASK) == PCI_BASE_ADDRESS_MEM_TYPE_64;
                 b.prefetchable = flags & PCI_BASE_ADDRESS_MEM_PREFETCH;
             }
             d.bars.push_back(b);
@@ -496,7 +534,8 @@ Result<Inventory> enumerate(const host::Host& host) {
               [](const PciDevice& a, const PciDevice& b) { return a.addr < b.addr; });
     // One open bus directory for every device's link (not a walk per device).
     auto bus = host.open_dir("/sys/bus/pci/devices");
-    for (auto& d : inv.devices) read_host_side(host, bus ? &*bus : nullptr, d, inv.warnings);
+    for (auto& d : inv.devices)
+        read_host_side(host, bus ? &*bus : nullptr, d, inv.warnings);
     return inv;
 }
 

@@ -12,10 +12,10 @@ namespace vfioctl {
 
 // What went wrong, where, and what the user can do about it.
 struct Error {
-    std::string message;   // one line, lower case, no trailing period
-    std::string path;      // the file involved, if any
-    std::string hint;      // what to do next, if known
-    int errnum = 0;        // errno at the failure, 0 when not a system error
+    std::string message; // one line, lower case, no trailing period
+    std::string path;    // the file involved, if any
+    std::string hint;    // what to do next, if known
+    int errnum = 0;      // errno at the failure, 0 when not a system error
 
     // "message: path: strerror" as one line.
     std::string describe() const;

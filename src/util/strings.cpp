@@ -6,8 +6,10 @@
 namespace vfioctl::util {
 
 std::string_view trim(std::string_view s) {
-    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front())))
+        s.remove_prefix(1);
+    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back())))
+        s.remove_suffix(1);
     return s;
 }
 
@@ -29,9 +31,11 @@ std::vector<std::string> split_ws(std::string_view s) {
     std::vector<std::string> out;
     size_t i = 0;
     while (i < s.size()) {
-        while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
+        while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i])))
+            ++i;
         size_t j = i;
-        while (j < s.size() && !std::isspace(static_cast<unsigned char>(s[j]))) ++j;
+        while (j < s.size() && !std::isspace(static_cast<unsigned char>(s[j])))
+            ++j;
         if (j > i) out.emplace_back(s.substr(i, j - i));
         i = j;
     }
@@ -44,7 +48,8 @@ bool starts_with(std::string_view s, std::string_view prefix) {
 
 std::string to_lower(std::string_view s) {
     std::string out(s);
-    for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    for (char& c : out)
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     return out;
 }
 
@@ -63,7 +68,9 @@ std::optional<uint64_t> parse_hex(std::string_view s) {
     return parse_base(s, 16);
 }
 
-std::optional<uint64_t> parse_dec(std::string_view s) { return parse_base(s, 10); }
+std::optional<uint64_t> parse_dec(std::string_view s) {
+    return parse_base(s, 10);
+}
 
 std::string join(const std::vector<std::string>& parts, std::string_view sep) {
     std::string out;
@@ -84,7 +91,8 @@ size_t utf8_length(std::string_view s) {
     const unsigned char c = b(0);
     size_t n = 0;
     unsigned char lo = 0x80, hi = 0xbf; // the second byte's range
-    if (c >= 0xc2 && c <= 0xdf) n = 2;
+    if (c >= 0xc2 && c <= 0xdf)
+        n = 2;
     else if (c >= 0xe0 && c <= 0xef) {
         n = 3;
         if (c == 0xe0) lo = 0xa0;
@@ -93,7 +101,8 @@ size_t utf8_length(std::string_view s) {
         n = 4;
         if (c == 0xf0) lo = 0x90;
         if (c == 0xf4) hi = 0x8f;
-    } else return 0;
+    } else
+        return 0;
     if (s.size() < n || b(1) < lo || b(1) > hi) return 0;
     for (size_t i = 2; i < n; ++i)
         if (b(i) < 0x80 || b(i) > 0xbf) return 0;
@@ -115,8 +124,10 @@ std::string printable(std::string_view s, bool keep_newlines) {
     for (size_t i = 0; i < s.size();) {
         const auto c = static_cast<unsigned char>(s[i]);
         if (c < 0x80) {
-            if ((c < 0x20 && c != '\t' && !(keep_newlines && c == '\n')) || c == 0x7f) hex_byte(out, c);
-            else out += static_cast<char>(c);
+            if ((c < 0x20 && c != '\t' && !(keep_newlines && c == '\n')) || c == 0x7f)
+                hex_byte(out, c);
+            else
+                out += static_cast<char>(c);
             ++i;
             continue;
         }

@@ -17,9 +17,13 @@ using Clock = std::chrono::steady_clock;
 
 const char* const k_vfio = "vfio-pci";
 
-std::string dev_base(const std::string& addr) { return "/sys/bus/pci/devices/" + addr; }
+std::string dev_base(const std::string& addr) {
+    return "/sys/bus/pci/devices/" + addr;
+}
 
-std::string show(const std::optional<std::string>& drv) { return drv.value_or("no driver"); }
+std::string show(const std::optional<std::string>& drv) {
+    return drv.value_or("no driver");
+}
 
 void say(const ChangeOptions& opt, const std::string& s) {
     if (opt.progress) opt.progress(s);
@@ -56,7 +60,8 @@ bool wait_for(const host::Host& host, const std::string& p, int timeout_ms) {
 
 Status unbind_from(const host::Host& host, const std::string& addr, const std::string& drv,
                    const ChangeOptions& opt) {
-    return host.write_bounded("/sys/bus/pci/drivers/" + drv + "/unbind", addr, opt.unbind_timeout_ms);
+    return host.write_bounded("/sys/bus/pci/drivers/" + drv + "/unbind", addr,
+                              opt.unbind_timeout_ms);
 }
 
 // One device to vfio-pci; the journal entry is written before the first change.
@@ -65,7 +70,8 @@ Result<DeviceChange> bind_one(const host::Host& host, Journal& journal, const Pl
     const std::string addr = item.addr.str();
     const std::string base = dev_base(addr);
     if (!host.exists(base))
-        return Error{"device " + addr + " has disappeared", base, "'vfioctl groups' shows what is there now", 0};
+        return Error{"device " + addr + " has disappeared", base,
+                     "'vfioctl groups' shows what is there now", 0};
     auto t0 = Clock::now();
     JournalEntry e;
     e.address = addr;
@@ -100,8 +106,8 @@ Result<DeviceChange> bind_one(const host::Host& host, Journal& journal, const Pl
     util::fault_point("bind.probed");
     auto now = host.link_name(base + "/driver");
     if (now != std::optional<std::string>(k_vfio))
-        return Error{"the probe left " + addr + " on " + show(now) + ", not vfio-pci", base + "/driver",
-                     "check 'dmesg' for vfio-pci errors (is the IOMMU on?)", 0};
+        return Error{"the probe left " + addr + " on " + show(now) + ", not vfio-pci",
+                     base + "/driver", "check 'dmesg' for vfio-pci errors (is the IOMMU on?)", 0};
     const std::string node = "/dev/vfio/" + std::to_string(item.group);
     if (!wait_for(host, node, opt.node_timeout_ms))
         return Error{addr + " is on vfio-pci but " + node + " did not appear", node,
@@ -153,8 +159,10 @@ Result<DeviceChange> restore_one(const host::Host& host, Journal& journal, const
     util::fault_point("restore.bound");
     auto now = host.link_name(base + "/driver");
     if (e.original_driver && now != e.original_driver)
-        return Error{addr + " is on " + show(now) + " after restoring, not " + *e.original_driver, base + "/driver",
-                     "its journal entry is kept: load the driver's module, then run 'vfioctl recover'", 0};
+        return Error{
+            addr + " is on " + show(now) + " after restoring, not " + *e.original_driver,
+            base + "/driver",
+            "its journal entry is kept: load the driver's module, then run 'vfioctl recover'", 0};
     journal.erase(addr);
     if (auto st = save_journal(host, opt.state_dir, journal); !st) return st.error();
     util::fault_point("restore.done");
@@ -188,7 +196,8 @@ Status drop_gone(const host::Host& host, Journal& journal, const ChangeOptions& 
 
 std::vector<std::string> texts(const std::vector<Obstacle>& obstacles) {
     std::vector<std::string> out;
-    for (const auto& o : obstacles) out.push_back(o.text);
+    for (const auto& o : obstacles)
+        out.push_back(o.text);
     return out;
 }
 
@@ -204,26 +213,30 @@ BindPlan plan_bind(const std::vector<const pci::PciDevice*>& targets, const pci:
     for (const auto* t : targets) {
         named.insert(t->addr);
         if (!t->iommu_group) {
-            plan.refusals.push_back({t->addr, "no_iommu_group",
-                                     t->addr.short_str() +
-                                         " is in no IOMMU group: the IOMMU is off or does not cover it "
-                                         "('vfioctl status' says why)"});
+            plan.refusals.push_back(
+                {t->addr, "no_iommu_group",
+                 t->addr.short_str() +
+                     " is in no IOMMU group: the IOMMU is off or does not cover it "
+                     "('vfioctl status' says why)"});
             continue;
         }
         if (facts.groups_unreadable) {
             // The group's other members, a root disk among them, may be hidden.
-            plan.refusals.push_back({t->addr, "unknown_group",
-                                     t->addr.short_str() + "'s IOMMU group members cannot be established: " +
-                                         *facts.groups_unreadable});
+            plan.refusals.push_back(
+                {t->addr, "unknown_group",
+                 t->addr.short_str() +
+                     "'s IOMMU group members cannot be established: " + *facts.groups_unreadable});
             continue;
         }
-        if (std::find(plan.groups.begin(), plan.groups.end(), *t->iommu_group) != plan.groups.end()) continue;
+        if (std::find(plan.groups.begin(), plan.groups.end(), *t->iommu_group) != plan.groups.end())
+            continue;
         plan.groups.push_back(*t->iommu_group);
         bool found = false;
         for (const auto& g : groups) {
             if (g.number != *t->iommu_group) continue;
             found = true;
-            for (const auto& a : g.devices) addrs.push_back(a);
+            for (const auto& a : g.devices)
+                addrs.push_back(a);
         }
         if (!found) addrs.push_back(t->addr);
     }
@@ -232,7 +245,8 @@ BindPlan plan_bind(const std::vector<const pci::PciDevice*>& targets, const pci:
     for (const auto& a : addrs) {
         const pci::PciDevice* d = inv.find(a);
         if (!d) {
-            plan.refusals.push_back({a, "unreadable_member", a.str() + " is in the group but cannot be read"});
+            plan.refusals.push_back(
+                {a, "unreadable_member", a.str() + " is in the group but cannot be read"});
             continue;
         }
         if (d->bridge) continue; // bridges stay with their drivers
@@ -246,12 +260,16 @@ BindPlan plan_bind(const std::vector<const pci::PciDevice*>& targets, const pci:
         auto role = iommu::role_of(*d, inv, facts);
         for (const auto& c : role.critical) {
             std::string why = a.short_str() + " is host-critical: " + c.reason();
-            if (host::force_overrides(c.kind)) plan.blockers.push_back({a, host::critical_kind_id(c.kind), why});
-            else plan.refusals.push_back({a, host::critical_kind_id(c.kind), why + " (never moved, not even with --force)"});
+            if (host::force_overrides(c.kind))
+                plan.blockers.push_back({a, host::critical_kind_id(c.kind), why});
+            else
+                plan.refusals.push_back({a, host::critical_kind_id(c.kind),
+                                         why + " (never moved, not even with --force)"});
         }
         if (!it.already)
             for (const auto& u : role.in_use)
-                plan.blockers.push_back({a, host::in_use_kind_id(u.kind), a.short_str() + " is in use: " + u.what()});
+                plan.blockers.push_back(
+                    {a, host::in_use_kind_id(u.kind), a.short_str() + " is in use: " + u.what()});
         plan.items.push_back(std::move(it));
     }
     return plan;
@@ -262,7 +280,8 @@ Result<std::vector<DeviceChange>> execute_bind(const host::Host& host, const Bin
     std::vector<DeviceChange> changes;
     if (plan.nothing_to_do()) {
         for (const auto& it : plan.items)
-            changes.push_back({it.addr.str(), it.driver, it.driver, false, 0, "already on vfio-pci"});
+            changes.push_back(
+                {it.addr.str(), it.driver, it.driver, false, 0, "already on vfio-pci"});
         return changes;
     }
     auto session = open_session(host, opt);
@@ -272,19 +291,23 @@ Result<std::vector<DeviceChange>> execute_bind(const host::Host& host, const Bin
         say(opt, "loading vfio-pci");
         if (auto st = host.load_module("vfio_pci"); !st) return st.error();
         if (!host.exists("/sys/bus/pci/drivers/vfio-pci"))
-            return Error{"vfio-pci loaded but its driver directory did not appear", "/sys/bus/pci/drivers/vfio-pci",
-                         {}, 0};
+            return Error{"vfio-pci loaded but its driver directory did not appear",
+                         "/sys/bus/pci/drivers/vfio-pci",
+                         {},
+                         0};
     }
     std::vector<std::string> moved;
     for (const auto& it : plan.items) {
         if (it.already) {
-            changes.push_back({it.addr.str(), it.driver, it.driver, false, 0, "already on vfio-pci"});
+            changes.push_back(
+                {it.addr.str(), it.driver, it.driver, false, 0, "already on vfio-pci"});
             continue;
         }
         // Read again under the lock: another vfioctl may have bound it since
         // the plan was made. Binding it again replaced that run's journal
         // entry with one whose original driver was vfio-pci.
-        if (host.link_name(dev_base(it.addr.str()) + "/driver") == std::optional<std::string>(k_vfio)) {
+        if (host.link_name(dev_base(it.addr.str()) + "/driver") ==
+            std::optional<std::string>(k_vfio)) {
             changes.push_back({it.addr.str(), std::string(k_vfio), std::string(k_vfio), false, 0,
                                "already on vfio-pci (bound meanwhile)"});
             continue;
@@ -302,18 +325,22 @@ Result<std::vector<DeviceChange>> execute_bind(const host::Host& host, const Bin
             // The kernel is still unbinding it: restoring now would race the
             // unbind. The entry stays for 'recover' once the kernel is done.
             moved.pop_back();
-            stuck.push_back(it.addr.str() + " is still being unbound by the kernel; its journal entry is kept");
+            stuck.push_back(it.addr.str() +
+                            " is still being unbound by the kernel; its journal entry is kept");
         }
         for (auto m = moved.rbegin(); m != moved.rend(); ++m) {
             if (!journal.find(*m)) continue;
             auto r = restore_one(host, journal, *m, opt);
-            if (r) undone.push_back(*m + " back on " + show(r->to));
-            else stuck.push_back(*m + ": " + r.error().describe());
+            if (r)
+                undone.push_back(*m + " back on " + show(r->to));
+            else
+                stuck.push_back(*m + ": " + r.error().describe());
         }
         err.message = "binding " + it.addr.str() + " failed: " + err.message;
         std::string rolled = undone.empty() ? "" : "rolled back: " + util::join(undone, ", ");
-        if (!stuck.empty()) rolled += (rolled.empty() ? "" : "; ") + std::string("NOT restored: ") +
-                                      util::join(stuck, "; ") + " (run 'vfioctl recover')";
+        if (!stuck.empty())
+            rolled += (rolled.empty() ? "" : "; ") + std::string("NOT restored: ") +
+                      util::join(stuck, "; ") + " (run 'vfioctl recover')";
         err.hint = rolled + (err.hint.empty() ? "" : (rolled.empty() ? "" : ". ") + err.hint);
         return err;
     }
@@ -322,8 +349,8 @@ Result<std::vector<DeviceChange>> execute_bind(const host::Host& host, const Bin
 
 Result<std::vector<DeviceChange>> give_back(const host::Host& host,
                                             const std::vector<pci::PciAddress>& addresses,
-                                            const std::map<int, std::string>& busy_groups, bool force,
-                                            const ChangeOptions& opt) {
+                                            const std::map<int, std::string>& busy_groups,
+                                            bool force, const ChangeOptions& opt) {
     auto session = open_session(host, opt);
     if (!session) return session.error();
     Journal& journal = session->journal;
@@ -331,24 +358,32 @@ Result<std::vector<DeviceChange>> give_back(const host::Host& host,
     std::vector<std::string> todo;
     if (addresses.empty()) {
         if (auto st = drop_gone(host, journal, opt, changes); !st) return st.error();
-        for (const auto& e : journal.entries) todo.push_back(e.address);
+        for (const auto& e : journal.entries)
+            todo.push_back(e.address);
     }
-    for (const auto& a : addresses) todo.push_back(a.str());
+    for (const auto& a : addresses)
+        todo.push_back(a.str());
     if (!force) {
         std::vector<std::string> busy;
         for (const auto& addr : todo) {
             int group = -1;
-            if (auto* e = journal.find(addr)) group = e->group;
+            if (auto* e = journal.find(addr))
+                group = e->group;
             else if (auto g = host.link_name(dev_base(addr) + "/iommu_group"))
                 // std::stoi threw on a link that names no number ("internal error: stoi").
-                if (auto n = util::parse_dec(*g); n && *n <= 1'000'000) group = static_cast<int>(*n);
+                if (auto n = util::parse_dec(*g); n && *n <= 1'000'000)
+                    group = static_cast<int>(*n);
             auto b = busy_groups.find(group);
             if (b != busy_groups.end())
-                busy.push_back(addr + " (/dev/vfio/" + std::to_string(group) + " held by " + b->second + ")");
+                busy.push_back(addr + " (/dev/vfio/" + std::to_string(group) + " held by " +
+                               b->second + ")");
         }
         if (!busy.empty())
-            return Error{"a process (a VM?) still holds " + util::join(busy, ", "), {},
-                         "stop the VM first ('vfioctl vm stop NAME'); --force takes the device away from it", 0};
+            return Error{
+                "a process (a VM?) still holds " + util::join(busy, ", "),
+                {},
+                "stop the VM first ('vfioctl vm stop NAME'); --force takes the device away from it",
+                0};
     }
     for (const auto& addr : todo) {
         if (journal.find(addr)) {
@@ -384,11 +419,14 @@ Result<std::vector<DeviceChange>> recover(const host::Host& host, const ChangeOp
     if (auto st = drop_gone(host, journal, opt, changes); !st) return st.error();
     std::vector<std::string> failed;
     std::vector<std::string> todo;
-    for (const auto& e : journal.entries) todo.push_back(e.address);
+    for (const auto& e : journal.entries)
+        todo.push_back(e.address);
     for (const auto& addr : todo) {
         auto c = restore_one(host, journal, addr, opt);
-        if (c) changes.push_back(*c);
-        else failed.push_back(c.error().describe());
+        if (c)
+            changes.push_back(*c);
+        else
+            failed.push_back(c.error().describe());
     }
     if (!failed.empty())
         return Error{"could not restore: " + util::join(failed, "; "), journal_path(opt.state_dir),

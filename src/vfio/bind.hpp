@@ -10,8 +10,8 @@
 #include "vfio/journal.hpp"
 
 #include <functional>
-#include <optional>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -21,11 +21,11 @@ namespace vfioctl::vfio {
 // One device of a bind plan.
 struct PlanItem {
     pci::PciAddress addr;
-    std::string label;                  // device line for people
-    std::optional<std::string> driver;  // current driver
+    std::string label;                 // device line for people
+    std::optional<std::string> driver; // current driver
     int group = -1;
-    bool target = false;                // named by the user (not just a group mate)
-    bool already = false;               // on vfio-pci already: nothing to do
+    bool target = false;  // named by the user (not just a group mate)
+    bool already = false; // on vfio-pci already: nothing to do
 };
 
 // Why one device may not move. kind is the id of the critical or in-use
@@ -34,17 +34,19 @@ struct PlanItem {
 struct Obstacle {
     pci::PciAddress addr;
     std::string kind;
-    std::string text;                   // for people: "01:00.0 is host-critical: root filesystem (/dev/vda)"
+    std::string text; // for people: "01:00.0 is host-critical: root filesystem (/dev/vda)"
 };
 // The texts of obstacles, in order.
 std::vector<std::string> texts(const std::vector<Obstacle>& obstacles);
 
 // What bind will do, and why it may not.
 struct BindPlan {
-    std::vector<PlanItem> items;        // every endpoint of every group involved
+    std::vector<PlanItem> items; // every endpoint of every group involved
     std::vector<int> groups;
-    std::vector<Obstacle> refusals;     // never overridable (root filesystem known or possible, no group, unknown member)
-    std::vector<Obstacle> blockers;     // overridable with --force (in use, default route known or possible, console)
+    std::vector<Obstacle>
+        refusals; // never overridable (root filesystem known or possible, no group, unknown member)
+    std::vector<Obstacle>
+        blockers; // overridable with --force (in use, default route known or possible, console)
     bool nothing_to_do() const;
 };
 
@@ -56,7 +58,7 @@ struct ChangeOptions {
     std::string state_dir = "/var/lib/vfioctl";
     int unbind_timeout_ms = 10000;
     int lock_timeout_ms = 5000;
-    int node_timeout_ms = 2000;    // wait for /dev/vfio/N after the probe
+    int node_timeout_ms = 2000; // wait for /dev/vfio/N after the probe
     std::function<void(const std::string&)> progress;
 };
 
@@ -66,7 +68,7 @@ struct DeviceChange {
     std::optional<std::string> from;
     std::optional<std::string> to;
     bool changed = false;
-    double ms = 0;                 // wall time of the kernel writes for it
+    double ms = 0; // wall time of the kernel writes for it
     std::string note;
 };
 
@@ -83,8 +85,8 @@ Result<std::vector<DeviceChange>> execute_bind(const host::Host& host, const Bin
 // Refuses a device whose /dev/vfio/N is in busy_groups unless force.
 Result<std::vector<DeviceChange>> give_back(const host::Host& host,
                                             const std::vector<pci::PciAddress>& addresses,
-                                            const std::map<int, std::string>& busy_groups, bool force,
-                                            const ChangeOptions& opt);
+                                            const std::map<int, std::string>& busy_groups,
+                                            bool force, const ChangeOptions& opt);
 
 // Brings every journaled device, whatever phase it was left in, back to its
 // original driver and clears the journal. Safe at any time.

@@ -22,12 +22,17 @@ void Journal::erase(const std::string& address) {
                   entries.end());
 }
 
-std::string journal_path(const std::string& state_dir) { return state_dir + "/journal.json"; }
-std::string lock_path(const std::string& state_dir) { return state_dir + "/lock"; }
+std::string journal_path(const std::string& state_dir) {
+    return state_dir + "/journal.json";
+}
+std::string lock_path(const std::string& state_dir) {
+    return state_dir + "/lock";
+}
 
 namespace {
-json opt(const std::optional<std::string>& s) { return s ? json(*s) : json(nullptr); }
-
+json opt(const std::optional<std::string>& s) {
+    return s ? json(*s) : json(nullptr);
+}
 
 // What the journal holds where it cannot be trusted, in words (never
 // nlohmann's own exception text); thrown inside parse_journal only.
@@ -42,13 +47,16 @@ const json& field(const json& d, const char* key, const std::string& at) {
 }
 std::string str_field(const json& d, const char* key, const std::string& at) {
     const json& v = field(d, key, at);
-    if (!v.is_string()) throw Corrupt{at + "." + key + " is " + util::json_type_words(v) + ", not a string"};
+    if (!v.is_string())
+        throw Corrupt{at + "." + key + " is " + util::json_type_words(v) + ", not a string"};
     return v.get<std::string>();
 }
 std::optional<std::string> opt_str(const json& d, const char* key, const std::string& at) {
     auto it = d.find(key);
     if (it == d.end() || it->is_null()) return std::nullopt;
-    if (!it->is_string()) throw Corrupt{at + "." + key + " is " + util::json_type_words(*it) + ", not a string or null"};
+    if (!it->is_string())
+        throw Corrupt{at + "." + key + " is " + util::json_type_words(*it) +
+                      ", not a string or null"};
     return it->get<std::string>();
 }
 
@@ -71,12 +79,13 @@ Result<Journal> parse_journal(std::string_view text, const std::string& path) {
         "'vfioctl groups', restore drivers by hand, then move the file away";
     try {
         json doc = json::parse(text);
-        if (!doc.is_object() || !doc.contains("format") || doc["format"] != 1 || !doc.contains("devices") ||
-            !doc["devices"].is_array())
+        if (!doc.is_object() || !doc.contains("format") || doc["format"] != 1 ||
+            !doc.contains("devices") || !doc["devices"].is_array())
             throw Corrupt{"not a vfioctl journal (format 1)"};
         for (const auto& d : doc["devices"]) {
             const std::string at = "devices[" + std::to_string(index) + "]";
-            if (!d.is_object()) throw Corrupt{at + " is " + util::json_type_words(d) + ", not an object"};
+            if (!d.is_object())
+                throw Corrupt{at + " is " + util::json_type_words(d) + ", not an object"};
             JournalEntry e;
             e.address = str_field(d, "address", at);
             // The address becomes part of sysfs paths: only a full PCI
@@ -86,17 +95,22 @@ Result<Journal> parse_journal(std::string_view text, const std::string& path) {
                 return Error{"journal entry " + std::to_string(index) + " has '" + e.address +
                                  "' where a PCI address (0000:8a:00.0) belongs",
                              path,
-                             "nothing was changed and the file is kept for inspection; restore drivers by hand, "
+                             "nothing was changed and the file is kept for inspection; restore "
+                             "drivers by hand, "
                              "then move the file away",
                              0};
             const json& group = field(d, "group", at);
-            if (!group.is_number_integer() || group.get<int64_t>() < 0 || group.get<int64_t>() > 1'000'000)
-                throw Corrupt{at + ".group is " + (group.is_number() ? std::string("out of range") : util::json_type_words(group)) +
+            if (!group.is_number_integer() || group.get<int64_t>() < 0 ||
+                group.get<int64_t>() > 1'000'000)
+                throw Corrupt{at + ".group is " +
+                              (group.is_number() ? std::string("out of range")
+                                                 : util::json_type_words(group)) +
                               ", not a group number"};
             e.group = group.get<int>();
             e.original_driver = opt_str(d, "original_driver", at);
             if (e.original_driver && !driver_name_ok(*e.original_driver))
-                throw Corrupt{at + ".original_driver '" + *e.original_driver + "' is not a driver's name"};
+                throw Corrupt{at + ".original_driver '" + *e.original_driver +
+                              "' is not a driver's name"};
             e.original_override = opt_str(d, "original_override", at);
             e.phase = str_field(d, "phase", at);
             auto since = d.find("since");
@@ -107,8 +121,9 @@ Result<Journal> parse_journal(std::string_view text, const std::string& path) {
     } catch (const Corrupt& c) {
         return Error{"the journal is corrupt (" + c.what + ")", path, keep, 0};
     } catch (const json::parse_error& ex) {
-        return Error{"the journal is corrupt (not JSON: the parse stopped at byte " + std::to_string(ex.byte) + ")", path,
-                     keep, 0};
+        return Error{"the journal is corrupt (not JSON: the parse stopped at byte " +
+                         std::to_string(ex.byte) + ")",
+                     path, keep, 0};
     } catch (const std::exception& ex) {
         return Error{std::string("the journal is corrupt (") + ex.what() + ")", path, keep, 0};
     }
@@ -138,7 +153,11 @@ Status save_journal(const host::Host& host, const std::string& state_dir, const 
                            {"phase", e.phase},
                            {"since", e.since}});
     if (auto st = host.make_dirs(state_dir); !st) return st;
-    return host.write_atomic(p, json{{"format", 1}, {"devices", devices}}.dump(2, ' ', false, json::error_handler_t::replace) + "\n", 0600);
+    return host.write_atomic(p,
+                             json{{"format", 1}, {"devices", devices}}.dump(
+                                 2, ' ', false, json::error_handler_t::replace) +
+                                 "\n",
+                             0600);
 }
 
 } // namespace vfioctl::vfio

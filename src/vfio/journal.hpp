@@ -17,8 +17,8 @@ struct JournalEntry {
     int group = -1;                             // IOMMU group, -1 when none
     std::optional<std::string> original_driver; // nullopt: it had none
     std::optional<std::string> original_override;
-    std::string phase;                          // "binding", "bound", "restoring"
-    std::string since;                          // UTC time of the entry
+    std::string phase; // "binding", "bound", "restoring"
+    std::string since; // UTC time of the entry
 };
 
 struct Journal {

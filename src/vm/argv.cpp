@@ -23,7 +23,9 @@ std::string esc(const std::string& s) {
     return out;
 }
 
-uint64_t next_pow2(uint64_t v) { return v <= 1 ? 1 : std::bit_ceil(v); }
+uint64_t next_pow2(uint64_t v) {
+    return v <= 1 ? 1 : std::bit_ceil(v);
+}
 
 } // namespace
 
@@ -36,12 +38,15 @@ std::vector<PassSlot> group_slots(const std::vector<const pci::PciDevice*>& devi
         key.fn = 0;
         auto& slot = by_slot[key];
         bool dup = false;
-        for (const auto& f : slot.functions) dup |= f.host == d->addr;
+        for (const auto& f : slot.functions)
+            dup |= f.host == d->addr;
         if (dup) continue;
-        slot.functions.push_back({d->addr, d->vendor, d->device, d->class_code, d->bars, "vfio-pci"});
+        slot.functions.push_back(
+            {d->addr, d->vendor, d->device, d->class_code, d->bars, "vfio-pci"});
     }
     std::vector<PassSlot> out;
-    for (auto& [k, s] : by_slot) out.push_back(std::move(s));
+    for (auto& [k, s] : by_slot)
+        out.push_back(std::move(s));
     return out;
 }
 
@@ -73,7 +78,8 @@ MmioPlan plan_mmio(const std::vector<PassSlot>& slots, uint64_t memory_mib) {
     const uint64_t start = (4 * GiB + (ram - low) + GiB - 1) / GiB * GiB;
     const uint64_t end = start + std::max(window, default_hole64);
     const int bits = static_cast<int>(std::bit_width(end - 1));
-    if (bits > default_phys_bits || largest >= 64 * GiB) m.phys_bits = std::max(bits, default_phys_bits);
+    if (bits > default_phys_bits || largest >= 64 * GiB)
+        m.phys_bits = std::max(bits, default_phys_bits);
     return m;
 }
 
@@ -83,63 +89,78 @@ std::vector<std::string> qemu_argv(const Profile& p, const LaunchSpec& spec) {
     if (!p.name.empty()) add({"-name", p.name});
     add({"-nodefaults", "-no-user-config", "-display", "none"});
     const bool virtiofs = p.share_host_root && !spec.virtiofs_socket.empty();
-    add({"-machine", virtiofs ? p.machine + ",memory-backend=mem" : p.machine, "-accel", spec.kvm ? "kvm" : "tcg"});
+    add({"-machine", virtiofs ? p.machine + ",memory-backend=mem" : p.machine, "-accel",
+         spec.kvm ? "kvm" : "tcg"});
     const MmioPlan mmio = plan_mmio(spec.slots, p.memory_mib);
     std::string cpu = spec.kvm ? "host" : "max";
-    if (mmio.phys_bits) cpu += spec.kvm ? ",host-phys-bits=on" : ",phys-bits=" + std::to_string(mmio.phys_bits);
+    if (mmio.phys_bits)
+        cpu += spec.kvm ? ",host-phys-bits=on" : ",phys-bits=" + std::to_string(mmio.phys_bits);
     add({"-cpu", cpu, "-m", std::to_string(p.memory_mib) + "M", "-smp", std::to_string(p.cpus)});
     if (virtiofs)
-        add({"-object", "memory-backend-memfd,id=mem,size=" + std::to_string(p.memory_mib) + "M,share=on"});
-    if (mmio.hole64_bytes) add({"-global", "q35-pcihost.pci-hole64-size=" + size_arg(mmio.hole64_bytes)});
+        add({"-object",
+             "memory-backend-memfd,id=mem,size=" + std::to_string(p.memory_mib) + "M,share=on"});
+    if (mmio.hole64_bytes)
+        add({"-global", "q35-pcihost.pci-hole64-size=" + size_arg(mmio.hole64_bytes)});
     if (spec.no_reboot) add({"-no-reboot"});
     if (spec.daemonize) add({"-daemonize"});
     if (!spec.pidfile.empty()) add({"-pidfile", spec.pidfile});
-    if (!spec.qmp_socket.empty()) add({"-qmp", "unix:" + esc(spec.qmp_socket) + ",server=on,wait=off"});
+    if (!spec.qmp_socket.empty())
+        add({"-qmp", "unix:" + esc(spec.qmp_socket) + ",server=on,wait=off"});
     for (size_t i = 0; i < spec.serials.size(); ++i) {
         const auto& s = spec.serials[i];
         const std::string id = "serial" + std::to_string(i);
         std::string c;
         switch (s.kind) {
-        case SerialPort::file: c = "file,id=" + id + ",path=" + esc(s.path) + ",append=on"; break;
+        case SerialPort::file:
+            c = "file,id=" + id + ",path=" + esc(s.path) + ",append=on";
+            break;
         case SerialPort::socket:
             c = "socket,id=" + id + ",path=" + esc(s.path) + ",server=on,wait=off";
             if (!s.logfile.empty()) c += ",logfile=" + esc(s.logfile) + ",logappend=on";
             break;
-        case SerialPort::stdio: c = "stdio,id=" + id + ",signal=off"; break;
-        case SerialPort::pipe: c = "pipe,id=" + id + ",path=" + esc(s.path); break;
+        case SerialPort::stdio:
+            c = "stdio,id=" + id + ",signal=off";
+            break;
+        case SerialPort::pipe:
+            c = "pipe,id=" + id + ",path=" + esc(s.path);
+            break;
         }
         add({"-chardev", c, "-serial", "chardev:" + id});
     }
     if (!p.boot.disk.empty()) {
         const bool qcow2 = p.boot.disk.size() > 6 && p.boot.disk.ends_with(".qcow2");
-        add({"-drive", "file=" + esc(p.boot.disk) + ",if=virtio,format=" + (qcow2 ? "qcow2" : "raw")});
+        add({"-drive",
+             "file=" + esc(p.boot.disk) + ",if=virtio,format=" + (qcow2 ? "qcow2" : "raw")});
     }
     if (!p.boot.kernel.empty()) {
         add({"-kernel", p.boot.kernel});
-        const std::string& initrd = spec.initrd_override.empty() ? p.boot.initrd : spec.initrd_override;
+        const std::string& initrd =
+            spec.initrd_override.empty() ? p.boot.initrd : spec.initrd_override;
         if (!initrd.empty()) add({"-initrd", initrd});
-        const std::string& append = spec.append_override.empty() ? p.boot.append : spec.append_override;
+        const std::string& append =
+            spec.append_override.empty() ? p.boot.append : spec.append_override;
         if (!append.empty()) add({"-append", append});
     }
     if (virtiofs)
         add({"-chardev", "socket,id=vfs,path=" + esc(spec.virtiofs_socket), "-device",
              "vhost-user-fs-pci,chardev=vfs,tag=hostroot"});
     else if (p.share_host_root)
-        add({"-fsdev", "local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap", "-device",
-             "virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot"});
+        add({"-fsdev", "local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap",
+             "-device", "virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot"});
     if (p.ssh_port)
-        add({"-netdev", "user,id=net0,hostfwd=tcp::" + std::to_string(*p.ssh_port) + "-:22", "-device",
-             "virtio-net-pci,netdev=net0,romfile="});
+        add({"-netdev", "user,id=net0,hostfwd=tcp::" + std::to_string(*p.ssh_port) + "-:22",
+             "-device", "virtio-net-pci,netdev=net0,romfile="});
     for (size_t i = 0; i < spec.slots.size(); ++i) {
         const std::string rp = "rp" + std::to_string(i);
-        add({"-device", fmt::format("pcie-root-port,id={},bus=pcie.0,chassis={},addr={:x}.0", rp, i + 1,
-                                    0x10 + i)});
+        add({"-device", fmt::format("pcie-root-port,id={},bus=pcie.0,chassis={},addr={:x}.0", rp,
+                                    i + 1, 0x10 + i)});
         const auto& fns = spec.slots[i].functions;
         for (size_t f = 0; f < fns.size(); ++f) {
             const auto& fn = fns[f];
             std::string d = fn.model;
             if (fn.model == "vfio-pci") d += ",host=" + fn.host.str();
-            d += fmt::format(",id=hostdev{}{},bus={},addr=00.{}", i, f ? "-" + std::to_string(f) : "", rp, f);
+            d += fmt::format(",id=hostdev{}{},bus={},addr=00.{}", i,
+                             f ? "-" + std::to_string(f) : "", rp, f);
             if (f == 0 && fns.size() > 1) d += ",multifunction=on";
             add({"-device", d});
         }

@@ -14,10 +14,10 @@ namespace vfioctl::vm {
 
 // One host function given to the guest.
 struct PassFunction {
-    pci::PciAddress host;          // its host address
+    pci::PciAddress host; // its host address
     uint16_t vendor = 0;
     uint16_t device = 0;
-    uint16_t class_code = 0;       // 0x0302 for a compute GPU
+    uint16_t class_code = 0; // 0x0302 for a compute GPU
     std::vector<pci::Bar> bars;
     // The QEMU device that presents it: "vfio-pci" (with host=), or an
     // emulated model ("e1000e") for topology tests on hosts without one.
@@ -47,15 +47,15 @@ struct SerialPort {
 // Everything the argv needs beyond the profile, resolved by the caller.
 struct LaunchSpec {
     std::string qemu = "qemu-system-x86_64";
-    bool kvm = false;                  // the accelerator decided (auto resolved)
+    bool kvm = false; // the accelerator decided (auto resolved)
     std::vector<PassSlot> slots;
-    std::string qmp_socket;            // "" for none
-    std::string pidfile;               // "" for none
+    std::string qmp_socket; // "" for none
+    std::string pidfile;    // "" for none
     bool daemonize = false;
     std::vector<SerialPort> serials;
-    std::string initrd_override;       // vm run: the initramfs it generated
-    std::string append_override;       // vm run: the kernel command line it built
-    bool no_reboot = false;            // a guest reboot or panic ends QEMU
+    std::string initrd_override; // vm run: the initramfs it generated
+    std::string append_override; // vm run: the kernel command line it built
+    bool no_reboot = false;      // a guest reboot or panic ends QEMU
     // With share_host_root: "" shares / over virtio-9p (QEMU itself, read-only);
     // else the vhost-user socket of the virtiofsd that serves it (virtiofs;
     // guest RAM then becomes a shared memfd, which vhost-user needs).
@@ -64,9 +64,9 @@ struct LaunchSpec {
 
 // The 64-bit PCI window and CPU address width the passed-through BARs need.
 struct MmioPlan {
-    uint64_t bar_bytes = 0;        // sum of the 64-bit memory BARs
-    uint64_t hole64_bytes = 0;     // q35-pcihost.pci-hole64-size to set; 0 keeps QEMU's 32 GiB
-    int phys_bits = 0;             // guest physical address bits to ask for; 0 keeps the default
+    uint64_t bar_bytes = 0;    // sum of the 64-bit memory BARs
+    uint64_t hole64_bytes = 0; // q35-pcihost.pci-hole64-size to set; 0 keeps QEMU's 32 GiB
+    int phys_bits = 0;         // guest physical address bits to ask for; 0 keeps the default
 };
 
 // Pure: sizes the 64-bit window from the BARs (twice the next power of two

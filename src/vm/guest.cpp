@@ -6,18 +6,18 @@
 #include "vm/virtiofs.hpp"
 
 #include <algorithm>
-#include <cmath>
-#include <poll.h>
-#include <sys/syscall.h>
 #include <chrono>
+#include <cmath>
 #include <csignal>
 #include <cstring>
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <fstream>
 #include <map>
+#include <poll.h>
 #include <set>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 namespace vfioctl::vm {
@@ -26,7 +26,8 @@ namespace {
 
 template <typename T> T le(std::string_view s, size_t off) {
     T v = 0;
-    for (size_t i = 0; i < sizeof(T); ++i) v |= static_cast<T>(static_cast<unsigned char>(s[off + i])) << (8 * i);
+    for (size_t i = 0; i < sizeof(T); ++i)
+        v |= static_cast<T>(static_cast<unsigned char>(s[off + i])) << (8 * i);
     return v;
 }
 
@@ -78,7 +79,8 @@ uint64_t file_size(const std::string& path) {
 std::vector<std::string> last_lines(const std::string& text, size_t n) {
     std::vector<std::string> lines;
     for (auto& l : util::split(text, '\n')) {
-        while (!l.empty() && (l.back() == '\r')) l.pop_back();
+        while (!l.empty() && (l.back() == '\r'))
+            l.pop_back();
         if (!l.empty()) lines.push_back(l);
     }
     if (lines.size() > n) lines.erase(lines.begin(), lines.end() - static_cast<long>(n));
@@ -89,7 +91,10 @@ std::vector<std::string> last_lines(const std::string& text, size_t n) {
 
 Result<std::string> bzimage_release(std::string_view image) {
     if (image.size() < 0x210 || image.substr(0x202, 4) != "HdrS")
-        return Error{"not a bzImage (no HdrS setup header)", {}, "give the kernel image: arch/x86/boot/bzImage or /boot/vmlinuz-*", 0};
+        return Error{"not a bzImage (no HdrS setup header)",
+                     {},
+                     "give the kernel image: arch/x86/boot/bzImage or /boot/vmlinuz-*",
+                     0};
     const size_t off = le<uint16_t>(image, 0x20e) + 0x200u;
     if (off >= image.size()) return Error{"bzImage has no version string", {}, {}, 0};
     std::string_view v = image.substr(off, std::min<size_t>(256, image.size() - off));
@@ -99,7 +104,11 @@ Result<std::string> bzimage_release(std::string_view image) {
 }
 
 bool elf_is_static(std::string_view s) {
-    if (s.size() < 64 || s.substr(0, 4) != "\x7f" "ELF" || s[4] != 2) return false;
+    if (s.size() < 64 ||
+        s.substr(0, 4) != "\x7f"
+                          "ELF" ||
+        s[4] != 2)
+        return false;
     const uint64_t phoff = le<uint64_t>(s, 0x20);
     const uint16_t phentsize = le<uint16_t>(s, 0x36), phnum = le<uint16_t>(s, 0x38);
     for (uint16_t i = 0; i < phnum; ++i) {
@@ -110,12 +119,15 @@ bool elf_is_static(std::string_view s) {
     return true;
 }
 
-Result<std::vector<std::string>> module_load_order(std::string_view dep_text, std::string_view builtin_text,
+Result<std::vector<std::string>> module_load_order(std::string_view dep_text,
+                                                   std::string_view builtin_text,
                                                    const std::vector<std::string>& wanted) {
     // Only the wanted modules' lines are kept: modules.dep has thousands.
-    std::map<std::string, std::pair<std::string, std::vector<std::string>>> deps; // name -> (path, deps)
+    std::map<std::string, std::pair<std::string, std::vector<std::string>>>
+        deps; // name -> (path, deps)
     std::set<std::string> want;
-    for (const auto& w : wanted) want.insert(normalize(w));
+    for (const auto& w : wanted)
+        want.insert(normalize(w));
     for (size_t pos = 0; pos < dep_text.size();) {
         size_t nl = dep_text.find('\n', pos);
         if (nl == std::string_view::npos) nl = dep_text.size();
@@ -140,15 +152,18 @@ Result<std::vector<std::string>> module_load_order(std::string_view dep_text, st
         auto it = deps.find(n);
         if (it == deps.end()) {
             if (builtin.count(n)) continue;
-            return Error{"kernel module " + w + " is neither in modules.dep nor built in", {},
-                         "build the kernel with CONFIG_VIRTIO_PCI and CONFIG_VIRTIO_FS (virtiofs) or "
-                         "CONFIG_NET_9P_VIRTIO and CONFIG_9P_FS (9p) (=y, or =m with --modules DIR pointing "
-                         "at its modules)",
-                         0};
+            return Error{
+                "kernel module " + w + " is neither in modules.dep nor built in",
+                {},
+                "build the kernel with CONFIG_VIRTIO_PCI and CONFIG_VIRTIO_FS (virtiofs) or "
+                "CONFIG_NET_9P_VIRTIO and CONFIG_9P_FS (9p) (=y, or =m with --modules DIR pointing "
+                "at its modules)",
+                0};
         }
         // modules.dep lists a module's dependencies last-loaded first.
         const auto& d = it->second.second;
-        for (auto r = d.rbegin(); r != d.rend(); ++r) add_once(*r);
+        for (auto r = d.rbegin(); r != d.rend(); ++r)
+            add_once(*r);
         add_once(it->second.first);
     }
     return order;
@@ -157,16 +172,19 @@ Result<std::vector<std::string>> module_load_order(std::string_view dep_text, st
 std::string cpio_newc(const std::vector<CpioEntry>& entries) {
     std::string out;
     size_t total = 512;
-    for (const auto& e : entries) total += 120 + e.name.size() + e.data.size();
+    for (const auto& e : entries)
+        total += 120 + e.name.size() + e.data.size();
     out.reserve(total);
     unsigned ino = 1;
     auto pad4 = [&out] {
-        while (out.size() % 4) out.push_back('\0');
+        while (out.size() % 4)
+            out.push_back('\0');
     };
-    auto header = [&](const std::string& name, unsigned mode, size_t size, unsigned nlink, unsigned maj,
-                      unsigned min) {
-        out += fmt::format("070701{:08X}{:08X}{:08X}{:08X}{:08X}{:08X}{:08X}{:08X}{:08X}{:08X}{:08X}{:08X}{:08X}",
-                           ino++, mode, 0, 0, nlink, 0, size, 0, 0, maj, min, name.size() + 1, 0);
+    auto header = [&](const std::string& name, unsigned mode, size_t size, unsigned nlink,
+                      unsigned maj, unsigned min) {
+        out += fmt::format(
+            "070701{:08X}{:08X}{:08X}{:08X}{:08X}{:08X}{:08X}{:08X}{:08X}{:08X}{:08X}{:08X}{:08X}",
+            ino++, mode, 0, 0, nlink, 0, size, 0, 0, maj, min, name.size() + 1, 0);
         out += name;
         out.push_back('\0');
         pad4();
@@ -174,37 +192,45 @@ std::string cpio_newc(const std::vector<CpioEntry>& entries) {
     for (const auto& e : entries) {
         const bool dir = (e.mode & 0170000) == 0040000;
         const bool dev = (e.mode & 0170000) == 0020000 || (e.mode & 0170000) == 0060000;
-        header(e.name, e.mode, dir || dev ? 0 : e.data.size(), dir ? 2 : 1, e.rdev_major, e.rdev_minor);
+        header(e.name, e.mode, dir || dev ? 0 : e.data.size(), dir ? 2 : 1, e.rdev_major,
+               e.rdev_minor);
         if (!dir && !dev) {
             out += e.data;
             pad4();
         }
     }
     header("TRAILER!!!", 0, 0, 1, 0, 0);
-    while (out.size() % 512) out.push_back('\0');
+    while (out.size() % 512)
+        out.push_back('\0');
     return out;
 }
 
 std::string sh_quote(std::string_view s) {
     std::string out = "'";
     for (char c : s) {
-        if (c == '\'') out += "'\\''";
-        else out += c;
+        if (c == '\'')
+            out += "'\\''";
+        else
+            out += c;
     }
     return out + "'";
 }
 
 std::string init_script(const InitPlan& plan) {
     std::string mods, cmd, env;
-    for (const auto& m : plan.modules) mods += " " + sh_quote(m);
-    for (const auto& c : plan.command) cmd += " " + sh_quote(c);
-    for (const auto& e : plan.env) env += " " + sh_quote(e);
+    for (const auto& m : plan.modules)
+        mods += " " + sh_quote(m);
+    for (const auto& c : plan.command)
+        cmd += " " + sh_quote(c);
+    for (const auto& e : plan.env)
+        env += " " + sh_quote(e);
     // Host directories under /tmp the command needs (its working directory
     // and its program's), shown again over the guest's own /tmp.
     std::string keep = " " + sh_quote(plan.cwd);
     if (!plan.command.empty() && plan.command[0].rfind('/', 0) == 0)
         keep += " " + sh_quote(plan.command[0].substr(0, plan.command[0].rfind('/')));
-    return fmt::format(R"SH(#!/bin/busybox sh
+    return fmt::format(
+        R"SH(#!/bin/busybox sh
 # Generated by vfioctl vm run: PID 1 of a guest that runs one command.
 B=/bin/busybox
 $B mount -t devtmpfs dev /dev
@@ -240,12 +266,13 @@ ctl "exit $?"
 $B poweroff -f
 $B sleep 5
 )SH",
-                       fmt::arg("mods", mods), fmt::arg("cwd", sh_quote(plan.cwd)), fmt::arg("keep", keep),
-                       fmt::arg("env", env), fmt::arg("share", plan.virtiofs ? "virtiofs" : "9p"),
-                       fmt::arg("share_mount", plan.virtiofs ? "$B mount -t virtiofs -o ro"
-                                                             : "$B mount -t 9p -o trans=virtio,version=9p2000.L,ro,"
-                                                               "msize=512000,cache=loose"),
-                       fmt::arg("cmd", cmd));
+        fmt::arg("mods", mods), fmt::arg("cwd", sh_quote(plan.cwd)), fmt::arg("keep", keep),
+        fmt::arg("env", env), fmt::arg("share", plan.virtiofs ? "virtiofs" : "9p"),
+        fmt::arg("share_mount", plan.virtiofs
+                                    ? "$B mount -t virtiofs -o ro"
+                                    : "$B mount -t 9p -o trans=virtio,version=9p2000.L,ro,"
+                                      "msize=512000,cache=loose"),
+        fmt::arg("cmd", cmd));
 }
 
 std::vector<std::string> share_modules(bool virtiofs) {
@@ -265,12 +292,16 @@ std::string run_append(const std::string& user_append, bool tcg) {
     return a;
 }
 
-Result<std::string> build_initramfs(const host::Host& host, const RunRequest& req, const std::string& release,
-                                    bool virtiofs) {
+Result<std::string> build_initramfs(const host::Host& host, const RunRequest& req,
+                                    const std::string& release, bool virtiofs) {
     std::string busybox_path = req.busybox;
     if (busybox_path.empty()) {
         auto p = host.find_program("busybox");
-        if (!p) return Error{"busybox is not installed", {}, "install busybox-static (a static busybox runs the guest's init)", 0};
+        if (!p)
+            return Error{"busybox is not installed",
+                         {},
+                         "install busybox-static (a static busybox runs the guest's init)",
+                         0};
         busybox_path = *p;
     }
     auto busybox = host.read(busybox_path);
@@ -279,7 +310,8 @@ Result<std::string> build_initramfs(const host::Host& host, const RunRequest& re
         return Error{"busybox is dynamically linked", busybox_path,
                      "install busybox-static, or give --busybox PATH to a static one", 0};
 
-    const std::string moddir = req.modules_dir.empty() ? "/lib/modules/" + release : req.modules_dir;
+    const std::string moddir =
+        req.modules_dir.empty() ? "/lib/modules/" + release : req.modules_dir;
     auto dep = host.read(moddir + "/modules.dep");
     auto builtin = host.read(moddir + "/modules.builtin");
     std::vector<std::string> files;
@@ -292,16 +324,19 @@ Result<std::string> build_initramfs(const host::Host& host, const RunRequest& re
         // finds out when it mounts the share.
     }
     std::vector<CpioEntry> entries = {
-        {"bin", 040755, {}}, {"dev", 040755, {}}, {"proc", 040755, {}}, {"sys", 040755, {}},
-        {"root", 040755, {}}, {"lib", 040755, {}}, {"lib/vfioctl", 040755, {}},
-        {"dev/console", 020600, {}, 5, 1},
+        {"bin", 040755, {}},         {"dev", 040755, {}},
+        {"proc", 040755, {}},        {"sys", 040755, {}},
+        {"root", 040755, {}},        {"lib", 040755, {}},
+        {"lib/vfioctl", 040755, {}}, {"dev/console", 020600, {}, 5, 1},
     };
     entries.push_back({"bin/busybox", 0100755, std::move(busybox).value()});
     InitPlan plan;
     for (const auto& f : files) {
         if (!f.ends_with(".ko"))
             return Error{"module " + f + " is compressed", moddir + "/" + f,
-                         "busybox insmod needs plain .ko files; build the kernel with CONFIG_MODULE_COMPRESS_NONE", 0};
+                         "busybox insmod needs plain .ko files; build the kernel with "
+                         "CONFIG_MODULE_COMPRESS_NONE",
+                         0};
         auto data = host.read(f[0] == '/' ? f : moddir + "/" + f);
         if (!data) return data.error();
         const std::string name = module_name(f);
@@ -312,14 +347,16 @@ Result<std::string> build_initramfs(const host::Host& host, const RunRequest& re
     plan.command = req.command;
     plan.cwd = req.cwd;
     plan.env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root",
-                "TERM=" + std::string(std::getenv("TERM") ? std::getenv("TERM") : "dumb"), "LC_ALL=C.UTF-8"};
+                "TERM=" + std::string(std::getenv("TERM") ? std::getenv("TERM") : "dumb"),
+                "LC_ALL=C.UTF-8"};
     entries.push_back({"init", 0100755, init_script(plan)});
     std::string image;
     if (!req.profile.boot.initrd.empty()) {
         auto user = host.read(req.profile.boot.initrd);
         if (!user) return user.error();
         image = std::move(user).value();
-        while (image.size() % 4) image.push_back('\0');
+        while (image.size() % 4)
+            image.push_back('\0');
     }
     image += cpio_newc(entries);
     return image;
@@ -334,7 +371,8 @@ struct Share {
     std::string image;
 };
 
-Result<Share> prepare_share(const host::Host& host, const RunRequest& req, const std::string& release) {
+Result<Share> prepare_share(const host::Host& host, const RunRequest& req,
+                            const std::string& release) {
     Share sh;
     std::optional<Error> why_not;
     if (req.profile.share != ShareMode::ninep) {
@@ -342,11 +380,15 @@ Result<Share> prepare_share(const host::Host& host, const RunRequest& req, const
             auto d = find_virtiofsd(host);
             if (!d) return d.error();
             if (::geteuid() != 0)
-                return Error{"virtiofsd needs root (its sandbox and the read-only view of / are mount namespaces)",
-                             {}, "run as root, or use --share 9p", EPERM};
+                return Error{"virtiofsd needs root (its sandbox and the read-only view of / are "
+                             "mount namespaces)",
+                             {},
+                             "run as root, or use --share 9p",
+                             EPERM};
             // Before packing: auto then goes to 9p without packing twice.
             if (auto few = virtiofsd_file_limit_problem(); !few.empty()) {
-                if (req.profile.share != ShareMode::virtiofs) return Error{few, {}, "use --share virtiofs anyway", 0};
+                if (req.profile.share != ShareMode::virtiofs)
+                    return Error{few, {}, "use --share virtiofs anyway", 0};
                 if (req.warn) req.warn("--share virtiofs: " + few);
             }
             auto image = build_initramfs(host, req, release, true);
@@ -375,7 +417,8 @@ Result<Share> prepare_share(const host::Host& host, const RunRequest& req, const
 
 } // namespace
 
-std::pair<std::vector<BootPhase>, std::string> boot_phases(const BootMilestones& m, const std::string& share) {
+std::pair<std::vector<BootPhase>, std::string> boot_phases(const BootMilestones& m,
+                                                           const std::string& share) {
     const std::pair<const std::optional<double>*, const char*> steps[] = {
         {&m.kernel, "QEMU start to kernel output"},
         {&m.init, "kernel output to init"},
@@ -419,15 +462,18 @@ Result<BootKernel> pick_kernel(const host::Host& host, const RunRequest& req) {
         f.read(head.data(), static_cast<std::streamsize>(head.size()));
         head.resize(static_cast<size_t>(f.gcount()));
         if (head.empty())
-            return Error{"cannot read the kernel", given,
-                         "give a bzImage: --kernel /boot/vmlinuz-$(uname -r) or arch/x86/boot/bzImage", ENOENT};
+            return Error{
+                "cannot read the kernel", given,
+                "give a bzImage: --kernel /boot/vmlinuz-$(uname -r) or arch/x86/boot/bzImage",
+                ENOENT};
     }
     if (is_elf_kernel(head)) {
         auto elf = host.read(given);
         if (!elf) return elf.error();
         if (!elf_has_pvh_entry(*elf))
             return Error{"the ELF kernel has no PVH entry point, so QEMU cannot boot it", given,
-                         "build it with CONFIG_PVH=y, or give its bzImage (arch/x86/boot/bzImage)", 0};
+                         "build it with CONFIG_PVH=y, or give its bzImage (arch/x86/boot/bzImage)",
+                         0};
         auto release = elf_release(*elf);
         if (!release) {
             Error e = release.error();
@@ -518,7 +564,8 @@ Result<RunResult> run_guest(const host::Host& host, const RunRequest& req) {
     spec.kvm = req.kvm;
     spec.slots = req.slots;
     spec.no_reboot = true;
-    spec.serials = {{SerialPort::file, req.console_log, {}}, {SerialPort::stdio, {}, {}},
+    spec.serials = {{SerialPort::file, req.console_log, {}},
+                    {SerialPort::stdio, {}, {}},
                     {SerialPort::pipe, control, {}}};
     spec.initrd_override = initrd;
     spec.append_override = run_append(req.profile.boot.append, !req.kvm);
@@ -554,8 +601,10 @@ Result<RunResult> run_guest(const host::Host& host, const RunRequest& req) {
     std::string ctl_buf;
     size_t ctl_parsed = 0;
     auto parse_ctl = [&] {
-        for (size_t nl; (nl = ctl_buf.find('\n', ctl_parsed)) != std::string::npos; ctl_parsed = nl + 1) {
-            std::string l(util::trim(std::string_view(ctl_buf).substr(ctl_parsed, nl - ctl_parsed)));
+        for (size_t nl; (nl = ctl_buf.find('\n', ctl_parsed)) != std::string::npos;
+             ctl_parsed = nl + 1) {
+            std::string l(
+                util::trim(std::string_view(ctl_buf).substr(ctl_parsed, nl - ctl_parsed)));
             const double now = ms_since(started);
             if (l == "vfioctl-init started" && !m.init) {
                 m.init = now;
@@ -607,9 +656,11 @@ Result<RunResult> run_guest(const host::Host& host, const RunRequest& req) {
         if (qemu_rc) break;
         std::string kill_reason;
         if (!m.running && ms_since(started) > req.boot_timeout_ms)
-            kill_reason = fmt::format("the guest did not reach the command within {:g} s", req.boot_timeout_ms / 1000.0);
+            kill_reason = fmt::format("the guest did not reach the command within {:g} s",
+                                      req.boot_timeout_ms / 1000.0);
         else if (req.timeout_ms > 0 && ms_since(started) > req.timeout_ms)
-            kill_reason = fmt::format("the command did not finish within {:g} s", req.timeout_ms / 1000.0);
+            kill_reason =
+                fmt::format("the command did not finish within {:g} s", req.timeout_ms / 1000.0);
         else if (m.exited && ms_since(started) - *m.exited > 10000)
             kill_reason = "the guest did not power off after the command";
         if (!kill_reason.empty()) {
@@ -640,8 +691,9 @@ Result<RunResult> run_guest(const host::Host& host, const RunRequest& req) {
         r.exit_code = 1;
         if (r.failure.empty())
             r.failure = *qemu_rc != 0 ? fmt::format("QEMU failed (exit status {})", *qemu_rc)
-                        : m.running ? "the guest stopped while the command ran (kernel panic?)"
-                                    : "the guest stopped before reaching the command (kernel panic?)";
+                        : m.running
+                            ? "the guest stopped while the command ran (kernel panic?)"
+                            : "the guest stopped before reaching the command (kernel panic?)";
         r.console_tail = last_lines(read_from(req.console_log, console_start), 25);
     }
     r.total_ms = ms_since(t0);

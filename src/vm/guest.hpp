@@ -13,9 +13,9 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
-#include <utility>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace vfioctl::vm {
@@ -28,14 +28,15 @@ Result<std::string> bzimage_release(std::string_view image);
 // order, for wanted modules: each one's dependencies first, every file once.
 // Built-in modules (in builtin_text) need nothing. An Error names a module
 // that is neither.
-Result<std::vector<std::string>> module_load_order(std::string_view dep_text, std::string_view builtin_text,
+Result<std::vector<std::string>> module_load_order(std::string_view dep_text,
+                                                   std::string_view builtin_text,
                                                    const std::vector<std::string>& wanted);
 
 // One file of a cpio archive.
 struct CpioEntry {
-    std::string name;   // "bin/busybox", no leading '/'
-    unsigned mode = 0;  // with type bits: 0100755 file, 040755 directory, 0120777 link
-    std::string data;   // file contents, or a link's target
+    std::string name;        // "bin/busybox", no leading '/'
+    unsigned mode = 0;       // with type bits: 0100755 file, 040755 directory, 0120777 link
+    std::string data;        // file contents, or a link's target
     unsigned rdev_major = 0; // device nodes (020600 for a char device)
     unsigned rdev_minor = 0;
 };
@@ -76,45 +77,46 @@ enum class Unpack { auto_, yes, no };
 
 // What 'vm run' was asked for.
 struct RunRequest {
-    Profile profile;                   // boot.kernel, boot.initrd, boot.append, memory, cpus
+    Profile profile; // boot.kernel, boot.initrd, boot.append, memory, cpus
     std::vector<std::string> command;
     std::string cwd = "/";
-    std::string modules_dir;           // "" means /lib/modules/RELEASE of the kernel
-    std::string busybox;               // "" means found on the host
-    std::string run_dir;               // scratch directory for the initramfs and channels
-    std::string console_log;           // the kernel's console, appended to
+    std::string modules_dir; // "" means /lib/modules/RELEASE of the kernel
+    std::string busybox;     // "" means found on the host
+    std::string run_dir;     // scratch directory for the initramfs and channels
+    std::string console_log; // the kernel's console, appended to
     bool kvm = false;
     std::vector<PassSlot> slots;
-    int boot_timeout_ms = 120000;      // kernel start to the command
-    int timeout_ms = 0;                // whole run; 0 for no limit
-    std::string qemu;                  // the QEMU binary
+    int boot_timeout_ms = 120000; // kernel start to the command
+    int timeout_ms = 0;           // whole run; 0 for no limit
+    std::string qemu;             // the QEMU binary
     Unpack unpack = Unpack::auto_;
-    std::string kernel_cache;          // where unpacked kernels are kept; "" for default_kernel_cache()
+    std::string kernel_cache; // where unpacked kernels are kept; "" for default_kernel_cache()
     std::function<void(const std::string&)> warn; // one line, e.g. why virtiofs is not used
-    std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now(); // when vfioctl began the run
+    std::chrono::steady_clock::time_point t0 =
+        std::chrono::steady_clock::now(); // when vfioctl began the run
 };
 
 // One stretch of a boot, from one milestone to the next.
 struct BootPhase {
-    std::string name;                  // "kernel output to init"
+    std::string name; // "kernel output to init"
     double ms = 0;
 };
 
 // What happened.
 struct RunResult {
-    int exit_code = 1;                 // the command's, or 1 when it never finished
+    int exit_code = 1; // the command's, or 1 when it never finished
     bool command_ran = false;
-    std::string failure;               // why there is no exit code from the command
+    std::string failure;                   // why there is no exit code from the command
     std::vector<std::string> console_tail; // the last console lines, on failure
-    std::string waiting_for;           // the milestone not reached, on failure ("" when all were)
-    std::vector<BootPhase> phases;     // the stretches between the milestones that were reached
-    std::string kernel_booted;         // the image QEMU booted (an unpacked ELF, or the bzImage)
-    int wakeups = 0;                   // times the wait woke up: a tick every 0.5 s until the kernel
-                                       // printed, then one for each report of the init and QEMU's end
-    double prespawn_ms = 0;            // t0 to QEMU's start: vfioctl's own time
-    double boot_ms = 0;                // QEMU start to the command starting
+    std::string waiting_for;       // the milestone not reached, on failure ("" when all were)
+    std::vector<BootPhase> phases; // the stretches between the milestones that were reached
+    std::string kernel_booted;     // the image QEMU booted (an unpacked ELF, or the bzImage)
+    int wakeups = 0;               // times the wait woke up: a tick every 0.5 s until the kernel
+                                   // printed, then one for each report of the init and QEMU's end
+    double prespawn_ms = 0;        // t0 to QEMU's start: vfioctl's own time
+    double boot_ms = 0;            // QEMU start to the command starting
     double total_ms = 0;
-    bool virtiofs = false;             // the host root was shared over virtiofs (else 9p)
+    bool virtiofs = false; // the host root was shared over virtiofs (else 9p)
 };
 
 // When a boot reached each milestone, in ms after QEMU started; unset when
@@ -130,13 +132,14 @@ struct BootMilestones {
 // Pure: the phases between the milestones reached, and what the boot was
 // waiting for ("" when the command ended). share names the host root's
 // transport ("9p", "virtiofs").
-std::pair<std::vector<BootPhase>, std::string> boot_phases(const BootMilestones& m, const std::string& share);
+std::pair<std::vector<BootPhase>, std::string> boot_phases(const BootMilestones& m,
+                                                           const std::string& share);
 
 // Builds the initramfs: busybox, modules for virtiofs or 9p (decompressed
 // .ko only), the init. An Error names what is missing (busybox not static,
 // a module nowhere, a compressed module).
-Result<std::string> build_initramfs(const host::Host& host, const RunRequest& req, const std::string& release,
-                                    bool virtiofs);
+Result<std::string> build_initramfs(const host::Host& host, const RunRequest& req,
+                                    const std::string& release, bool virtiofs);
 
 // The kernel command line for a run: console on ttyS0, panic ends the
 // machine, no_timer_check under TCG, plus the user's.

@@ -10,16 +10,22 @@ std::vector<LogFinding> scan_kernel_log(std::string_view log) {
         const std::string line(util::trim(raw));
         const std::string low = util::to_lower(line);
         const char* kind = nullptr;
-        if (low.find("nvrm: xid") != std::string::npos) kind = "xid";
+        if (low.find("nvrm: xid") != std::string::npos)
+            kind = "xid";
         else if (low.find("aer:") != std::string::npos &&
-                 (low.find("error") != std::string::npos || low.find("uncorrect") != std::string::npos))
+                 (low.find("error") != std::string::npos ||
+                  low.find("uncorrect") != std::string::npos))
             kind = "aer";
-        else if ((low.find("bar ") != std::string::npos || low.find("reg 0x") != std::string::npos) &&
-                 (low.find("failed to assign") != std::string::npos || low.find("no space for") != std::string::npos ||
-                  low.find("can't claim") != std::string::npos || low.find("failed to allocate") != std::string::npos))
+        else if ((low.find("bar ") != std::string::npos ||
+                  low.find("reg 0x") != std::string::npos) &&
+                 (low.find("failed to assign") != std::string::npos ||
+                  low.find("no space for") != std::string::npos ||
+                  low.find("can't claim") != std::string::npos ||
+                  low.find("failed to allocate") != std::string::npos))
             kind = "bar";
         else if (low.find("nvrm:") != std::string::npos &&
-                 (low.find("failed") != std::string::npos || low.find("error") != std::string::npos ||
+                 (low.find("failed") != std::string::npos ||
+                  low.find("error") != std::string::npos ||
                   low.find("cannot") != std::string::npos))
             kind = "nvrm";
         if (kind) out.push_back({kind, line});
@@ -32,7 +38,8 @@ std::vector<SmiGpu> parse_nvidia_smi(std::string_view csv) {
     for (const auto& row : util::split(csv, '\n')) {
         auto f = util::split(row, ',');
         if (f.size() < 3) continue;
-        SmiGpu g{std::string(util::trim(f[0])), std::string(util::trim(f[1])), std::string(util::trim(f[2])),
+        SmiGpu g{std::string(util::trim(f[0])), std::string(util::trim(f[1])),
+                 std::string(util::trim(f[2])),
                  f.size() > 3 ? std::string(util::trim(f[3])) : std::string()};
         if (g.name.empty()) continue;
         out.push_back(g);
@@ -46,7 +53,8 @@ std::vector<SysfsBar> parse_resource_file(std::string_view text) {
     for (int i = 0; i < 6 && i < static_cast<int>(lines.size()); ++i) {
         auto f = util::split_ws(lines[static_cast<size_t>(i)]);
         if (f.size() < 3) continue;
-        auto start = util::parse_hex(f[0]), end = util::parse_hex(f[1]), flags = util::parse_hex(f[2]);
+        auto start = util::parse_hex(f[0]), end = util::parse_hex(f[1]),
+             flags = util::parse_hex(f[2]);
         if (!start || !end || !flags || (*start == 0 && *end == 0) || *end < *start) continue;
         out.push_back({i, *end - *start + 1, (*flags & 0x100) != 0});
     }

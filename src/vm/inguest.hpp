@@ -11,7 +11,8 @@ namespace vfioctl::vm {
 
 // A kernel log line that means trouble for a passed-through device.
 struct LogFinding {
-    std::string kind; // "xid" (NVIDIA Xid), "aer" (PCIe AER), "bar" (BAR not assigned), "vfio", "nvrm"
+    std::string
+        kind; // "xid" (NVIDIA Xid), "aer" (PCIe AER), "bar" (BAR not assigned), "vfio", "nvrm"
     std::string line;
 };
 
@@ -22,9 +23,9 @@ std::vector<LogFinding> scan_kernel_log(std::string_view log);
 // One GPU as nvidia-smi reports it.
 struct SmiGpu {
     std::string name;
-    std::string memory;         // "81559 MiB"
+    std::string memory; // "81559 MiB"
     std::string driver_version;
-    std::string bus_id;         // "00000000:01:00.0"
+    std::string bus_id; // "00000000:01:00.0"
 };
 
 // Pure: rows of `nvidia-smi --query-gpu=name,memory.total,driver_version,pci.bus_id

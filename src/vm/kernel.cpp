@@ -348,8 +348,8 @@ Result<Unpacked> unpack_kernel(const std::string& path, std::string_view release
 
     if (auto s = make_dirs(cache_dir); !s) return s.error();
     // The temporary file is a vmlinux-* too: prune removes one a killed run left.
-    if (auto s = host::write_file_atomic(target, *elf,
-                                         {.temp_name = name + ".tmp." + std::to_string(::getpid())});
+    if (auto s = host::write_file_atomic(
+            target, *elf, {.temp_name = name + ".tmp." + std::to_string(::getpid())});
         !s)
         return s.error();
     prune(cache_dir, 4);

@@ -17,17 +17,17 @@ namespace vfioctl::vm {
 struct VmRecord {
     std::string name;
     int pid = 0;
-    int64_t started = 0;              // Unix time
-    std::string accel;                // "kvm", "tcg"
+    int64_t started = 0; // Unix time
+    std::string accel;   // "kvm", "tcg"
     std::string qmp_socket;
     std::string console_socket;
     std::string console_log;
     std::string pidfile;
     std::optional<int> ssh_port;
-    std::vector<std::string> devices; // host addresses passed through (and bound by vfioctl)
+    std::vector<std::string> devices;    // host addresses passed through (and bound by vfioctl)
     std::vector<std::string> device_ids; // their vendor:device, same order
     std::vector<std::string> argv;
-    std::string profile;              // the profile file, "" when none
+    std::string profile; // the profile file, "" when none
 };
 
 // Where run directories live: $VFIOCTL_RUN_DIR, else /run/vfioctl for root,
@@ -51,7 +51,7 @@ std::vector<std::string> list_vms(const std::string& base);
 // The accelerator to use and what to tell the user.
 struct AccelChoice {
     bool kvm = false;
-    std::string warning;   // "" when none
+    std::string warning;        // "" when none
     std::optional<Error> error; // KVM asked for and not usable
 };
 

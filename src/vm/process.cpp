@@ -21,7 +21,8 @@ namespace vfioctl::vm {
 Result<pid_t> spawn(const std::vector<std::string>& argv, const SpawnIo& io) {
     if (argv.empty()) return Error{"nothing to run", {}, {}, 0};
     std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    for (const auto& a : argv)
+        args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
     int errpipe[2];
     if (::pipe2(errpipe, O_CLOEXEC) != 0) return system_error("cannot create a pipe", "");

@@ -24,17 +24,25 @@ Error bad(const std::string& file, const toml::source_region& src, const std::st
 
 std::string type_name(const toml::node& n) {
     switch (n.type()) {
-    case toml::node_type::string: return "a string";
-    case toml::node_type::integer: return "an integer";
-    case toml::node_type::floating_point: return "a float";
-    case toml::node_type::boolean: return "a boolean";
-    case toml::node_type::array: return "an array";
-    case toml::node_type::table: return "a table";
-    default: return "a date or time";
+    case toml::node_type::string:
+        return "a string";
+    case toml::node_type::integer:
+        return "an integer";
+    case toml::node_type::floating_point:
+        return "a float";
+    case toml::node_type::boolean:
+        return "a boolean";
+    case toml::node_type::array:
+        return "an array";
+    case toml::node_type::table:
+        return "a table";
+    default:
+        return "a date or time";
     }
 }
 
-Result<std::string> want_string(const std::string& file, const std::string& key, const toml::node& n) {
+Result<std::string> want_string(const std::string& file, const std::string& key,
+                                const toml::node& n) {
     if (const auto* s = n.as_string()) return s->get();
     return bad(file, n.source(), "key '" + key + "' must be a string, not " + type_name(n));
 }
@@ -42,21 +50,27 @@ Result<std::string> want_string(const std::string& file, const std::string& key,
 Result<int64_t> want_int(const std::string& file, const std::string& key, const toml::node& n,
                          int64_t lo, int64_t hi) {
     const auto* i = n.as_integer();
-    if (!i) return bad(file, n.source(), "key '" + key + "' must be an integer, not " + type_name(n));
+    if (!i)
+        return bad(file, n.source(), "key '" + key + "' must be an integer, not " + type_name(n));
     if (i->get() < lo || i->get() > hi)
-        return bad(file, n.source(), "key '" + key + "' must be between " + std::to_string(lo) +
-                                         " and " + std::to_string(hi));
+        return bad(file, n.source(),
+                   "key '" + key + "' must be between " + std::to_string(lo) + " and " +
+                       std::to_string(hi));
     return i->get();
 }
 
 Result<std::vector<std::string>> want_strings(const std::string& file, const std::string& key,
                                               const toml::node& n) {
     const auto* a = n.as_array();
-    if (!a) return bad(file, n.source(), "key '" + key + "' must be an array of strings, not " + type_name(n));
+    if (!a)
+        return bad(file, n.source(),
+                   "key '" + key + "' must be an array of strings, not " + type_name(n));
     std::vector<std::string> out;
     for (const auto& e : *a) {
         const auto* s = e.as_string();
-        if (!s) return bad(file, e.source(), "key '" + key + "' must hold only strings, not " + type_name(e));
+        if (!s)
+            return bad(file, e.source(),
+                       "key '" + key + "' must hold only strings, not " + type_name(e));
         out.push_back(s->get());
     }
     return out;
@@ -65,8 +79,11 @@ Result<std::vector<std::string>> want_strings(const std::string& file, const std
 Status read_boot(const std::string& file, const toml::table& t, BootSpec& b) {
     for (auto&& [k, v] : t) {
         const std::string key(k.str());
-        std::string* dst = key == "disk" ? &b.disk : key == "kernel" ? &b.kernel
-                         : key == "initrd" ? &b.initrd : key == "append" ? &b.append : nullptr;
+        std::string* dst = key == "disk"     ? &b.disk
+                           : key == "kernel" ? &b.kernel
+                           : key == "initrd" ? &b.initrd
+                           : key == "append" ? &b.append
+                                             : nullptr;
         if (!dst) return bad(file, k.source(), "unknown key 'boot." + key + "'");
         auto s = want_string(file, "boot." + key, v);
         if (!s) return s.error();
@@ -79,9 +96,12 @@ Status read_boot(const std::string& file, const toml::table& t, BootSpec& b) {
 
 const char* accel_id(Accel a) {
     switch (a) {
-    case Accel::kvm: return "kvm";
-    case Accel::tcg: return "tcg";
-    default: return "auto";
+    case Accel::kvm:
+        return "kvm";
+    case Accel::tcg:
+        return "tcg";
+    default:
+        return "auto";
     }
 }
 
@@ -99,7 +119,10 @@ Result<uint64_t> parse_memory(std::string_view text) {
     }
     auto n = util::parse_dec(t);
     if (!n || *n == 0 || *n > (1ull << 32))
-        return Error{"bad memory size '" + std::string(text) + "'", {}, "give MiB (2048) or a size (2G, 512M)", 0};
+        return Error{"bad memory size '" + std::string(text) + "'",
+                     {},
+                     "give MiB (2048) or a size (2G, 512M)",
+                     0};
     return *n * mul;
 }
 
@@ -132,7 +155,8 @@ Result<T> want_choice(const std::string& file, const std::string& key, const tom
 
 } // namespace
 
-Result<Profile> parse_profile(std::string_view text, const std::string& file, const std::string& name) {
+Result<Profile> parse_profile(std::string_view text, const std::string& file,
+                              const std::string& name) {
     toml::table tbl;
     try {
         tbl = toml::parse(text, file);
@@ -152,7 +176,10 @@ Result<Profile> parse_profile(std::string_view text, const std::string& file, co
                 p.memory_mib = static_cast<uint64_t>(*n);
             } else {
                 auto s = want_string(file, key, v);
-                if (!s) return bad(file, v.source(), "key 'memory' must be MiB or a size string (\"4G\"), not " + type_name(v));
+                if (!s)
+                    return bad(file, v.source(),
+                               "key 'memory' must be MiB or a size string (\"4G\"), not " +
+                                   type_name(v));
                 auto m = parse_memory(*s);
                 if (!m) return bad(file, v.source(), m.error().message);
                 p.memory_mib = *m;
@@ -171,11 +198,15 @@ Result<Profile> parse_profile(std::string_view text, const std::string& file, co
             p.accel = *a;
         } else if (key == "boot") {
             const auto* t = v.as_table();
-            if (!t) return bad(file, v.source(), "key 'boot' must be a table ([boot]), not " + type_name(v));
+            if (!t)
+                return bad(file, v.source(),
+                           "key 'boot' must be a table ([boot]), not " + type_name(v));
             if (auto s = read_boot(file, *t, p.boot); !s) return s.error();
         } else if (key == "share_host_root") {
             const auto* b = v.as_boolean();
-            if (!b) return bad(file, v.source(), "key 'share_host_root' must be true or false, not " + type_name(v));
+            if (!b)
+                return bad(file, v.source(),
+                           "key 'share_host_root' must be true or false, not " + type_name(v));
             p.share_host_root = b->get();
         } else if (key == "share") {
             auto m = want_choice(file, key, v, parse_share);
@@ -198,7 +229,8 @@ Result<Profile> parse_profile(std::string_view text, const std::string& file, co
         }
     }
     if (!p.boot.disk.empty() && !p.boot.kernel.empty())
-        return Error{file + ": [boot] has both disk and kernel", file, "boot either a disk image or a kernel", 0};
+        return Error{file + ": [boot] has both disk and kernel", file,
+                     "boot either a disk image or a kernel", 0};
     return p;
 }
 
@@ -208,8 +240,10 @@ std::vector<std::string> profile_paths(const std::string& name) {
         return {name};
     std::vector<std::string> out;
     std::string base;
-    if (const char* x = std::getenv("XDG_CONFIG_HOME"); x && *x) base = x;
-    else if (const char* h = std::getenv("HOME"); h && *h) base = std::string(h) + "/.config";
+    if (const char* x = std::getenv("XDG_CONFIG_HOME"); x && *x)
+        base = x;
+    else if (const char* h = std::getenv("HOME"); h && *h)
+        base = std::string(h) + "/.config";
     if (!base.empty()) out.push_back(base + "/vfioctl/vms/" + name + ".toml");
     out.push_back("/etc/vfioctl/vms/" + name + ".toml");
     return out;
@@ -237,7 +271,8 @@ Result<Profile> load_profile(const host::Host& host, const std::string& name, bo
         p.name = paths.size() == 1 ? std::filesystem::path(name).stem().string() : name;
         return p;
     }
-    return Error{"no profile '" + name + "'", {},
+    return Error{"no profile '" + name + "'",
+                 {},
                  "looked in " + util::join(paths, " and ") +
                      "; write one there, or give --kernel or --disk to boot without one",
                  0};
@@ -282,9 +317,13 @@ Status apply_overrides(Profile& p, const ProfileOverrides& o) {
 Status check_vm_name(const std::string& name) {
     bool ok = !name.empty() && name.size() <= 64 && name[0] != '.';
     for (char c : name)
-        if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.')) ok = false;
+        if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.'))
+            ok = false;
     if (!ok)
-        return Error{"bad VM name '" + name + "'", {}, "use letters, digits, '_', '-' and '.' (at most 64)", 0};
+        return Error{"bad VM name '" + name + "'",
+                     {},
+                     "use letters, digits, '_', '-' and '.' (at most 64)",
+                     0};
     return {};
 }
 

@@ -32,17 +32,17 @@ struct BootSpec {
 
 struct Profile {
     std::string name;
-    std::string source;            // the file it was read from; "" when built from flags only
+    std::string source; // the file it was read from; "" when built from flags only
     uint64_t memory_mib = 2048;
     int cpus = 2;
     std::string machine = "q35";
     Accel accel = Accel::automatic;
     BootSpec boot;
-    bool share_host_root = false;  // the host's / read-only, tag "hostroot"
+    bool share_host_root = false;           // the host's / read-only, tag "hostroot"
     ShareMode share = ShareMode::automatic; // over what ('vm start': 9p; virtiofs is refused)
-    std::optional<int> ssh_port;   // host port forwarded to the guest's 22
-    std::string console_log;       // "" means console.log in the run directory
-    std::vector<std::string> gpus; // BDFs or vendor:device IDs
+    std::optional<int> ssh_port;            // host port forwarded to the guest's 22
+    std::string console_log;                // "" means console.log in the run directory
+    std::vector<std::string> gpus;          // BDFs or vendor:device IDs
     std::vector<std::string> extra_args;
 };
 
@@ -75,7 +75,8 @@ Result<ShareMode> parse_share(std::string_view text);
 // Parses a profile's TOML text. file names it in errors, which say
 // "FILE:LINE: ..." with the key for syntax errors, unknown keys and values
 // of the wrong type or range.
-Result<Profile> parse_profile(std::string_view text, const std::string& file, const std::string& name);
+Result<Profile> parse_profile(std::string_view text, const std::string& file,
+                              const std::string& name);
 
 // Where NAME's profile is looked for, first match wins: the user's
 // ($XDG_CONFIG_HOME or ~/.config)/vfioctl/vms/NAME.toml, then

@@ -36,7 +36,8 @@ constexpr int k_max_bridge_depth = 256;
 // when the reply is not shaped like query-pci's.
 Status collect(const nlohmann::json& bus, int busnr, const std::string& parent, int depth,
                std::vector<GuestPciDevice>& out) {
-    if (depth > k_max_bridge_depth) return Error{"QMP query-pci: bridges nested too deep", {}, {}, 0};
+    if (depth > k_max_bridge_depth)
+        return Error{"QMP query-pci: bridges nested too deep", {}, {}, 0};
     if (!bus.is_object()) return Error{"QMP query-pci: a bus is not an object", {}, {}, 0};
     auto devs = bus.find("devices");
     if (devs == bus.end()) return {};
@@ -51,11 +52,14 @@ Status collect(const nlohmann::json& bus, int busnr, const std::string& parent, 
             g.vendor = num<uint16_t>(*id, "vendor", 0);
             g.device = num<uint16_t>(*id, "device", 0);
         }
-        if (auto ci = d.find("class_info"); ci != d.end()) g.class_code = num<uint16_t>(*ci, "class", 0);
-        if (auto q = d.find("qdev_id"); q != d.end() && q->is_string()) g.qdev_id = q->get<std::string>();
+        if (auto ci = d.find("class_info"); ci != d.end())
+            g.class_code = num<uint16_t>(*ci, "class", 0);
+        if (auto q = d.find("qdev_id"); q != d.end() && q->is_string())
+            g.qdev_id = q->get<std::string>();
         g.parent = parent;
         if (auto rs = d.find("regions"); rs != d.end() && rs->is_array())
-            for (const auto& r : *rs) g.bar_sizes.push_back(num(r, "size", uint64_t{0}));
+            for (const auto& r : *rs)
+                g.bar_sizes.push_back(num(r, "size", uint64_t{0}));
         out.push_back(g);
         auto br = d.find("pci_bridge");
         if (br != d.end() && br->is_object() && br->contains("devices")) {
@@ -71,7 +75,8 @@ Status collect(const nlohmann::json& bus, int busnr, const std::string& parent, 
 
 Result<std::vector<GuestPciDevice>> parse_query_pci(const nlohmann::json& reply) {
     std::vector<GuestPciDevice> out;
-    if (!reply.is_array()) return Error{"QMP query-pci: the reply is not a list of buses", {}, {}, 0};
+    if (!reply.is_array())
+        return Error{"QMP query-pci: the reply is not a list of buses", {}, {}, 0};
     for (const auto& bus : reply)
         if (auto st = collect(bus, num(bus, "bus", 0), "", 0, out); !st) return st.error();
     return out;
@@ -82,7 +87,8 @@ Result<nlohmann::json> parse_qmp_message(std::string_view line) {
     // a NUL, a cut-off object) is an Error.
     nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
     if (j.is_discarded())
-        return Error{"QMP sent something that is not JSON", std::string(line.substr(0, 200)), {}, 0};
+        return Error{
+            "QMP sent something that is not JSON", std::string(line.substr(0, 200)), {}, 0};
     return j;
 }
 
@@ -98,7 +104,8 @@ QmpReply classify_qmp(const nlohmann::json& m) {
         r.kind = QmpReply::error;
         r.desc = "error";
         if (err->is_object())
-            if (auto d = err->find("desc"); d != err->end() && d->is_string()) r.desc = d->get<std::string>();
+            if (auto d = err->find("desc"); d != err->end() && d->is_string())
+                r.desc = d->get<std::string>();
     }
     return r;
 }
@@ -106,7 +113,8 @@ QmpReply classify_qmp(const nlohmann::json& m) {
 Result<QmpClient> QmpClient::connect(const std::string& socket, int timeout_ms) {
     sockaddr_un sa{};
     sa.sun_family = AF_UNIX;
-    if (socket.size() >= sizeof sa.sun_path) return Error{"QMP socket path too long", socket, {}, 0};
+    if (socket.size() >= sizeof sa.sun_path)
+        return Error{"QMP socket path too long", socket, {}, 0};
     std::memcpy(sa.sun_path, socket.c_str(), socket.size() + 1);
     const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
     int last_errno = 0;
@@ -150,7 +158,11 @@ Result<nlohmann::json> QmpClient::read_message(int timeout_ms) {
         int r = ::poll(&pfd, 1, left);
         if (r < 0 && errno == EINTR) continue;
         if (r < 0) return system_error("QMP poll failed", "");
-        if (r == 0) return Error{"QMP did not answer within " + std::to_string(timeout_ms) + " ms", {}, {}, ETIMEDOUT};
+        if (r == 0)
+            return Error{"QMP did not answer within " + std::to_string(timeout_ms) + " ms",
+                         {},
+                         {},
+                         ETIMEDOUT};
         char buf[65536];
         ssize_t n = ::read(m_fd, buf, sizeof buf);
         if (n < 0 && errno == EINTR) continue;
@@ -186,7 +198,8 @@ Result<std::string> QmpClient::query_status() {
     auto r = execute("query-status");
     if (!r) return r.error();
     if (r->is_object())
-        if (auto st = r->find("status"); st != r->end() && st->is_string()) return st->get<std::string>();
+        if (auto st = r->find("status"); st != r->end() && st->is_string())
+            return st->get<std::string>();
     return std::string("unknown");
 }
 

@@ -20,8 +20,8 @@ struct GuestPciDevice {
     uint16_t vendor = 0;
     uint16_t device = 0;
     uint16_t class_code = 0;
-    std::string qdev_id;          // the -device id=, "" when none
-    std::string parent;           // qdev_id of the bridge it sits behind, "" on the root bus
+    std::string qdev_id;             // the -device id=, "" when none
+    std::string parent;              // qdev_id of the bridge it sits behind, "" on the root bus
     std::vector<uint64_t> bar_sizes; // memory and I/O regions the guest sized
 };
 

@@ -85,7 +85,8 @@ std::string virtiofsd_file_limit_problem() {
     const uint64_t n = virtiofsd_file_limit();
     if (n >= k_virtiofsd_min_files) return {};
     return "virtiofsd could keep only " + std::to_string(n) +
-           " files open (the hard RLIMIT_NOFILE; raising it needs CAP_SYS_RESOURCE): a walk over more files fails "
+           " files open (the hard RLIMIT_NOFILE; raising it needs CAP_SYS_RESOURCE): a walk over "
+           "more files fails "
            "in the guest with 'Too many open files'";
 }
 
@@ -101,15 +102,19 @@ std::optional<Virtiofsd> virtiofsd_from_help(const std::string& path, std::strin
     return std::nullopt;
 }
 
-std::vector<std::string> virtiofsd_argv(const Virtiofsd& d, const std::string& socket, const std::string& source) {
+std::vector<std::string> virtiofsd_argv(const Virtiofsd& d, const std::string& socket,
+                                        const std::string& source) {
     if (d.kind == Virtiofsd::rust) {
-        std::vector<std::string> a{d.path, "--socket-path=" + socket, "--shared-dir=" + source, "--cache=auto",
-                                   "--sandbox=namespace"};
+        std::vector<std::string> a{d.path, "--socket-path=" + socket, "--shared-dir=" + source,
+                                   "--cache=auto", "--sandbox=namespace"};
         if (d.readonly_option) a.push_back("--readonly");
         return a;
     }
-    return {d.path, "--socket-path=" + socket, "-o", "source=" + fuse_opt_escape(source), "-o", "cache=auto",
-            "-o", "sandbox=namespace", "-f"};
+    return {d.path, "--socket-path=" + socket,
+            "-o",   "source=" + fuse_opt_escape(source),
+            "-o",   "cache=auto",
+            "-o",   "sandbox=namespace",
+            "-f"};
 }
 
 Result<Virtiofsd> find_virtiofsd(const host::Host& host) {
@@ -124,17 +129,22 @@ Result<Virtiofsd> find_virtiofsd(const host::Host& host) {
         auto help = host.run({c, "--help"}, 5000);
         if (!help) return help.error();
         if (auto d = virtiofsd_from_help(c, help->output)) return *d;
-        return Error{"cannot tell which virtiofsd this is (its --help lists neither -o source= nor --shared-dir)", c,
-                     "use --share 9p", 0};
+        return Error{"cannot tell which virtiofsd this is (its --help lists neither -o source= nor "
+                     "--shared-dir)",
+                     c, "use --share 9p", 0};
     }
-    return Error{"virtiofsd is not installed", {},
-                 "install qemu-system-common (Debian 12) or virtiofsd, or use --share 9p", ENOENT};
+    return Error{"virtiofsd is not installed",
+                 {},
+                 "install qemu-system-common (Debian 12) or virtiofsd, or use --share 9p",
+                 ENOENT};
 }
 
-Result<VirtiofsServer> VirtiofsServer::start(const Virtiofsd& d, const std::string& run_dir, int timeout_ms) {
+Result<VirtiofsServer> VirtiofsServer::start(const Virtiofsd& d, const std::string& run_dir,
+                                             int timeout_ms) {
     const std::string source = run_dir + "/hostroot", socket = run_dir + "/virtiofs.sock",
                       log = run_dir + "/virtiofsd.log";
-    if (::mkdir(source.c_str(), 0700) != 0 && errno != EEXIST) return system_error("cannot create", source);
+    if (::mkdir(source.c_str(), 0700) != 0 && errno != EEXIST)
+        return system_error("cannot create", source);
     int logfd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (logfd < 0) return system_error("cannot write", log);
     int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -158,16 +168,21 @@ Result<VirtiofsServer> VirtiofsServer::start(const Virtiofsd& d, const std::stri
         if (auto rc = wait_child(s.m_pid, 10)) {
             s.m_pid = -1;
             const std::string why = log_tail(log);
-            return Error{"virtiofsd exited (status " + std::to_string(*rc) + ")" + (why.empty() ? "" : ": " + why),
+            return Error{"virtiofsd exited (status " + std::to_string(*rc) + ")" +
+                             (why.empty() ? "" : ": " + why),
                          d.path, "its log was " + log, 0};
         }
         if (std::chrono::steady_clock::now() >= deadline)
-            return Error{"virtiofsd did not create its socket within " + std::to_string(timeout_ms) + " ms", socket,
-                         {}, ETIMEDOUT}; // s's destructor stops it
+            return Error{"virtiofsd did not create its socket within " +
+                             std::to_string(timeout_ms) + " ms",
+                         socket,
+                         {},
+                         ETIMEDOUT}; // s's destructor stops it
     }
 }
 
-VirtiofsServer::VirtiofsServer(VirtiofsServer&& o) noexcept : m_pid(o.m_pid), m_socket(std::move(o.m_socket)) {
+VirtiofsServer::VirtiofsServer(VirtiofsServer&& o) noexcept
+    : m_pid(o.m_pid), m_socket(std::move(o.m_socket)) {
     o.m_pid = -1;
 }
 

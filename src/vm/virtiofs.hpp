@@ -37,7 +37,8 @@ std::optional<Virtiofsd> virtiofsd_from_help(const std::string& path, std::strin
 
 // Pure: the argv that serves source on the vhost-user socket (cache=auto,
 // namespace sandbox, in the foreground).
-std::vector<std::string> virtiofsd_argv(const Virtiofsd& d, const std::string& socket, const std::string& source);
+std::vector<std::string> virtiofsd_argv(const Virtiofsd& d, const std::string& socket,
+                                        const std::string& source);
 
 // Finds virtiofsd: on $PATH, then /usr/libexec/virtiofsd, then
 // /usr/lib/qemu/virtiofsd; asks its --help which one it is. The Error
@@ -58,11 +59,12 @@ std::string virtiofsd_file_limit_problem();
 
 // A virtiofsd serving the host's / read-only for one VM.
 class VirtiofsServer {
-public:
+  public:
     // Starts it with its socket, log and read-only tree in run_dir and
     // waits (at most timeout_ms) for the socket. It gets SIGTERM when this
     // process dies.
-    static Result<VirtiofsServer> start(const Virtiofsd& d, const std::string& run_dir, int timeout_ms);
+    static Result<VirtiofsServer> start(const Virtiofsd& d, const std::string& run_dir,
+                                        int timeout_ms);
     VirtiofsServer(VirtiofsServer&& o) noexcept;
     VirtiofsServer& operator=(VirtiofsServer&& o) noexcept;
     VirtiofsServer(const VirtiofsServer&) = delete;
@@ -76,7 +78,7 @@ public:
     // then SIGTERM, then SIGKILL; always reaps it.
     void stop();
 
-private:
+  private:
     VirtiofsServer() = default;
     pid_t m_pid = -1;
     std::string m_socket;

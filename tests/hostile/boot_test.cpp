@@ -41,8 +41,9 @@ Mutation corpus(std::string name) {
     return [name](Env& e) {
         e.tree.remove(k_grub);
         const fs::path from = fs::path(VFIOCTL_SOURCE_DIR) / "tests/corpus/boot" / name;
-        fs::copy(from, e.tree.root(), fs::copy_options::recursive | fs::copy_options::copy_symlinks |
-                                          fs::copy_options::overwrite_existing);
+        fs::copy(from, e.tree.root(),
+                 fs::copy_options::recursive | fs::copy_options::copy_symlinks |
+                     fs::copy_options::overwrite_existing);
     };
 }
 // A link at path: absolute into the sentinel, or climbing out of the tree.
@@ -53,7 +54,9 @@ Mutation link_out(std::string path, bool absolute) {
     };
 }
 
-bool under(const std::string& rel, const std::string& dir) { return rel == dir || rel.rfind(dir + "/", 0) == 0; }
+bool under(const std::string& rel, const std::string& dir) {
+    return rel == dir || rel.rfind(dir + "/", 0) == 0;
+}
 
 // Runs 'iommu enable --yes' and checks what it did to the tree: a refusal
 // changes nothing but the lock under /var/lib/vfioctl; a success changes
@@ -85,9 +88,10 @@ void enable_and_revert(Env& e) {
         EXPECT_TRUE(backed_up) << "no backup of " << k << " holds its old bytes";
     }
     for (const auto& [k, v] : after) {
-        if (before.count(k) || under(k, "var") ) continue;
+        if (before.count(k) || under(k, "var")) continue;
         EXPECT_EQ(o.exit_code, 0) << "a refused enable made " << k;
-        EXPECT_NE(k.find(".vfioctl-backup-"), std::string::npos) << "enable made " << k << " (no backup)";
+        EXPECT_NE(k.find(".vfioctl-backup-"), std::string::npos)
+            << "enable made " << k << " (no backup)";
     }
     if (o.exit_code != 0 || edited.empty()) return;
     const std::vector<std::string> rargs = {"iommu", "revert", "--yes"};
@@ -111,66 +115,108 @@ struct B {
 std::vector<B> boot_mutations() {
     return {
         // GRUB's shell file.
-        {"grub_lone_cr_on_last_line", edit(k_grub, [](const std::string& t) { return t.substr(0, t.size() - 1) + "\r"; }), true},
-        {"grub_crlf", edit(k_grub, [](const std::string& t) {
-             std::string out;
-             for (char c : t) out += c == '\n' ? std::string("\r\n") : std::string(1, c);
-             return out;
-         }), true},
-        {"grub_unterminated_quote", edit(k_grub, [](const std::string& t) {
-             return replace(t, "\"intel_iommu=off iommu=pt\"", "\"intel_iommu=off iommu=pt");
-         }), true},
-        {"grub_not_utf8", edit(k_grub, [](const std::string& t) {
-             return replace(t, "intel_iommu=off iommu=pt", "intel_iommu=off \xff\xfe\xc0 iommu=pt");
-         }), true},
-        {"grub_escapes_in_value", edit(k_grub, [](const std::string& t) {
-             return replace(t, "intel_iommu=off iommu=pt", "intel_iommu=off " + k_osc + k_c1 + " iommu=pt");
-         }), true},
-        {"grub_megabyte_value", edit(k_grub, [](const std::string& t) {
-             return replace(t, "intel_iommu=off iommu=pt", "intel_iommu=off iommu=pt " + std::string(1 << 20, 'q'));
-         }), true},
-        {"grub_nul_bytes", edit(k_grub, [](const std::string& t) {
-             return replace(t, "GRUB_TIMEOUT=0", std::string("GRUB_TIMEOUT=0\0\0\0", 17));
-         }), true},
-        {"grub_defined_twice", edit(k_grub, [](const std::string& t) {
-             return t + "GRUB_CMDLINE_LINUX_DEFAULT=\"quiet intel_iommu=off\"\n";
-         }), true},
-        {"grub_command_substitution", [](Env& e) {
+        {"grub_lone_cr_on_last_line",
+         edit(k_grub, [](const std::string& t) { return t.substr(0, t.size() - 1) + "\r"; }), true},
+        {"grub_crlf",
+         edit(k_grub,
+              [](const std::string& t) {
+                  std::string out;
+                  for (char c : t)
+                      out += c == '\n' ? std::string("\r\n") : std::string(1, c);
+                  return out;
+              }),
+         true},
+        {"grub_unterminated_quote",
+         edit(k_grub,
+              [](const std::string& t) {
+                  return replace(t, "\"intel_iommu=off iommu=pt\"", "\"intel_iommu=off iommu=pt");
+              }),
+         true},
+        {"grub_not_utf8",
+         edit(k_grub,
+              [](const std::string& t) {
+                  return replace(t, "intel_iommu=off iommu=pt",
+                                 "intel_iommu=off \xff\xfe\xc0 iommu=pt");
+              }),
+         true},
+        {"grub_escapes_in_value",
+         edit(k_grub,
+              [](const std::string& t) {
+                  return replace(t, "intel_iommu=off iommu=pt",
+                                 "intel_iommu=off " + k_osc + k_c1 + " iommu=pt");
+              }),
+         true},
+        {"grub_megabyte_value",
+         edit(k_grub,
+              [](const std::string& t) {
+                  return replace(t, "intel_iommu=off iommu=pt",
+                                 "intel_iommu=off iommu=pt " + std::string(1 << 20, 'q'));
+              }),
+         true},
+        {"grub_nul_bytes",
+         edit(k_grub,
+              [](const std::string& t) {
+                  return replace(t, "GRUB_TIMEOUT=0", std::string("GRUB_TIMEOUT=0\0\0\0", 17));
+              }),
+         true},
+        {"grub_defined_twice",
+         edit(k_grub,
+              [](const std::string& t) {
+                  return t + "GRUB_CMDLINE_LINUX_DEFAULT=\"quiet intel_iommu=off\"\n";
+              }),
+         true},
+        {"grub_command_substitution",
+         [](Env& e) {
              const std::string marker = (e.scratch.path / "pwned").string();
              e.tree.write(k_grub, replace(e.tree.read(k_grub), "\"intel_iommu=off iommu=pt\"",
-                                          "\"$(touch " + marker + ") `touch " + marker + "` intel_iommu=off iommu=pt\""));
-         }, true},
-        {"grub_backslash_at_eof", edit(k_grub, [](const std::string& t) { return t + "GRUB_CMDLINE_LINUX=\"a \\"; }), true},
+                                          "\"$(touch " + marker + ") `touch " + marker +
+                                              "` intel_iommu=off iommu=pt\""));
+         },
+         true},
+        {"grub_backslash_at_eof",
+         edit(k_grub, [](const std::string& t) { return t + "GRUB_CMDLINE_LINUX=\"a \\"; }), true},
         {"grub_empty", put(k_grub, ""), true},
-        {"grub_directory", [](Env& e) {
+        {"grub_directory",
+         [](Env& e) {
              e.tree.remove(k_grub);
              e.tree.mkdir(k_grub);
-         }, true},
-        {"grub_fifo", [](Env& e) {
+         },
+         true},
+        {"grub_fifo",
+         [](Env& e) {
              e.tree.remove(k_grub);
-             if (::mkfifo(e.tree.path(k_grub).c_str(), 0644) != 0) throw std::runtime_error("mkfifo");
-         }, true},
+             if (::mkfifo(e.tree.path(k_grub).c_str(), 0644) != 0)
+                 throw std::runtime_error("mkfifo");
+         },
+         true},
         {"grub_link_out_absolute", link_out(k_grub, true), true},
         {"grub_link_out_relative", link_out(k_grub, false), true},
-        {"grub_link_inside_the_tree", [](Env& e) {
+        {"grub_link_inside_the_tree",
+         [](Env& e) {
              e.tree.write("/etc/grub.real", e.tree.read(k_grub));
              e.tree.remove(k_grub);
              e.tree.symlink(k_grub, "/etc/grub.real");
          }},
-        {"grub_dir_link_out", [](Env& e) {
+        {"grub_dir_link_out",
+         [](Env& e) {
              // /etc/default itself leads into the sentinel's directory.
              e.tree.remove("/etc/default");
              e.tree.symlink("/etc/default", e.sentinel->dir.string());
          }},
-        {"grub_dropin_garbage", [](Env& e) {
-             e.tree.write("/etc/default/grub.d/50-evil.cfg", "GRUB_CMDLINE_LINUX_DEFAULT=\"$GRUB_CMDLINE_LINUX_DEFAULT " + k_osc + "\n\xff\n");
+        {"grub_dropin_garbage",
+         [](Env& e) {
+             e.tree.write("/etc/default/grub.d/50-evil.cfg",
+                          "GRUB_CMDLINE_LINUX_DEFAULT=\"$GRUB_CMDLINE_LINUX_DEFAULT " + k_osc +
+                              "\n\xff\n");
              e.tree.write("/etc/debian_version", "12.5\n");
          }},
-        {"grub_dropin_link_out", [](Env& e) {
+        {"grub_dropin_link_out",
+         [](Env& e) {
              e.tree.symlink("/etc/default/grub.d/60-out.cfg", e.in_sentinel("secret"));
              e.tree.write("/etc/debian_version", "12.5\n");
          }},
-        {"grub_backup_name_taken_by_links", [](Env& e) {
+        {"grub_backup_name_taken_by_links",
+         [](Env& e) {
              // Every backup name of the next minutes already a link into the sentinel.
              const std::time_t now = std::time(nullptr);
              for (int s = -5; s < 120; ++s) {
@@ -180,40 +226,82 @@ std::vector<B> boot_mutations() {
                  e.tree.symlink(k_grub + ".vfioctl-backup-" + stamp, e.in_sentinel("secret"));
              }
          }},
-        {"grub_cfg_garbage", put_made("/boot/grub/grub.cfg", [] { return "menuentry {\n\xff\x01 linux\n" + std::string(100000, '{'); })},
+        {"grub_cfg_garbage",
+         put_made("/boot/grub/grub.cfg",
+                  [] { return "menuentry {\n\xff\x01 linux\n" + std::string(100000, '{'); })},
         // GRUB with BLS entries (Fedora).
-        {"bls_entry_garbage", then(corpus("fedora39"), put("/boot/loader/entries/zz-evil.conf", "\x01\x02 linux\noptions " + k_osc + "\xff\n"))},
-        {"bls_entry_megabyte_options", then(corpus("fedora39"), put_made("/boot/loader/entries/zz-big.conf", [] {
-             return "title big\nlinux /vmlinuz\noptions " + std::string(1 << 20, 'o') + "\n";
-         }))},
-        {"bls_entry_link_out", then(corpus("fedora39"), [](Env& e) {
-             e.tree.symlink("/boot/loader/entries/zz-out.conf", e.in_sentinel("secret"));
-         })},
-        {"bls_entry_name_escape", then(corpus("fedora39"), put("/boot/loader/entries/zz" + k_osc + ".conf", "title x\nlinux /v\noptions ro\n"))},
-        {"bls_grubenv_garbage", then(corpus("fedora39"), put("/boot/grub2/grubenv", std::string(1024, '#') + "\nsaved_entry=../../../../etc/shadow\n"))},
+        {"bls_entry_garbage",
+         then(corpus("fedora39"), put("/boot/loader/entries/zz-evil.conf",
+                                      "\x01\x02 linux\noptions " + k_osc + "\xff\n"))},
+        {"bls_entry_megabyte_options",
+         then(corpus("fedora39"), put_made("/boot/loader/entries/zz-big.conf",
+                                           [] {
+                                               return "title big\nlinux /vmlinuz\noptions " +
+                                                      std::string(1 << 20, 'o') + "\n";
+                                           }))},
+        {"bls_entry_link_out", then(corpus("fedora39"),
+                                    [](Env& e) {
+                                        e.tree.symlink("/boot/loader/entries/zz-out.conf",
+                                                       e.in_sentinel("secret"));
+                                    })},
+        {"bls_entry_name_escape",
+         then(corpus("fedora39"),
+              put("/boot/loader/entries/zz" + k_osc + ".conf", "title x\nlinux /v\noptions ro\n"))},
+        {"bls_grubenv_garbage",
+         then(corpus("fedora39"),
+              put("/boot/grub2/grubenv",
+                  std::string(1024, '#') + "\nsaved_entry=../../../../etc/shadow\n"))},
         // systemd-boot and /etc/kernel/cmdline.
-        {"sdboot_kernel_cmdline_crlf", then(corpus("arch-systemd-boot"), put("/etc/kernel/cmdline", "root=UUID=1 rw intel_iommu=off\r\n"))},
-        {"sdboot_kernel_cmdline_nul", then(corpus("arch-systemd-boot"), put("/etc/kernel/cmdline", std::string("root=UUID=1\0rw intel_iommu=off\n", 32)))},
-        {"sdboot_kernel_cmdline_link_out", then(corpus("arch-systemd-boot"), link_out("/etc/kernel/cmdline", true))},
-        {"sdboot_default_glob_hostile", then(corpus("arch-systemd-boot"), put("/boot/loader/loader.conf", "default [[[[*\\\ntimeout 4\n"))},
-        {"sdboot_entry_without_linux", then(corpus("arch-systemd-boot"), put("/boot/loader/entries/arch.conf", "title UKI\nefi /EFI/Linux/arch.efi\n"))},
-        {"sdboot_entries_dir_link_out", then(corpus("arch-systemd-boot"), [](Env& e) {
-             e.tree.remove("/boot/loader/entries");
-             e.tree.symlink("/boot/loader/entries", e.sentinel->dir.string() + "/lib");
-         })},
+        {"sdboot_kernel_cmdline_crlf",
+         then(corpus("arch-systemd-boot"),
+              put("/etc/kernel/cmdline", "root=UUID=1 rw intel_iommu=off\r\n"))},
+        {"sdboot_kernel_cmdline_nul",
+         then(corpus("arch-systemd-boot"),
+              put("/etc/kernel/cmdline", std::string("root=UUID=1\0rw intel_iommu=off\n", 32)))},
+        {"sdboot_kernel_cmdline_link_out",
+         then(corpus("arch-systemd-boot"), link_out("/etc/kernel/cmdline", true))},
+        {"sdboot_default_glob_hostile",
+         then(corpus("arch-systemd-boot"),
+              put("/boot/loader/loader.conf", "default [[[[*\\\ntimeout 4\n"))},
+        {"sdboot_entry_without_linux",
+         then(corpus("arch-systemd-boot"),
+              put("/boot/loader/entries/arch.conf", "title UKI\nefi /EFI/Linux/arch.efi\n"))},
+        {"sdboot_entries_dir_link_out", then(corpus("arch-systemd-boot"),
+                                             [](Env& e) {
+                                                 e.tree.remove("/boot/loader/entries");
+                                                 e.tree.symlink("/boot/loader/entries",
+                                                                e.sentinel->dir.string() + "/lib");
+                                             })},
         // kernelstub (Pop!_OS).
-        {"kernelstub_truncated_json", then(corpus("popos"), edit("/etc/kernelstub/configuration", [](const std::string& t) { return t.substr(0, t.size() / 2); }))},
-        {"kernelstub_wrong_types", then(corpus("popos"), put("/etc/kernelstub/configuration", R"({"user": {"kernel_options": "intel_iommu=off", "esp_path": 42}})"))},
-        {"kernelstub_options_not_strings", then(corpus("popos"), put("/etc/kernelstub/configuration", R"({"user": {"kernel_options": [1, null, {"a": []}, "intel_iommu=off"]}})"))},
-        {"kernelstub_nul_bytes", then(corpus("popos"), put("/etc/kernelstub/configuration", std::string("{\"user\": {\0\0}}", 15)))},
-        {"kernelstub_esp_path_out", then(corpus("popos"), [](Env& e) {
-             e.tree.write("/etc/kernelstub/configuration",
-                          R"({"user": {"kernel_options": ["quiet", "intel_iommu=off"], "esp_path": "../../../../../../../../)" +
-                              e.sentinel->name() + R"("}})");
-         })},
-        {"kernelstub_link_out", then(corpus("popos"), link_out("/etc/kernelstub/configuration", false))},
+        {"kernelstub_truncated_json",
+         then(corpus("popos"),
+              edit("/etc/kernelstub/configuration",
+                   [](const std::string& t) { return t.substr(0, t.size() / 2); }))},
+        {"kernelstub_wrong_types",
+         then(corpus("popos"),
+              put("/etc/kernelstub/configuration",
+                  R"({"user": {"kernel_options": "intel_iommu=off", "esp_path": 42}})"))},
+        {"kernelstub_options_not_strings",
+         then(corpus("popos"),
+              put("/etc/kernelstub/configuration",
+                  R"({"user": {"kernel_options": [1, null, {"a": []}, "intel_iommu=off"]}})"))},
+        {"kernelstub_nul_bytes", then(corpus("popos"), put("/etc/kernelstub/configuration",
+                                                           std::string("{\"user\": {\0\0}}", 15)))},
+        {"kernelstub_esp_path_out",
+         then(
+             corpus("popos"),
+             [](Env& e) {
+                 e.tree.write(
+                     "/etc/kernelstub/configuration",
+                     R"({"user": {"kernel_options": ["quiet", "intel_iommu=off"], "esp_path": "../../../../../../../../)" +
+                         e.sentinel->name() + R"("}})");
+             })},
+        {"kernelstub_link_out",
+         then(corpus("popos"), link_out("/etc/kernelstub/configuration", false))},
         // proxmox-boot-tool and NixOS.
-        {"proxmox_cmdline_garbage", then(corpus("proxmox"), put("/etc/kernel/cmdline", "\xff\xfe" + k_csi + " root=ZFS=rpool intel_iommu=off\n"))},
+        {"proxmox_cmdline_garbage",
+         then(corpus("proxmox"), put("/etc/kernel/cmdline",
+                                     "\xff\xfe" + k_csi + " root=ZFS=rpool intel_iommu=off\n"))},
         {"nixos_marker_with_grub", put("/etc/NIXOS", "")},
     };
 }
@@ -222,14 +310,25 @@ std::vector<Case> boot_cases() {
     std::vector<Case> v;
     for (const auto& b : boot_mutations()) {
         Check no_substitution = [](Env& e, const Outcome&) {
-            EXPECT_FALSE(fs::exists(e.scratch.path / "pwned")) << "a command substitution in a boot file ran";
+            EXPECT_FALSE(fs::exists(e.scratch.path / "pwned"))
+                << "a command substitution in a boot file ran";
         };
-        v.push_back(Case{.name = b.name + "__iommu_show_json", .host = "seed_before", .mutate = b.mutate,
-                         .args = {"--json", "iommu", "show"}, .exits = {0, 1}, .check = no_substitution});
+        v.push_back(Case{.name = b.name + "__iommu_show_json",
+                         .host = "seed_before",
+                         .mutate = b.mutate,
+                         .args = {"--json", "iommu", "show"},
+                         .exits = {0, 1},
+                         .check = no_substitution});
         if (b.status)
-            v.push_back(Case{.name = b.name + "__status_json", .host = "seed_before", .mutate = b.mutate,
-                             .args = {"--json", "status"}, .exits = {0, 3}, .check = no_substitution});
-        v.push_back(Case{.name = b.name + "__enable_then_revert", .host = "seed_before", .mutate = b.mutate,
+            v.push_back(Case{.name = b.name + "__status_json",
+                             .host = "seed_before",
+                             .mutate = b.mutate,
+                             .args = {"--json", "status"},
+                             .exits = {0, 3},
+                             .check = no_substitution});
+        v.push_back(Case{.name = b.name + "__enable_then_revert",
+                         .host = "seed_before",
+                         .mutate = b.mutate,
                          .body = [no_substitution](Env& e) {
                              enable_and_revert(e);
                              no_substitution(e, Outcome{});

@@ -3,10 +3,10 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <fcntl.h>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
-#include <fcntl.h>
 #include <sys/stat.h>
 
 namespace vfioctl::hostile {
@@ -14,28 +14,33 @@ namespace vfioctl::hostile {
 namespace {
 
 void replace_all(std::string& s, const std::string& from, const std::string& to) {
-    for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size())) s.replace(at, from.size(), to);
+    for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size()))
+        s.replace(at, from.size(), to);
 }
 
 // Live paths a command run with --root must never touch: existence, size
 // and change time before and after each case.
 std::string live_witness() {
     std::string out;
-    for (const char* p : {"/var/lib/vfioctl", "/var/lib/vfioctl/journal.json", "/var/lib/vfioctl/boot-journal.json",
-                          "/etc/default/grub", "/etc/kernel/cmdline", "/boot/loader/entries", "/etc/vfioctl"}) {
+    for (const char* p :
+         {"/var/lib/vfioctl", "/var/lib/vfioctl/journal.json", "/var/lib/vfioctl/boot-journal.json",
+          "/etc/default/grub", "/etc/kernel/cmdline", "/boot/loader/entries", "/etc/vfioctl"}) {
         struct stat st {};
-        if (::lstat(p, &st) != 0) out += std::string(p) + ": none\n";
+        if (::lstat(p, &st) != 0)
+            out += std::string(p) + ": none\n";
         else
-            out += std::string(p) + ": " + std::to_string(st.st_size) + " " + std::to_string(st.st_ctim.tv_sec) + "." +
-                   std::to_string(st.st_ctim.tv_nsec) + "\n";
+            out += std::string(p) + ": " + std::to_string(st.st_size) + " " +
+                   std::to_string(st.st_ctim.tv_sec) + "." + std::to_string(st.st_ctim.tv_nsec) +
+                   "\n";
     }
     return out;
 }
 
 // The forms a text may not hold: what an uncaught exception, a failed
 // assertion or a JSON type error prints.
-const char* const k_forbidden[] = {"terminate called", "type_error", "Assertion", "internal error", "what():",
-                                   "Segmentation fault", "std::bad_alloc"};
+const char* const k_forbidden[] = {"terminate called", "type_error", "Assertion",
+                                   "internal error",   "what():",    "Segmentation fault",
+                                   "std::bad_alloc"};
 
 // A state entry shortened for a message, control bytes shown as \xNN.
 std::string util_abbrev(const std::string& v) {
@@ -45,7 +50,8 @@ std::string util_abbrev(const std::string& v) {
             char b[8];
             std::snprintf(b, sizeof b, "\\x%02x", c);
             out += b;
-        } else out += static_cast<char>(c);
+        } else
+            out += static_cast<char>(c);
     }
     return v.size() > 60 ? out + "..." : out;
 }
@@ -63,27 +69,39 @@ std::string Env::sub(const std::string& s) const {
 
 std::vector<std::string> Env::sub(const std::vector<std::string>& v) const {
     std::vector<std::string> out;
-    for (const auto& s : v) out.push_back(sub(s));
+    for (const auto& s : v)
+        out.push_back(sub(s));
     return out;
 }
 
-std::string Env::dev(const std::string& addr) { return "/sys/bus/pci/devices/" + addr; }
+std::string Env::dev(const std::string& addr) {
+    return "/sys/bus/pci/devices/" + addr;
+}
 
 std::string Env::up_to_sentinel(const std::string& from, const std::string& rel) const {
     // One "../" per directory of `from` and of the root's own path, and a few more.
     std::string up;
-    const auto depth = std::count(from.begin(), from.end(), '/') + std::count(tree.root_str().begin(), tree.root_str().end(), '/') + 3;
-    for (long i = 0; i < depth; ++i) up += "../";
-    return up + fs::path(tree.root_str()).relative_path().parent_path().string() + "/" + sentinel->name() + "/" + rel;
+    const auto depth = std::count(from.begin(), from.end(), '/') +
+                       std::count(tree.root_str().begin(), tree.root_str().end(), '/') + 3;
+    for (long i = 0; i < depth; ++i)
+        up += "../";
+    return up + fs::path(tree.root_str()).relative_path().parent_path().string() + "/" +
+           sentinel->name() + "/" + rel;
 }
 
-std::string Env::in_sentinel(const std::string& rel) const { return (sentinel->dir / rel).string(); }
+std::string Env::in_sentinel(const std::string& rel) const {
+    return (sentinel->dir / rel).string();
+}
 
-void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
+void PrintTo(const Case& c, std::ostream* os) {
+    *os << c.name;
+}
 
 std::string case_name(const testing::TestParamInfo<Case>& info) {
     const std::string& n = info.param.name;
-    if (n.empty() || !std::all_of(n.begin(), n.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }))
+    if (n.empty() || !std::all_of(n.begin(), n.end(), [](char c) {
+            return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+        }))
         throw std::invalid_argument("bad hostile case name '" + n + "'");
     return n;
 }
@@ -104,11 +122,14 @@ HostTree make_host(const std::string& name) {
 
 TreeState tree_state(const fs::path& dir) {
     TreeState out;
-    for (auto it = fs::recursive_directory_iterator(dir); it != fs::recursive_directory_iterator(); ++it) {
+    for (auto it = fs::recursive_directory_iterator(dir); it != fs::recursive_directory_iterator();
+         ++it) {
         const std::string rel = it->path().lexically_relative(dir).string();
         const auto st = it->symlink_status();
-        if (fs::is_symlink(st)) out[rel] = "link:" + fs::read_symlink(it->path()).string();
-        else if (fs::is_directory(st)) out[rel] = "dir";
+        if (fs::is_symlink(st))
+            out[rel] = "link:" + fs::read_symlink(it->path()).string();
+        else if (fs::is_directory(st))
+            out[rel] = "dir";
         else if (fs::is_regular_file(st)) {
             std::ifstream f(it->path(), std::ios::binary);
             std::ostringstream s;
@@ -126,15 +147,18 @@ TreeState tree_state(const fs::path& dir) {
 // (file times come from a coarse clock), and has the same size.
 void age_tree(const fs::path& dir) {
     const struct timespec old[2] = {{1, 0}, {1, 0}};
-    for (auto it = fs::recursive_directory_iterator(dir); it != fs::recursive_directory_iterator(); ++it) {
+    for (auto it = fs::recursive_directory_iterator(dir); it != fs::recursive_directory_iterator();
+         ++it) {
         const auto st = it->symlink_status();
-        if (!fs::is_directory(st)) ::utimensat(AT_FDCWD, it->path().c_str(), old, AT_SYMLINK_NOFOLLOW);
+        if (!fs::is_directory(st))
+            ::utimensat(AT_FDCWD, it->path().c_str(), old, AT_SYMLINK_NOFOLLOW);
     }
 }
 
 TreeState tree_stamps(const fs::path& dir) {
     TreeState out;
-    for (auto it = fs::recursive_directory_iterator(dir); it != fs::recursive_directory_iterator(); ++it) {
+    for (auto it = fs::recursive_directory_iterator(dir); it != fs::recursive_directory_iterator();
+         ++it) {
         struct stat st {};
         if (::lstat(it->path().c_str(), &st) != 0) {
             out[it->path().lexically_relative(dir).string()] = "gone";
@@ -144,8 +168,8 @@ TreeState tree_stamps(const fs::path& dir) {
         std::string s = std::to_string(st.st_mode) + " " + std::to_string(st.st_ino);
         if (!S_ISDIR(st.st_mode))
             s += " " + std::to_string(st.st_size) + " " + std::to_string(st.st_mtim.tv_sec) + "." +
-                 std::to_string(st.st_mtim.tv_nsec) + " " + std::to_string(st.st_ctim.tv_sec) + "." +
-                 std::to_string(st.st_ctim.tv_nsec);
+                 std::to_string(st.st_mtim.tv_nsec) + " " + std::to_string(st.st_ctim.tv_sec) +
+                 "." + std::to_string(st.st_ctim.tv_nsec);
         if (S_ISLNK(st.st_mode)) s += " -> " + fs::read_symlink(it->path()).string();
         out[it->path().lexically_relative(dir).string()] = s;
     }
@@ -160,8 +184,10 @@ std::string tree_diff(const TreeState& a, const TreeState& b) {
     };
     for (const auto& [k, v] : a) {
         auto it = b.find(k);
-        if (it == b.end()) note("removed: " + k);
-        else if (it->second != v) note("changed: " + k + " (" + util_abbrev(v) + " -> " + util_abbrev(it->second) + ")");
+        if (it == b.end())
+            note("removed: " + k);
+        else if (it->second != v)
+            note("changed: " + k + " (" + util_abbrev(v) + " -> " + util_abbrev(it->second) + ")");
     }
     for (const auto& [k, v] : b)
         if (!a.count(k)) note("added: " + k + " (" + util_abbrev(v) + ")");
@@ -169,13 +195,17 @@ std::string tree_diff(const TreeState& a, const TreeState& b) {
     return out;
 }
 
-bool has(const std::string& text, const std::string& needle) { return text.find(needle) != std::string::npos; }
+bool has(const std::string& text, const std::string& needle) {
+    return text.find(needle) != std::string::npos;
+}
 
 json parse_json(const Outcome& o) {
     try {
         return json::parse(o.out);
     } catch (const std::exception& e) {
-        ADD_FAILURE() << "stdout is not JSON (" << e.what() << "):\n" << o.out.substr(0, 2000) << "\nstderr:\n" << o.err.substr(0, 2000);
+        ADD_FAILURE() << "stdout is not JSON (" << e.what() << "):\n"
+                      << o.out.substr(0, 2000) << "\nstderr:\n"
+                      << o.err.substr(0, 2000);
         return nullptr;
     }
 }
@@ -200,7 +230,11 @@ bool valid_utf8(const std::string& s) {
     size_t i = 0;
     while (i < s.size()) {
         const auto c = static_cast<unsigned char>(s[i]);
-        size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+        size_t n = c < 0x80           ? 1
+                   : (c >> 5) == 0x6  ? 2
+                   : (c >> 4) == 0xe  ? 3
+                   : (c >> 3) == 0x1e ? 4
+                                      : 0;
         if (n == 0 || i + n > s.size()) return false;
         uint32_t cp = n == 1 ? c : n == 2 ? (c & 0x1f) : n == 3 ? (c & 0x0f) : (c & 0x07);
         for (size_t k = 1; k < n; ++k) {
@@ -209,8 +243,8 @@ bool valid_utf8(const std::string& s) {
             cp = (cp << 6) | (cc & 0x3f);
         }
         // Overlong forms, surrogates, beyond U+10FFFF.
-        if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10ffff ||
-            (cp >= 0xd800 && cp <= 0xdfff))
+        if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+            cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
             return false;
         i += n;
     }
@@ -220,11 +254,13 @@ bool valid_utf8(const std::string& s) {
 void expect_printable(const std::string& text, const std::string& what) {
     for (size_t i = 0; i < text.size(); ++i) {
         const auto c = static_cast<unsigned char>(text[i]);
-        const bool c1 = c == 0xc2 && i + 1 < text.size() && static_cast<unsigned char>(text[i + 1]) >= 0x80 &&
+        const bool c1 = c == 0xc2 && i + 1 < text.size() &&
+                        static_cast<unsigned char>(text[i + 1]) >= 0x80 &&
                         static_cast<unsigned char>(text[i + 1]) < 0xa0;
         if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f || c1) {
-            ADD_FAILURE() << what << " holds the raw control byte 0x" << std::hex << static_cast<int>(c) << std::dec
-                          << " at offset " << i << ":\n" << text.substr(i > 200 ? i - 200 : 0, 400);
+            ADD_FAILURE() << what << " holds the raw control byte 0x" << std::hex
+                          << static_cast<int>(c) << std::dec << " at offset " << i << ":\n"
+                          << text.substr(i > 200 ? i - 200 : 0, 400);
             return;
         }
     }
@@ -233,12 +269,13 @@ void expect_printable(const std::string& text, const std::string& what) {
 
 std::vector<std::string> child_env(const Env& env) {
     const std::string s = env.scratch.path.string();
-    return {"VFIOCTL_FORBID_LIVE_WRITES=1",       "HOME=" + s + "/home", "XDG_CONFIG_HOME=" + s + "/config",
-            "XDG_RUNTIME_DIR=" + s + "/xdg",      "VFIOCTL_RUN_DIR=" + s + "/run",
-            "VFIOCTL_CACHE_DIR=" + s + "/cache"};
+    return {"VFIOCTL_FORBID_LIVE_WRITES=1",     "HOME=" + s + "/home",
+            "XDG_CONFIG_HOME=" + s + "/config", "XDG_RUNTIME_DIR=" + s + "/xdg",
+            "VFIOCTL_RUN_DIR=" + s + "/run",    "VFIOCTL_CACHE_DIR=" + s + "/cache"};
 }
 
-Outcome run(Env& env, const std::vector<std::string>& args, bool with_root, const std::string* stdin_data) {
+Outcome run(Env& env, const std::vector<std::string>& args, bool with_root,
+            const std::string* stdin_data) {
     const std::string s = env.scratch.path.string();
     test::RunOptions opt;
     opt.env = child_env(env);
@@ -250,20 +287,25 @@ Outcome run(Env& env, const std::vector<std::string>& args, bool with_root, cons
     return with_root ? test::run_on(env.tree, args, opt) : test::run_vfioctl(args, opt);
 }
 
-void expect_sound(const Env& env, const std::vector<std::string>& args, const Outcome& o, const std::set<int>& exits) {
+void expect_sound(const Env& env, const std::vector<std::string>& args, const Outcome& o,
+                  const std::set<int>& exits) {
     // HOSTILE_SHOW=1: what each run printed, to read the answers themselves.
     if (const char* show = std::getenv("HOSTILE_SHOW"); show && *show == '1')
-        std::fprintf(stderr, "--- exit %d\n--- stdout:\n%s\n--- stderr:\n%s\n", o.exit_code, o.out.substr(0, 1500).c_str(),
-                     o.err.substr(0, 1500).c_str());
-    EXPECT_EQ(o.signal, 0) << "killed by signal " << o.signal << " (a hang is killed after the timeout)";
+        std::fprintf(stderr, "--- exit %d\n--- stdout:\n%s\n--- stderr:\n%s\n", o.exit_code,
+                     o.out.substr(0, 1500).c_str(), o.err.substr(0, 1500).c_str());
+    EXPECT_EQ(o.signal, 0) << "killed by signal " << o.signal
+                           << " (a hang is killed after the timeout)";
     EXPECT_TRUE(exits.count(o.exit_code)) << "exit code " << o.exit_code << "\nstdout:\n"
-                                          << o.out.substr(0, 3000) << "\nstderr:\n" << o.err.substr(0, 3000);
+                                          << o.out.substr(0, 3000) << "\nstderr:\n"
+                                          << o.err.substr(0, 3000);
     if (o.exit_code == 1 || o.exit_code == 2) {
         EXPECT_FALSE(o.err.find_first_not_of(" \t\n") == std::string::npos)
-            << "exit " << o.exit_code << " but nothing on stderr says why; stdout:\n" << o.out.substr(0, 2000);
+            << "exit " << o.exit_code << " but nothing on stderr says why; stdout:\n"
+            << o.out.substr(0, 2000);
     }
     if (o.exit_code == 3) {
-        EXPECT_FALSE(o.out.find_first_not_of(" \t\n") == std::string::npos) << "exit 3 without an answer on stdout";
+        EXPECT_FALSE(o.out.find_first_not_of(" \t\n") == std::string::npos)
+            << "exit 3 without an answer on stdout";
     }
     for (const char* bad : k_forbidden) {
         EXPECT_FALSE(has(o.err, bad)) << "stderr holds '" << bad << "':\n" << o.err.substr(0, 3000);
@@ -274,11 +316,14 @@ void expect_sound(const Env& env, const std::vector<std::string>& args, const Ou
     if (wants_json(args) && o.exit_code >= 0) {
         json j = parse_json(o);
         EXPECT_TRUE(j.is_object()) << "--json prints one object:\n" << o.out.substr(0, 2000);
-        if (j.is_object() && j.contains("exit_code")) { EXPECT_EQ(j["exit_code"], o.exit_code) << o.out.substr(0, 2000); }
+        if (j.is_object() && j.contains("exit_code")) {
+            EXPECT_EQ(j["exit_code"], o.exit_code) << o.out.substr(0, 2000);
+        }
     }
     if (env.sentinel) {
         const auto now = env.sentinel->snapshot();
-        EXPECT_EQ(now, env.sentinel->before) << "the sentinel beside the tree changed:\n" << tree_diff(env.sentinel->before, now);
+        EXPECT_EQ(now, env.sentinel->before) << "the sentinel beside the tree changed:\n"
+                                             << tree_diff(env.sentinel->before, now);
     }
 }
 
@@ -290,7 +335,8 @@ std::unique_ptr<Env> make_env(const Case& c) {
     env->tree.symlink("/etc/hostile-abs", env->in_sentinel("secret"));
     env->tree.symlink("/var/hostile-up", env->up_to_sentinel("/var/hostile-up", "secret"));
     env->tree.symlink("/srv/hostile-dir", env->sentinel->dir.string());
-    for (const char* d : {"home", "config", "xdg", "run", "cache"}) fs::create_directories(env->scratch.path / d);
+    for (const char* d : {"home", "config", "xdg", "run", "cache"})
+        fs::create_directories(env->scratch.path / d);
     if (c.mutate) c.mutate(*env);
     return env;
 }
@@ -308,7 +354,8 @@ void run_case(const Case& c) {
         const Outcome o = run(*env, args, !c.no_root, c.use_stdin ? &in : nullptr);
         SCOPED_TRACE("vfioctl " + std::string(c.no_root ? "" : "--root TREE ") + [&] {
             std::string s;
-            for (const auto& a : args) s += (a.size() > 80 ? a.substr(0, 80) + "..." : a) + " ";
+            for (const auto& a : args)
+                s += (a.size() > 80 ? a.substr(0, 80) + "..." : a) + " ";
             return s;
         }());
         expect_sound(*env, args, o, c.exits);
@@ -326,6 +373,8 @@ void run_case(const Case& c) {
     EXPECT_EQ(live_witness(), live_before) << "a path of the live host changed";
 }
 
-TEST_P(Hostile, Case) { run_case(GetParam()); }
+TEST_P(Hostile, Case) {
+    run_case(GetParam());
+}
 
 } // namespace vfioctl::hostile

@@ -56,17 +56,18 @@ using Check = std::function<void(Env&, const Outcome&)>;
 
 // One hostile case.
 struct Case {
-    std::string name;                 // letters, digits and '_'
-    std::string host = "seed_after";  // fixture host (make_host)
-    Mutation mutate;                  // the hostile change; may be empty
-    std::vector<std::string> args;    // after "--root TREE" (Env::sub applied)
-    std::set<int> exits;              // the exit codes that are a correct answer
-    bool read_only = true;            // the tree itself must be unchanged too
-    std::set<std::string> may_change; // ... but for these (relative to the root: "var/lib/vfioctl/lock")
-    Check check;                      // exact-outcome asserts; may be empty
-    bool use_stdin = false;           // feed stdin_data() on standard input
+    std::string name;                // letters, digits and '_'
+    std::string host = "seed_after"; // fixture host (make_host)
+    Mutation mutate;                 // the hostile change; may be empty
+    std::vector<std::string> args;   // after "--root TREE" (Env::sub applied)
+    std::set<int> exits;             // the exit codes that are a correct answer
+    bool read_only = true;           // the tree itself must be unchanged too
+    std::set<std::string>
+        may_change;         // ... but for these (relative to the root: "var/lib/vfioctl/lock")
+    Check check;            // exact-outcome asserts; may be empty
+    bool use_stdin = false; // feed stdin_data() on standard input
     std::function<std::string()> stdin_data; // made when the case runs: tables stay small
-    bool no_root = false;             // args carry their own --root (or none)
+    bool no_root = false;                    // args carry their own --root (or none)
     // Replaces the single run: a case that runs several commands (kills,
     // concurrency). It calls expect_sound itself.
     std::function<void(Env&)> body;
@@ -90,7 +91,8 @@ std::string tree_diff(const TreeState& a, const TreeState& b);
 
 // vfioctl [--root TREE] ARGS in env, with HOME, XDG_CONFIG_HOME, the VM
 // run directory and the kernel cache in env's scratch directory.
-Outcome run(Env& env, const std::vector<std::string>& args, bool with_root = true, const std::string* stdin_data = nullptr);
+Outcome run(Env& env, const std::vector<std::string>& args, bool with_root = true,
+            const std::string* stdin_data = nullptr);
 // The variables run() adds to a child's environment ("NAME=value").
 std::vector<std::string> child_env(const Env& env);
 
@@ -99,7 +101,8 @@ std::vector<std::string> child_env(const Env& env);
 // stdout, no "terminate called"/type_error/assertion/internal-error text,
 // no raw control byte (but \n, \t) or invalid UTF-8 on either stream, JSON
 // on stdout with --json, and the sentinel unchanged.
-void expect_sound(const Env& env, const std::vector<std::string>& args, const Outcome& o, const std::set<int>& exits);
+void expect_sound(const Env& env, const std::vector<std::string>& args, const Outcome& o,
+                  const std::set<int>& exits);
 // True when args ask for JSON (a "--json" before any "--").
 bool wants_json(const std::vector<std::string>& args);
 // No control byte but \n and \t, no C1 control, valid UTF-8.
@@ -128,13 +131,22 @@ namespace vfioctl::hostile {
 
 // Check builders.
 inline Check err_has(std::string needle) {
-    return [needle](Env&, const Outcome& o) { EXPECT_TRUE(has(o.err, needle)) << "stderr lacks '" << needle << "':\n" << o.err.substr(0, 3000); };
+    return [needle](Env&, const Outcome& o) {
+        EXPECT_TRUE(has(o.err, needle)) << "stderr lacks '" << needle << "':\n"
+                                        << o.err.substr(0, 3000);
+    };
 }
 inline Check out_has(std::string needle) {
-    return [needle](Env&, const Outcome& o) { EXPECT_TRUE(has(o.out, needle)) << "stdout lacks '" << needle << "':\n" << o.out.substr(0, 3000); };
+    return [needle](Env&, const Outcome& o) {
+        EXPECT_TRUE(has(o.out, needle)) << "stdout lacks '" << needle << "':\n"
+                                        << o.out.substr(0, 3000);
+    };
 }
 inline Check out_lacks(std::string needle) {
-    return [needle](Env&, const Outcome& o) { EXPECT_FALSE(has(o.out, needle)) << "stdout holds '" << needle << "':\n" << o.out.substr(0, 3000); };
+    return [needle](Env&, const Outcome& o) {
+        EXPECT_FALSE(has(o.out, needle)) << "stdout holds '" << needle << "':\n"
+                                         << o.out.substr(0, 3000);
+    };
 }
 inline Check all_of(std::vector<Check> checks) {
     return [checks](Env& e, const Outcome& o) {

@@ -15,8 +15,8 @@ const std::string k_journal = "/var/lib/vfioctl/journal.json";
 const std::string k_boot_journal = "/var/lib/vfioctl/boot-journal.json";
 
 json entry(const std::string& address, const json& driver = "nvidia", const json& phase = "bound") {
-    return {{"address", address}, {"group", 165}, {"original_driver", driver}, {"original_override", nullptr},
-            {"phase", phase}, {"since", "2024-06-11T10:00:00Z"}};
+    return {{"address", address},           {"group", 165},   {"original_driver", driver},
+            {"original_override", nullptr}, {"phase", phase}, {"since", "2024-06-11T10:00:00Z"}};
 }
 std::string journal_of(const json& devices, int format = 1) {
     return json{{"format", format}, {"devices", devices}}.dump(2);
@@ -25,41 +25,73 @@ std::string journal_of(const json& devices, int format = 1) {
 struct J {
     std::string name;
     std::function<std::string(Env&)> text; // the journal's bytes
-    bool corrupt;                           // must be refused as it is
+    bool corrupt;                          // must be refused as it is
 };
 
 std::vector<J> bind_journals() {
     const std::string gpu = fixture::k_seed_gpu;
     return {
-        {"truncated", [gpu](Env&) { auto t = journal_of(json::array({entry(gpu)})); return t.substr(0, t.size() / 2); }, true},
+        {"truncated",
+         [gpu](Env&) {
+             auto t = journal_of(json::array({entry(gpu)}));
+             return t.substr(0, t.size() / 2);
+         },
+         true},
         {"empty", [](Env&) { return std::string(); }, true},
         {"nul_bytes", [](Env&) { return std::string(64, '\0'); }, true},
         {"array_not_object", [gpu](Env&) { return json::array({entry(gpu)}).dump(); }, true},
         {"format_99", [gpu](Env&) { return journal_of(json::array({entry(gpu)}), 99); }, true},
-        {"group_is_a_string", [gpu](Env&) {
+        {"group_is_a_string",
+         [gpu](Env&) {
              json e = entry(gpu);
              e["group"] = "165";
              return journal_of(json::array({e}));
-         }, true},
-        {"address_is_a_number", [](Env&) {
+         },
+         true},
+        {"address_is_a_number",
+         [](Env&) {
              json e = entry("x");
              e["address"] = 138;
              return journal_of(json::array({e}));
-         }, true},
-        {"address_with_dotdot", [](Env& e) { return journal_of(json::array({entry("../../../../" + e.sentinel->name() + "/x")})); }, true},
-        {"address_short_form", [](Env&) { return journal_of(json::array({entry("8a:00.0")})); }, true},
-        {"driver_with_dotdot", [gpu](Env& e) { return journal_of(json::array({entry(gpu, "../../../../../../../" + e.sentinel->name() + "/lib")})); }, true},
-        {"driver_with_slash", [gpu](Env&) { return journal_of(json::array({entry(gpu, "nvidia/../../../module")})); }, true},
-        {"driver_with_escape", [gpu](Env&) { return journal_of(json::array({entry(gpu, "nv" + k_osc)})); }, true},
-        {"phase_unknown", [gpu](Env&) { return journal_of(json::array({entry(gpu, "nvidia", "exploded")})); }, false},
-        {"megabyte_override", [gpu](Env&) {
+         },
+         true},
+        {"address_with_dotdot",
+         [](Env& e) {
+             return journal_of(json::array({entry("../../../../" + e.sentinel->name() + "/x")}));
+         },
+         true},
+        {"address_short_form", [](Env&) { return journal_of(json::array({entry("8a:00.0")})); },
+         true},
+        {"driver_with_dotdot",
+         [gpu](Env& e) {
+             return journal_of(
+                 json::array({entry(gpu, "../../../../../../../" + e.sentinel->name() + "/lib")}));
+         },
+         true},
+        {"driver_with_slash",
+         [gpu](Env&) { return journal_of(json::array({entry(gpu, "nvidia/../../../module")})); },
+         true},
+        {"driver_with_escape",
+         [gpu](Env&) { return journal_of(json::array({entry(gpu, "nv" + k_osc)})); }, true},
+        {"phase_unknown",
+         [gpu](Env&) { return journal_of(json::array({entry(gpu, "nvidia", "exploded")})); },
+         false},
+        {"megabyte_override",
+         [gpu](Env&) {
              json e = entry(gpu);
              e["original_override"] = std::string(1 << 20, 'o');
              return journal_of(json::array({e}));
-         }, false},
-        {"duplicate_entries", [gpu](Env&) { return journal_of(json::array({entry(gpu), entry(gpu, "nouveau")})); }, false},
-        {"device_that_is_gone", [](Env&) { return journal_of(json::array({entry("0000:ee:00.0")})); }, false},
-        {"ten_thousand_entries_of_gone_devices", [](Env&) {
+         },
+         false},
+        {"duplicate_entries",
+         [gpu](Env&) {
+             return journal_of(json::array({entry(gpu), entry(gpu, "nouveau")}));
+         },
+         false},
+        {"device_that_is_gone",
+         [](Env&) { return journal_of(json::array({entry("0000:ee:00.0")})); }, false},
+        {"ten_thousand_entries_of_gone_devices",
+         [](Env&) {
              json devs = json::array();
              for (int i = 0; i < 10000; ++i) {
                  char a[16];
@@ -67,7 +99,8 @@ std::vector<J> bind_journals() {
                  devs.push_back(entry(a));
              }
              return journal_of(devs);
-         }, false},
+         },
+         false},
     };
 }
 
@@ -85,27 +118,44 @@ std::vector<Case> bind_journal_cases() {
             EXPECT_TRUE(has(o.err, "journal")) << o.err;
             EXPECT_EQ(e.tree.read(k_journal), j.text(e)) << "the journal was not kept as it was";
         };
-        for (const auto& [cmd, args] : std::vector<std::pair<std::string, std::vector<std::string>>>{
-                 {"recover", {"--json", "recover", "--timeout", "1"}}, {"unbind_all", {"unbind", "--all", "--timeout", "1"}}}) {
-            v.push_back(Case{.name = "bind_journal_" + j.name + "__" + cmd, .mutate = m, .args = args,
+        for (const auto& [cmd, args] :
+             std::vector<std::pair<std::string, std::vector<std::string>>>{
+                 {"recover", {"--json", "recover", "--timeout", "1"}},
+                 {"unbind_all", {"unbind", "--all", "--timeout", "1"}}}) {
+            v.push_back(Case{.name = "bind_journal_" + j.name + "__" + cmd,
+                             .mutate = m,
+                             .args = args,
                              .exits = j.corrupt ? std::set<int>{1} : std::set<int>{0, 1},
-                             .read_only = j.corrupt, .may_change = {"var/lib/vfioctl/lock"}, .check = kept});
+                             .read_only = j.corrupt,
+                             .may_change = {"var/lib/vfioctl/lock"},
+                             .check = kept});
         }
         // status lists a readable journal's entries, and warns of an unreadable one.
-        v.push_back(Case{.name = "bind_journal_" + j.name + "__status_json", .mutate = m, .args = {"--json", "status"},
-                         .exits = {0, 3}, .check = [j](Env& e, const Outcome& o) {
-                             if (j.corrupt) { EXPECT_TRUE(has(o.err, "journal")) << o.err; }
+        v.push_back(Case{.name = "bind_journal_" + j.name + "__status_json",
+                         .mutate = m,
+                         .args = {"--json", "status"},
+                         .exits = {0, 3},
+                         .check = [j](Env& e, const Outcome& o) {
+                             if (j.corrupt) {
+                                 EXPECT_TRUE(has(o.err, "journal")) << o.err;
+                             }
                              EXPECT_EQ(e.tree.read(k_journal), j.text(e));
                          }});
     }
     // The journal, or its directory, is a link out of the tree.
     for (bool dir : {false, true})
-        v.push_back(Case{.name = std::string("bind_journal_") + (dir ? "dir" : "file") + "_link_out__recover",
-                         .mutate = [dir](Env& e) {
-                             if (dir) e.tree.symlink("/var/lib/vfioctl", e.sentinel->dir.string() + "/lib");
-                             else e.tree.symlink(k_journal, e.up_to_sentinel(k_journal, "secret"));
-                         },
-                         .args = {"--json", "recover"}, .exits = {0, 1}, .read_only = false});
+        v.push_back(Case{
+            .name = std::string("bind_journal_") + (dir ? "dir" : "file") + "_link_out__recover",
+            .mutate =
+                [dir](Env& e) {
+                    if (dir)
+                        e.tree.symlink("/var/lib/vfioctl", e.sentinel->dir.string() + "/lib");
+                    else
+                        e.tree.symlink(k_journal, e.up_to_sentinel(k_journal, "secret"));
+                },
+            .args = {"--json", "recover"},
+            .exits = {0, 1},
+            .read_only = false});
     return v;
 }
 
@@ -118,28 +168,71 @@ std::vector<Case> boot_journal_cases() {
         bool corrupt;
     };
     const std::vector<BJ> bjs = {
-        {"truncated", [](Env&, const json& j) { auto t = j.dump(2); return t.substr(0, t.size() * 2 / 3); }, true},
+        {"truncated",
+         [](Env&, const json& j) {
+             auto t = j.dump(2);
+             return t.substr(0, t.size() * 2 / 3);
+         },
+         true},
         {"nul_bytes", [](Env&, const json&) { return std::string(100, '\0'); }, true},
-        {"operations_not_a_list", [](Env&, json j) { j["operations"] = "all"; return j.dump(); }, true},
-        {"version_is_a_string", [](Env&, json j) { j["version"] = "1"; return j.dump(); }, false},
-        {"files_not_an_array", [](Env&, json j) { j["operations"][0]["files"] = "grub"; return j.dump(); }, true},
-        {"size_negative", [](Env&, json j) { j["operations"][0]["files"][0]["before"]["size"] = -1; return j.dump(); }, true},
-        {"path_out_of_the_tree", [](Env& e, json j) {
-             j["operations"][0]["files"][0]["path"] = "/../../../../" + e.sentinel->name() + "/secret";
+        {"operations_not_a_list",
+         [](Env&, json j) {
+             j["operations"] = "all";
              return j.dump();
-         }, false},
-        {"backup_out_of_the_tree", [](Env& e, json j) {
+         },
+         true},
+        {"version_is_a_string",
+         [](Env&, json j) {
+             j["version"] = "1";
+             return j.dump();
+         },
+         false},
+        {"files_not_an_array",
+         [](Env&, json j) {
+             j["operations"][0]["files"] = "grub";
+             return j.dump();
+         },
+         true},
+        {"size_negative",
+         [](Env&, json j) {
+             j["operations"][0]["files"][0]["before"]["size"] = -1;
+             return j.dump();
+         },
+         true},
+        {"path_out_of_the_tree",
+         [](Env& e, json j) {
+             j["operations"][0]["files"][0]["path"] =
+                 "/../../../../" + e.sentinel->name() + "/secret";
+             return j.dump();
+         },
+         false},
+        {"backup_out_of_the_tree",
+         [](Env& e, json j) {
              j["operations"][0]["files"][0]["backup"] = e.in_sentinel("secret");
              return j.dump();
-         }, false},
-        {"path_is_relative", [](Env&, json j) { j["operations"][0]["files"][0]["path"] = "etc/default/grub"; return j.dump(); }, false},
-        {"action_unknown", [](Env&, json j) { j["operations"][0]["action"] = "detonate"; return j.dump(); }, false},
-        {"escapes_everywhere", [](Env&, json j) {
+         },
+         false},
+        {"path_is_relative",
+         [](Env&, json j) {
+             j["operations"][0]["files"][0]["path"] = "etc/default/grub";
+             return j.dump();
+         },
+         false},
+        {"action_unknown",
+         [](Env&, json j) {
+             j["operations"][0]["action"] = "detonate";
+             return j.dump();
+         },
+         false},
+        {"escapes_everywhere",
+         [](Env&, json j) {
              j["operations"][0]["id"] = "1" + k_osc;
              j["operations"][0]["added"] = json::array({"intel_iommu=on" + k_csi});
              return j.dump();
-         }, false},
-        {"megabyte_of_operations", [](Env&, json j) {
+         },
+         false},
+        {"megabyte_of_operations",
+         [](Env&, json j) {
              for (int i = 0; i < 3000; ++i) {
                  json op = j["operations"][0];
                  op["id"] = "2024" + std::to_string(i);
@@ -147,7 +240,8 @@ std::vector<Case> boot_journal_cases() {
                  j["operations"].push_back(op);
              }
              return j.dump();
-         }, false},
+         },
+         false},
     };
     std::vector<Case> v;
     for (const auto& b : bjs) {
@@ -162,18 +256,37 @@ std::vector<Case> boot_journal_cases() {
         };
         // A corrupt journal is named; read_only (but the lock) shows it was kept as it was.
         auto kept = [b](Env&, const Outcome& o) {
-            if (b.corrupt) { EXPECT_TRUE(has(o.err + o.out, "journal")) << o.err; }
+            if (b.corrupt) {
+                EXPECT_TRUE(has(o.err + o.out, "journal")) << o.err;
+            }
         };
-        v.push_back(Case{.name = "boot_journal_" + b.name + "__iommu_show_json", .host = "seed_before", .mutate = m,
-                         .args = {"--json", "iommu", "show"}, .exits = {0}, .check = [b](Env&, const Outcome& o) {
-                             if (b.corrupt) { EXPECT_TRUE(parse_json(o).contains("journal_error")) << o.out.substr(0, 2000); }
+        v.push_back(Case{.name = "boot_journal_" + b.name + "__iommu_show_json",
+                         .host = "seed_before",
+                         .mutate = m,
+                         .args = {"--json", "iommu", "show"},
+                         .exits = {0},
+                         .check = [b](Env&, const Outcome& o) {
+                             if (b.corrupt) {
+                                 EXPECT_TRUE(parse_json(o).contains("journal_error"))
+                                     << o.out.substr(0, 2000);
+                             }
                          }});
-        v.push_back(Case{.name = "boot_journal_" + b.name + "__revert", .host = "seed_before", .mutate = m,
-                         .args = {"iommu", "revert", "--yes"}, .exits = b.corrupt ? std::set<int>{1} : std::set<int>{0, 1},
-                         .read_only = b.corrupt, .may_change = {"var/lib/vfioctl/boot.lock"}, .check = kept});
-        v.push_back(Case{.name = "boot_journal_" + b.name + "__enable", .host = "seed_before", .mutate = m,
-                         .args = {"iommu", "enable", "--yes"}, .exits = b.corrupt ? std::set<int>{1} : std::set<int>{0, 1},
-                         .read_only = b.corrupt, .may_change = {"var/lib/vfioctl/boot.lock"}, .check = kept});
+        v.push_back(Case{.name = "boot_journal_" + b.name + "__revert",
+                         .host = "seed_before",
+                         .mutate = m,
+                         .args = {"iommu", "revert", "--yes"},
+                         .exits = b.corrupt ? std::set<int>{1} : std::set<int>{0, 1},
+                         .read_only = b.corrupt,
+                         .may_change = {"var/lib/vfioctl/boot.lock"},
+                         .check = kept});
+        v.push_back(Case{.name = "boot_journal_" + b.name + "__enable",
+                         .host = "seed_before",
+                         .mutate = m,
+                         .args = {"iommu", "enable", "--yes"},
+                         .exits = b.corrupt ? std::set<int>{1} : std::set<int>{0, 1},
+                         .read_only = b.corrupt,
+                         .may_change = {"var/lib/vfioctl/boot.lock"},
+                         .check = kept});
     }
     return v;
 }

@@ -5,11 +5,10 @@
 #include "host/host.hpp"
 #include "support.hpp"
 
-#include <gtest/gtest.h>
-
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
@@ -20,7 +19,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool has(const std::string& text, const std::string& needle) { return text.find(needle) != std::string::npos; }
+bool has(const std::string& text, const std::string& needle) {
+    return text.find(needle) != std::string::npos;
+}
 
 } // namespace
 
@@ -84,8 +85,8 @@ TEST(BadInput, UnknownCommandIsAUsageError) {
 struct Damage {
     std::string name;
     std::function<void(HostTree&)> apply;
-    std::string says;        // expected on stderr
-    bool fatal = false;      // an error (exit 1) rather than a warning
+    std::string says;   // expected on stderr
+    bool fatal = false; // an error (exit 1) rather than a warning
     bool gpu_still_found = true;
     bool libpci_error = false; // libpci's fatal handler runs (its state is then leaked on purpose)
 };
@@ -96,7 +97,8 @@ TEST_P(DamagedHost, ClearErrorOrWarningNeverACrash) {
     const Damage& dmg = GetParam();
     HostTree t = fixture::critical_group_host();
     dmg.apply(t);
-    for (const auto& cmd : std::vector<std::vector<std::string>>{{"status", "--json"}, {"groups", "--json"}, {"groups"}}) {
+    for (const auto& cmd : std::vector<std::vector<std::string>>{
+             {"status", "--json"}, {"groups", "--json"}, {"groups"}}) {
         SCOPED_TRACE(cmd[0] + (cmd.size() > 1 ? " " + cmd[1] : ""));
         auto o = test::run_on(t, cmd, dmg.fatal || dmg.libpci_error);
         EXPECT_EQ(o.signal, 0);
@@ -111,7 +113,8 @@ TEST_P(DamagedHost, ClearErrorOrWarningNeverACrash) {
         if (cmd[0] == "status") {
             json j = test::json_of(o);
             bool found = false;
-            for (const auto& g : j["gpus"]) found |= g["address"] == fixture::k_critical_gpu && g["id"] == "10de:2331";
+            for (const auto& g : j["gpus"])
+                found |= g["address"] == fixture::k_critical_gpu && g["id"] == "10de:2331";
             EXPECT_EQ(found, dmg.gpu_still_found) << j["gpus"].dump();
         }
     }
@@ -124,7 +127,9 @@ INSTANTIATE_TEST_SUITE_P(
                [](HostTree& t) { t.write(t.device_path(fixture::k_critical_gpu) + "/vendor", ""); },
                "0000:13:00.0: vendor is empty; using the config header instead"},
         Damage{"GarbageClass",
-               [](HostTree& t) { t.write(t.device_path(fixture::k_critical_gpu) + "/class", "display?\n"); },
+               [](HostTree& t) {
+                   t.write(t.device_path(fixture::k_critical_gpu) + "/class", "display?\n");
+               },
                "0000:13:00.0: class holds 'display?'; using the config header instead"},
         Damage{"TruncatedConfig",
                [](HostTree& t) {
@@ -142,8 +147,9 @@ INSTANTIATE_TEST_SUITE_P(
         Damage{"DanglingIommuGroupLink",
                [](HostTree& t) {
                    const std::string dev = t.device_path(fixture::k_critical_gpu);
-                   t.symlink(dev + "/iommu_group", HostTree::relative_link(dev + "/iommu_group",
-                                                                           "/sys/kernel/iommu_groups/9999"));
+                   t.symlink(dev + "/iommu_group",
+                             HostTree::relative_link(dev + "/iommu_group",
+                                                     "/sys/kernel/iommu_groups/9999"));
                },
                "iommu_group link leads to group 9999, which does not exist"},
         Damage{"IommuGroupEntryNotANumber",
@@ -152,15 +158,19 @@ INSTANTIATE_TEST_SUITE_P(
         Damage{"GroupMemberNotAnAddress",
                [](HostTree& t) {
                    t.write("/sys/kernel/iommu_groups/77/type", "identity\n");
-                   t.symlink("/sys/kernel/iommu_groups/77/devices/garbage", "../../../../devices/nowhere");
+                   t.symlink("/sys/kernel/iommu_groups/77/devices/garbage",
+                             "../../../../devices/nowhere");
                },
                "devices/garbage is not a PCI address; skipped"},
         Damage{"MissingCmdline", [](HostTree& t) { t.remove("/proc/cmdline"); },
                "cannot read the kernel command line"},
         Damage{"GarbageResource",
-               [](HostTree& t) { t.write(t.device_path(fixture::k_critical_gpu) + "/resource", "BAR0 16M\n"); },
+               [](HostTree& t) {
+                   t.write(t.device_path(fixture::k_critical_gpu) + "/resource", "BAR0 16M\n");
+               },
                "Syntax error in", false, true, true},
-        Damage{"MissingResource", [](HostTree& t) { t.remove(t.device_path(fixture::k_critical_gpu) + "/resource"); },
+        Damage{"MissingResource",
+               [](HostTree& t) { t.remove(t.device_path(fixture::k_critical_gpu) + "/resource"); },
                "resource: No such file or directory", false, true, true},
         Damage{"GarbageBusEntry", [](HostTree& t) { t.mkdir("/sys/bus/pci/devices/not-a-device"); },
                "Couldn't parse entry name not-a-device", true}),
@@ -173,10 +183,10 @@ TEST(BadInput, GpuBeforeTheCommandSeparatorTakesOneValue) {
     HostTree t = fixture::seed_after();
     const std::string root = t.root().string();
     for (const std::vector<std::string>& args :
-         {std::vector<std::string>{"vm", "run", "--kernel", "/nonexistent/bzImage", "--gpu", "8a:00.0", "--", "sh",
-                                   "-c", "exit 0"},
-          std::vector<std::string>{"verify", "--gpu", "8a:00.0", "--expect", "10de:2336", "--kernel",
-                                   "/nonexistent/bzImage"}}) {
+         {std::vector<std::string>{"vm", "run", "--kernel", "/nonexistent/bzImage", "--gpu",
+                                   "8a:00.0", "--", "sh", "-c", "exit 0"},
+          std::vector<std::string>{"verify", "--gpu", "8a:00.0", "--expect", "10de:2336",
+                                   "--kernel", "/nonexistent/bzImage"}}) {
         std::vector<std::string> argv{"--root", root};
         argv.insert(argv.end(), args.begin(), args.end());
         auto o = test::run_vfioctl(argv);
@@ -219,7 +229,8 @@ TEST(BadInput, LibpciReadsNothingOutsideTheTree) {
     fixture::TempDir outside;
     const std::string gpu = fixture::k_seed_gpu;
     const auto real = fs::canonical(t.path("/sys/bus/pci/devices/" + gpu));
-    fs::copy(real, outside.path / "dev", fs::copy_options::recursive | fs::copy_options::copy_symlinks);
+    fs::copy(real, outside.path / "dev",
+             fs::copy_options::recursive | fs::copy_options::copy_symlinks);
     std::string cfg = t.read("/sys/bus/pci/devices/" + gpu + "/config");
     cfg[0] = '\x34', cfg[1] = '\x12'; // vendor 1234 outside the tree
     { std::ofstream(outside.path / "dev" / "config", std::ios::binary) << cfg; }
@@ -236,7 +247,8 @@ TEST(BadInput, LibpciReadsNothingOutsideTheTree) {
     HostTree f = fixture::seed_after();
     f.remove("/sys/bus/pci/devices/" + gpu + "/config");
     ASSERT_EQ(::mkfifo(f.path("/sys/bus/pci/devices/" + gpu + "/config").c_str(), 0644), 0);
-    auto p = fixture::run_program({VFIOCTL_BINARY, "--root", f.root_str(), "--json", "bind", "--dry-run", gpu}, 20000);
+    auto p = fixture::run_program(
+        {VFIOCTL_BINARY, "--root", f.root_str(), "--json", "bind", "--dry-run", gpu}, 20000);
     EXPECT_EQ(p.signal, 0) << "libpci hung on the FIFO";
     EXPECT_EQ(p.exit_code, 1) << p.err;
     EXPECT_TRUE(has(p.err, gpu + ": left out: config is not a regular file")) << p.err;
@@ -251,13 +263,15 @@ TEST(BadInput, GroupLinkThatNamesNoNumber) {
         SCOPED_TRACE(name);
         HostTree t = fixture::seed_after();
         t.mkdir("/sys/kernel/iommu_groups/" + name + "/devices");
-        t.symlink("/sys/bus/pci/devices/" + gpu + "/iommu_group", "../../../../kernel/iommu_groups/" + name);
+        t.symlink("/sys/bus/pci/devices/" + gpu + "/iommu_group",
+                  "../../../../kernel/iommu_groups/" + name);
         auto o = test::run_on(t, {"unbind", gpu});
         EXPECT_FALSE(has(o.err, "internal error")) << o.err;
         EXPECT_FALSE(has(o.err, "1215752191")) << o.err;
         auto g = test::run_on(t, {"--json", "groups", "--device", gpu});
         auto devs = test::vfioctl_devices(test::json_of(g));
         ASSERT_EQ(devs.count(gpu), 1u) << g.out;
-        EXPECT_TRUE(devs[gpu]["iommu_group"].is_null() || devs[gpu].value("unknown", false)) << devs[gpu].dump();
+        EXPECT_TRUE(devs[gpu]["iommu_group"].is_null() || devs[gpu].value("unknown", false))
+            << devs[gpu].dump();
     }
 }

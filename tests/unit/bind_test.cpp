@@ -8,13 +8,13 @@
 #include <gtest/gtest.h>
 #include <iostream>
 #include <map>
-#include <thread>
 #include <sys/wait.h>
+#include <thread>
 #include <unistd.h>
 
 using namespace vfioctl;
-using fixture::HostTree;
 using fake::FakeKernel;
+using fixture::HostTree;
 
 namespace {
 
@@ -51,7 +51,8 @@ vfio::ChangeOptions quick() {
 }
 
 std::string group_node(const FakeKernel& k, const std::string& addr) {
-    return "/dev/vfio/" + k.link_name("/sys/bus/pci/devices/" + addr + "/iommu_group").value_or("?");
+    return "/dev/vfio/" +
+           k.link_name("/sys/bus/pci/devices/" + addr + "/iommu_group").value_or("?");
 }
 
 } // namespace
@@ -81,7 +82,8 @@ TEST(BindPlan, SharedGroupMovesEveryEndpointButNotTheBridge) {
     FakeKernel k(t);
     auto plan = plan_for(k, fixture::k_shared_gpu);
     std::vector<std::string> addrs;
-    for (const auto& it : plan.items) addrs.push_back(it.addr.str());
+    for (const auto& it : plan.items)
+        addrs.push_back(it.addr.str());
     EXPECT_NE(std::find(addrs.begin(), addrs.end(), fixture::k_shared_other), addrs.end());
     EXPECT_EQ(std::find(addrs.begin(), addrs.end(), fixture::k_shared_bridge), addrs.end());
 }
@@ -103,7 +105,8 @@ TEST(BindPlan, HolderBlocksWithPidAndCommand) {
     auto plan = plan_for(k, fixture::k_seed_gpu);
     ASSERT_FALSE(plan.blockers.empty());
     EXPECT_EQ(plan.blockers[0].kind, "holder_process");
-    EXPECT_NE(plan.blockers[0].text.find("pid 4242 (nvidia-persistenced)"), std::string::npos) << plan.blockers[0].text;
+    EXPECT_NE(plan.blockers[0].text.find("pid 4242 (nvidia-persistenced)"), std::string::npos)
+        << plan.blockers[0].text;
 }
 
 TEST(Bind, BindsVerifiesAndGivesBackExactly) {
@@ -127,7 +130,8 @@ TEST(Bind, BindsVerifiesAndGivesBackExactly) {
     ASSERT_TRUE(again.ok());
     EXPECT_FALSE((*again)[0].changed);
 
-    auto back = vfio::give_back(k, {*pci::PciAddress::parse(fixture::k_seed_gpu)}, {}, false, quick());
+    auto back =
+        vfio::give_back(k, {*pci::PciAddress::parse(fixture::k_seed_gpu)}, {}, false, quick());
     ASSERT_TRUE(back.ok()) << back.error().describe();
     EXPECT_EQ(k.driver_of(fixture::k_seed_gpu), "nvidia");
     EXPECT_EQ(k.override_of(fixture::k_seed_gpu), "(null)");
@@ -155,7 +159,8 @@ TEST(Bind, EbusyOnUnbindRollsBackTheOthers) {
     k.unbind_fails(fixture::k_shared_other, EBUSY);
     auto r = vfio::execute_bind(k, plan_for(k, fixture::k_shared_gpu), quick());
     ASSERT_FALSE(r.ok());
-    EXPECT_NE(r.error().describe().find("Device or resource busy"), std::string::npos) << r.error().describe();
+    EXPECT_NE(r.error().describe().find("Device or resource busy"), std::string::npos)
+        << r.error().describe();
     EXPECT_NE(r.error().hint.find("rolled back"), std::string::npos) << r.error().hint;
     EXPECT_EQ(k.driver_of(fixture::k_shared_gpu), gpu_before);
     EXPECT_EQ(k.override_of(fixture::k_shared_gpu), "(null)");
@@ -166,14 +171,16 @@ TEST(Bind, ProbeThatBindsNothingOrTheWrongDriverFailsAndRollsBack) {
     for (std::string wrong : {"", "nouveau"}) {
         HostTree t = fixture::seed_after();
         FakeKernel k(t);
-        if (wrong.empty()) k.probe_binds_nothing(fixture::k_seed_gpu);
+        if (wrong.empty())
+            k.probe_binds_nothing(fixture::k_seed_gpu);
         else {
             t.mkdir("/sys/bus/pci/drivers/nouveau");
             k.probe_binds(fixture::k_seed_gpu, wrong);
         }
         auto r = vfio::execute_bind(k, plan_for(k, fixture::k_seed_gpu), quick());
         ASSERT_FALSE(r.ok());
-        EXPECT_NE(r.error().message.find(wrong.empty() ? "no driver" : "nouveau"), std::string::npos)
+        EXPECT_NE(r.error().message.find(wrong.empty() ? "no driver" : "nouveau"),
+                  std::string::npos)
             << r.error().message;
         // Rolling back binds the original driver directly, not by a probe.
         EXPECT_EQ(k.driver_of(fixture::k_seed_gpu), "nvidia");
@@ -241,7 +248,8 @@ TEST(Unbind, RefusesWhileAVmHoldsTheGroupUnlessForced) {
     HostTree t = fixture::seed_after();
     FakeKernel k(t);
     ASSERT_TRUE(vfio::execute_bind(k, plan_for(k, fixture::k_seed_gpu), quick()).ok());
-    int group = std::stoi(*k.link_name(std::string("/sys/bus/pci/devices/") + fixture::k_seed_gpu + "/iommu_group"));
+    int group = std::stoi(
+        *k.link_name(std::string("/sys/bus/pci/devices/") + fixture::k_seed_gpu + "/iommu_group"));
     std::map<int, std::string> busy{{group, "pid 777 (qemu-system-x86)"}};
     auto addr = *pci::PciAddress::parse(fixture::k_seed_gpu);
     auto r = vfio::give_back(k, {addr}, busy, false, quick());
@@ -258,7 +266,8 @@ TEST(CrashSafety, RecoverRestoresAfterAKillAtEveryStep) {
     const std::vector<std::string> bind_points = {"bind.journaled", "bind.override", "bind.unbound",
                                                   "bind.probed", "bind.done"};
     const std::vector<std::string> restore_points = {"restore.journaled", "restore.override",
-                                                     "restore.unbound", "restore.bound", "restore.done"};
+                                                     "restore.unbound", "restore.bound",
+                                                     "restore.done"};
     int covered = 0;
     for (bool during_unbind : {false, true}) {
         for (const auto& point : during_unbind ? restore_points : bind_points) {
@@ -268,7 +277,8 @@ TEST(CrashSafety, RecoverRestoresAfterAKillAtEveryStep) {
                 const std::string gpu0 = k.driver_of(fixture::k_shared_gpu);
                 const std::string other0 = k.driver_of(fixture::k_shared_other);
                 if (during_unbind) {
-                    ASSERT_TRUE(vfio::execute_bind(k, plan_for(k, fixture::k_shared_gpu), quick()).ok());
+                    ASSERT_TRUE(
+                        vfio::execute_bind(k, plan_for(k, fixture::k_shared_gpu), quick()).ok());
                 }
                 auto plan = plan_for(k, fixture::k_shared_gpu);
                 pid_t pid = fork();

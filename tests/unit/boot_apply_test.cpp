@@ -11,9 +11,9 @@
 #include "host/files.hpp"
 #include "util/fault.hpp"
 
+#include <chrono>
 #include <gtest/gtest.h>
 #include <iostream>
-#include <chrono>
 #include <optional>
 #include <sys/stat.h>
 #include <thread>
@@ -53,7 +53,8 @@ std::vector<std::string> backups_of(const CaseRoot& r, const std::string& p) {
     auto full = r.path(p);
     for (const auto& e : std::filesystem::directory_iterator(full.parent_path())) {
         std::string n = e.path().filename().string();
-        if (n.rfind(full.filename().string() + ".vfioctl-backup-", 0) == 0) out.push_back(e.path().string());
+        if (n.rfind(full.filename().string() + ".vfioctl-backup-", 0) == 0)
+            out.push_back(e.path().string());
     }
     return out;
 }
@@ -67,13 +68,25 @@ std::string journal_state(const host::Host& h) {
 } // namespace
 
 TEST(BootApply, KillAtEveryWriteStepLeavesOldOrNewFilesAndRevertWorks) {
-    const std::vector<std::string> points = {
-        "boot.backup.created",      "boot.backup.written",       "boot.backup.synced",    "boot.backup.linked",
-        "boot.backups.done",        "boot.journal.temp.created", "boot.journal.temp.written",
-        "boot.journal.temp.synced", "boot.journal.renamed",      "boot.journal.dir.synced",
-        "boot.journal.pending",     "boot.file.temp.created",    "boot.file.temp.written",
-        "boot.file.temp.synced",    "boot.file.renamed",         "boot.file.dir.synced",  "boot.file.done",
-        "boot.regenerate",          "boot.done"};
+    const std::vector<std::string> points = {"boot.backup.created",
+                                             "boot.backup.written",
+                                             "boot.backup.synced",
+                                             "boot.backup.linked",
+                                             "boot.backups.done",
+                                             "boot.journal.temp.created",
+                                             "boot.journal.temp.written",
+                                             "boot.journal.temp.synced",
+                                             "boot.journal.renamed",
+                                             "boot.journal.dir.synced",
+                                             "boot.journal.pending",
+                                             "boot.file.temp.created",
+                                             "boot.file.temp.written",
+                                             "boot.file.temp.synced",
+                                             "boot.file.renamed",
+                                             "boot.file.dir.synced",
+                                             "boot.file.done",
+                                             "boot.regenerate",
+                                             "boot.done"};
     std::map<std::string, int> reached;
     int kills = 0;
     for (const char* name : {"seed-dropin", "arch-systemd-boot", "popos"}) {
@@ -103,40 +116,49 @@ TEST(BootApply, KillAtEveryWriteStepLeavesOldOrNewFilesAndRevertWorks) {
                 // Each file is the old one or the complete new one; a new one has its backup.
                 for (const auto& e : plan->edits) {
                     std::string now = r.read(e.path);
-                    ASSERT_TRUE(now == e.before || now == e.after) << e.path << " is neither old nor new";
+                    ASSERT_TRUE(now == e.before || now == e.after)
+                        << e.path << " is neither old nor new";
                     if (now == e.after) {
                         auto b = backups_of(r, e.path);
                         ASSERT_EQ(b.size(), 1u) << e.path;
                         EXPECT_EQ(boottest::slurp(b[0]), e.before);
                     }
                 }
-                // revert brings back the originals (or there is nothing to revert and they are still there).
+                // revert brings back the originals (or there is nothing to revert and they are
+                // still there).
                 auto rp = plan_revert(h, "/var/lib/vfioctl");
                 if (rp.ok()) {
                     FakeRunner ok;
-                    auto rv = apply_plan(h, detect_setup(h), rp->plan, "revert", options(&ok, "20240101-000002"),
-                                         rp->undoes.id);
+                    auto rv = apply_plan(h, detect_setup(h), rp->plan, "revert",
+                                         options(&ok, "20240101-000002"), rp->undoes.id);
                     ASSERT_TRUE(rv.ok()) << rv.error().describe();
                 }
-                for (const auto& e : plan->edits) EXPECT_EQ(r.read(e.path), e.before) << e.path;
+                for (const auto& e : plan->edits)
+                    EXPECT_EQ(r.read(e.path), e.before) << e.path;
                 // And vfioctl still works there, leaving no temporary file behind.
                 auto again = plan_goal(detect_setup(h).sets, k_enable);
                 ASSERT_TRUE(again.ok());
                 FakeRunner ok;
-                auto done = apply_plan(h, detect_setup(h), *again, "enable", options(&ok, "20240101-000003"));
+                auto done = apply_plan(h, detect_setup(h), *again, "enable",
+                                       options(&ok, "20240101-000003"));
                 ASSERT_TRUE(done.ok()) << done.error().describe();
                 for (const auto& e : plan->edits) {
                     EXPECT_EQ(r.read(e.path), e.after) << e.path;
-                    for (const auto& entry : std::filesystem::directory_iterator(r.path(e.path).parent_path()))
-                        EXPECT_TRUE(entry.path().filename().string().find(".vfioctl-tmp") == std::string::npos &&
-                                    entry.path().filename().string().find(".vfioctl-backup.tmp") == std::string::npos)
+                    for (const auto& entry :
+                         std::filesystem::directory_iterator(r.path(e.path).parent_path()))
+                        EXPECT_TRUE(entry.path().filename().string().find(".vfioctl-tmp") ==
+                                        std::string::npos &&
+                                    entry.path().filename().string().find(".vfioctl-backup.tmp") ==
+                                        std::string::npos)
                             << entry.path();
                 }
             }
         }
     }
-    for (const auto& p : points) EXPECT_GT(reached[p], 0) << p << " was never reached";
-    std::cout << "[ crash ] boot write kill points covered: " << reached.size() << " points, " << kills << " kills\n";
+    for (const auto& p : points)
+        EXPECT_GT(reached[p], 0) << p << " was never reached";
+    std::cout << "[ crash ] boot write kill points covered: " << reached.size() << " points, "
+              << kills << " kills\n";
 }
 
 TEST(BootApply, RegenerateFailurePutsFilesBack) {
@@ -147,11 +169,14 @@ TEST(BootApply, RegenerateFailurePutsFilesBack) {
     ASSERT_TRUE(plan.ok());
     FakeRunner bad;
     bad.exit_code = 1;
-    bad.output = "/usr/sbin/grub-mkconfig: 266: cannot create /boot/grub/grub.cfg.new: No space left on device\n";
+    bad.output = "/usr/sbin/grub-mkconfig: 266: cannot create /boot/grub/grub.cfg.new: No space "
+                 "left on device\n";
     auto res = apply_plan(h, setup, *plan, "enable", options(&bad));
     ASSERT_FALSE(res.ok());
-    EXPECT_NE(res.error().message.find("failed with exit code 1"), std::string::npos) << res.error().message;
-    EXPECT_NE(res.error().hint.find("No space left on device"), std::string::npos) << res.error().hint;
+    EXPECT_NE(res.error().message.find("failed with exit code 1"), std::string::npos)
+        << res.error().message;
+    EXPECT_NE(res.error().hint.find("No space left on device"), std::string::npos)
+        << res.error().hint;
     EXPECT_NE(res.error().hint.find("put back"), std::string::npos) << res.error().hint;
     ASSERT_EQ(bad.calls.size(), 1u);
     EXPECT_EQ(bad.calls[0], std::vector<std::string>{"/usr/sbin/update-grub"});
@@ -160,14 +185,17 @@ TEST(BootApply, RegenerateFailurePutsFilesBack) {
         EXPECT_EQ(backups_of(r, e.path).size(), 1u) << "the backup is kept";
     }
     EXPECT_EQ(journal_state(h), "rolled_back");
-    EXPECT_FALSE(plan_revert(h, "/var/lib/vfioctl").ok()) << "a rolled back change is not reverted again";
+    EXPECT_FALSE(plan_revert(h, "/var/lib/vfioctl").ok())
+        << "a rolled back change is not reverted again";
 
     FakeRunner missing;
     missing.start_fails = true;
     auto res2 = apply_plan(h, setup, *plan, "enable", options(&missing, "20240101-000002"));
     ASSERT_FALSE(res2.ok());
-    EXPECT_NE(res2.error().message.find("could not run"), std::string::npos) << res2.error().message;
-    for (const auto& e : plan->edits) EXPECT_EQ(r.read(e.path), e.before);
+    EXPECT_NE(res2.error().message.find("could not run"), std::string::npos)
+        << res2.error().message;
+    for (const auto& e : plan->edits)
+        EXPECT_EQ(r.read(e.path), e.before);
 
     FakeRunner ok;
     auto res3 = apply_plan(h, setup, *plan, "enable", options(&ok, "20240101-000003"));
@@ -185,7 +213,8 @@ TEST(BootApply, MissingRegenerateProgramChangesNothing) {
     FakeRunner ok;
     auto res = apply_plan(h, setup, *plan, "enable", options(&ok));
     ASSERT_FALSE(res.ok());
-    EXPECT_NE(res.error().message.find("update-grub (package grub2-common)"), std::string::npos) << res.error().message;
+    EXPECT_NE(res.error().message.find("update-grub (package grub2-common)"), std::string::npos)
+        << res.error().message;
     EXPECT_TRUE(ok.calls.empty());
     EXPECT_EQ(r.read("/etc/default/grub"), plan->edits[0].before);
     EXPECT_TRUE(backups_of(r, "/etc/default/grub").empty());
@@ -200,7 +229,8 @@ TEST(BootApply, ReadOnlyFileBrokenJournalAndStateDir) {
         auto plan = plan_goal(setup.sets, k_enable);
         auto res = apply_plan(h, setup, *plan, "enable", options(nullptr));
         ASSERT_FALSE(res.ok());
-        EXPECT_NE(res.error().message.find("read-only (mode 0444)"), std::string::npos) << res.error().message;
+        EXPECT_NE(res.error().message.find("read-only (mode 0444)"), std::string::npos)
+            << res.error().message;
         EXPECT_NE(res.error().hint.find("nothing was changed"), std::string::npos);
         EXPECT_TRUE(backups_of(r, "/etc/default/grub").empty());
         EXPECT_FALSE(h.exists("/var/lib/vfioctl/boot-journal.json"));
@@ -228,7 +258,8 @@ TEST(BootApply, ReadOnlyFileBrokenJournalAndStateDir) {
         auto plan = plan_goal(setup.sets, k_enable);
         auto res = apply_plan(h, setup, *plan, "enable", options(nullptr));
         ASSERT_FALSE(res.ok());
-        EXPECT_NE(res.error().hint.find("nothing was changed"), std::string::npos) << res.error().hint;
+        EXPECT_NE(res.error().hint.find("nothing was changed"), std::string::npos)
+            << res.error().hint;
         EXPECT_EQ(r.read("/etc/default/grub"), plan->edits[0].before);
     }
 }
@@ -260,13 +291,15 @@ TEST(BootApply, FileChangedWhileWaitingForTheLockIsNotOverwritten) {
     ASSERT_TRUE(held.ok());
     std::optional<Result<ApplyResult>> res;
     std::thread t([&] { res.emplace(apply_plan(h, setup, *plan, "enable", options(nullptr))); });
-    std::this_thread::sleep_for(std::chrono::milliseconds(300)); // past the first check, waiting for the lock
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(300)); // past the first check, waiting for the lock
     r.write("/etc/default/grub", plan->edits[0].after); // what the other enable wrote
     { auto release = std::move(held).value(); }
     t.join();
     ASSERT_TRUE(res.has_value());
     ASSERT_FALSE(res->ok());
-    EXPECT_NE(res->error().message.find("changed while"), std::string::npos) << res->error().describe();
+    EXPECT_NE(res->error().message.find("changed while"), std::string::npos)
+        << res->error().describe();
     EXPECT_TRUE(backups_of(r, "/etc/default/grub").empty());
     EXPECT_EQ(journal_state(h), "");
 }
@@ -288,15 +321,20 @@ TEST(BootApply, RevertMergesWhenTheFileChangedSince) {
     auto rp = plan_revert(h, "/var/lib/vfioctl");
     ASSERT_TRUE(rp.ok()) << rp.error().describe();
     EXPECT_EQ(rp->merged, std::vector<std::string>{"/etc/default/grub"});
-    ASSERT_TRUE(apply_plan(h, detect_setup(h), rp->plan, "revert", options(nullptr, "20240101-000002"), rp->undoes.id).ok());
+    ASSERT_TRUE(apply_plan(h, detect_setup(h), rp->plan, "revert",
+                           options(nullptr, "20240101-000002"), rp->undoes.id)
+                    .ok());
     std::string now = r.read("/etc/default/grub");
     EXPECT_NE(now.find("GRUB_TIMEOUT=3"), std::string::npos);
-    EXPECT_NE(now.find("GRUB_CMDLINE_LINUX_DEFAULT=\"quiet splash intel_iommu=off iommu=pt mitigations=off\""),
-              std::string::npos)
+    EXPECT_NE(
+        now.find(
+            "GRUB_CMDLINE_LINUX_DEFAULT=\"quiet splash intel_iommu=off iommu=pt mitigations=off\""),
+        std::string::npos)
         << now;
     EXPECT_NE(now, original);
     auto s = detect_setup(h);
-    EXPECT_EQ(boottest::sh_params(r, s.sets[0]), boottest::words("quiet splash intel_iommu=off iommu=pt mitigations=off"));
+    EXPECT_EQ(boottest::sh_params(r, s.sets[0]),
+              boottest::words("quiet splash intel_iommu=off iommu=pt mitigations=off"));
     // Both the enable's and the revert's backups are there.
     EXPECT_EQ(backups_of(r, "/etc/default/grub").size(), 2u);
 }
@@ -313,7 +351,8 @@ TEST(BootApply, RevertRefusesAVanishedOrChangedBackup) {
     r.write(backup, b + "# touched\n");
     auto rp = plan_revert(h, "/var/lib/vfioctl");
     ASSERT_FALSE(rp.ok());
-    EXPECT_NE(rp.error().message.find("backup no longer holds"), std::string::npos) << rp.error().message;
+    EXPECT_NE(rp.error().message.find("backup no longer holds"), std::string::npos)
+        << rp.error().message;
     std::filesystem::remove(r.path(backup));
     rp = plan_revert(h, "/var/lib/vfioctl");
     ASSERT_FALSE(rp.ok());

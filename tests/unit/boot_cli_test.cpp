@@ -7,8 +7,8 @@
 #include "boot_test_helpers.hpp"
 #include "support.hpp"
 
-#include <gtest/gtest.h>
 #include <grp.h>
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 
 using namespace vfioctl;
@@ -20,7 +20,8 @@ namespace {
 std::vector<std::string> backups_in(const std::filesystem::path& dir) {
     std::vector<std::string> out;
     for (const auto& e : std::filesystem::directory_iterator(dir))
-        if (e.path().filename().string().find(".vfioctl-backup-") != std::string::npos) out.push_back(e.path().string());
+        if (e.path().filename().string().find(".vfioctl-backup-") != std::string::npos)
+            out.push_back(e.path().string());
     return out;
 }
 
@@ -72,7 +73,8 @@ TEST(BootCli, SeedHostFromOffToOnAndBack) {
     EXPECT_EQ(e["reboot_pending"], true);
     EXPECT_EQ(e["next_cmdline"], "intel_iommu=on iommu=pt");
     ASSERT_EQ(e["files"].size(), 1u);
-    EXPECT_NE(e["files"][0]["diff"].get<std::string>().find("+GRUB_CMDLINE_LINUX_DEFAULT=\"intel_iommu=on iommu=pt\""),
+    EXPECT_NE(e["files"][0]["diff"].get<std::string>().find(
+                  "+GRUB_CMDLINE_LINUX_DEFAULT=\"intel_iommu=on iommu=pt\""),
               std::string::npos);
     std::string backup = e["files"][0]["backup"];
     EXPECT_EQ(t.read(backup), original);
@@ -88,7 +90,8 @@ TEST(BootCli, SeedHostFromOffToOnAndBack) {
     EXPECT_NE(text.out.find("reboot pending: yes"), std::string::npos) << text.out;
     auto showtext = test::run_on(t, {"iommu", "show"});
     EXPECT_NE(showtext.out.find("Reboot pending:  yes"), std::string::npos) << showtext.out;
-    EXPECT_NE(showtext.out.find("'vfioctl iommu revert' undoes it"), std::string::npos) << showtext.out;
+    EXPECT_NE(showtext.out.find("'vfioctl iommu revert' undoes it"), std::string::npos)
+        << showtext.out;
 
     // Again: nothing to do, no second backup.
     auto again = test::run_on(t, {"iommu", "enable", "--yes"});
@@ -111,7 +114,9 @@ TEST(BootCli, DisableWritesTheSeedsStartingState) {
     auto t = fixture::seed_after();
     auto d = test::run_on(t, {"iommu", "disable", "--yes"});
     ASSERT_EQ(d.exit_code, 0) << d.err;
-    EXPECT_NE(t.read("/etc/default/grub").find("GRUB_CMDLINE_LINUX_DEFAULT=\"intel_iommu=off iommu=pt\""), std::string::npos);
+    EXPECT_NE(
+        t.read("/etc/default/grub").find("GRUB_CMDLINE_LINUX_DEFAULT=\"intel_iommu=off iommu=pt\""),
+        std::string::npos);
     json sj = test::json_of(test::run_on(t, {"--json", "status"}));
     EXPECT_EQ(sj["boot"]["reboot_pending"], true);
     auto text = test::run_on(t, {"status"});
@@ -123,16 +128,20 @@ TEST(BootCli, DryRunAndConfirmation) {
     const std::string dropin = r.read("/etc/default/grub.d/50-cloudimg-settings.cfg");
     auto dry = test::run_vfioctl({"--root", r.root, "iommu", "enable", "--dry-run"});
     ASSERT_EQ(dry.exit_code, 0) << dry.err;
-    EXPECT_NE(dry.out.find("--- a/etc/default/grub.d/50-cloudimg-settings.cfg"), std::string::npos) << dry.out;
-    EXPECT_NE(dry.out.find("+GRUB_CMDLINE_LINUX_DEFAULT=\"console=tty1 console=ttyS0 intel_iommu=on iommu=pt\""),
-              std::string::npos)
+    EXPECT_NE(dry.out.find("--- a/etc/default/grub.d/50-cloudimg-settings.cfg"), std::string::npos)
+        << dry.out;
+    EXPECT_NE(
+        dry.out.find(
+            "+GRUB_CMDLINE_LINUX_DEFAULT=\"console=tty1 console=ttyS0 intel_iommu=on iommu=pt\""),
+        std::string::npos)
         << dry.out;
     EXPECT_NE(dry.out.find("Then: /usr/sbin/update-grub"), std::string::npos) << dry.out;
     EXPECT_NE(dry.out.find("Dry run: nothing was changed"), std::string::npos);
     EXPECT_EQ(r.read("/etc/default/grub.d/50-cloudimg-settings.cfg"), dropin);
     EXPECT_FALSE(std::filesystem::exists(r.path("/var/lib/vfioctl")));
 
-    auto jdry = test::json_of(test::run_vfioctl({"--root", r.root, "--json", "iommu", "enable", "--dry-run"}));
+    auto jdry = test::json_of(
+        test::run_vfioctl({"--root", r.root, "--json", "iommu", "enable", "--dry-run"}));
     EXPECT_EQ(jdry["dry_run"], true);
     EXPECT_EQ(jdry["changed"], true);
     EXPECT_EQ(jdry["added"], json::array({"intel_iommu=on", "iommu=pt"}));
@@ -151,32 +160,41 @@ TEST(BootCli, DryRunAndConfirmation) {
     auto y = boottest::run_on_tty({VFIOCTL_BINARY, "--root", r.root, "iommu", "enable"}, "y\n");
     EXPECT_EQ(y.exit_code, 0) << y.out;
     EXPECT_NE(r.read("/etc/default/grub.d/50-cloudimg-settings.cfg"), dropin);
-    EXPECT_EQ(r.read("/etc/default/grub").find("intel_iommu"), std::string::npos) << "the main file is not what boots";
+    EXPECT_EQ(r.read("/etc/default/grub").find("intel_iommu"), std::string::npos)
+        << "the main file is not what boots";
     auto s = boot::detect_setup(host::Host(r.root));
-    EXPECT_EQ(boottest::sh_params(r, s.sets[0]), boottest::words("console=tty1 console=ttyS0 intel_iommu=on iommu=pt"));
+    EXPECT_EQ(boottest::sh_params(r, s.sets[0]),
+              boottest::words("console=tty1 console=ttyS0 intel_iommu=on iommu=pt"));
 }
 
 TEST(BootCli, StateDirOptionAndNoPt) {
     CaseRoot r("debian12");
-    auto o = test::run_vfioctl({"--root", r.root, "iommu", "enable", "--yes", "--no-pt", "--state-dir", "/srv/vfioctl"});
+    auto o = test::run_vfioctl(
+        {"--root", r.root, "iommu", "enable", "--yes", "--no-pt", "--state-dir", "/srv/vfioctl"});
     ASSERT_EQ(o.exit_code, 0) << o.err;
     EXPECT_TRUE(std::filesystem::exists(r.path("/srv/vfioctl/boot-journal.json")));
-    EXPECT_NE(r.read("/etc/default/grub").find("GRUB_CMDLINE_LINUX_DEFAULT=\"quiet intel_iommu=on\""), std::string::npos);
+    EXPECT_NE(
+        r.read("/etc/default/grub").find("GRUB_CMDLINE_LINUX_DEFAULT=\"quiet intel_iommu=on\""),
+        std::string::npos);
     auto rv = test::run_vfioctl({"--root", r.root, "iommu", "revert", "--yes"});
     EXPECT_EQ(rv.exit_code, 1) << "the journal is elsewhere";
-    rv = test::run_vfioctl({"--root", r.root, "iommu", "revert", "--yes", "--state-dir", "/srv/vfioctl"});
+    rv = test::run_vfioctl(
+        {"--root", r.root, "iommu", "revert", "--yes", "--state-dir", "/srv/vfioctl"});
     EXPECT_EQ(rv.exit_code, 0) << rv.err;
 }
 
 TEST(BootCli, SetupsItDoesNotEditGetInstructions) {
-    CaseRoot n("nixos", "BOOT_IMAGE=/nix/store/x-linux/bzImage init=/nix/store/y/init intel_iommu=off iommu=pt");
+    CaseRoot n(
+        "nixos",
+        "BOOT_IMAGE=/nix/store/x-linux/bzImage init=/nix/store/y/init intel_iommu=off iommu=pt");
     auto o = test::run_vfioctl({"--root", n.root, "iommu", "enable", "--yes"});
     EXPECT_EQ(o.exit_code, 1);
     EXPECT_NE(o.out.find("boot.kernelParams"), std::string::npos) << o.out;
     EXPECT_NE(o.out.find("nixos-rebuild boot"), std::string::npos) << o.out;
     EXPECT_NE(o.out.find("remove \"intel_iommu=off\""), std::string::npos) << o.out;
     EXPECT_NE(o.err.find("nothing was changed"), std::string::npos) << o.err;
-    auto j = test::json_of(test::run_vfioctl({"--root", n.root, "--json", "iommu", "enable", "--yes"}));
+    auto j =
+        test::json_of(test::run_vfioctl({"--root", n.root, "--json", "iommu", "enable", "--yes"}));
     EXPECT_EQ(j["changed"], false);
     EXPECT_FALSE(j["manual_steps"].empty());
     CaseRoot u("unknown");
@@ -194,11 +212,13 @@ TEST(BootCli, SetupsItDoesNotEditGetInstructions) {
 }
 
 TEST(BootCli, NotRootGetsAClearErrorAndNothingChanges) {
-    if (!can_run_as_nobody()) GTEST_SKIP() << "needs root and a build directory other users can reach";
+    if (!can_run_as_nobody())
+        GTEST_SKIP() << "needs root and a build directory other users can reach";
     CaseRoot r("debian12");
     const std::string original = r.read("/etc/default/grub");
     // The state directory cannot be made.
-    auto a = boottest::run_with({VFIOCTL_BINARY, "--root", r.root, "iommu", "enable", "--yes"}, drop_to_nobody);
+    auto a = boottest::run_with({VFIOCTL_BINARY, "--root", r.root, "iommu", "enable", "--yes"},
+                                drop_to_nobody);
     EXPECT_EQ(a.exit_code, 1) << a.out << a.err;
     EXPECT_NE(a.err.find("Permission denied"), std::string::npos) << a.err;
     EXPECT_NE(a.err.find("run vfioctl as root"), std::string::npos) << a.err;
@@ -206,9 +226,12 @@ TEST(BootCli, NotRootGetsAClearErrorAndNothingChanges) {
     // The state directory is writable, /etc/default is not: the backup cannot be made.
     std::filesystem::create_directories(r.path("/var/lib/vfioctl"));
     ::chmod(r.path("/var/lib/vfioctl").c_str(), 0777);
-    auto b = boottest::run_with({VFIOCTL_BINARY, "--root", r.root, "iommu", "enable", "--yes"}, drop_to_nobody);
+    auto b = boottest::run_with({VFIOCTL_BINARY, "--root", r.root, "iommu", "enable", "--yes"},
+                                drop_to_nobody);
     EXPECT_EQ(b.exit_code, 1) << b.out << b.err;
-    EXPECT_NE(b.err.find("cannot create a backup in: /etc/default: Permission denied"), std::string::npos) << b.err;
+    EXPECT_NE(b.err.find("cannot create a backup in: /etc/default: Permission denied"),
+              std::string::npos)
+        << b.err;
     EXPECT_NE(b.err.find("nothing was changed"), std::string::npos) << b.err;
     EXPECT_EQ(r.read("/etc/default/grub"), original);
     EXPECT_TRUE(backups_in(r.path("/etc/default")).empty());
@@ -220,11 +243,14 @@ TEST(BootCli, FullDiskGetsAClearErrorAndNothingIsLost) {
     // Room for the backup and the journal, not for the new, longer file.
     rlim_t limit = original.size() + 3;
     auto limited = [limit] {
-        struct rlimit rl {limit, limit};
+        struct rlimit rl {
+            limit, limit
+        };
         ::setrlimit(RLIMIT_FSIZE, &rl);
         ::signal(SIGXFSZ, SIG_IGN);
     };
-    auto o = boottest::run_with({VFIOCTL_BINARY, "--root", r.root, "iommu", "enable", "--yes"}, limited);
+    auto o =
+        boottest::run_with({VFIOCTL_BINARY, "--root", r.root, "iommu", "enable", "--yes"}, limited);
     EXPECT_EQ(o.exit_code, 1) << o.out << o.err;
     EXPECT_NE(o.err.find("File too large"), std::string::npos) << o.err;
     EXPECT_NE(o.err.find("is full"), std::string::npos) << o.err;
@@ -237,11 +263,14 @@ TEST(BootCli, FullDiskGetsAClearErrorAndNothingIsLost) {
     // Not even room for the backup: nothing at all is written.
     CaseRoot r2("debian12");
     rlim_t tiny = 100;
-    auto o2 = boottest::run_with({VFIOCTL_BINARY, "--root", r2.root, "iommu", "enable", "--yes"}, [tiny] {
-        struct rlimit rl {tiny, tiny};
-        ::setrlimit(RLIMIT_FSIZE, &rl);
-        ::signal(SIGXFSZ, SIG_IGN);
-    });
+    auto o2 =
+        boottest::run_with({VFIOCTL_BINARY, "--root", r2.root, "iommu", "enable", "--yes"}, [tiny] {
+            struct rlimit rl {
+                tiny, tiny
+            };
+            ::setrlimit(RLIMIT_FSIZE, &rl);
+            ::signal(SIGXFSZ, SIG_IGN);
+        });
     EXPECT_EQ(o2.exit_code, 1) << o2.err;
     EXPECT_NE(o2.err.find("nothing was changed"), std::string::npos) << o2.err;
     EXPECT_TRUE(backups_in(r2.path("/etc/default")).empty());
@@ -277,7 +306,8 @@ TEST(BootCli, EveryCorpusSetupThroughTheBinary) {
 // 'iommu show', 'status' and 'iommu enable' loop forever.
 TEST(BootCli, GrubFileEndingInALoneCarriageReturn) {
     CaseRoot r("debian12");
-    r.write("/etc/default/grub", "GRUB_DEFAULT=0\nGRUB_CMDLINE_LINUX=\"\"\nGRUB_CMDLINE_LINUX_DEFAULT=\"quiet intel_iommu=off\"\r");
+    r.write("/etc/default/grub", "GRUB_DEFAULT=0\nGRUB_CMDLINE_LINUX=\"\"\nGRUB_CMDLINE_LINUX_"
+                                 "DEFAULT=\"quiet intel_iommu=off\"\r");
     auto show = test::run_vfioctl({"--root", r.root, "--json", "iommu", "show"});
     ASSERT_EQ(show.exit_code, 0) << show.err;
     json s = test::json_of(show);
@@ -289,8 +319,8 @@ TEST(BootCli, GrubFileEndingInALoneCarriageReturn) {
     EXPECT_EQ(test::json_of(st)["boot"]["loader"], "grub") << st.err;
     auto en = test::run_vfioctl({"--root", r.root, "--json", "iommu", "enable", "--yes"});
     ASSERT_EQ(en.exit_code, 0) << en.err;
-    EXPECT_EQ(r.read("/etc/default/grub"),
-              "GRUB_DEFAULT=0\nGRUB_CMDLINE_LINUX=\"\"\nGRUB_CMDLINE_LINUX_DEFAULT=\"quiet intel_iommu=on iommu=pt\"\r");
+    EXPECT_EQ(r.read("/etc/default/grub"), "GRUB_DEFAULT=0\nGRUB_CMDLINE_LINUX=\"\"\nGRUB_CMDLINE_"
+                                           "LINUX_DEFAULT=\"quiet intel_iommu=on iommu=pt\"\r");
 }
 
 // Without /proc/cmdline nothing says what the running kernel has: whether a
@@ -303,7 +333,8 @@ TEST(BootCli, RebootPendingIsUnknownWithoutTheRunningCommandLine) {
     ASSERT_EQ(show.exit_code, 0) << show.err;
     json s = test::json_of(show);
     EXPECT_TRUE(s["reboot_pending"].is_null()) << show.out;
-    EXPECT_NE(s["reason"].get<std::string>().find("the running kernel's command line is unknown"), std::string::npos)
+    EXPECT_NE(s["reason"].get<std::string>().find("the running kernel's command line is unknown"),
+              std::string::npos)
         << s["reason"];
     auto text = test::run_on(t, {"iommu", "show"});
     EXPECT_NE(text.out.find("Reboot pending:  unknown: "), std::string::npos) << text.out;

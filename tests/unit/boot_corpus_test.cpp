@@ -21,58 +21,110 @@ namespace {
 
 struct Expect {
     std::string loader;
-    std::string enabled;                // the first set's command line after 'enable'
-    std::set<std::string> changed;      // the files 'enable' changes
+    std::string enabled;                 // the first set's command line after 'enable'
+    std::set<std::string> changed;       // the files 'enable' changes
     std::vector<std::string> regenerate; // the command it prints
 };
 
 const std::map<std::string, Expect>& expectations() {
     static const std::map<std::string, Expect> e = {
-        {"debian12", {"grub", "quiet intel_iommu=on iommu=pt", {"/etc/default/grub"}, {"/usr/sbin/update-grub"}}},
-        {"ubuntu2204", {"grub", "quiet splash intel_iommu=on iommu=pt", {"/etc/default/grub"}, {"/usr/sbin/update-grub"}}},
+        {"debian12",
+         {"grub",
+          "quiet intel_iommu=on iommu=pt",
+          {"/etc/default/grub"},
+          {"/usr/sbin/update-grub"}}},
+        {"ubuntu2204",
+         {"grub",
+          "quiet splash intel_iommu=on iommu=pt",
+          {"/etc/default/grub"},
+          {"/usr/sbin/update-grub"}}},
         {"ubuntu-cloud",
-         {"grub", "console=tty1 console=ttyS0 intel_iommu=on iommu=pt",
-          {"/etc/default/grub.d/50-cloudimg-settings.cfg"}, {"/usr/sbin/update-grub"}}},
-        {"seed", {"grub", "quiet splash intel_iommu=on iommu=pt", {"/etc/default/grub"}, {"/usr/sbin/update-grub"}}},
+         {"grub",
+          "console=tty1 console=ttyS0 intel_iommu=on iommu=pt",
+          {"/etc/default/grub.d/50-cloudimg-settings.cfg"},
+          {"/usr/sbin/update-grub"}}},
+        {"seed",
+         {"grub",
+          "quiet splash intel_iommu=on iommu=pt",
+          {"/etc/default/grub"},
+          {"/usr/sbin/update-grub"}}},
         {"seed-dropin",
-         {"grub", "console=tty1 console=ttyS0 intel_iommu=on iommu=pt",
-          {"/etc/default/grub", "/etc/default/grub.d/50-cloudimg-settings.cfg"}, {"/usr/sbin/update-grub"}}},
+         {"grub",
+          "console=tty1 console=ttyS0 intel_iommu=on iommu=pt",
+          {"/etc/default/grub", "/etc/default/grub.d/50-cloudimg-settings.cfg"},
+          {"/usr/sbin/update-grub"}}},
         {"single-quotes",
-         {"grub", "console=tty0 console=ttyS0,115200n8 quiet splash intel_iommu=on iommu=pt", {"/etc/default/grub"},
+         {"grub",
+          "console=tty0 console=ttyS0,115200n8 quiet splash intel_iommu=on iommu=pt",
+          {"/etc/default/grub"},
           {"/usr/sbin/update-grub"}}},
         {"var-ref",
-         {"grub", "quiet intel_iommu=on nvidia-drm.modeset=1 iommu=pt", {"/etc/default/grub"}, {"/usr/sbin/update-grub"}}},
-        {"export-lines",
-         {"grub", "net.ifnames=0 biosdevname=0 quiet iommu=pt intel_iommu=on", {"/etc/default/grub"},
+         {"grub",
+          "quiet intel_iommu=on nvidia-drm.modeset=1 iommu=pt",
+          {"/etc/default/grub"},
           {"/usr/sbin/update-grub"}}},
-        {"crlf", {"grub", "quiet intel_iommu=on iommu=pt", {"/etc/default/grub"}, {"/usr/sbin/update-grub"}}},
-        {"missing-key", {"grub", "intel_iommu=on iommu=pt", {"/etc/default/grub"}, {"/usr/sbin/update-grub"}}},
-        {"commented-key", {"grub", "intel_iommu=on iommu=pt", {"/etc/default/grub"}, {"/usr/sbin/update-grub"}}},
+        {"export-lines",
+         {"grub",
+          "net.ifnames=0 biosdevname=0 quiet iommu=pt intel_iommu=on",
+          {"/etc/default/grub"},
+          {"/usr/sbin/update-grub"}}},
+        {"crlf",
+         {"grub",
+          "quiet intel_iommu=on iommu=pt",
+          {"/etc/default/grub"},
+          {"/usr/sbin/update-grub"}}},
+        {"missing-key",
+         {"grub", "intel_iommu=on iommu=pt", {"/etc/default/grub"}, {"/usr/sbin/update-grub"}}},
+        {"commented-key",
+         {"grub", "intel_iommu=on iommu=pt", {"/etc/default/grub"}, {"/usr/sbin/update-grub"}}},
         {"duplicated-key",
-         {"grub", "quiet splash intel_iommu=on iommu=pt", {"/etc/default/grub"}, {"/usr/sbin/update-grub"}}},
-        {"unquoted", {"grub", "quiet intel_iommu=on iommu=pt", {"/etc/default/grub"}, {"/usr/sbin/update-grub"}}},
-        {"no-newline", {"grub", "quiet intel_iommu=on iommu=pt", {"/etc/default/grub"}, {"/usr/sbin/update-grub"}}},
+         {"grub",
+          "quiet splash intel_iommu=on iommu=pt",
+          {"/etc/default/grub"},
+          {"/usr/sbin/update-grub"}}},
+        {"unquoted",
+         {"grub",
+          "quiet intel_iommu=on iommu=pt",
+          {"/etc/default/grub"},
+          {"/usr/sbin/update-grub"}}},
+        {"no-newline",
+         {"grub",
+          "quiet intel_iommu=on iommu=pt",
+          {"/etc/default/grub"},
+          {"/usr/sbin/update-grub"}}},
         {"arch-grub",
-         {"grub", "loglevel=3 quiet intel_iommu=on iommu=pt", {"/etc/default/grub"},
+         {"grub",
+          "loglevel=3 quiet intel_iommu=on iommu=pt",
+          {"/etc/default/grub"},
           {"/usr/bin/grub-mkconfig", "-o", "/boot/grub/grub.cfg"}}},
         {"fedora39",
-         {"grub-bls", "rhgb quiet intel_iommu=on iommu=pt", {"/etc/default/grub"},
+         {"grub-bls",
+          "rhgb quiet intel_iommu=on iommu=pt",
+          {"/etc/default/grub"},
           {"/usr/sbin/grubby", "--update-kernel=ALL", "--args=intel_iommu=on iommu=pt"}}},
         {"rhel9",
          {"grub-bls",
-          "crashkernel=1G-4G:192M,4G-64G:256M,64G-:512M resume=/dev/mapper/rhel-swap rd.lvm.lv=rhel/root "
+          "crashkernel=1G-4G:192M,4G-64G:256M,64G-:512M resume=/dev/mapper/rhel-swap "
+          "rd.lvm.lv=rhel/root "
           "rd.lvm.lv=rhel/swap rhgb quiet intel_iommu=on iommu=pt",
           {"/etc/default/grub", "/etc/kernel/cmdline"},
-          {"/usr/sbin/grubby", "--update-kernel=ALL", "--args=intel_iommu=on iommu=pt", "--remove-args=intel_iommu=off"}}},
+          {"/usr/sbin/grubby", "--update-kernel=ALL", "--args=intel_iommu=on iommu=pt",
+           "--remove-args=intel_iommu=off"}}},
         {"arch-systemd-boot",
-         {"systemd-boot", "root=UUID=3f9a1c2e-6b7d-4e8f-9a0b-1c2d3e4f5a6b rw intel_iommu=on iommu=pt",
-          {"/boot/loader/entries/arch.conf", "/boot/loader/entries/arch-fallback.conf"}, {}}},
+         {"systemd-boot",
+          "root=UUID=3f9a1c2e-6b7d-4e8f-9a0b-1c2d3e4f5a6b rw intel_iommu=on iommu=pt",
+          {"/boot/loader/entries/arch.conf", "/boot/loader/entries/arch-fallback.conf"},
+          {}}},
         {"popos",
-         {"kernelstub", "quiet loglevel=0 systemd.show_status=false splash intel_iommu=on iommu=pt",
+         {"kernelstub",
+          "quiet loglevel=0 systemd.show_status=false splash intel_iommu=on iommu=pt",
           {"/etc/kernelstub/configuration"},
-          {"/usr/bin/kernelstub", "--add-options", "intel_iommu=on iommu=pt", "--delete-options", "intel_iommu=off"}}},
+          {"/usr/bin/kernelstub", "--add-options", "intel_iommu=on iommu=pt", "--delete-options",
+           "intel_iommu=off"}}},
         {"proxmox",
-         {"proxmox-boot-tool", "root=ZFS=rpool/ROOT/pve-1 boot=zfs intel_iommu=on iommu=pt", {"/etc/kernel/cmdline"},
+         {"proxmox-boot-tool",
+          "root=ZFS=rpool/ROOT/pve-1 boot=zfs intel_iommu=on iommu=pt",
+          {"/etc/kernel/cmdline"},
           {"/usr/sbin/proxmox-boot-tool", "refresh"}}},
     };
     return e;
@@ -85,7 +137,8 @@ const Goal k_disable{Action::disable, Platform::intel, false};
 std::map<std::string, std::string> tree(const CaseRoot& r) {
     std::map<std::string, std::string> out;
     for (const auto& e : std::filesystem::recursive_directory_iterator(r.dir.path))
-        if (e.is_regular_file()) out[e.path().lexically_relative(r.dir.path).string()] = boottest::slurp(e.path());
+        if (e.is_regular_file())
+            out[e.path().lexically_relative(r.dir.path).string()] = boottest::slurp(e.path());
     return out;
 }
 
@@ -107,9 +160,11 @@ ApplyOptions options(const std::string& stamp) {
 
 TEST(BootCorpus, EveryCaseHasAnExpectation) {
     std::set<std::string> known;
-    for (const auto& [name, e] : expectations()) known.insert(name);
+    for (const auto& [name, e] : expectations())
+        known.insert(name);
     for (const auto& name : boottest::corpus_cases()) {
-        if (name == "nixos" || name == "unknown" || name == "conditional" || name == "cmdsubst") continue;
+        if (name == "nixos" || name == "unknown" || name == "conditional" || name == "cmdsubst")
+            continue;
         EXPECT_TRUE(known.count(name)) << "corpus case without expectation: " << name;
     }
 }
@@ -129,12 +184,14 @@ TEST(BootCorpus, EnableDisableRevertOnEverySetup) {
         auto plan = plan_goal(setup.sets, k_enable);
         ASSERT_TRUE(plan.ok()) << plan.error().describe();
         std::set<std::string> changed;
-        for (const auto& e : plan->edits) changed.insert(e.path);
+        for (const auto& e : plan->edits)
+            changed.insert(e.path);
         EXPECT_EQ(changed, want.changed);
         auto regen = regenerate_command(h, setup, plan->added, plan->removed);
         EXPECT_EQ(regen.argv, want.regenerate);
         std::map<std::string, unsigned> modes;
-        for (const auto& e : plan->edits) modes[e.path] = host::stat_file(h, e.path)->mode;
+        for (const auto& e : plan->edits)
+            modes[e.path] = host::stat_file(h, e.path)->mode;
 
         auto applied = apply_plan(h, setup, *plan, "enable", options("20240101-000001"));
         ASSERT_TRUE(applied.ok()) << applied.error().describe();
@@ -146,7 +203,8 @@ TEST(BootCorpus, EnableDisableRevertOnEverySetup) {
         }
 
         auto after = detect_setup(h);
-        EXPECT_EQ(boottest::words(after.sets.front().view().cmdline), boottest::words(want.enabled));
+        EXPECT_EQ(boottest::words(after.sets.front().view().cmdline),
+                  boottest::words(want.enabled));
         for (const auto& set : after.sets) {
             auto c = interpret(tokenize(set.view().cmdline));
             EXPECT_TRUE(meets(c, k_enable)) << set.label() << ": " << set.view().cmdline;
@@ -174,7 +232,8 @@ TEST(BootCorpus, EnableDisableRevertOnEverySetup) {
         ASSERT_TRUE(apply_plan(h, after, *off, "disable", options("20240101-000002")).ok());
         auto disabled = detect_setup(h);
         for (const auto& set : disabled.sets)
-            EXPECT_FALSE(iommu_on(interpret(tokenize(set.view().cmdline)), Platform::intel)) << set.view().cmdline;
+            EXPECT_FALSE(iommu_on(interpret(tokenize(set.view().cmdline)), Platform::intel))
+                << set.view().cmdline;
         expect_shell_agrees(r, disabled, name + " disabled");
 
         // Two reverts: the disable, then the enable; the files are byte for byte the originals.
@@ -186,10 +245,12 @@ TEST(BootCorpus, EnableDisableRevertOnEverySetup) {
             ASSERT_TRUE(apply_plan(h, s, rp->plan, "revert", options(stamp), rp->undoes.id).ok());
         }
         auto now = tree(r);
-        for (const auto& [path, bytes] : original) EXPECT_EQ(now.at(path), bytes) << path;
+        for (const auto& [path, bytes] : original)
+            EXPECT_EQ(now.at(path), bytes) << path;
         for (const auto& [path, bytes] : now) {
             if (original.count(path)) continue;
-            bool ours = path.find(".vfioctl-backup-") != std::string::npos || path.rfind("var/lib/vfioctl/", 0) == 0;
+            bool ours = path.find(".vfioctl-backup-") != std::string::npos ||
+                        path.rfind("var/lib/vfioctl/", 0) == 0;
             EXPECT_TRUE(ours) << "left behind: " << path;
         }
         auto none = plan_revert(h, "/var/lib/vfioctl");
@@ -231,7 +292,8 @@ TEST(BootCorpus, NextBootAndRebootPending) {
     host::Host h(r.root);
     auto st = inspect_boot(h);
     EXPECT_EQ(st.setup.generated_path, "/boot/grub/grub.cfg");
-    EXPECT_EQ(st.setup.generated_cmdline, "root=UUID=1f4e0c5e-7a5b-4f7e-9d77-2c8b1f0a9e21 ro quiet");
+    EXPECT_EQ(st.setup.generated_cmdline,
+              "root=UUID=1f4e0c5e-7a5b-4f7e-9d77-2c8b1f0a9e21 ro quiet");
     EXPECT_FALSE(st.reboot_pending);
     EXPECT_FALSE(st.regenerate_pending);
     auto plan = plan_goal(st.setup.sets, k_enable);
@@ -252,16 +314,20 @@ TEST(BootCorpus, NextBootAndRebootPending) {
     EXPECT_EQ(st.next_iommu, (std::vector<std::string>{"intel_iommu=on", "iommu=pt"}));
 
     // Fedora: the saved BLS entry is what boots.
-    CaseRoot f("fedora39", "BOOT_IMAGE=(hd0,gpt2)/vmlinuz-6.5.6-300.fc39.x86_64 root=UUID=5e1f ro rootflags=subvol=root rhgb quiet");
+    CaseRoot f("fedora39", "BOOT_IMAGE=(hd0,gpt2)/vmlinuz-6.5.6-300.fc39.x86_64 root=UUID=5e1f ro "
+                           "rootflags=subvol=root rhgb quiet");
     host::Host fh(f.root);
     auto fs = inspect_boot(fh);
-    EXPECT_EQ(fs.setup.generated_path, "/boot/loader/entries/4b6e0c1a2f3d4e5f8a9b0c1d2e3f4a5b-6.5.6-300.fc39.x86_64.conf");
+    EXPECT_EQ(fs.setup.generated_path,
+              "/boot/loader/entries/4b6e0c1a2f3d4e5f8a9b0c1d2e3f4a5b-6.5.6-300.fc39.x86_64.conf");
     EXPECT_FALSE(fs.reboot_pending);
     // RHEL: $tuned_params expands from grubenv (empty); intel_iommu=off is in the entry.
-    CaseRoot rh("rhel9", "BOOT_IMAGE=(hd0,msdos1)/vmlinuz root=/dev/mapper/rhel-root ro intel_iommu=off");
+    CaseRoot rh("rhel9",
+                "BOOT_IMAGE=(hd0,msdos1)/vmlinuz root=/dev/mapper/rhel-root ro intel_iommu=off");
     auto rs = inspect_boot(host::Host(rh.root));
     ASSERT_TRUE(rs.setup.generated_cmdline.has_value());
-    EXPECT_EQ(rs.setup.generated_cmdline->find("$tuned"), std::string::npos) << *rs.setup.generated_cmdline;
+    EXPECT_EQ(rs.setup.generated_cmdline->find("$tuned"), std::string::npos)
+        << *rs.setup.generated_cmdline;
     EXPECT_EQ(rs.next_iommu, std::vector<std::string>{"intel_iommu=off"});
     EXPECT_FALSE(rs.reboot_pending);
     // systemd-boot: loader.conf's default entry.

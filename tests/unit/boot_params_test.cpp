@@ -8,7 +8,6 @@
 #include "boot/shell.hpp"
 #include "boot_test_helpers.hpp"
 
-
 #include <gtest/gtest.h>
 
 using namespace vfioctl;
@@ -19,8 +18,9 @@ namespace {
 ParamSet grub(std::vector<std::string> texts) {
     std::vector<ConfigFile> files;
     for (size_t i = 0; i < texts.size(); ++i)
-        files.push_back({i == 0 ? "/etc/default/grub" : "/etc/default/grub.d/" + std::to_string(i) + ".cfg",
-                         Format::grub_shell, texts[i]});
+        files.push_back(
+            {i == 0 ? "/etc/default/grub" : "/etc/default/grub.d/" + std::to_string(i) + ".cfg",
+             Format::grub_shell, texts[i]});
     return ParamSet("GRUB defaults", files);
 }
 
@@ -45,8 +45,9 @@ std::vector<std::string> sh_words(const ParamSet& s) {
 } // namespace
 
 TEST(BootParams, ViewListsEffectiveAndOverriddenParameters) {
-    auto s = grub({"GRUB_CMDLINE_LINUX_DEFAULT=\"quiet intel_iommu=off\"\nGRUB_CMDLINE_LINUX=\"ro\"\n",
-                   "GRUB_CMDLINE_LINUX_DEFAULT=\"console=ttyS0\"\n"});
+    auto s =
+        grub({"GRUB_CMDLINE_LINUX_DEFAULT=\"quiet intel_iommu=off\"\nGRUB_CMDLINE_LINUX=\"ro\"\n",
+              "GRUB_CMDLINE_LINUX_DEFAULT=\"console=ttyS0\"\n"});
     auto v = s.view();
     EXPECT_EQ(v.cmdline, "ro console=ttyS0");
     auto off = find(v, "intel_iommu=off");
@@ -68,9 +69,11 @@ TEST(BootParams, RemoveKeepsEverythingElse) {
         {"GRUB_CMDLINE_LINUX=\"intel_iommu=off\"\n", "GRUB_CMDLINE_LINUX=\"\"\n"},
         {"GRUB_CMDLINE_LINUX='a  intel_iommu=off  b'\n", "GRUB_CMDLINE_LINUX='a  b'\n"},
         {"GRUB_CMDLINE_LINUX=intel_iommu=off\n", "GRUB_CMDLINE_LINUX=\n"},
-        {"GRUB_CMDLINE_LINUX=\"$GRUB_CMDLINE_LINUX intel_iommu=off\"\n", "GRUB_CMDLINE_LINUX=\"$GRUB_CMDLINE_LINUX\"\n"},
+        {"GRUB_CMDLINE_LINUX=\"$GRUB_CMDLINE_LINUX intel_iommu=off\"\n",
+         "GRUB_CMDLINE_LINUX=\"$GRUB_CMDLINE_LINUX\"\n"},
         {"GRUB_CMDLINE_LINUX=\"a intel_iommu=off\"\r\n", "GRUB_CMDLINE_LINUX=\"a\"\r\n"},
-        {"export GRUB_CMDLINE_LINUX=\"intel_iommu=off a\" # keep\n", "export GRUB_CMDLINE_LINUX=\"a\" # keep\n"},
+        {"export GRUB_CMDLINE_LINUX=\"intel_iommu=off a\" # keep\n",
+         "export GRUB_CMDLINE_LINUX=\"a\" # keep\n"},
     };
     for (const auto& [before, after] : cases) {
         auto s = grub({before});
@@ -88,22 +91,31 @@ TEST(BootParams, ReplaceAndAppendKeepQuoting) {
         std::string before, after;
     };
     const std::vector<Case> cases = {
-        {"GRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\n", "GRUB_CMDLINE_LINUX_DEFAULT=\"quiet intel_iommu=on\"\n"},
-        {"GRUB_CMDLINE_LINUX_DEFAULT='quiet'\n", "GRUB_CMDLINE_LINUX_DEFAULT='quiet intel_iommu=on'\n"},
+        {"GRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\n",
+         "GRUB_CMDLINE_LINUX_DEFAULT=\"quiet intel_iommu=on\"\n"},
+        {"GRUB_CMDLINE_LINUX_DEFAULT='quiet'\n",
+         "GRUB_CMDLINE_LINUX_DEFAULT='quiet intel_iommu=on'\n"},
         {"GRUB_CMDLINE_LINUX_DEFAULT=\"\"\n", "GRUB_CMDLINE_LINUX_DEFAULT=\"intel_iommu=on\"\n"},
-        {"GRUB_CMDLINE_LINUX_DEFAULT=\"quiet \"\n", "GRUB_CMDLINE_LINUX_DEFAULT=\"quiet intel_iommu=on\"\n"},
+        {"GRUB_CMDLINE_LINUX_DEFAULT=\"quiet \"\n",
+         "GRUB_CMDLINE_LINUX_DEFAULT=\"quiet intel_iommu=on\"\n"},
         {"GRUB_CMDLINE_LINUX_DEFAULT=\n", "GRUB_CMDLINE_LINUX_DEFAULT=\"intel_iommu=on\"\n"},
-        {"GRUB_CMDLINE_LINUX_DEFAULT=quiet\n", "GRUB_CMDLINE_LINUX_DEFAULT=\"quiet intel_iommu=on\"\n"},
+        {"GRUB_CMDLINE_LINUX_DEFAULT=quiet\n",
+         "GRUB_CMDLINE_LINUX_DEFAULT=\"quiet intel_iommu=on\"\n"},
         {"GRUB_CMDLINE_LINUX_DEFAULT=$X\n", "GRUB_CMDLINE_LINUX_DEFAULT=\"$X intel_iommu=on\"\n"},
-        {"GRUB_CMDLINE_LINUX_DEFAULT=a\\ b\n", "GRUB_CMDLINE_LINUX_DEFAULT=a\\ b\" intel_iommu=on\"\n"},
-        {"GRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\r\n", "GRUB_CMDLINE_LINUX_DEFAULT=\"quiet intel_iommu=on\"\r\n"},
-        {"GRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"", "GRUB_CMDLINE_LINUX_DEFAULT=\"quiet intel_iommu=on\""},
+        {"GRUB_CMDLINE_LINUX_DEFAULT=a\\ b\n",
+         "GRUB_CMDLINE_LINUX_DEFAULT=a\\ b\" intel_iommu=on\"\n"},
+        {"GRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\r\n",
+         "GRUB_CMDLINE_LINUX_DEFAULT=\"quiet intel_iommu=on\"\r\n"},
+        {"GRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"",
+         "GRUB_CMDLINE_LINUX_DEFAULT=\"quiet intel_iommu=on\""},
         {"# nothing\n", "# nothing\nGRUB_CMDLINE_LINUX_DEFAULT=\"intel_iommu=on\"\n"},
         {"# nothing", "# nothing\nGRUB_CMDLINE_LINUX_DEFAULT=\"intel_iommu=on\"\n"},
         {"A=1\n#GRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\nB=2\n",
-         "A=1\n#GRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\nGRUB_CMDLINE_LINUX_DEFAULT=\"intel_iommu=on\"\nB=2\n"},
+         "A=1\n#GRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\nGRUB_CMDLINE_LINUX_DEFAULT=\"intel_iommu="
+         "on\"\nB=2\n"},
         {"A=1\r\n#GRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\r\n",
-         "A=1\r\n#GRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\r\nGRUB_CMDLINE_LINUX_DEFAULT=\"intel_iommu=on\"\r\n"},
+         "A=1\r\n#GRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\r\nGRUB_CMDLINE_LINUX_DEFAULT=\"intel_iommu="
+         "on\"\r\n"},
         {"GRUB_CMDLINE_LINUX=\"ro\"\n", "GRUB_CMDLINE_LINUX=\"ro intel_iommu=on\"\n"},
     };
     for (const auto& c : cases) {
@@ -140,7 +152,8 @@ TEST(BootParams, ExpressionsAreNotEdited) {
 }
 
 TEST(BootParams, CmdlineFilesEntriesAndKernelstub) {
-    ParamSet c("cmdline", {{"/etc/kernel/cmdline", Format::cmdline_file, "root=/dev/sda1 intel_iommu=off ro\n"}});
+    ParamSet c("cmdline", {{"/etc/kernel/cmdline", Format::cmdline_file,
+                            "root=/dev/sda1 intel_iommu=off ro\n"}});
     auto p = find(c.view(), "intel_iommu=off");
     ASSERT_TRUE(p.has_value());
     ASSERT_TRUE(c.remove(*p).ok());
@@ -156,21 +169,24 @@ TEST(BootParams, CmdlineFilesEntriesAndKernelstub) {
     ASSERT_TRUE(p.has_value());
     ASSERT_TRUE(e.replace(*p, "intel_iommu=on").ok());
     ASSERT_TRUE(e.append("iommu=pt").ok());
-    EXPECT_EQ(e.files()[0].text, "title A\nlinux /vmlinuz\noptions root=UUID=1 rw intel_iommu=on iommu=pt\r\n");
-    ParamSet n("entry", {{"/boot/loader/entries/b.conf", Format::loader_entry, "title B\nlinux /vmlinuz"}});
+    EXPECT_EQ(e.files()[0].text,
+              "title A\nlinux /vmlinuz\noptions root=UUID=1 rw intel_iommu=on iommu=pt\r\n");
+    ParamSet n("entry",
+               {{"/boot/loader/entries/b.conf", Format::loader_entry, "title B\nlinux /vmlinuz"}});
     ASSERT_TRUE(n.append("iommu=pt").ok());
     EXPECT_EQ(n.files()[0].text, "title B\nlinux /vmlinuz\noptions iommu=pt\n");
 
     ParamSet k("ks", {{"/etc/kernelstub/configuration", Format::kernelstub_json,
-                       "{\n  \"user\": {\n    \"kernel_options\": [\n      \"quiet\",\n      \"intel_iommu=off\"\n    ],\n"
+                       "{\n  \"user\": {\n    \"kernel_options\": [\n      \"quiet\",\n      "
+                       "\"intel_iommu=off\"\n    ],\n"
                        "    \"esp_path\": \"/boot/efi\"\n  }\n}"}});
     p = find(k.view(), "intel_iommu=off");
     ASSERT_TRUE(p.has_value());
     ASSERT_TRUE(k.replace(*p, "intel_iommu=on").ok());
     ASSERT_TRUE(k.append("iommu=pt").ok());
-    EXPECT_EQ(k.files()[0].text,
-              "{\n  \"user\": {\n    \"kernel_options\": [\n      \"quiet\",\n      \"intel_iommu=on\",\n      \"iommu=pt\"\n"
-              "    ],\n    \"esp_path\": \"/boot/efi\"\n  }\n}");
+    EXPECT_EQ(k.files()[0].text, "{\n  \"user\": {\n    \"kernel_options\": [\n      \"quiet\",\n  "
+                                 "    \"intel_iommu=on\",\n      \"iommu=pt\"\n"
+                                 "    ],\n    \"esp_path\": \"/boot/efi\"\n  }\n}");
     ParamSet bad("ks", {{"/etc/kernelstub/configuration", Format::kernelstub_json, "{not json"}});
     EXPECT_FALSE(bad.view().uncertain.empty());
 }
@@ -197,11 +213,13 @@ TEST(BootPlan, GoalsPerPlatform) {
     auto nopt = plan_goal({s}, Goal{Action::enable, Platform::amd, false});
     ASSERT_TRUE(nopt.ok());
     EXPECT_EQ(nopt->cmdlines[0].after, "quiet");
-    auto off = plan_goal({grub({"GRUB_CMDLINE_LINUX_DEFAULT=\"quiet intel_iommu=on,sm_on iommu=pt\"\n"})},
-                         Goal{Action::disable, Platform::intel, false});
+    auto off =
+        plan_goal({grub({"GRUB_CMDLINE_LINUX_DEFAULT=\"quiet intel_iommu=on,sm_on iommu=pt\"\n"})},
+                  Goal{Action::disable, Platform::intel, false});
     ASSERT_TRUE(off.ok());
     EXPECT_EQ(off->cmdlines[0].after, "quiet intel_iommu=off,sm_on iommu=pt");
-    auto amd_off = plan_goal({grub({"GRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\n"})}, Goal{Action::disable, Platform::amd, false});
+    auto amd_off = plan_goal({grub({"GRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\n"})},
+                             Goal{Action::disable, Platform::amd, false});
     ASSERT_TRUE(amd_off.ok());
     EXPECT_EQ(amd_off->cmdlines[0].after, "quiet amd_iommu=off");
     auto pt = plan_goal({grub({"GRUB_CMDLINE_LINUX=\"iommu.passthrough=0 intel_iommu=on\"\n"})},
@@ -215,8 +233,9 @@ TEST(BootPlan, IdempotentAndRefusesWhatItCannotRead) {
     auto again = plan_goal({s}, Goal{Action::enable, Platform::intel, true});
     ASSERT_TRUE(again.ok());
     EXPECT_TRUE(again->empty());
-    auto cond = plan_goal({grub({"if [ -e /x ]; then\nGRUB_CMDLINE_LINUX=\"intel_iommu=off\"\nfi\n"})},
-                          Goal{Action::enable, Platform::intel, true});
+    auto cond =
+        plan_goal({grub({"if [ -e /x ]; then\nGRUB_CMDLINE_LINUX=\"intel_iommu=off\"\nfi\n"})},
+                  Goal{Action::enable, Platform::intel, true});
     ASSERT_FALSE(cond.ok());
     EXPECT_NE(cond.error().message.find("condition"), std::string::npos) << cond.error().message;
     auto expr = plan_goal({grub({"X=intel_iommu=off\nGRUB_CMDLINE_LINUX=\"$X\"\n"})},
@@ -235,7 +254,8 @@ TEST(BootPlan, InverseUndoesOnlyVfioctlsParameters) {
     auto inv = plan_inverse({grub({user})}, plan->changes);
     ASSERT_TRUE(inv.ok());
     ASSERT_EQ(inv->edits.size(), 1u);
-    EXPECT_EQ(inv->edits[0].after, "# mine\nGRUB_CMDLINE_LINUX_DEFAULT=\"quiet intel_iommu=off mitigations=off amd_iommu=off\"\n");
+    EXPECT_EQ(inv->edits[0].after, "# mine\nGRUB_CMDLINE_LINUX_DEFAULT=\"quiet intel_iommu=off "
+                                   "mitigations=off amd_iommu=off\"\n");
 }
 
 TEST(BootDiff, UnifiedDiffAppliesWithPatch) {
@@ -250,7 +270,8 @@ TEST(BootDiff, UnifiedDiffAppliesWithPatch) {
     fixture::TempDir t;
     boottest::spit(t.path / "etc/default/grub", a);
     boottest::spit(t.path / "d.patch", d);
-    auto o = fixture::run_program({"/usr/bin/patch", "-s", "-p1", "-d", t.path.string(), "-i", (t.path / "d.patch").string()});
+    auto o = fixture::run_program({"/usr/bin/patch", "-s", "-p1", "-d", t.path.string(), "-i",
+                                   (t.path / "d.patch").string()});
     ASSERT_EQ(o.exit_code, 0) << o.out << o.err;
     EXPECT_EQ(boottest::slurp(t.path / "etc/default/grub"), b);
     // CRLF lines and an insertion at the top.
@@ -295,7 +316,8 @@ TEST(BootParams, OneMegabyteCommandLineParses) {
     EXPECT_EQ(v.effective[1000].line, 2u);
 
     std::string entry_text = "title x\noptions " + cmdline;
-    for (char& c : entry_text) if (c == '\n') c = ' ';
+    for (char& c : entry_text)
+        if (c == '\n') c = ' ';
     entry_text[7] = '\n';
     ParamSet entry("entry", {{"/boot/loader/entries/x.conf", Format::loader_entry, entry_text}});
     auto ev = entry.view();
@@ -303,7 +325,8 @@ TEST(BootParams, OneMegabyteCommandLineParses) {
     EXPECT_EQ(ev.effective.back().line, 2u);
 
     std::string one_line = cmdline;
-    for (char& c : one_line) if (c == '\n') c = ' ';
+    for (char& c : one_line)
+        if (c == '\n') c = ' ';
     auto g = grub({"GRUB_CMDLINE_LINUX_DEFAULT=\"" + one_line + "\"\n"});
     auto gv = g.view();
     ASSERT_EQ(gv.effective.size(), n);
@@ -318,11 +341,13 @@ TEST(BootParams, OneMegabyteCommandLineParses) {
 // the file instead of running out of memory, and says it did.
 TEST(BootParams, ExpansionIsBounded) {
     std::string text = "GRUB_CMDLINE_LINUX=\"quiet splash\"\n";
-    for (int i = 0; i < 200; ++i) text += "GRUB_CMDLINE_LINUX=\"$GRUB_CMDLINE_LINUX$GRUB_CMDLINE_LINUX\"\n";
+    for (int i = 0; i < 200; ++i)
+        text += "GRUB_CMDLINE_LINUX=\"$GRUB_CMDLINE_LINUX$GRUB_CMDLINE_LINUX\"\n";
     auto v = grub({text}).view();
     EXPECT_LE(v.cmdline.size(), 16 * text.size() + (size_t{1} << 20));
     ASSERT_FALSE(v.uncertain.empty());
-    EXPECT_NE(v.uncertain.back().find("expands to more text than vfioctl evaluates"), std::string::npos);
+    EXPECT_NE(v.uncertain.back().find("expands to more text than vfioctl evaluates"),
+              std::string::npos);
     ShellFile f = parse_shell(text);
     ShellEnv env = evaluate({&f});
     EXPECT_TRUE(env.cut);

@@ -24,7 +24,8 @@ std::string sh_eval(const std::string& text, const std::string& var) {
     fixture::TempDir d;
     auto p = d.path / "f";
     boottest::spit(p, text);
-    auto o = fixture::run_program({"/bin/sh", "-c", ". \"$1\"; printf %s \"$" + var + "\"", "sh", p.string()});
+    auto o = fixture::run_program(
+        {"/bin/sh", "-c", ". \"$1\"; printf %s \"$" + var + "\"", "sh", p.string()});
     return o.out;
 }
 
@@ -55,13 +56,15 @@ TEST(BootShell, AssignmentsWithEveryQuoting) {
         // The shell keeps a CR before LF in the value; vfioctl reads it as the line end it is
         // (whitespace either way on a kernel command line).
         std::string sh = sh_eval(text, "GRUB_CMDLINE_LINUX");
-        if (text.find("\r\n") != std::string::npos && !sh.empty() && sh.back() == '\r') sh.pop_back();
+        if (text.find("\r\n") != std::string::npos && !sh.empty() && sh.back() == '\r')
+            sh.pop_back();
         EXPECT_EQ(sh, want) << "the shell disagrees with the test: " << text;
     }
 }
 
 TEST(BootShell, UnitsKeepQuotingApartFromValue) {
-    ShellFile f = parse_shell("GRUB_CMDLINE_LINUX_DEFAULT=\"$GRUB_CMDLINE_LINUX_DEFAULT intel_iommu=off\"\n");
+    ShellFile f =
+        parse_shell("GRUB_CMDLINE_LINUX_DEFAULT=\"$GRUB_CMDLINE_LINUX_DEFAULT intel_iommu=off\"\n");
     ASSERT_EQ(f.assignments.size(), 1u);
     const auto& u = f.assignments[0].units;
     ASSERT_EQ(u.size(), 4u);
@@ -89,11 +92,13 @@ TEST(BootShell, OriginsPointAtTheSource) {
 }
 
 TEST(BootShell, ConditionsPrefixesAndCommandsAreMarked) {
-    ShellFile f = parse_shell("if [ -e /x ]; then\n  GRUB_CMDLINE_LINUX=\"a\"\nfi\nGRUB_CMDLINE_LINUX_DEFAULT=b true\n"
-                              "[ -e /y ] && GRUB_TIMEOUT=3\nGRUB_DISTRIBUTOR=`lsb_release -i -s`\n"
-                              "case x in x) GRUB_X=1 ;; esac\nGRUB_LAST=ok\n");
+    ShellFile f = parse_shell(
+        "if [ -e /x ]; then\n  GRUB_CMDLINE_LINUX=\"a\"\nfi\nGRUB_CMDLINE_LINUX_DEFAULT=b true\n"
+        "[ -e /y ] && GRUB_TIMEOUT=3\nGRUB_DISTRIBUTOR=`lsb_release -i -s`\n"
+        "case x in x) GRUB_X=1 ;; esac\nGRUB_LAST=ok\n");
     std::map<std::string, const Assignment*> by;
-    for (const auto& a : f.assignments) by[a.name] = &a;
+    for (const auto& a : f.assignments)
+        by[a.name] = &a;
     ASSERT_TRUE(by.count("GRUB_CMDLINE_LINUX"));
     EXPECT_TRUE(by["GRUB_CMDLINE_LINUX"]->conditional);
     ASSERT_TRUE(by.count("GRUB_CMDLINE_LINUX_DEFAULT"));
@@ -108,7 +113,8 @@ TEST(BootShell, ConditionsPrefixesAndCommandsAreMarked) {
 }
 
 TEST(BootShell, CommentedAssignmentsAndLineEnds) {
-    ShellFile f = parse_shell("# intro\r\n#GRUB_CMDLINE_LINUX_DEFAULT=\"quiet splash\"\r\n# export GRUB_CMDLINE_LINUX=\"\"\r\n");
+    ShellFile f = parse_shell("# intro\r\n#GRUB_CMDLINE_LINUX_DEFAULT=\"quiet splash\"\r\n# export "
+                              "GRUB_CMDLINE_LINUX=\"\"\r\n");
     EXPECT_EQ(f.eol, "\r\n");
     ASSERT_EQ(f.commented.size(), 2u);
     EXPECT_EQ(f.commented[0].name, "GRUB_CMDLINE_LINUX_DEFAULT");
@@ -173,8 +179,23 @@ TEST(BootShell, LoneCarriageReturnAtTheEndEndsTheLine) {
 // Every byte sequence is read to the end: the reader always moves forward.
 TEST(BootShell, AnyBytesAreReadToTheEnd) {
     const std::vector<std::string> inputs = {
-        std::string("A=\0B\n", 5), "A=\xff\xfe\x80\n", "(", ")", "<", ">", "<<\r", "A=$(", "A=${", "A=`",
-        "A=\"", "A='", "A=\\", "\\\r", "f() { A=1; }\r", "A=1 ( \r", std::string(1, '\0'),
+        std::string("A=\0B\n", 5),
+        "A=\xff\xfe\x80\n",
+        "(",
+        ")",
+        "<",
+        ">",
+        "<<\r",
+        "A=$(",
+        "A=${",
+        "A=`",
+        "A=\"",
+        "A='",
+        "A=\\",
+        "\\\r",
+        "f() { A=1; }\r",
+        "A=1 ( \r",
+        std::string(1, '\0'),
     };
     for (const auto& in : inputs) {
         ShellFile f = parse_shell(in);

@@ -28,7 +28,9 @@ namespace vfioctl::boottest {
 
 namespace fs = std::filesystem;
 
-inline fs::path corpus_dir() { return fs::path(VFIOCTL_SOURCE_DIR) / "tests/corpus/boot"; }
+inline fs::path corpus_dir() {
+    return fs::path(VFIOCTL_SOURCE_DIR) / "tests/corpus/boot";
+}
 
 // The corpus cases, by directory name.
 inline std::vector<std::string> corpus_cases() {
@@ -58,39 +60,50 @@ struct CaseRoot {
     fixture::TempDir dir;
     std::string root;
 
-    explicit CaseRoot(const std::string& name, std::string running = "BOOT_IMAGE=/boot/vmlinuz root=UUID=1 ro quiet",
+    explicit CaseRoot(const std::string& name,
+                      std::string running = "BOOT_IMAGE=/boot/vmlinuz root=UUID=1 ro quiet",
                       const char* table = "DMAR") {
         root = dir.path.string();
-        fs::copy(corpus_dir() / name, dir.path, fs::copy_options::recursive | fs::copy_options::copy_symlinks);
+        fs::copy(corpus_dir() / name, dir.path,
+                 fs::copy_options::recursive | fs::copy_options::copy_symlinks);
         spit(dir.path / "proc/cmdline", running + "\n");
         if (table) spit(dir.path / "sys/firmware/acpi/tables" / table, "");
         ::chmod(root.c_str(), 0755);
     }
-    fs::path path(std::string_view host_path) const { return dir.path / std::string(host_path).substr(1); }
+    fs::path path(std::string_view host_path) const {
+        return dir.path / std::string(host_path).substr(1);
+    }
     std::string read(std::string_view host_path) const { return slurp(path(host_path)); }
-    void write(std::string_view host_path, std::string_view data) const { spit(path(host_path), data); }
+    void write(std::string_view host_path, std::string_view data) const {
+        spit(path(host_path), data);
+    }
 };
 
 // What /bin/sh makes of GRUB files: sources them in order (the first, then
 // the drop-ins, as grub-mkconfig does) and prints the command line 10_linux
 // builds, "$GRUB_CMDLINE_LINUX $GRUB_CMDLINE_LINUX_DEFAULT".
 inline std::string sh_effective(const std::vector<std::string>& full_paths) {
-    std::vector<std::string> argv = {"/bin/sh", "-c",
-                                     "f=$1; shift; . \"$f\"; for d; do . \"$d\"; done; "
-                                     "printf %s \"$GRUB_CMDLINE_LINUX $GRUB_CMDLINE_LINUX_DEFAULT\"",
-                                     "sh"};
-    for (const auto& p : full_paths) argv.push_back(p);
+    std::vector<std::string> argv = {
+        "/bin/sh", "-c",
+        "f=$1; shift; . \"$f\"; for d; do . \"$d\"; done; "
+        "printf %s \"$GRUB_CMDLINE_LINUX $GRUB_CMDLINE_LINUX_DEFAULT\"",
+        "sh"};
+    for (const auto& p : full_paths)
+        argv.push_back(p);
     auto o = fixture::run_program(argv, 20000);
     return o.out;
 }
 
 // The parameters of a command line, split on whitespace (CR included).
-inline std::vector<std::string> words(std::string_view s) { return util::split_ws(s); }
+inline std::vector<std::string> words(std::string_view s) {
+    return util::split_ws(s);
+}
 
 // The shell's parameters for the GRUB set of a root.
 inline std::vector<std::string> sh_params(const CaseRoot& r, const boot::ParamSet& set) {
     std::vector<std::string> paths;
-    for (const auto& f : set.files()) paths.push_back(r.path(f.path).string());
+    for (const auto& f : set.files())
+        paths.push_back(r.path(f.path).string());
     return words(sh_effective(paths));
 }
 
@@ -118,7 +131,8 @@ inline Ran run_with(const std::vector<std::string>& argv, const std::function<vo
         ::close(errp[0]);
         prepare();
         std::vector<char*> args;
-        for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+        for (const auto& a : argv)
+            args.push_back(const_cast<char*>(a.c_str()));
         args.push_back(nullptr);
         ::execv(args[0], args.data());
         ::_exit(127);
@@ -160,7 +174,8 @@ inline Ran run_on_tty(const std::vector<std::string>& argv, const std::string& i
     pid_t pid = ::forkpty(&master, nullptr, nullptr, nullptr);
     if (pid == 0) {
         std::vector<char*> args;
-        for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+        for (const auto& a : argv)
+            args.push_back(const_cast<char*>(a.c_str()));
         args.push_back(nullptr);
         ::execv(args[0], args.data());
         ::_exit(127);

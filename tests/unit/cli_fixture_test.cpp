@@ -3,9 +3,8 @@
 
 #include "support.hpp"
 
-#include <gtest/gtest.h>
-
 #include <algorithm>
+#include <gtest/gtest.h>
 
 using namespace vfioctl;
 using nlohmann::json;
@@ -51,7 +50,8 @@ json only_group(const json& groups) {
 
 std::vector<std::string> member_addresses(const json& group) {
     std::vector<std::string> out;
-    for (const auto& d : group["devices"]) out.push_back(d["address"]);
+    for (const auto& d : group["devices"])
+        out.push_back(d["address"]);
     return out;
 }
 
@@ -117,7 +117,8 @@ TEST(CliSeedBefore, GroupsListsEveryFunctionAsUngrouped) {
     EXPECT_TRUE(j["groups"].empty());
     EXPECT_NE(j.value("off_cause", "").find("intel_iommu=off"), std::string::npos);
     std::vector<std::string> listed;
-    for (const auto& d : j["ungrouped"]) listed.push_back(d["address"]);
+    for (const auto& d : j["ungrouped"])
+        listed.push_back(d["address"]);
     EXPECT_EQ(listed, t.addresses());
 
     const auto& text = shared_run("seed_before", {"groups"});
@@ -143,11 +144,13 @@ TEST(CliSeedBeforeHeld, TheHolderIsNamedByPidAndCommand) {
     json j = status_of("seed_before_held", 3);
     json g = gpu(j, fixture::k_seed_gpu);
     ASSERT_TRUE(g.is_object());
-    const std::string who = "pid " + std::to_string(fixture::k_holder_pid) + " (" + fixture::k_holder_comm + ")";
+    const std::string who =
+        "pid " + std::to_string(fixture::k_holder_pid) + " (" + fixture::k_holder_comm + ")";
     EXPECT_TRUE(any_contains(g["in_use"], who + " holds /dev/nvidia0")) << g["in_use"].dump();
     EXPECT_TRUE(any_contains(g["causes"], who)) << g["causes"].dump();
     auto steps = test::strings_of(g["steps"]);
-    EXPECT_EQ(std::count(steps.begin(), steps.end(), "stop that process (" + who + ")"), 1) << g["steps"].dump();
+    EXPECT_EQ(std::count(steps.begin(), steps.end(), "stop that process (" + who + ")"), 1)
+        << g["steps"].dump();
     EXPECT_EQ(g["verdict"], "will_work_after");
     EXPECT_NE(std::find(g["flags"].begin(), g["flags"].end(), "in_use"), g["flags"].end());
 }
@@ -178,10 +181,10 @@ TEST(CliSeedAfter, TheH100IsAloneInAnIdentityGroupAndWorks) {
 
 TEST(CliSeedAfter, DeviceAndGpuFiltersShowTheSameSingleGroup) {
     const auto& t = shared_host("seed_after");
-    for (const auto& filter : std::vector<std::vector<std::string>>{
-             {"groups", "--device", "10de:2336", "--json"},
-             {"groups", "--device", "8a:00.0", "--json"},
-             {"groups", "--gpu", "--json"}}) {
+    for (const auto& filter :
+         std::vector<std::vector<std::string>>{{"groups", "--device", "10de:2336", "--json"},
+                                               {"groups", "--device", "8a:00.0", "--json"},
+                                               {"groups", "--gpu", "--json"}}) {
         const auto& o = shared_run("seed_after", filter);
         EXPECT_EQ(o.exit_code, 0) << o.err;
         json grp = only_group(json_of(o));
@@ -212,7 +215,8 @@ TEST(CliAmd, IvrsUnitAndTheAudioFunctionTravelsWithTheGpu) {
     const auto& o = shared_run("amd", {"groups", "--device", "1002:744c", "--json"});
     EXPECT_EQ(o.exit_code, 0) << o.err;
     json grp = only_group(json_of(o));
-    EXPECT_EQ(member_addresses(grp), (std::vector<std::string>{fixture::k_amd_gpu, fixture::k_amd_audio}));
+    EXPECT_EQ(member_addresses(grp),
+              (std::vector<std::string>{fixture::k_amd_gpu, fixture::k_amd_audio}));
     EXPECT_EQ(grp["isolated"], true);
     json audio = device_in(grp, fixture::k_amd_audio);
     EXPECT_EQ(audio["flags"], json::array({"gpu_companion"}));
@@ -234,17 +238,19 @@ TEST(CliSharedGroup, TheOtherEndpointMustGoTooButNotTheBridge) {
     ASSERT_TRUE(g.is_object());
     EXPECT_EQ(g["verdict"], "will_work");
     EXPECT_EQ(g["must_go_too"], json::array({fixture::k_shared_other}));
-    EXPECT_EQ(g["group_members"],
-              json::array({fixture::k_shared_bridge, fixture::k_shared_gpu, fixture::k_shared_other}));
+    EXPECT_EQ(g["group_members"], json::array({fixture::k_shared_bridge, fixture::k_shared_gpu,
+                                               fixture::k_shared_other}));
     EXPECT_TRUE(any_contains(g["warnings"], "not isolated")) << g["warnings"].dump();
     EXPECT_TRUE(any_contains(g["warnings"], "06:02.0")) << g["warnings"].dump();
     EXPECT_EQ(j["iommu"]["default_domain"], "DMA-FQ");
 
-    const auto& o = shared_run("shared_group", {"groups", "--device", fixture::k_shared_gpu, "--json"});
+    const auto& o =
+        shared_run("shared_group", {"groups", "--device", fixture::k_shared_gpu, "--json"});
     json grp = only_group(json_of(o));
     EXPECT_EQ(grp["isolated"], false);
     EXPECT_EQ(grp["viable"], true);
-    EXPECT_NE(std::find(grp["must_go_together"].begin(), grp["must_go_together"].end(), fixture::k_shared_other),
+    EXPECT_NE(std::find(grp["must_go_together"].begin(), grp["must_go_together"].end(),
+                        fixture::k_shared_other),
               grp["must_go_together"].end());
     EXPECT_EQ(device_in(grp, fixture::k_shared_bridge)["flags"], json::array({"bridge"}));
 }
@@ -262,7 +268,8 @@ TEST(CliCriticalGroup, TheRootFilesystemsNvmeMakesItNotViable) {
                   c["reason"].get<std::string>().find("root filesystem") != std::string::npos;
     EXPECT_TRUE(listed) << j["host_critical"].dump();
 
-    const auto& o = shared_run("critical_group", {"groups", "--device", fixture::k_critical_gpu, "--json"});
+    const auto& o =
+        shared_run("critical_group", {"groups", "--device", fixture::k_critical_gpu, "--json"});
     json grp = only_group(json_of(o));
     EXPECT_EQ(grp["viable"], false);
     ASSERT_EQ(grp["critical"].size(), 1u);
@@ -306,7 +313,8 @@ TEST(CliVfioMissing, TheMissingModulesAreNamed) {
     EXPECT_EQ(g["verdict"], "will_not_work");
     for (const char* m : {"vfio", "vfio_iommu_type1", "vfio_pci"})
         EXPECT_TRUE(any_contains(g["causes"], m)) << m << " " << g["causes"].dump();
-    for (const auto& m : j["vfio"]["modules"]) EXPECT_EQ(m["available"], false) << m.dump();
+    for (const auto& m : j["vfio"]["modules"])
+        EXPECT_EQ(m["available"], false) << m.dump();
     EXPECT_EQ(j["vfio"]["module_list"], true);
     EXPECT_EQ(summary_row(j, "VFIO support")["after"], "No");
 }

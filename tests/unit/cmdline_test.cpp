@@ -2,15 +2,16 @@
 
 #include "boot/cmdline.hpp"
 
-#include <gtest/gtest.h>
-
 #include <algorithm>
+#include <gtest/gtest.h>
 
 using namespace vfioctl::boot;
 
 namespace {
 
-IommuCmdline parse(std::string_view cmdline) { return interpret(tokenize(cmdline)); }
+IommuCmdline parse(std::string_view cmdline) {
+    return interpret(tokenize(cmdline));
+}
 
 bool has_note(const IommuCmdline& c, std::string_view needle) {
     return std::any_of(c.notes.begin(), c.notes.end(),
@@ -131,7 +132,8 @@ TEST(CmdlineInterpret, AmdOffMakesPassthroughMootToo) {
     auto c = parse("amd_iommu=off iommu=pt");
     EXPECT_EQ(c.amd, Switch::off);
     EXPECT_TRUE(has_note(c, "amd_iommu=off makes iommu=pt moot"));
-    EXPECT_EQ(parse("amd_iommu=force_isolation").amd_opts, std::vector<std::string>{"force_isolation"});
+    EXPECT_EQ(parse("amd_iommu=force_isolation").amd_opts,
+              std::vector<std::string>{"force_isolation"});
 }
 
 TEST(CmdlineInterpret, VfioIdsAndUnsafeInterrupts) {
@@ -140,13 +142,16 @@ TEST(CmdlineInterpret, VfioIdsAndUnsafeInterrupts) {
     EXPECT_EQ(c.allow_unsafe_interrupts, true);
     EXPECT_EQ(parse("vfio_iommu_type1.allow_unsafe_interrupts=N").allow_unsafe_interrupts, false);
     EXPECT_FALSE(parse("quiet").allow_unsafe_interrupts.has_value());
-    EXPECT_NE(std::find(c.iommu_tokens.begin(), c.iommu_tokens.end(), "vfio-pci.ids=10de:2336,10de:22a3,,"),
+    EXPECT_NE(std::find(c.iommu_tokens.begin(), c.iommu_tokens.end(),
+                        "vfio-pci.ids=10de:2336,10de:22a3,,"),
               c.iommu_tokens.end());
 }
 
 TEST(CmdlineInterpret, BlacklistsFromModprobeAndDracut) {
-    auto c = parse("modprobe.blacklist=nouveau,nvidia rd.driver.blacklist=vfio-pci module_blacklist=snd_hda_intel");
-    EXPECT_EQ(c.blacklisted, (std::vector<std::string>{"nouveau", "nvidia", "vfio-pci", "snd_hda_intel"}));
+    auto c = parse("modprobe.blacklist=nouveau,nvidia rd.driver.blacklist=vfio-pci "
+                   "module_blacklist=snd_hda_intel");
+    EXPECT_EQ(c.blacklisted,
+              (std::vector<std::string>{"nouveau", "nvidia", "vfio-pci", "snd_hda_intel"}));
     EXPECT_TRUE(has_note(c, "vfio-pci is blacklisted"));
     EXPECT_FALSE(has_note(parse("modprobe.blacklist=nouveau"), "blacklisted"));
 }
@@ -159,7 +164,10 @@ TEST(CmdlineInterpret, UnrelatedParametersAreIgnored) {
 }
 
 TEST(CmdlineInterpret, KernelBooleans) {
-    for (const char* t : {"1", "y", "Y", "yes", "on", "ON", "true"}) EXPECT_EQ(parse_kernel_bool(t), true) << t;
-    for (const char* f : {"0", "n", "N", "no", "off", "false"}) EXPECT_EQ(parse_kernel_bool(f), false) << f;
-    for (const char* x : {"", "2", "maybe", "onn"}) EXPECT_FALSE(parse_kernel_bool(x).has_value()) << x;
+    for (const char* t : {"1", "y", "Y", "yes", "on", "ON", "true"})
+        EXPECT_EQ(parse_kernel_bool(t), true) << t;
+    for (const char* f : {"0", "n", "N", "no", "off", "false"})
+        EXPECT_EQ(parse_kernel_bool(f), false) << f;
+    for (const char* x : {"", "2", "maybe", "onn"})
+        EXPECT_FALSE(parse_kernel_bool(x).has_value()) << x;
 }

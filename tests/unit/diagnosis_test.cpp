@@ -3,20 +3,21 @@
 
 #include "iommu/diagnosis.hpp"
 
-#include <gtest/gtest.h>
-
 #include <algorithm>
+#include <gtest/gtest.h>
 
 using namespace vfioctl;
 using iommu::Verdict;
 
 namespace {
 
-pci::PciAddress addr(const char* s) { return *pci::PciAddress::parse(s); }
+pci::PciAddress addr(const char* s) {
+    return *pci::PciAddress::parse(s);
+}
 
 // A function with the given identity and class (0x0302 for a 3D controller).
-pci::PciDevice device(const char* a, uint16_t vendor, uint16_t dev, uint16_t cls, std::optional<int> group,
-                      const char* driver = nullptr) {
+pci::PciDevice device(const char* a, uint16_t vendor, uint16_t dev, uint16_t cls,
+                      std::optional<int> group, const char* driver = nullptr) {
     pci::PciDevice d;
     d.addr = addr(a);
     d.vendor = vendor;
@@ -40,7 +41,8 @@ iommu::IommuGroup group(int n, std::vector<const char*> members, std::string typ
     iommu::IommuGroup g;
     g.number = n;
     g.type = std::move(type);
-    for (auto* m : members) g.devices.push_back(addr(m));
+    for (auto* m : members)
+        g.devices.push_back(addr(m));
     std::sort(g.devices.begin(), g.devices.end());
     return g;
 }
@@ -55,19 +57,22 @@ host::SystemFacts intel_facts(std::string cmdline, bool units) {
     f.acpi_dmar = true;
     if (units) f.iommu_units = {"dmar0", "dmar1"};
     f.module_list = true;
-    for (const auto& n : host::vfio_module_names()) f.vfio_modules.push_back({n, true, false, false});
+    for (const auto& n : host::vfio_module_names())
+        f.vfio_modules.push_back({n, true, false, false});
     f.kvm.present = f.kvm.usable = true;
     f.kvm.backend = "kvm_intel";
     return f;
 }
 
 bool contains(const std::vector<std::string>& v, std::string_view needle) {
-    return std::any_of(v.begin(), v.end(), [&](const std::string& s) { return s.find(needle) != std::string::npos; });
+    return std::any_of(v.begin(), v.end(),
+                       [&](const std::string& s) { return s.find(needle) != std::string::npos; });
 }
 
 bool contains(const std::vector<host::DeviceUse>& v, std::string_view needle) {
-    return std::any_of(v.begin(), v.end(),
-                       [&](const host::DeviceUse& u) { return u.what().find(needle) != std::string::npos; });
+    return std::any_of(v.begin(), v.end(), [&](const host::DeviceUse& u) {
+        return u.what().find(needle) != std::string::npos;
+    });
 }
 
 const iommu::SummaryRow* row(const iommu::Diagnosis& dx, std::string_view feature) {
@@ -139,9 +144,10 @@ TEST(IommuState, NamesTheCommandLineCauseWhenTheIommuIsOff) {
 
 TEST(IommuState, DefaultDomainIsWhatMostGroupsUse) {
     auto cmd = boot::interpret(boot::tokenize("intel_iommu=on"));
-    auto s = iommu::iommu_state(intel_facts("intel_iommu=on", true), cmd,
-                                {group(0, {"0000:00:00.0"}, "DMA"), group(1, {"0000:00:01.0"}, "identity"),
-                                 group(2, {"0000:00:02.0"}, "identity"), group(3, {"0000:00:03.0"}, "")});
+    auto s = iommu::iommu_state(
+        intel_facts("intel_iommu=on", true), cmd,
+        {group(0, {"0000:00:00.0"}, "DMA"), group(1, {"0000:00:01.0"}, "identity"),
+         group(2, {"0000:00:02.0"}, "identity"), group(3, {"0000:00:03.0"}, "")});
     EXPECT_EQ(s.group_count, 4);
     EXPECT_EQ(s.default_domain, "identity");
     EXPECT_FALSE(s.off_cause.has_value());
@@ -178,8 +184,10 @@ TEST(Assess, HostCriticalMembersAndUnreadableMembersMakeAGroupNotViable) {
     auto inv = inventory({device("0000:13:00.0", 0x10de, 0x2331, 0x0302, 14, "nvidia"),
                           device("0000:14:00.0", 0x144d, 0xa80a, 0x0108, 14, "nvme")});
     host::SystemFacts f = intel_facts("", true);
-    f.critical.push_back({addr("0000:14:00.0"), host::CriticalKind::root_filesystem, "/dev/nvme1n1p2"});
-    auto v = iommu::assess(group(14, {"0000:13:00.0", "0000:14:00.0"}), addr("0000:13:00.0"), inv, f);
+    f.critical.push_back(
+        {addr("0000:14:00.0"), host::CriticalKind::root_filesystem, "/dev/nvme1n1p2"});
+    auto v =
+        iommu::assess(group(14, {"0000:13:00.0", "0000:14:00.0"}), addr("0000:13:00.0"), inv, f);
     EXPECT_FALSE(v.viable);
     ASSERT_EQ(v.critical.size(), 1u);
     EXPECT_EQ(v.critical[0].addr, addr("0000:14:00.0"));
@@ -232,7 +240,8 @@ TEST(RoleOf, CompanionsAndHoldersAreAttributedToTheRightDevice) {
 }
 
 TEST(Diagnose, SeedBeforeIsFixableByEnableAndReboot) {
-    host::SystemFacts f = intel_facts("BOOT_IMAGE=/vmlinuz-6.8.0 root=UUID=x ro intel_iommu=off iommu=pt", false);
+    host::SystemFacts f =
+        intel_facts("BOOT_IMAGE=/vmlinuz-6.8.0 root=UUID=x ro intel_iommu=off iommu=pt", false);
     auto inv = inventory({device("0000:8a:00.0", 0x10de, 0x2336, 0x0302, std::nullopt, "nvidia")});
     auto dx = iommu::diagnose(f, inv, {});
     ASSERT_EQ(dx.gpus.size(), 1u);
@@ -273,19 +282,23 @@ TEST(Diagnose, SeedAfterWorksNow) {
 TEST(Diagnose, HolderIsACauseWithOneStepPerProcess) {
     host::SystemFacts f = intel_facts("intel_iommu=on", true);
     f.nvidia_minors = {{"/dev/nvidia0", "0000:8a:00.0"}};
-    f.holders = {{4242, "nvidia-persistenced", "/dev/nvidia0"}, {4242, "nvidia-persistenced", "/dev/nvidiactl"}};
+    f.holders = {{4242, "nvidia-persistenced", "/dev/nvidia0"},
+                 {4242, "nvidia-persistenced", "/dev/nvidiactl"}};
     auto inv = inventory({device("0000:8a:00.0", 0x10de, 0x2336, 0x0302, 42, "nvidia")});
     auto dx = iommu::diagnose(f, inv, {group(42, {"0000:8a:00.0"})});
     const auto& g = dx.gpus.at(0);
     EXPECT_EQ(g.verdict, Verdict::will_work_after);
     EXPECT_TRUE(contains(g.causes, "pid 4242 (nvidia-persistenced) holds /dev/nvidia0"));
-    EXPECT_EQ(std::count(g.steps.begin(), g.steps.end(), "stop that process (pid 4242 (nvidia-persistenced))"), 1);
+    EXPECT_EQ(std::count(g.steps.begin(), g.steps.end(),
+                         "stop that process (pid 4242 (nvidia-persistenced))"),
+              1);
     EXPECT_EQ(dx.exit_code(), 3);
 }
 
 TEST(Diagnose, MissingVfioModulesCannotBeFixedByAReboot) {
     host::SystemFacts f = intel_facts("intel_iommu=on", true);
-    for (auto& m : f.vfio_modules) m.available = false;
+    for (auto& m : f.vfio_modules)
+        m.available = false;
     auto inv = inventory({device("0000:8a:00.0", 0x10de, 0x2336, 0x0302, 42, "nvidia")});
     auto dx = iommu::diagnose(f, inv, {group(42, {"0000:8a:00.0"})});
     const auto& g = dx.gpus.at(0);
@@ -298,12 +311,14 @@ TEST(Diagnose, MissingVfioModulesCannotBeFixedByAReboot) {
     host::SystemFacts old = intel_facts("intel_iommu=on", true);
     for (auto& m : old.vfio_modules)
         if (m.name == "vfio_pci_core") m.available = false;
-    EXPECT_EQ(iommu::diagnose(old, inv, {group(42, {"0000:8a:00.0"})}).gpus.at(0).verdict, Verdict::will_work);
+    EXPECT_EQ(iommu::diagnose(old, inv, {group(42, {"0000:8a:00.0"})}).gpus.at(0).verdict,
+              Verdict::will_work);
 }
 
 TEST(Diagnose, NoGroupWhileTheIommuIsOnIsAFirmwareScopeProblem) {
     auto inv = inventory({device("0000:8a:00.0", 0x10de, 0x2336, 0x0302, std::nullopt, "nvidia")});
-    auto dx = iommu::diagnose(intel_facts("intel_iommu=on", true), inv, {group(0, {"0000:00:00.0"})});
+    auto dx =
+        iommu::diagnose(intel_facts("intel_iommu=on", true), inv, {group(0, {"0000:00:00.0"})});
     EXPECT_EQ(dx.gpus.at(0).verdict, Verdict::will_not_work);
     EXPECT_TRUE(contains(dx.gpus[0].causes, "no IOMMU group"));
 }
@@ -367,8 +382,9 @@ TEST(Diagnose, AlternativesFollowTheHost) {
 }
 
 TEST(CpuInfo, ReadsTheFirstProcessorOnly) {
-    auto c = host::parse_cpuinfo("processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu svm hypervisor\n\n"
-                                 "processor\t: 1\nvendor_id\t: GenuineIntel\nflags\t\t: vmx\n");
+    auto c = host::parse_cpuinfo(
+        "processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu svm hypervisor\n\n"
+        "processor\t: 1\nvendor_id\t: GenuineIntel\nflags\t\t: vmx\n");
     EXPECT_EQ(c.vendor, "AuthenticAMD");
     EXPECT_TRUE(c.svm);
     EXPECT_TRUE(c.hypervisor);

@@ -33,28 +33,59 @@ TEST(Explain, EveryKnownMessage) {
         std::optional<int> group;
     };
     const std::vector<Case> cases = {
-        {"qemu-system-x86_64: -device vfio-pci,host=0000:8a:00.0: vfio 0000:8a:00.0: no iommu_group found: "
+        {"qemu-system-x86_64: -device vfio-pci,host=0000:8a:00.0: vfio 0000:8a:00.0: no "
+         "iommu_group found: "
          "Invalid argument",
-         "no_iommu_group", "0000:8a:00.0", {}},
-        {"vfio-pci 0000:8a:00.0: probe of 0000:8a:00.0 failed with error -22", "probe_failed_einval", "0000:8a:00.0", {}},
-        {"[ 1.0] vfio-pci 8a:00.0: probe failed with error -22", "probe_failed_einval", "0000:8a:00.0", {}},
-        {"-device vfio-pci,host=0000:8b:00.0: vfio 0000:8b:00.0: no such host device", "no_such_host_device",
-         "0000:8b:00.0", {}},
+         "no_iommu_group",
+         "0000:8a:00.0",
+         {}},
+        {"vfio-pci 0000:8a:00.0: probe of 0000:8a:00.0 failed with error -22",
+         "probe_failed_einval",
+         "0000:8a:00.0",
+         {}},
+        {"[ 1.0] vfio-pci 8a:00.0: probe failed with error -22",
+         "probe_failed_einval",
+         "0000:8a:00.0",
+         {}},
+        {"-device vfio-pci,host=0000:8b:00.0: vfio 0000:8b:00.0: no such host device",
+         "no_such_host_device",
+         "0000:8b:00.0",
+         {}},
         {"vfio 0000:8a:00.0: group 42 is not viable", "group_not_viable", "0000:8a:00.0", 42},
         {"vfio: error opening /dev/vfio/42: Device or resource busy", "vfio_group_busy", "", 42},
         {"failed to open /dev/vfio/7: Permission denied", "vfio_group_permission", "", 7},
         {"VFIO_MAP_DMA failed: Cannot allocate memory", "map_dma_enomem", "", {}},
-        {"vfio_dma_map(0x55, 0x0, 0x80000000, 0x7f) = -12 (Cannot allocate memory)", "map_dma_enomem", "", {}},
+        {"vfio_dma_map(0x55, 0x0, 0x80000000, 0x7f) = -12 (Cannot allocate memory)",
+         "map_dma_enomem",
+         "",
+         {}},
         {"vfio_pin_pages_remote: RLIMIT_MEMLOCK (65536) exceeded", "map_dma_enomem", "", {}},
-        {"pci 0000:8a:00.0: BAR 1: can't reserve [mem 0xc0000000-0xcfffffff 64bit pref]", "bar_cannot_reserve",
-         "0000:8a:00.0", {}},
+        {"pci 0000:8a:00.0: BAR 1: can't reserve [mem 0xc0000000-0xcfffffff 64bit pref]",
+         "bar_cannot_reserve",
+         "0000:8a:00.0",
+         {}},
         {"qemu: Property 'vfio-pci.host' doesn't take value 'zz:00'", "bad_host_property", "", {}},
-        {"vfio: Failed to set iommu for container: Operation not permitted", "container_set_iommu", "", {}},
+        {"vfio: Failed to set iommu for container: Operation not permitted",
+         "container_set_iommu",
+         "",
+         {}},
         {"vfio: No available IOMMU models", "no_iommu_models", "", {}},
-        {"vfio_iommu_type1_attach_group: No interrupt remapping support.  Use the module param", "unsafe_interrupts", "", {}},
-        {"NVRM: Attempting to remove device 0000:8a:00.0 with non-zero usage count!", "nvrm_in_use", "0000:8a:00.0", {}},
-        {"NVRM: The NVIDIA probe routine was not called for 1 device(s).", "nvrm_probe_not_called", "", {}},
-        {"NVRM: GPU 0000:8a:00.0: RmInitAdapter failed! (0x22:0x56:667)", "nvrm_init_failed", "0000:8a:00.0", {}},
+        {"vfio_iommu_type1_attach_group: No interrupt remapping support.  Use the module param",
+         "unsafe_interrupts",
+         "",
+         {}},
+        {"NVRM: Attempting to remove device 0000:8a:00.0 with non-zero usage count!",
+         "nvrm_in_use",
+         "0000:8a:00.0",
+         {}},
+        {"NVRM: The NVIDIA probe routine was not called for 1 device(s).",
+         "nvrm_probe_not_called",
+         "",
+         {}},
+        {"NVRM: GPU 0000:8a:00.0: RmInitAdapter failed! (0x22:0x56:667)",
+         "nvrm_init_failed",
+         "0000:8a:00.0",
+         {}},
         {"VFIO 0000:8A:00.0: NO IOMMU_GROUP FOUND", "no_iommu_group", "0000:8a:00.0", {}},
     };
     for (const auto& c : cases) {
@@ -76,18 +107,21 @@ TEST(Explain, EveryKnownMessage) {
 }
 
 TEST(Explain, NearMissesAreNotRecognised) {
-    for (const char* line : {"Device or resource busy", "/dev/vfio/: Device or resource busy",
-                             "Device or resource busy /dev/vfio/3", "group x is not viable", "group 3 is viable",
-                             "vfio-pci 8a:00.0 failed with error -22 probe", "RmInitAdapter failed", "can't reserve [bus",
-                             "Property 'vfio-pci.host' doesn't take value 'unterminated", "probe failed with error -22"}) {
+    for (const char* line :
+         {"Device or resource busy", "/dev/vfio/: Device or resource busy",
+          "Device or resource busy /dev/vfio/3", "group x is not viable", "group 3 is viable",
+          "vfio-pci 8a:00.0 failed with error -22 probe", "RmInitAdapter failed",
+          "can't reserve [bus", "Property 'vfio-pci.host' doesn't take value 'unterminated",
+          "probe failed with error -22"}) {
         SCOPED_TRACE(line);
         EXPECT_TRUE(run(line).empty());
     }
 }
 
 TEST(Explain, OneExplanationPerKindAndDevice) {
-    auto e = run("vfio 0000:8a:00.0: no iommu_group found\nvfio 0000:8a:00.0: no iommu_group found\n"
-                 "vfio 0000:8b:00.0: no iommu_group found\r\n\n");
+    auto e =
+        run("vfio 0000:8a:00.0: no iommu_group found\nvfio 0000:8a:00.0: no iommu_group found\n"
+            "vfio 0000:8b:00.0: no iommu_group found\r\n\n");
     ASSERT_EQ(e.size(), 2u);
     EXPECT_EQ(e[1].device->str(), "0000:8b:00.0");
 }
@@ -107,7 +141,8 @@ TEST(Explain, HugeLinesAreLinearWork) {
         EXPECT_EQ(e[0].group, 7);
 
         std::string nodes;
-        while (nodes.size() < n) nodes += "/dev/vfio/9 ";
+        while (nodes.size() < n)
+            nodes += "/dev/vfio/9 ";
         e = run(nodes + "Permission denied");
         ASSERT_EQ(e.size(), 1u);
         EXPECT_EQ(e[0].id, "vfio_group_permission");
@@ -115,7 +150,8 @@ TEST(Explain, HugeLinesAreLinearWork) {
 
         // Many starts of a message, none finished: nothing.
         std::string partial;
-        while (partial.size() < n) partial += "vfio-pci 0000:8a:00.0 probe NVRM: group 1 is not viable1 can't reserve [";
+        while (partial.size() < n)
+            partial += "vfio-pci 0000:8a:00.0 probe NVRM: group 1 is not viable1 can't reserve [";
         partial += "0 is not viable";
         e = run(partial);
         ASSERT_EQ(e.size(), 1u); // "group 1 is not viable" is there

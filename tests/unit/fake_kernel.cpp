@@ -12,12 +12,17 @@ namespace vfioctl::fake {
 namespace fs = std::filesystem;
 
 namespace {
-Error fail(int err, std::string_view p) { return system_error("write failed", std::string(p), err); }
-std::string arg(std::string_view data) { return std::string(util::trim(data)); }
+Error fail(int err, std::string_view p) {
+    return system_error("write failed", std::string(p), err);
+}
+std::string arg(std::string_view data) {
+    return std::string(util::trim(data));
+}
 } // namespace
 
 FakeKernel::FakeKernel(const fixture::HostTree& tree) : Host(tree.root()) {
-    for (const auto& addr : tree.addresses()) m_natural[addr] = driver_of(addr);
+    for (const auto& addr : tree.addresses())
+        m_natural[addr] = driver_of(addr);
 }
 
 std::string FakeKernel::dev_dir(const std::string& addr) const {
@@ -40,7 +45,8 @@ void FakeKernel::unload_vfio() {
 }
 
 Status FakeKernel::load_module(const std::string& name) const {
-    if (name != "vfio_pci") return Error{"no module " + name + " in the fake kernel", name, {}, ENOENT};
+    if (name != "vfio_pci")
+        return Error{"no module " + name + " in the fake kernel", name, {}, ENOENT};
     std::error_code ec;
     fs::create_directories(path("/sys/module/vfio_pci"), ec);
     fs::create_directories(path("/sys/bus/pci/drivers/vfio-pci"), ec);
@@ -59,8 +65,10 @@ Status FakeKernel::set_driver(const std::string& addr, const std::string& driver
         std::ofstream(path("/dev/vfio/" + *g)).flush();
     }
     std::error_code ec;
-    fs::create_symlink(fixture::HostTree::relative_link(dev + "/driver", drv), path(dev + "/driver"), ec);
-    fs::create_symlink(fixture::HostTree::relative_link(drv + "/" + addr, dev), path(drv + "/" + addr), ec);
+    fs::create_symlink(fixture::HostTree::relative_link(dev + "/driver", drv),
+                       path(dev + "/driver"), ec);
+    fs::create_symlink(fixture::HostTree::relative_link(drv + "/" + addr, dev),
+                       path(drv + "/" + addr), ec);
     return {};
 }
 
@@ -83,7 +91,8 @@ void FakeKernel::clear_driver(const std::string& addr) const {
 }
 
 Status FakeKernel::do_unbind(const std::string& driver, const std::string& addr) const {
-    if (driver_of(addr) != driver) return fail(ENODEV, "/sys/bus/pci/drivers/" + driver + "/unbind");
+    if (driver_of(addr) != driver)
+        return fail(ENODEV, "/sys/bus/pci/drivers/" + driver + "/unbind");
     if (auto it = m_unbind_errno.find(addr); it != m_unbind_errno.end())
         return fail(it->second, "/sys/bus/pci/drivers/" + driver + "/unbind");
     if (auto it = m_unbind_block_ms.find(addr); it != m_unbind_block_ms.end())
@@ -95,7 +104,8 @@ Status FakeKernel::do_unbind(const std::string& driver, const std::string& addr)
 Status FakeKernel::do_bind(const std::string& driver, const std::string& addr) const {
     if (!driver_of(addr).empty()) return fail(EBUSY, "/sys/bus/pci/drivers/" + driver + "/bind");
     std::string ov = override_of(addr);
-    if (ov != "(null)" && ov != driver) return fail(ENODEV, "/sys/bus/pci/drivers/" + driver + "/bind");
+    if (ov != "(null)" && ov != driver)
+        return fail(ENODEV, "/sys/bus/pci/drivers/" + driver + "/bind");
     return set_driver(addr, driver);
 }
 

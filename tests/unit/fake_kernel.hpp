@@ -28,7 +28,9 @@ class FakeKernel : public host::Host {
     void unbind_fails(const std::string& addr, int err = EBUSY) { m_unbind_errno[addr] = err; }
     void unbind_blocks(const std::string& addr, int ms) { m_unbind_block_ms[addr] = ms; }
     void probe_binds_nothing(const std::string& addr) { m_probe_to[addr] = ""; }
-    void probe_binds(const std::string& addr, const std::string& driver) { m_probe_to[addr] = driver; }
+    void probe_binds(const std::string& addr, const std::string& driver) {
+        m_probe_to[addr] = driver;
+    }
     void vanish_on_probe(const std::string& addr) { m_vanish.insert(addr); }
     // vfio-pci is not loaded until load_module("vfio_pci").
     void unload_vfio();

@@ -7,10 +7,9 @@
 #include "pci/device.hpp"
 #include "support.hpp"
 
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <cstdio>
+#include <gtest/gtest.h>
 #include <map>
 
 using namespace vfioctl;
@@ -22,7 +21,8 @@ namespace {
 // Number of "../" a relative link starts with.
 int ups(const std::string& target) {
     int n = 0;
-    for (size_t i = 0; target.compare(i, 3, "../") == 0; i += 3) ++n;
+    for (size_t i = 0; target.compare(i, 3, "../") == 0; i += 3)
+        ++n;
     return n;
 }
 
@@ -57,7 +57,8 @@ TEST(Fixture, EveryLinkIsRelativeWithTheKernelsDepthAndResolvesInsideTheTree) {
                 const std::string drv = fs::read_symlink(devdir / "driver").string();
                 EXPECT_EQ(ups(drv), depth(dev) - 1) << a << " -> " << drv;
                 EXPECT_EQ(drv.substr(3 * ups(drv)), "bus/pci/drivers/" + spec.driver);
-                EXPECT_EQ(fs::canonical(devdir / "driver"), root / "sys/bus/pci/drivers" / spec.driver);
+                EXPECT_EQ(fs::canonical(devdir / "driver"),
+                          root / "sys/bus/pci/drivers" / spec.driver);
                 EXPECT_EQ(fs::canonical(root / "sys/bus/pci/drivers" / spec.driver / a), devdir);
             } else {
                 EXPECT_FALSE(fs::exists(fs::symlink_status(devdir / "driver")));
@@ -66,7 +67,8 @@ TEST(Fixture, EveryLinkIsRelativeWithTheKernelsDepthAndResolvesInsideTheTree) {
                 const std::string grp = fs::read_symlink(devdir / "iommu_group").string();
                 EXPECT_EQ(ups(grp), depth(dev) - 1) << a << " -> " << grp;
                 EXPECT_EQ(grp.substr(3 * ups(grp)), "kernel/iommu_groups/" + std::to_string(*g));
-                const fs::path back = root / "sys/kernel/iommu_groups" / std::to_string(*g) / "devices" / a;
+                const fs::path back =
+                    root / "sys/kernel/iommu_groups" / std::to_string(*g) / "devices" / a;
                 EXPECT_EQ(fs::read_symlink(back).string(), "../../../../" + dev.substr(5));
                 EXPECT_EQ(fs::canonical(back), devdir);
             } else {
@@ -85,7 +87,9 @@ TEST(Fixture, AttributesAndConfigHeaderAgree) {
         std::string cfg = t.read(dev + "/config");
         ASSERT_TRUE(cfg.size() == 256 || cfg.size() == 4096) << a;
         EXPECT_EQ(cfg.size() == 4096, !s.ext_caps.empty()) << a;
-        auto u8 = [&](size_t o) { return static_cast<unsigned>(static_cast<unsigned char>(cfg[o])); };
+        auto u8 = [&](size_t o) {
+            return static_cast<unsigned>(static_cast<unsigned char>(cfg[o]));
+        };
         EXPECT_EQ(u8(0) | u8(1) << 8, s.vendor) << a;
         EXPECT_EQ(u8(2) | u8(3) << 8, s.device) << a;
         EXPECT_EQ(u8(9) | u8(10) << 8 | u8(11) << 16, s.class_code) << a;
@@ -126,13 +130,18 @@ TEST(Fixture, LibpciReadsBarsCapabilitiesAndTopologyAsBuilt) {
         }
         // Capabilities and BARs are read for GPUs (what VMs are sized from).
         if (d.is_gpu()) {
-            EXPECT_EQ(d.has_acs, std::find(s.ext_caps.begin(), s.ext_caps.end(), fixture::ExtCap::acs) != s.ext_caps.end());
-            EXPECT_EQ(std::find(d.capabilities.begin(), d.capabilities.end(), "PCIe") != d.capabilities.end(),
+            EXPECT_EQ(d.has_acs, std::find(s.ext_caps.begin(), s.ext_caps.end(),
+                                           fixture::ExtCap::acs) != s.ext_caps.end());
+            EXPECT_EQ(std::find(d.capabilities.begin(), d.capabilities.end(), "PCIe") !=
+                          d.capabilities.end(),
                       s.port != fixture::PortType::none);
-            EXPECT_EQ(std::find(d.capabilities.begin(), d.capabilities.end(), "MSI-X") != d.capabilities.end(),
+            EXPECT_EQ(std::find(d.capabilities.begin(), d.capabilities.end(), "MSI-X") !=
+                          d.capabilities.end(),
                       s.msix_vectors > 0);
-            EXPECT_EQ(std::find(d.capabilities.begin(), d.capabilities.end(), "AER") != d.capabilities.end(),
-                      std::find(s.ext_caps.begin(), s.ext_caps.end(), fixture::ExtCap::aer) != s.ext_caps.end());
+            EXPECT_EQ(std::find(d.capabilities.begin(), d.capabilities.end(), "AER") !=
+                          d.capabilities.end(),
+                      std::find(s.ext_caps.begin(), s.ext_caps.end(), fixture::ExtCap::aer) !=
+                          s.ext_caps.end());
             ASSERT_EQ(d.bars.size(), s.bars.size());
             for (size_t i = 0; i < d.bars.size(); ++i) {
                 EXPECT_EQ(d.bars[i].index, s.bars[i].index);
@@ -157,11 +166,13 @@ TEST(Fixture, LspciDecodesTheH100AndItsRootPortAsBuilt) {
     const HostTree& t = test::shared_host("seed_after");
     auto o = fixture::run_program({test::lspci_path(), "-vv", "-nn", "-A", "linux-sysfs", "-O",
                                    "sysfs.path=" + t.root_str() + "/sys/bus/pci", "-s", "88:02.0"});
-    EXPECT_NE(o.out.find("Bus: primary=88, secondary=8a, subordinate=8a"), std::string::npos) << o.out;
+    EXPECT_NE(o.out.find("Bus: primary=88, secondary=8a, subordinate=8a"), std::string::npos)
+        << o.out;
     EXPECT_NE(o.out.find("Express (v2) Root Port (Slot+)"), std::string::npos) << o.out;
     EXPECT_NE(o.out.find("Access Control Services"), std::string::npos) << o.out;
     o = fixture::run_program({test::lspci_path(), "-vv", "-nn", "-A", "linux-sysfs", "-O",
-                              "sysfs.path=" + t.root_str() + "/sys/bus/pci", "-s", fixture::k_seed_gpu});
+                              "sysfs.path=" + t.root_str() + "/sys/bus/pci", "-s",
+                              fixture::k_seed_gpu});
     EXPECT_NE(o.out.find("3D controller [0302]"), std::string::npos) << o.out;
     EXPECT_NE(o.out.find("(32-bit, non-prefetchable) [size=16M]"), std::string::npos) << o.out;
     EXPECT_NE(o.out.find("(64-bit, prefetchable) [size=128G]"), std::string::npos) << o.out;
@@ -201,8 +212,10 @@ TEST(Fixture, HostFactsReadBackThroughTheHostSeam) {
     EXPECT_EQ(f.holders[0].comm, fixture::k_holder_comm);
     bool root_fs = false, route = false;
     for (const auto& c : f.critical) {
-        root_fs |= c.addr.str() == fixture::k_root_nvme && c.reason().find("root filesystem") != std::string::npos;
-        route |= c.addr.str() == fixture::k_host_nic && c.reason().find("default route via eno1") != std::string::npos;
+        root_fs |= c.addr.str() == fixture::k_root_nvme &&
+                   c.reason().find("root filesystem") != std::string::npos;
+        route |= c.addr.str() == fixture::k_host_nic &&
+                 c.reason().find("default route via eno1") != std::string::npos;
     }
     EXPECT_TRUE(root_fs);
     EXPECT_TRUE(route);
@@ -286,7 +299,8 @@ TEST(Fixture, VirtioGuestDiskAndNicAreFoundThroughTheirVirtioDevices) {
 
     auto f = host::read_system(host::Host(t.root()));
     std::map<std::string, std::string> critical;
-    for (const auto& c : f.critical) critical[c.addr.str()] += c.reason();
+    for (const auto& c : f.critical)
+        critical[c.addr.str()] += c.reason();
     EXPECT_EQ(critical["0000:00:02.0"], "root filesystem (/dev/vda)");
     EXPECT_EQ(critical["0000:00:03.0"], "default route via eth0");
     EXPECT_EQ(critical.size(), 2u);

@@ -7,8 +7,8 @@
 #include "host/host.hpp"
 
 #include <chrono>
-#include <filesystem>
 #include <fcntl.h>
+#include <filesystem>
 #include <fstream>
 #include <gtest/gtest.h>
 #include <sstream>
@@ -43,7 +43,8 @@ TEST(HostWriteBounded, ReportsTheOpenError) {
     auto st = h.write_bounded("/sys/bus/pci/drivers/nvidia/unbind", "0000:8a:00.0", 2000);
     ASSERT_FALSE(st.ok());
     EXPECT_EQ(st.error().errnum, ENOENT);
-    EXPECT_NE(st.error().message.find("cannot open for writing"), std::string::npos) << st.error().describe();
+    EXPECT_NE(st.error().message.find("cannot open for writing"), std::string::npos)
+        << st.error().describe();
     EXPECT_FALSE(fs::exists(tmp.path / "sys"));
 }
 

@@ -3,10 +3,9 @@
 
 #include "support.hpp"
 
-#include <gtest/gtest.h>
-
 #include <filesystem>
 #include <fstream>
+#include <gtest/gtest.h>
 #include <sstream>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -18,7 +17,8 @@ namespace fs = std::filesystem;
 namespace {
 
 // Compares lspci's and vfioctl's views of one host, field by field.
-void expect_same_devices(const std::map<std::string, test::LspciDevice>& ls, const std::map<std::string, json>& vf) {
+void expect_same_devices(const std::map<std::string, test::LspciDevice>& ls,
+                         const std::map<std::string, json>& vf) {
     ASSERT_FALSE(ls.empty()) << "lspci listed nothing";
     for (const auto& [addr, l] : ls) {
         auto it = vf.find(addr);
@@ -32,7 +32,8 @@ void expect_same_devices(const std::map<std::string, test::LspciDevice>& ls, con
         EXPECT_EQ(d.value("class", ""), l.cls) << addr;
         EXPECT_EQ(d["driver"].is_string() ? d["driver"].get<std::string>() : "", l.driver) << addr;
     }
-    for (const auto& [addr, _] : vf) EXPECT_TRUE(ls.count(addr)) << "lspci does not list " << addr;
+    for (const auto& [addr, _] : vf)
+        EXPECT_TRUE(ls.count(addr)) << "lspci does not list " << addr;
 }
 
 // The PCI address in a resolved sysfs path: the last component that is one.
@@ -58,9 +59,11 @@ std::string live_layout_mismatch() {
     const fs::path devs = "/sys/bus/pci/devices";
     for (const char* a : {"0000:00:02.0", "0000:00:03.0"})
         if (!fs::exists(devs / a)) return std::string("no PCI function ") + a;
-    if (read_file(devs / "0000:00:02.0/vendor") != "0x1af4\n" || read_file(devs / "0000:00:02.0/device") != "0x1042\n")
+    if (read_file(devs / "0000:00:02.0/vendor") != "0x1af4\n" ||
+        read_file(devs / "0000:00:02.0/device") != "0x1042\n")
         return "0000:00:02.0 is not a virtio block device";
-    if (read_file(devs / "0000:00:03.0/vendor") != "0x1af4\n" || read_file(devs / "0000:00:03.0/device") != "0x1041\n")
+    if (read_file(devs / "0000:00:03.0/vendor") != "0x1af4\n" ||
+        read_file(devs / "0000:00:03.0/device") != "0x1041\n")
         return "0000:00:03.0 is not a virtio network device";
     if (!fs::exists("/sys/module/kvm_pvm")) return "/dev/kvm is not provided by kvm_pvm here";
     return "";
@@ -94,7 +97,8 @@ TEST(LiveHost, VfioctlListsWhatLspciLists) {
 }
 
 TEST(LiveHost, StatusOnThisMachine) {
-    if (auto why = live_layout_mismatch(); !why.empty()) GTEST_SKIP() << "not this kind of machine: " << why;
+    if (auto why = live_layout_mismatch(); !why.empty())
+        GTEST_SKIP() << "not this kind of machine: " << why;
     auto o = test::run_vfioctl({"status", "--json"});
     json j = test::json_of(o);
     ASSERT_TRUE(j.is_object());
@@ -103,8 +107,10 @@ TEST(LiveHost, StatusOnThisMachine) {
 
     // The IOMMU: what /sys shows, read here independently.
     const bool units = fs::exists("/sys/class/iommu") && !fs::is_empty("/sys/class/iommu");
-    const bool groups = fs::exists("/sys/kernel/iommu_groups") && !fs::is_empty("/sys/kernel/iommu_groups");
-    const bool tables = fs::exists("/sys/firmware/acpi/tables/DMAR") || fs::exists("/sys/firmware/acpi/tables/IVRS");
+    const bool groups =
+        fs::exists("/sys/kernel/iommu_groups") && !fs::is_empty("/sys/kernel/iommu_groups");
+    const bool tables = fs::exists("/sys/firmware/acpi/tables/DMAR") ||
+                        fs::exists("/sys/firmware/acpi/tables/IVRS");
     EXPECT_FALSE(units || groups || tables) << "this machine was expected to have no IOMMU";
     EXPECT_EQ(j["iommu"]["enabled"], units || groups);
     EXPECT_EQ(j["iommu"]["platform"], "none");
@@ -125,7 +131,8 @@ TEST(LiveHost, StatusOnThisMachine) {
     // The root filesystem's controller: from stat("/") and /sys/dev/block.
     struct stat st {};
     ASSERT_EQ(::stat("/", &st), 0);
-    const fs::path blk = "/sys/dev/block/" + std::to_string(major(st.st_dev)) + ":" + std::to_string(minor(st.st_dev));
+    const fs::path blk = "/sys/dev/block/" + std::to_string(major(st.st_dev)) + ":" +
+                         std::to_string(minor(st.st_dev));
     std::error_code ec;
     const std::string root_dev = pci_owner(fs::canonical(blk, ec));
     EXPECT_EQ(root_dev, "0000:00:02.0");
@@ -142,7 +149,10 @@ TEST(LiveHost, StatusOnThisMachine) {
     EXPECT_EQ(net_dev, "0000:00:03.0");
 
     std::map<std::string, std::string> critical;
-    for (const auto& c : j["host_critical"]) critical[c["address"]] += c["reason"].get<std::string>() + ";";
-    EXPECT_NE(critical[root_dev].find("root filesystem"), std::string::npos) << j["host_critical"].dump();
-    EXPECT_NE(critical[net_dev].find("default route via " + iface), std::string::npos) << j["host_critical"].dump();
+    for (const auto& c : j["host_critical"])
+        critical[c["address"]] += c["reason"].get<std::string>() + ";";
+    EXPECT_NE(critical[root_dev].find("root filesystem"), std::string::npos)
+        << j["host_critical"].dump();
+    EXPECT_NE(critical[net_dev].find("default route via " + iface), std::string::npos)
+        << j["host_critical"].dump();
 }

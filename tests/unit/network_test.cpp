@@ -33,7 +33,8 @@ TEST(NetworkInUse, UpWithAnAddressOnly) {
     // The default-route NIC (up, 192.0.2.x) is in use as well as critical.
     bool eno1 = false;
     for (const auto& x : host::read_system(h, true).in_use)
-        if (x.addr.str() == fixture::k_host_nic) eno1 = x.what().find("eno1 is up with address 192.0.2.") != std::string::npos;
+        if (x.addr.str() == fixture::k_host_nic)
+            eno1 = x.what().find("eno1 is up with address 192.0.2.") != std::string::npos;
     EXPECT_TRUE(eno1);
 }
 
@@ -42,11 +43,13 @@ TEST(NetworkInUse, UpWithAnAddressOnly) {
 // The parser the fuzzer runs is the one bind's guard uses: its answer and
 // its problem for real tables, an empty one, and tables that are not.
 TEST(DefaultRoutes, ParserIsTheGuardsParser) {
-    const std::string head = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n";
+    const std::string head =
+        "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n";
     const std::string v4 = head + "eno1\t00000000\t0102A8C0\t0003\t0\t0\t100\t00000000\t0\t0\t0\n" +
                            "eno2\t0002A8C0\t00000000\t0001\t0\t0\t100\t00FFFFFF\t0\t0\t0\n";
-    const std::string v6_default = std::string(32, '0') + " 00 " + std::string(32, '0') +
-                                   " 00 fe800000000000000000000000000001 00000400 00000001 00000000 00000003 eno3\n";
+    const std::string v6_default =
+        std::string(32, '0') + " 00 " + std::string(32, '0') +
+        " 00 fe800000000000000000000000000001 00000400 00000001 00000000 00000003 eno3\n";
     auto r = host::parse_default_routes(v4, v6_default);
     EXPECT_FALSE(r.problem) << *r.problem;
     EXPECT_EQ(r.ifaces, (std::vector<std::string>{"eno1", "eno3"}));
@@ -55,8 +58,10 @@ TEST(DefaultRoutes, ParserIsTheGuardsParser) {
     EXPECT_FALSE(empty.problem) << "an empty table is a kernel with no IPv4 routes";
     EXPECT_TRUE(empty.ifaces.empty());
 
-    for (const std::string& bad : {std::string("\x7f" "ELF garbage\n"), head + "eno1\tnot a route\n",
-                                   head + "eno1\t0000000G\t0\t0003\t0\t0\t100\t00000000\n"}) {
+    for (const std::string& bad :
+         {std::string("\x7f"
+                      "ELF garbage\n"),
+          head + "eno1\tnot a route\n", head + "eno1\t0000000G\t0\t0003\t0\t0\t100\t00000000\n"}) {
         auto b = host::parse_default_routes(bad, v6_default);
         EXPECT_TRUE(b.problem) << "unknown, not 'no default route': " << bad;
     }

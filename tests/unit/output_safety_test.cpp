@@ -6,10 +6,9 @@
 
 #include "support.hpp"
 
-#include <gtest/gtest.h>
-
 #include <filesystem>
 #include <fstream>
+#include <gtest/gtest.h>
 #include <map>
 
 using namespace vfioctl;
@@ -19,7 +18,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool has(const std::string& text, const std::string& needle) { return text.find(needle) != std::string::npos; }
+bool has(const std::string& text, const std::string& needle) {
+    return text.find(needle) != std::string::npos;
+}
 
 // An OSC sequence (sets the terminal's title) and two bytes that are not UTF-8.
 const std::string k_osc = "\x1b]0;pwned\x07";
@@ -39,7 +40,8 @@ void expect_printable(const std::string& text, const std::string& what) {
 // The seed's host after the reboot, with a hostile running command line.
 HostTree hostile_cmdline_host() {
     HostTree t = fixture::seed_after();
-    t.set_cmdline("BOOT_IMAGE=/boot/vmlinuz " + k_bad_utf8 + " ro " + k_osc + " intel_iommu=on iommu=pt");
+    t.set_cmdline("BOOT_IMAGE=/boot/vmlinuz " + k_bad_utf8 + " ro " + k_osc +
+                  " intel_iommu=on iommu=pt");
     return t;
 }
 
@@ -71,7 +73,9 @@ TEST(OutputSafety, StatusTextEscapesHostileCmdline) {
     EXPECT_EQ(o.exit_code, clean.exit_code) << o.err;
     expect_printable(o.out, "stdout");
     expect_printable(o.err, "stderr");
-    EXPECT_TRUE(has(o.out, "command line: BOOT_IMAGE=/boot/vmlinuz \\xff\\xfe ro \\x1b]0;pwned\\x07 intel_iommu=on"))
+    EXPECT_TRUE(has(
+        o.out,
+        "command line: BOOT_IMAGE=/boot/vmlinuz \\xff\\xfe ro \\x1b]0;pwned\\x07 intel_iommu=on"))
         << o.out;
 }
 
@@ -92,7 +96,8 @@ TEST(OutputSafety, IommuShowWithHostileCmdlineAndGrubValue) {
     json j = test::json_of(js);
     ASSERT_TRUE(j.is_object());
     EXPECT_TRUE(has(j["running_cmdline"].get<std::string>(), k_replacement)) << js.out;
-    EXPECT_TRUE(has(j["configured_cmdline"].get<std::string>(), "\x1b[2J" + k_replacement)) << js.out;
+    EXPECT_TRUE(has(j["configured_cmdline"].get<std::string>(), "\x1b[2J" + k_replacement))
+        << js.out;
 }
 
 // A driver link whose name carries an escape sequence and a byte that is
@@ -102,7 +107,8 @@ TEST(OutputSafety, HostileDriverNameInGroups) {
     const std::string evil = "nv" + k_osc + "\xff";
     const std::string dev = t.device_path(fixture::k_seed_gpu);
     t.mkdir("/sys/bus/pci/drivers/" + evil);
-    t.symlink(dev + "/driver", HostTree::relative_link(dev + "/driver", "/sys/bus/pci/drivers/" + evil));
+    t.symlink(dev + "/driver",
+              HostTree::relative_link(dev + "/driver", "/sys/bus/pci/drivers/" + evil));
     auto text = test::run_on(t, {"groups"});
     EXPECT_EQ(text.exit_code, 0) << text.err;
     expect_printable(text.out, "stdout");
@@ -138,15 +144,18 @@ TEST(OutputSafety, ExplainInputWithEscapesAndBadBytes) {
 TEST(OutputSafety, BootJournalWithWrongTypesIsAClearError) {
     HostTree t = fixture::seed_before();
     const std::string grub = t.read("/etc/default/grub");
-    t.write("/var/lib/vfioctl/boot-journal.json",
-            R"({"version": 1, "operations": [{"id": 20240611, "action": "enable", "state": "done"}]})");
+    t.write(
+        "/var/lib/vfioctl/boot-journal.json",
+        R"({"version": 1, "operations": [{"id": 20240611, "action": "enable", "state": "done"}]})");
     for (const auto& args : std::vector<std::vector<std::string>>{{"iommu", "revert", "--yes"},
                                                                   {"iommu", "enable", "--yes"}}) {
         SCOPED_TRACE(args[1]);
         auto o = test::run_on(t, args);
         EXPECT_EQ(o.exit_code, 1) << o.err;
-        EXPECT_TRUE(has(o.err, "vfioctl: error: the boot journal has a number where a string belongs, at "
-                               "operations[0].id: ")) << o.err;
+        EXPECT_TRUE(has(o.err,
+                        "vfioctl: error: the boot journal has a number where a string belongs, at "
+                        "operations[0].id: "))
+            << o.err;
         EXPECT_TRUE(has(o.err, "/var/lib/vfioctl/boot-journal.json")) << o.err;
         EXPECT_EQ(t.read("/etc/default/grub"), grub) << "nothing may change";
     }
@@ -159,7 +168,8 @@ TEST(OutputSafety, BootJournalWithWrongTypesIsAClearError) {
     // 'show' never fails on a readable root: it reports the journal's error.
     auto show = test::run_on(t, {"--json", "iommu", "show"});
     EXPECT_EQ(show.exit_code, 0) << show.err;
-    EXPECT_TRUE(has(test::json_of(show).value("journal_error", ""), "operations[0].id")) << show.out;
+    EXPECT_TRUE(has(test::json_of(show).value("journal_error", ""), "operations[0].id"))
+        << show.out;
 
     // Deeper: a fingerprint's size as a string.
     t.write("/var/lib/vfioctl/boot-journal.json",
@@ -167,7 +177,8 @@ TEST(OutputSafety, BootJournalWithWrongTypesIsAClearError) {
                 "files": [{"path": "/etc/default/grub", "before": {"size": "12", "fnv1a64": "00"}}]}]})");
     auto deep = test::run_on(t, {"iommu", "revert", "--yes"});
     EXPECT_EQ(deep.exit_code, 1);
-    EXPECT_TRUE(has(deep.err, "a string where a whole number belongs, at operations[0].files[0].before.size"))
+    EXPECT_TRUE(has(deep.err,
+                    "a string where a whole number belongs, at operations[0].files[0].before.size"))
         << deep.err;
 }
 
@@ -185,12 +196,15 @@ TEST(OutputSafety, RevertThatChangesNothingSaysSo) {
     EXPECT_EQ(dry.exit_code, 1) << dry.err;
     json d = test::json_of(dry);
     EXPECT_EQ(d["changed"], false);
-    EXPECT_TRUE(has(d.value("error", ""), "nothing was reverted: /etc/default/grub is already as before 'enable'"))
+    EXPECT_TRUE(has(d.value("error", ""),
+                    "nothing was reverted: /etc/default/grub is already as before 'enable'"))
         << dry.out;
 
     auto rv = test::run_on(t, {"iommu", "revert", "--yes"});
     EXPECT_EQ(rv.exit_code, 1) << rv.out << rv.err;
-    EXPECT_TRUE(has(rv.err, "vfioctl: error: nothing was reverted: /etc/default/grub is already as before 'enable'"))
+    EXPECT_TRUE(has(
+        rv.err,
+        "vfioctl: error: nothing was reverted: /etc/default/grub is already as before 'enable'"))
         << rv.err;
     EXPECT_FALSE(has(rv.out, "Reverted")) << rv.out;
     EXPECT_TRUE(has(rv.out, "/etc/default/grub: already as it was before")) << rv.out;
@@ -210,10 +224,10 @@ TEST(OutputSafety, GpuIsRepeatable) {
     t.write("/boot/vmlinuz-test", "kernel");
     fixture::TempDir runs;
     for (const auto& cmd : std::vector<std::vector<std::string>>{
-             {"vm", "run", "--kernel", "/boot/vmlinuz-test", "--gpu", "8a:00.0", "--gpu", "0000:99:00.0", "--run-dir",
-              runs.path.string(), "--", "sh", "-c", "exit 0"},
-             {"vm", "start", "two", "--kernel", "/boot/vmlinuz-test", "--gpu", "8a:00.0", "--gpu", "0000:99:00.0",
-              "--run-dir", runs.path.string()}}) {
+             {"vm", "run", "--kernel", "/boot/vmlinuz-test", "--gpu", "8a:00.0", "--gpu",
+              "0000:99:00.0", "--run-dir", runs.path.string(), "--", "sh", "-c", "exit 0"},
+             {"vm", "start", "two", "--kernel", "/boot/vmlinuz-test", "--gpu", "8a:00.0", "--gpu",
+              "0000:99:00.0", "--run-dir", runs.path.string()}}) {
         SCOPED_TRACE(cmd[1]);
         auto o = test::run_on(t, cmd);
         EXPECT_EQ(o.exit_code, 1) << o.err;
@@ -222,20 +236,22 @@ TEST(OutputSafety, GpuIsRepeatable) {
         EXPECT_EQ(t.read("/sys/bus/pci/devices/0000:8a:00.0/driver_override"), "(null)\n");
     }
     // --qemu-arg too: the second one no longer stops the parse.
-    auto q = test::run_on(t, {"vm", "start", "q", "--kernel", "/boot/nope", "--qemu-arg=-no-reboot", "--qemu-arg=-S",
-                              "--run-dir", runs.path.string()});
+    auto q = test::run_on(t, {"vm", "start", "q", "--kernel", "/boot/nope", "--qemu-arg=-no-reboot",
+                              "--qemu-arg=-S", "--run-dir", runs.path.string()});
     EXPECT_EQ(q.exit_code, 1) << q.err;
     EXPECT_TRUE(has(q.err, "kernel not found: /boot/nope")) << q.err;
 }
 
 // verify --in-guest checks every --expect.
 TEST(OutputSafety, ExpectIsRepeatable) {
-    auto o = test::run_on(test::shared_host("seed_after"),
-                          {"--json", "verify", "--in-guest", "--expect", "10de:2336", "--expect", "10de:ffff"});
+    auto o =
+        test::run_on(test::shared_host("seed_after"), {"--json", "verify", "--in-guest", "--expect",
+                                                       "10de:2336", "--expect", "10de:ffff"});
     EXPECT_EQ(o.exit_code, 1) << o.err;
     json j = test::json_of(o);
     std::map<std::string, bool> checks;
-    for (const auto& c : j["checks"]) checks[c["check"].get<std::string>()] = c["ok"].get<bool>();
+    for (const auto& c : j["checks"])
+        checks[c["check"].get<std::string>()] = c["ok"].get<bool>();
     ASSERT_EQ(checks.count("10de:2336 is on the bus"), 1u) << o.out;
     ASSERT_EQ(checks.count("10de:ffff is on the bus"), 1u) << o.out;
     EXPECT_TRUE(checks["10de:2336 is on the bus"]);
@@ -322,7 +338,9 @@ TEST(OutputSafety, UnknownCommandIsNamed) {
     auto vm = test::run_vfioctl({"vm", "frobnicate"});
     EXPECT_EQ(vm.exit_code, 2);
     EXPECT_TRUE(has(vm.err, "vfioctl: error: unknown command 'frobnicate'")) << vm.err;
-    EXPECT_TRUE(has(vm.err, "the commands of 'vfioctl vm': start, stop, status, list, console, run")) << vm.err;
+    EXPECT_TRUE(
+        has(vm.err, "the commands of 'vfioctl vm': start, stop, status, list, console, run"))
+        << vm.err;
 
     auto none = test::run_vfioctl({"vm"});
     EXPECT_EQ(none.exit_code, 2);
@@ -348,7 +366,9 @@ TEST(OutputSafety, ParseErrorsAreEscapedAndJson) {
     auto text = test::run_on(tree, {"bind", "--dry-run", "8a:00.0", "--timeout=" + k_osc});
     EXPECT_EQ(text.exit_code, 2);
     expect_printable(text.err, "stderr");
-    EXPECT_TRUE(has(text.err, "vfioctl: error: --timeout: '\\x1b]0;pwned\\x07' is not a number of seconds")) << text.err;
+    EXPECT_TRUE(
+        has(text.err, "vfioctl: error: --timeout: '\\x1b]0;pwned\\x07' is not a number of seconds"))
+        << text.err;
     auto opt = test::run_on(tree, {"--fr" + k_osc, "status"});
     EXPECT_EQ(opt.exit_code, 2);
     expect_printable(opt.err, "stderr");
@@ -370,12 +390,14 @@ TEST(OutputSafety, ParseErrorsAreEscapedAndJson) {
 // its bytes as \xNN, JSON as \u009b (nlohmann's dump left it raw).
 TEST(OutputSafety, C1ControlsAreEscapedInJsonToo) {
     HostTree t = fixture::seed_after();
-    t.set_cmdline("BOOT_IMAGE=/boot/vmlinuz \xc2\x9b" "2J intel_iommu=on iommu=pt");
+    t.set_cmdline("BOOT_IMAGE=/boot/vmlinuz \xc2\x9b"
+                  "2J intel_iommu=on iommu=pt");
     auto js = test::run_on(t, {"--json", "status"});
     EXPECT_FALSE(has(js.out, "\xc2\x9b")) << "raw C1 control in JSON";
     EXPECT_TRUE(has(js.out, "\\u009b2J")) << js.out;
     json j = test::json_of(js);
-    EXPECT_TRUE(has(j["kernel"]["cmdline"].get<std::string>(), "\xc2\x9b" "2J"));
+    EXPECT_TRUE(has(j["kernel"]["cmdline"].get<std::string>(), "\xc2\x9b"
+                                                               "2J"));
     auto text = test::run_on(t, {"status"});
     EXPECT_FALSE(has(text.out, "\xc2\x9b"));
     EXPECT_TRUE(has(text.out, "\\xc2\\x9b2J")) << text.out;
@@ -398,16 +420,24 @@ TEST(OutputSafety, DamagedVmRecordsAreNamed) {
         return test::run_on(tree, args);
     };
     // 4194304: pid_max is at most 2^22, so no process has it.
-    const json dead = {{"name", "r"}, {"pid", 4194304}, {"devices", {"0000:8a:00.0"}}, {"device_ids", {"10de:2336"}}};
+    const json dead = {{"name", "r"},
+                       {"pid", 4194304},
+                       {"devices", {"0000:8a:00.0"}},
+                       {"device_ids", {"10de:2336"}}};
     struct C {
         std::function<void(json&)> edit;
         std::string says;
     };
     for (const C& c : std::vector<C>{
-             {[](json& j) { j["devices"] = {"0000:8a:00.0", "0000:8b:00.0"}; j["device_ids"] = json::array(); },
+             {[](json& j) {
+                  j["devices"] = {"0000:8a:00.0", "0000:8b:00.0"};
+                  j["device_ids"] = json::array();
+              },
               "VM record is damaged (devices and device_ids differ in length (2 and 0))"},
-             {[](json& j) { j["pid"] = "1"; }, "VM record is damaged (pid is a string, not a whole number)"},
-             {[](json& j) { j["pid"] = 4294967297ull; }, "VM record is damaged (pid is out of range)"},
+             {[](json& j) { j["pid"] = "1"; },
+              "VM record is damaged (pid is a string, not a whole number)"},
+             {[](json& j) { j["pid"] = 4294967297ull; },
+              "VM record is damaged (pid is out of range)"},
              {[](json&) {}, "VM 'r' is not running"}}) {
         SCOPED_TRACE(c.says);
         json rec = dead;

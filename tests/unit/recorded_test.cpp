@@ -7,9 +7,9 @@
 #include "vm/argv.hpp"
 
 #include <fstream>
-#include <unistd.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <unistd.h>
 
 namespace {
 
@@ -40,12 +40,14 @@ TEST_P(Recorded, StatusOnTheSnapshotMatchesTheGuest) {
     ASSERT_EQ(run.signal, 0);
     json outside = json::parse(run.out);
     EXPECT_EQ(run.exit_code, inside["exit_code"].get<int>());
-    for (const char* key : {"platform", "acpi_table", "enabled", "group_count", "default_domain", "units"})
+    for (const char* key :
+         {"platform", "acpi_table", "enabled", "group_count", "default_domain", "units"})
         EXPECT_EQ(outside["iommu"][key], inside["iommu"][key]) << key;
     EXPECT_EQ(outside["kernel"]["cmdline"], inside["kernel"]["cmdline"]);
     // The recording has the fields of its day; fields added since (kind)
     // are left out of the comparison, every recorded one must match.
-    ASSERT_EQ(outside["host_critical"].size(), inside["host_critical"].size()) << outside["host_critical"];
+    ASSERT_EQ(outside["host_critical"].size(), inside["host_critical"].size())
+        << outside["host_critical"];
     for (size_t i = 0; i < inside["host_critical"].size(); ++i)
         for (const auto& [key, value] : inside["host_critical"][i].items())
             EXPECT_EQ(outside["host_critical"][i][key], value) << i << " " << key;
@@ -59,7 +61,8 @@ TEST_P(Recorded, StatusOnTheSnapshotMatchesTheGuest) {
     EXPECT_EQ(outside["kvm"], inside["kvm"]);
 }
 
-INSTANTIATE_TEST_SUITE_P(RealKernels, Recorded, ::testing::Values("iommu-on", "iommu-off", "h100-firecracker"));
+INSTANTIATE_TEST_SUITE_P(RealKernels, Recorded,
+                         ::testing::Values("iommu-on", "iommu-off", "h100-firecracker"));
 
 // Recorded on a cloud guest with a real H100 SXM5 passed through (Firecracker,
 // no IOMMU inside, PVM's /dev/kvm, nvidia bound): the facts read back from it.
@@ -76,7 +79,8 @@ TEST(RecordedH100, TheRealCardsBarsSizeTheVmWindow) {
     EXPECT_FALSE(gpu.iommu_group.has_value());
     constexpr uint64_t MiB = 1ull << 20, GiB = 1ull << 30;
     uint64_t largest = 0;
-    for (const auto& b : gpu.bars) largest = std::max(largest, b.size);
+    for (const auto& b : gpu.bars)
+        largest = std::max(largest, b.size);
     EXPECT_EQ(largest, 128 * GiB);
     // Passing it to a 16 GiB VM: QEMU's default 32 GiB window cannot hold the
     // 128 GiB BAR, so the window and the guest's address bits grow.
@@ -91,7 +95,8 @@ TEST(RecordedH100, TheRealCardsBarsSizeTheVmWindow) {
 TEST(RecordedH100, VerifyInGuestOnTheRecordingSeesTheCard) {
     fixture::TempDir tmp;
     const std::string dir = recording("h100-firecracker", tmp);
-    auto run = vfioctl::fixture::run_program({VFIOCTL_BINARY, "--root", dir, "--json", "verify", "--in-guest"});
+    auto run = vfioctl::fixture::run_program(
+        {VFIOCTL_BINARY, "--root", dir, "--json", "verify", "--in-guest"});
     ASSERT_EQ(run.signal, 0);
     EXPECT_EQ(run.exit_code, 0) << run.out << run.err;
     json r = json::parse(run.out);

@@ -75,16 +75,21 @@ std::string text_for(const nlohmann::json& arr, const std::string& address) {
 void expect_root_unknown_refused(const HostTree& t, const std::string& what) {
     SCOPED_TRACE(what);
     Sentinel s(t);
-    const std::string before = t.read("/sys/bus/pci/devices/" + std::string(fixture::k_root_nvme) + "/driver_override");
+    const std::string before =
+        t.read("/sys/bus/pci/devices/" + std::string(fixture::k_root_nvme) + "/driver_override");
     auto o = test::run_on(t, {"--json", "bind", "--force", fixture::k_root_nvme});
     EXPECT_EQ(o.exit_code, 1) << o.err;
     auto j = test::json_of(o);
-    EXPECT_EQ(kinds_for(j["refused"], fixture::k_root_nvme), std::vector<std::string>{"unknown_root"}) << o.out;
+    EXPECT_EQ(kinds_for(j["refused"], fixture::k_root_nvme),
+              std::vector<std::string>{"unknown_root"})
+        << o.out;
     EXPECT_EQ(j["changed"], false);
     const std::string text = text_for(j["refused"], fixture::k_root_nvme);
     EXPECT_NE(text.find("findmnt /"), std::string::npos) << text;
     EXPECT_NE(text.find("not even with --force"), std::string::npos) << text;
-    EXPECT_EQ(t.read("/sys/bus/pci/devices/" + std::string(fixture::k_root_nvme) + "/driver_override"), before);
+    EXPECT_EQ(
+        t.read("/sys/bus/pci/devices/" + std::string(fixture::k_root_nvme) + "/driver_override"),
+        before);
     EXPECT_FALSE(fs::exists(t.path("/var/lib/vfioctl/journal.json")));
     EXPECT_EQ(s.snapshot(), s.before);
 }
@@ -98,17 +103,21 @@ TEST(SafetyKinds, BindJsonCarriesTypedKinds) {
     auto root = test::run_on(t, {"--json", "bind", "--force", "--dry-run", fixture::k_root_nvme});
     EXPECT_EQ(root.exit_code, 1);
     auto j = test::json_of(root);
-    EXPECT_EQ(kinds_for(j["refused"], fixture::k_root_nvme), std::vector<std::string>{"root_filesystem"});
+    EXPECT_EQ(kinds_for(j["refused"], fixture::k_root_nvme),
+              std::vector<std::string>{"root_filesystem"});
     EXPECT_TRUE(test::any_contains(j["refusals"], "root filesystem (/dev/nvme0n1p2)")) << root.out;
     auto nic = test::run_on(t, {"--json", "bind", "--dry-run", fixture::k_host_nic});
     EXPECT_EQ(nic.exit_code, 1);
     auto jn = test::json_of(nic);
     auto kinds = kinds_for(jn["blocked"], fixture::k_host_nic);
     EXPECT_NE(std::find(kinds.begin(), kinds.end(), "default_route"), kinds.end()) << nic.out;
-    EXPECT_NE(std::find(kinds.begin(), kinds.end(), "interface_up_with_address"), kinds.end()) << nic.out;
+    EXPECT_NE(std::find(kinds.begin(), kinds.end(), "interface_up_with_address"), kinds.end())
+        << nic.out;
     EXPECT_TRUE(kinds_for(jn["refused"], fixture::k_host_nic).empty());
     // The default route is overridable: --force passes the plan.
-    EXPECT_EQ(test::run_on(t, {"--json", "bind", "--force", "--dry-run", fixture::k_host_nic}).exit_code, 0);
+    EXPECT_EQ(
+        test::run_on(t, {"--json", "bind", "--force", "--dry-run", fixture::k_host_nic}).exit_code,
+        0);
 }
 
 // The decision follows the kind, not the words: a root_filesystem use whose
@@ -173,8 +182,9 @@ TEST(SafetyUnknownRoot, OnlyTheRootLineMalformed) {
 TEST(SafetyUnknownRoot, OverlayWithUntraceableLayers) {
     HostTree t = fixture::seed_after();
     // A container's root: overlay layers that are not mounts in this view.
-    replace_root_line(t, "26 1 0:52 / / rw,relatime - overlay overlay rw,lowerdir=/var/lib/l1:/var/lib/l2,"
-                         "upperdir=/var/lib/u,workdir=/var/lib/w\n");
+    replace_root_line(
+        t, "26 1 0:52 / / rw,relatime - overlay overlay rw,lowerdir=/var/lib/l1:/var/lib/l2,"
+           "upperdir=/var/lib/u,workdir=/var/lib/w\n");
     expect_root_unknown_refused(t, "overlay");
 }
 
@@ -216,7 +226,8 @@ TEST(SafetyUnknownRoot, VirtioFilesystemsAndBlockDevicesToo) {
     const std::string dir = t.add_device(d);
     t.write(dir + "/virtio7/device", "0x0009\n");
     t.write(dir + "/virtio7/mount_tag", std::string("hostroot\0", 9));
-    t.symlink("/sys/bus/virtio/devices/virtio7", HostTree::relative_link("/sys/bus/virtio/devices/virtio7", dir + "/virtio7"));
+    t.symlink("/sys/bus/virtio/devices/virtio7",
+              HostTree::relative_link("/sys/bus/virtio/devices/virtio7", dir + "/virtio7"));
     d.addr = blk;
     d.device = 0x1001;
     d.class_code = 0x000000; // a legacy virtio block device as some hosts report it
@@ -249,9 +260,10 @@ TEST(SafetyUnknownRoot, VirtioFilesystemsAndBlockDevicesToo) {
 // the root filesystem (not unknown).
 TEST(SafetyUnknownRoot, OverlayOnATracedLayerNamesTheDevice) {
     HostTree t = fixture::seed_after();
-    replace_root_line(t, "26 1 259:2 / /media/base rw,relatime - ext4 /dev/nvme0n1p2 rw\n"
-                         "40 1 0:52 / / rw,relatime - overlay overlay rw,lowerdir=/media/base/lower,"
-                         "upperdir=/media/base/upper,workdir=/media/base/work\n");
+    replace_root_line(t,
+                      "26 1 259:2 / /media/base rw,relatime - ext4 /dev/nvme0n1p2 rw\n"
+                      "40 1 0:52 / / rw,relatime - overlay overlay rw,lowerdir=/media/base/lower,"
+                      "upperdir=/media/base/upper,workdir=/media/base/work\n");
     host::Host h(t.root());
     auto f = host::read_system(h, true);
     EXPECT_FALSE(f.root_unknown.has_value()) << f.root_unknown.value_or("");
@@ -261,7 +273,8 @@ TEST(SafetyUnknownRoot, OverlayOnATracedLayerNamesTheDevice) {
     EXPECT_EQ(kinds, std::vector<std::string>{"root_filesystem"});
     auto o = test::run_on(t, {"--json", "bind", "--force", "--dry-run", fixture::k_root_nvme});
     EXPECT_EQ(o.exit_code, 1);
-    EXPECT_EQ(kinds_for(test::json_of(o)["refused"], fixture::k_root_nvme), std::vector<std::string>{"root_filesystem"});
+    EXPECT_EQ(kinds_for(test::json_of(o)["refused"], fixture::k_root_nvme),
+              std::vector<std::string>{"root_filesystem"});
 }
 
 // Item 2, route: an unreadable routing table makes every network controller
@@ -283,7 +296,8 @@ TEST(SafetyUnknownRoute, GarbageUnreadableOrMissingRouteTable) {
         auto o = test::run_on(t, {"--json", "bind", "--dry-run", eno2});
         EXPECT_EQ(o.exit_code, 1) << o.out << o.err;
         auto j = test::json_of(o);
-        EXPECT_EQ(kinds_for(j["blocked"], eno2), std::vector<std::string>{"unknown_route"}) << o.out;
+        EXPECT_EQ(kinds_for(j["blocked"], eno2), std::vector<std::string>{"unknown_route"})
+            << o.out;
         EXPECT_TRUE(kinds_for(j["refused"], eno2).empty());
         EXPECT_NE(text_for(j["blocked"], eno2).find("ip route show default"), std::string::npos);
         auto forced = test::run_on(t, {"--json", "bind", "--force", "--dry-run", eno2});
@@ -305,7 +319,8 @@ TEST(SafetyUnknownRoute, EmptyRouteTableMeansNoIpv4Routes) {
     host::Host h(t.root());
     auto f = host::read_system(h, true);
     EXPECT_FALSE(f.route_unknown.has_value()) << f.route_unknown.value_or("");
-    for (const auto& c : f.critical) EXPECT_NE(c.kind, host::CriticalKind::unknown_route) << c.reason();
+    for (const auto& c : f.critical)
+        EXPECT_NE(c.kind, host::CriticalKind::unknown_route) << c.reason();
     auto o = test::run_on(t, {"--json", "bind", "--dry-run", "0000:02:00.1"});
     EXPECT_EQ(o.exit_code, 0) << o.out << o.err;
 }
@@ -333,21 +348,25 @@ TEST(SafetyUnknownGroups, UnlistableGroupsDirectoryMakesTheVerdictUnknown) {
     EXPECT_TRUE(found);
     auto b = test::run_on(t, {"--json", "bind", "--force", "--dry-run", fixture::k_critical_gpu});
     EXPECT_EQ(b.exit_code, 1);
-    EXPECT_EQ(kinds_for(test::json_of(b)["refused"], fixture::k_critical_gpu), std::vector<std::string>{"unknown_group"});
+    EXPECT_EQ(kinds_for(test::json_of(b)["refused"], fixture::k_critical_gpu),
+              std::vector<std::string>{"unknown_group"});
 }
 
 TEST(SafetyUnknownGroups, UnreadableIommuGroupLinkMakesTheVerdictUnknown) {
     for (bool listed : {true, false}) {
-        SCOPED_TRACE(listed ? "the group still lists the disk" : "the group does not list the disk");
+        SCOPED_TRACE(listed ? "the group still lists the disk"
+                            : "the group does not list the disk");
         HostTree t = fixture::critical_group_host();
         // The root disk's link is no link. While its group lists it, the disk
         // stays a member (WILL NOT WORK); where nothing shows it in the group,
         // membership is unknown.
-        const std::string link = "/sys/bus/pci/devices/" + std::string(fixture::k_critical_nvme) + "/iommu_group";
+        const std::string link =
+            "/sys/bus/pci/devices/" + std::string(fixture::k_critical_nvme) + "/iommu_group";
         t.remove(link);
         t.write(link, "42\n");
         if (!listed)
-            t.remove("/sys/kernel/iommu_groups/" + std::to_string(*t.group_of(fixture::k_critical_nvme)) + "/devices/" +
+            t.remove("/sys/kernel/iommu_groups/" +
+                     std::to_string(*t.group_of(fixture::k_critical_nvme)) + "/devices/" +
                      fixture::k_critical_nvme);
         auto o = test::run_on(t, {"--json", "status"});
         EXPECT_EQ(o.exit_code, 3) << o.err;
@@ -364,28 +383,35 @@ TEST(SafetyUnknownGroups, UnreadableIommuGroupLinkMakesTheVerdictUnknown) {
 // WORK), membership is flagged unknown and bind refuses, --force
 // included. 'groups' shows the disk once.
 TEST(SafetyUnknownGroups, ListingAndLinksThatDisagreeMakeTheVerdictUnknown) {
-    const std::string link = "/sys/bus/pci/devices/" + std::string(fixture::k_critical_nvme) + "/iommu_group";
+    const std::string link =
+        "/sys/bus/pci/devices/" + std::string(fixture::k_critical_nvme) + "/iommu_group";
     for (const std::string how : {"link missing", "link to a group that does not exist"}) {
         SCOPED_TRACE(how);
         HostTree t = fixture::critical_group_host();
-        if (how == "link missing") t.remove(link);
-        else t.symlink(link, "../../../../kernel/iommu_groups/4242");
+        if (how == "link missing")
+            t.remove(link);
+        else
+            t.symlink(link, "../../../../kernel/iommu_groups/4242");
         auto o = test::run_on(t, {"--json", "status"});
         EXPECT_EQ(o.exit_code, 3) << o.err;
         auto j = test::json_of(o);
         EXPECT_EQ(j["verdict"], "will_not_work") << o.out;
         for (const auto& g : j["gpus"]) {
             EXPECT_EQ(g["verdict"], "will_not_work") << g.dump();
-            EXPECT_TRUE(test::any_contains(g["group_members"], fixture::k_critical_nvme)) << g.dump();
+            EXPECT_TRUE(test::any_contains(g["group_members"], fixture::k_critical_nvme))
+                << g.dump();
         }
         EXPECT_NE(o.err.find("IOMMU group membership is unknown"), std::string::npos) << o.err;
-        auto b = test::run_on(t, {"--json", "bind", "--force", "--dry-run", fixture::k_critical_gpu});
+        auto b =
+            test::run_on(t, {"--json", "bind", "--force", "--dry-run", fixture::k_critical_gpu});
         EXPECT_EQ(b.exit_code, 1);
-        EXPECT_EQ(kinds_for(test::json_of(b)["refused"], fixture::k_critical_gpu), std::vector<std::string>{"unknown_group"})
+        EXPECT_EQ(kinds_for(test::json_of(b)["refused"], fixture::k_critical_gpu),
+                  std::vector<std::string>{"unknown_group"})
             << b.out;
         auto g = test::run_on(t, {"--json", "groups", "--all"});
         EXPECT_EQ(g.exit_code, 0);
-        EXPECT_EQ(test::vfioctl_devices(test::json_of(g)).count(fixture::k_critical_nvme), 1u); // once, not twice
+        EXPECT_EQ(test::vfioctl_devices(test::json_of(g)).count(fixture::k_critical_nvme),
+                  1u); // once, not twice
     }
     // The views of the unchanged host agree.
     HostTree ok = fixture::critical_group_host();
@@ -401,7 +427,8 @@ TEST(SafetyRoot, AbsoluteLinkedDriverOverrideStaysInsideTheRoot) {
         host::use_openat2(openat2);
         HostTree t = fixture::seed_after();
         Sentinel s(t);
-        const std::string ov = "/sys/bus/pci/devices/" + std::string(fixture::k_seed_gpu) + "/driver_override";
+        const std::string ov =
+            "/sys/bus/pci/devices/" + std::string(fixture::k_seed_gpu) + "/driver_override";
         t.remove(ov);
         t.symlink(ov, (s.dir / "x" / "driver_override").string());
         FakeKernel k(t);
@@ -410,7 +437,8 @@ TEST(SafetyRoot, AbsoluteLinkedDriverOverrideStaysInsideTheRoot) {
         auto facts = host::read_system(k, true);
         std::vector<std::string> w;
         auto groups = iommu::read_groups(k, *inv, w);
-        auto plan = vfio::plan_bind({inv->find(*pci::PciAddress::parse(fixture::k_seed_gpu))}, *inv, facts, groups);
+        auto plan = vfio::plan_bind({inv->find(*pci::PciAddress::parse(fixture::k_seed_gpu))}, *inv,
+                                    facts, groups);
         vfio::ChangeOptions opt;
         opt.lock_timeout_ms = 200;
         opt.node_timeout_ms = 200;
@@ -465,12 +493,15 @@ TEST(SafetyRoot, JournalAddressMustBeAPciAddress) {
     HostTree t = fixture::seed_after();
     Sentinel s(t);
     const std::string evil = "../../../../../" + s.name() + "/x";
-    t.write("/var/lib/vfioctl/journal.json",
-            nlohmann::json{{"format", 1},
-                           {"devices",
-                            {{{"address", evil}, {"group", 1}, {"original_driver", "nvme"},
-                              {"original_override", nullptr}, {"phase", "bound"}, {"since", ""}}}}}
-                .dump());
+    t.write("/var/lib/vfioctl/journal.json", nlohmann::json{{"format", 1},
+                                                            {"devices",
+                                                             {{{"address", evil},
+                                                               {"group", 1},
+                                                               {"original_driver", "nvme"},
+                                                               {"original_override", nullptr},
+                                                               {"phase", "bound"},
+                                                               {"since", ""}}}}}
+                                                 .dump());
     auto o = test::run_on(t, {"--json", "recover"});
     EXPECT_EQ(o.exit_code, 1);
     auto j = test::json_of(o);
@@ -492,18 +523,24 @@ TEST(SafetyRoot, JournalDriverMustBeADriverNameAndTypesAreNamed) {
     auto journal = [&](const nlohmann::json& driver, const nlohmann::json& group) {
         return nlohmann::json{{"format", 1},
                               {"devices",
-                               {{{"address", gpu}, {"group", group}, {"original_driver", driver},
-                                 {"original_override", nullptr}, {"phase", "bound"}, {"since", ""}}}}}
+                               {{{"address", gpu},
+                                 {"group", group},
+                                 {"original_driver", driver},
+                                 {"original_override", nullptr},
+                                 {"phase", "bound"},
+                                 {"since", ""}}}}}
             .dump();
     };
     struct C {
         nlohmann::json driver, group;
         std::string says;
     };
-    for (const C& c : std::vector<C>{{"../../../../x", 165, "devices[0].original_driver '../../../../x' is not a driver's name"},
-                                     {"nv\x1b]0;t\x07", 165, "is not a driver's name"},
-                                     {"nvidia", "165", "devices[0].group is a string, not a group number"},
-                                     {42, 165, "devices[0].original_driver is a number, not a string or null"}}) {
+    for (const C& c : std::vector<C>{
+             {"../../../../x", 165,
+              "devices[0].original_driver '../../../../x' is not a driver's name"},
+             {"nv\x1b]0;t\x07", 165, "is not a driver's name"},
+             {"nvidia", "165", "devices[0].group is a string, not a group number"},
+             {42, 165, "devices[0].original_driver is a number, not a string or null"}}) {
         SCOPED_TRACE(c.says);
         HostTree t = fixture::seed_after();
         const std::string text = journal(c.driver, c.group);
@@ -525,10 +562,15 @@ TEST(SafetyRoot, RecoverDropsGoneDevicesInOneSave) {
     for (int i = 0; i < 10000; ++i) {
         char a[16];
         std::snprintf(a, sizeof a, "%04x:ee:%02x.%x", i / 256, (i / 8) % 32, i % 8);
-        devs.push_back({{"address", a}, {"group", 1}, {"original_driver", "nvme"}, {"original_override", nullptr},
-                        {"phase", "bound"}, {"since", ""}});
+        devs.push_back({{"address", a},
+                        {"group", 1},
+                        {"original_driver", "nvme"},
+                        {"original_override", nullptr},
+                        {"phase", "bound"},
+                        {"since", ""}});
     }
-    t.write("/var/lib/vfioctl/journal.json", nlohmann::json{{"format", 1}, {"devices", devs}}.dump());
+    t.write("/var/lib/vfioctl/journal.json",
+            nlohmann::json{{"format", 1}, {"devices", devs}}.dump());
     const auto t0 = std::chrono::steady_clock::now();
     auto o = test::run_on(t, {"--json", "recover"});
     const auto s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -543,8 +585,8 @@ TEST(SafetyRoot, RecoverDropsGoneDevicesInOneSave) {
 TEST(SafetyRoot, StateDirOutsideTheRootIsAUsageError) {
     HostTree t = fixture::seed_after();
     Sentinel s(t);
-    for (const std::string& dir :
-         std::vector<std::string>{"../../..", "/../" + s.name(), "var/lib/vfioctl", "/var/../../" + s.name()}) {
+    for (const std::string& dir : std::vector<std::string>{
+             "../../..", "/../" + s.name(), "var/lib/vfioctl", "/var/../../" + s.name()}) {
         SCOPED_TRACE(dir);
         for (const char* cmd : {"recover", "unbind"}) {
             std::vector<std::string> args = {cmd, "--state-dir", dir};
@@ -573,5 +615,6 @@ TEST(SafetyRoot, EmptyOrNonHostRootIsAUsageError) {
     EXPECT_EQ(bare.exit_code, 2);
     EXPECT_NE(bare.err.find("not a host tree"), std::string::npos) << bare.err;
     fs::create_directories(d.path / "sys");
-    EXPECT_EQ(test::run_vfioctl({"--root", d.path.string(), "status"}).exit_code, 2) << "proc/ missing";
+    EXPECT_EQ(test::run_vfioctl({"--root", d.path.string(), "status"}).exit_code, 2)
+        << "proc/ missing";
 }

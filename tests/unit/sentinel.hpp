@@ -35,10 +35,13 @@ struct Sentinel {
     std::map<std::string, std::string> snapshot() const {
         namespace fs = std::filesystem;
         std::map<std::string, std::string> out;
-        for (auto it = fs::recursive_directory_iterator(dir); it != fs::recursive_directory_iterator(); ++it) {
+        for (auto it = fs::recursive_directory_iterator(dir);
+             it != fs::recursive_directory_iterator(); ++it) {
             const std::string rel = fs::relative(it->path(), dir).string();
-            if (it->is_symlink()) out[rel] = "link:" + fs::read_symlink(it->path()).string();
-            else if (it->is_directory()) out[rel] = "dir";
+            if (it->is_symlink())
+                out[rel] = "link:" + fs::read_symlink(it->path()).string();
+            else if (it->is_directory())
+                out[rel] = "dir";
             else {
                 std::ifstream f(it->path(), std::ios::binary);
                 std::ostringstream s;

@@ -32,7 +32,10 @@ TEST(Strings, PrintableEscapesControlBytesAndInvalidUtf8) {
     EXPECT_EQ(printable("\xc0\xaf"), "\\xc0\\xaf");
     EXPECT_EQ(printable("\xed\xa0\x80"), "\\xed\\xa0\\x80");
     // C1 controls are escaped; other UTF-8 passes as it is.
-    EXPECT_EQ(printable("\xc2\x9b" "31m"), "\\xc2\\x9b31m");
-    EXPECT_EQ(printable("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"), "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+    EXPECT_EQ(printable("\xc2\x9b"
+                        "31m"),
+              "\\xc2\\x9b31m");
+    EXPECT_EQ(printable("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"),
+              "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
     EXPECT_EQ(printable(""), "");
 }

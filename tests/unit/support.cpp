@@ -1,9 +1,8 @@
 #include "support.hpp"
 
-#include <gtest/gtest.h>
-
 #include <csignal>
 #include <cstdlib>
+#include <gtest/gtest.h>
 #include <regex>
 #include <stdexcept>
 #include <unistd.h>
@@ -13,16 +12,16 @@ namespace vfioctl::test {
 namespace {
 std::string joined(const std::vector<std::string>& args) {
     std::string s;
-    for (const auto& a : args) s += " " + a;
+    for (const auto& a : args)
+        s += " " + a;
     return s;
 }
 } // namespace
 
 const std::vector<std::string>& host_names() {
-    static const std::vector<std::string> names = {"seed_before",    "seed_before_held", "seed_after",
-                                                   "amd",            "shared_group",     "critical_group",
-                                                   "firmware_off",   "pvm",              "vfio_missing",
-                                                   "dgx"};
+    static const std::vector<std::string> names = {
+        "seed_before",    "seed_before_held", "seed_after", "amd",          "shared_group",
+        "critical_group", "firmware_off",     "pvm",        "vfio_missing", "dgx"};
     return names;
 }
 
@@ -40,7 +39,7 @@ const fixture::HostTree& shared_host(const std::string& name) {
                           : name == "pvm"              ? fixture::pvm_host()
                           : name == "vfio_missing"     ? fixture::vfio_missing_host()
                           : name == "dgx"              ? fixture::dgx_host()
-                                                       : throw std::invalid_argument("no fixture " + name);
+                                          : throw std::invalid_argument("no fixture " + name);
     return built.emplace(name, std::move(t)).first->second;
 }
 
@@ -59,15 +58,16 @@ bool has_sanitizer_report(const std::string& text) {
 }
 
 namespace {
-fixture::Outcome run_checked(const std::vector<std::string>& args, bool libpci_fatal, const RunOptions& opt) {
+fixture::Outcome run_checked(const std::vector<std::string>& args, bool libpci_fatal,
+                             const RunOptions& opt) {
     // The child must refuse live writes just as this test binary does.
     std::vector<std::string> env = {"VFIOCTL_FORBID_LIVE_WRITES=1"};
     env.insert(env.end(), opt.env.begin(), opt.env.end());
     if (libpci_fatal) {
         const char* asan = std::getenv("ASAN_OPTIONS");
         // Full stacks, so that the suppression sees libpci's frames.
-        env.push_back(std::string("ASAN_OPTIONS=") + (asan && *asan ? std::string(asan) + ":" : "") +
-                      "fast_unwind_on_malloc=0");
+        env.push_back(std::string("ASAN_OPTIONS=") +
+                      (asan && *asan ? std::string(asan) + ":" : "") + "fast_unwind_on_malloc=0");
         env.push_back(std::string("LSAN_OPTIONS=suppressions=") + VFIOCTL_SOURCE_DIR +
                       "/tests/unit/libpci-fatal.supp:print_suppressions=0");
     }
@@ -75,7 +75,8 @@ fixture::Outcome run_checked(const std::vector<std::string>& args, bool libpci_f
     argv.insert(argv.end(), args.begin(), args.end());
     fixture::Outcome o = fixture::run_program(argv, opt.timeout_ms, env, opt.stdin_path);
     EXPECT_EQ(o.signal, 0) << "vfioctl" << joined(args) << " died by signal " << o.signal
-                           << (o.signal == SIGKILL ? " (killed after the timeout?)" : "") << "\n" << o.err;
+                           << (o.signal == SIGKILL ? " (killed after the timeout?)" : "") << "\n"
+                           << o.err;
     EXPECT_FALSE(has_sanitizer_report(o.err)) << "vfioctl" << joined(args) << ":\n" << o.err;
     EXPECT_NE(o.exit_code, 127) << "vfioctl could not be started: " << VFIOCTL_BINARY;
     return o;
@@ -90,13 +91,15 @@ fixture::Outcome run_vfioctl(const std::vector<std::string>& args, const RunOpti
     return run_checked(args, false, opt);
 }
 
-fixture::Outcome run_on(const fixture::HostTree& tree, const std::vector<std::string>& args, const RunOptions& opt) {
+fixture::Outcome run_on(const fixture::HostTree& tree, const std::vector<std::string>& args,
+                        const RunOptions& opt) {
     std::vector<std::string> all = {"--root", tree.root_str()};
     all.insert(all.end(), args.begin(), args.end());
     return run_vfioctl(all, opt);
 }
 
-fixture::Outcome run_on(const fixture::HostTree& tree, const std::vector<std::string>& args, bool libpci_fatal) {
+fixture::Outcome run_on(const fixture::HostTree& tree, const std::vector<std::string>& args,
+                        bool libpci_fatal) {
     std::vector<std::string> all = {"--root", tree.root_str()};
     all.insert(all.end(), args.begin(), args.end());
     return run_vfioctl(all, libpci_fatal);
@@ -106,7 +109,9 @@ nlohmann::json json_of(const fixture::Outcome& o) {
     try {
         return nlohmann::json::parse(o.out);
     } catch (const std::exception& e) {
-        ADD_FAILURE() << "stdout is not JSON (" << e.what() << "):\n" << o.out << "\nstderr:\n" << o.err;
+        ADD_FAILURE() << "stdout is not JSON (" << e.what() << "):\n"
+                      << o.out << "\nstderr:\n"
+                      << o.err;
         return nullptr;
     }
 }
@@ -171,7 +176,8 @@ std::map<std::string, nlohmann::json> vfioctl_devices(const nlohmann::json& grou
     if (!groups.is_object()) return out;
     for (const auto& g : groups.value("groups", nlohmann::json::array()))
         for (const auto& d : g.value("devices", nlohmann::json::array()))
-            EXPECT_TRUE(out.emplace(d.value("address", ""), d).second) << "listed twice: " << d.dump();
+            EXPECT_TRUE(out.emplace(d.value("address", ""), d).second)
+                << "listed twice: " << d.dump();
     for (const auto& d : groups.value("ungrouped", nlohmann::json::array()))
         EXPECT_TRUE(out.emplace(d.value("address", ""), d).second) << "listed twice: " << d.dump();
     return out;

@@ -36,7 +36,8 @@ struct RunOptions {
     int timeout_ms = 60000;       // killed (and reported) after this long
 };
 fixture::Outcome run_vfioctl(const std::vector<std::string>& args, const RunOptions& opt);
-fixture::Outcome run_on(const fixture::HostTree& tree, const std::vector<std::string>& args, const RunOptions& opt);
+fixture::Outcome run_on(const fixture::HostTree& tree, const std::vector<std::string>& args,
+                        const RunOptions& opt);
 // stdout parsed as JSON; a test failure and a null value when it is not JSON.
 nlohmann::json json_of(const fixture::Outcome& o);
 // True when text holds an AddressSanitizer/UBSan/LeakSanitizer report.

@@ -8,8 +8,8 @@
 #include "vm/qmp.hpp"
 #include "vm/virtiofs.hpp"
 
-#include <gtest/gtest.h>
 #include <csignal>
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 using namespace vfioctl;
@@ -26,7 +26,9 @@ vm::PassFunction fn(const char* addr, uint16_t vendor, uint16_t device, uint16_t
 // An H100 PCIe: 16 MiB registers, a 128 GiB 64-bit prefetchable BAR1 and 32 MiB BAR3.
 vm::PassSlot h100() {
     return {{fn("8a:00.0", 0x10de, 0x2336, 0x0302,
-                {{0, 16 * MiB, false, false, false}, {1, 128 * GiB, true, true, false}, {3, 32 * MiB, true, true, false}})}};
+                {{0, 16 * MiB, false, false, false},
+                 {1, 128 * GiB, true, true, false},
+                 {3, 32 * MiB, true, true, false}})}};
 }
 
 // Whatever fails in a test, the QEMU it started does not outlive it.
@@ -61,16 +63,46 @@ TEST(VmArgv, GoldenWithoutGpu) {
     s.daemonize = true;
     s.serials = {{vm::SerialPort::socket, "/run/vfioctl/dev/console.sock", "/var/log/dev,1.log"}};
     const std::vector<std::string> want = {
-        "/usr/bin/qemu-system-x86_64", "-name", "dev", "-nodefaults", "-no-user-config", "-display", "none",
-        "-machine", "q35", "-accel", "tcg", "-cpu", "max", "-m", "8192M", "-smp", "4", "-daemonize",
-        "-pidfile", "/run/vfioctl/dev/qemu.pid", "-qmp", "unix:/run/vfioctl/dev/qmp.sock,server=on,wait=off",
+        "/usr/bin/qemu-system-x86_64",
+        "-name",
+        "dev",
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-machine",
+        "q35",
+        "-accel",
+        "tcg",
+        "-cpu",
+        "max",
+        "-m",
+        "8192M",
+        "-smp",
+        "4",
+        "-daemonize",
+        "-pidfile",
+        "/run/vfioctl/dev/qemu.pid",
+        "-qmp",
+        "unix:/run/vfioctl/dev/qmp.sock,server=on,wait=off",
         "-chardev",
-        "socket,id=serial0,path=/run/vfioctl/dev/console.sock,server=on,wait=off,logfile=/var/log/dev,,1.log,"
+        "socket,id=serial0,path=/run/vfioctl/dev/console.sock,server=on,wait=off,logfile=/var/log/"
+        "dev,,1.log,"
         "logappend=on",
-        "-serial", "chardev:serial0", "-kernel", "/boot/vmlinuz", "-append", "console=ttyS0", "-fsdev",
-        "local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap", "-device",
-        "virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot", "-netdev", "user,id=net0,hostfwd=tcp::2222-:22",
-        "-device", "virtio-net-pci,netdev=net0,romfile="};
+        "-serial",
+        "chardev:serial0",
+        "-kernel",
+        "/boot/vmlinuz",
+        "-append",
+        "console=ttyS0",
+        "-fsdev",
+        "local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap",
+        "-device",
+        "virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot",
+        "-netdev",
+        "user,id=net0,hostfwd=tcp::2222-:22",
+        "-device",
+        "virtio-net-pci,netdev=net0,romfile="};
     EXPECT_EQ(vm::qemu_argv(dev_profile(), s), want);
 }
 
@@ -84,12 +116,36 @@ TEST(VmArgv, GoldenVirtiofsShare) {
     s.no_reboot = true;
     s.initrd_override = "/run/vfioctl/run.7/initramfs.cpio";
     s.virtiofs_socket = "/run/vfioctl/run,7/virtiofs.sock";
-    const std::vector<std::string> want = {
-        "qemu", "-name", "dev", "-nodefaults", "-no-user-config", "-display", "none", "-machine",
-        "q35,memory-backend=mem", "-accel", "tcg", "-cpu", "max", "-m", "8192M", "-smp", "4", "-object",
-        "memory-backend-memfd,id=mem,size=8192M,share=on", "-no-reboot", "-kernel", "/boot/vmlinuz", "-initrd",
-        "/run/vfioctl/run.7/initramfs.cpio", "-append", "console=ttyS0", "-chardev",
-        "socket,id=vfs,path=/run/vfioctl/run,,7/virtiofs.sock", "-device", "vhost-user-fs-pci,chardev=vfs,tag=hostroot"};
+    const std::vector<std::string> want = {"qemu",
+                                           "-name",
+                                           "dev",
+                                           "-nodefaults",
+                                           "-no-user-config",
+                                           "-display",
+                                           "none",
+                                           "-machine",
+                                           "q35,memory-backend=mem",
+                                           "-accel",
+                                           "tcg",
+                                           "-cpu",
+                                           "max",
+                                           "-m",
+                                           "8192M",
+                                           "-smp",
+                                           "4",
+                                           "-object",
+                                           "memory-backend-memfd,id=mem,size=8192M,share=on",
+                                           "-no-reboot",
+                                           "-kernel",
+                                           "/boot/vmlinuz",
+                                           "-initrd",
+                                           "/run/vfioctl/run.7/initramfs.cpio",
+                                           "-append",
+                                           "console=ttyS0",
+                                           "-chardev",
+                                           "socket,id=vfs,path=/run/vfioctl/run,,7/virtiofs.sock",
+                                           "-device",
+                                           "vhost-user-fs-pci,chardev=vfs,tag=hostroot"};
     EXPECT_EQ(vm::qemu_argv(p, s), want);
     // Not sharing the host root: the socket changes nothing.
     p.share_host_root = false;
@@ -107,21 +163,52 @@ TEST(VmArgv, GoldenH100WithAudioCompanionUnderKvm) {
     s.qemu = "qemu";
     s.kvm = true;
     vm::PassSlot gpu = h100();
-    gpu.functions.push_back(fn("8a:00.1", 0x10de, 0x22a3, 0x0403, {{0, 16 * 1024, false, false, false}}));
+    gpu.functions.push_back(
+        fn("8a:00.1", 0x10de, 0x22a3, 0x0403, {{0, 16 * 1024, false, false, false}}));
     s.slots = {gpu, {{fn("8b:00.0", 0x15b3, 0x101d, 0x0200)}}};
     s.serials = {{vm::SerialPort::file, "/tmp/c.log", {}}};
     const std::vector<std::string> want = {
-        "qemu", "-name", "dev", "-nodefaults", "-no-user-config", "-display", "none", "-machine", "q35",
-        "-accel", "kvm", "-cpu", "host,host-phys-bits=on", "-m", "8192M", "-smp", "4", "-global",
-        "q35-pcihost.pci-hole64-size=512G", "-chardev", "file,id=serial0,path=/tmp/c.log,append=on", "-serial",
-        "chardev:serial0", "-kernel", "/boot/vmlinuz", "-append", "console=ttyS0", "-device",
-        "pcie-root-port,id=rp0,bus=pcie.0,chassis=1,addr=10.0", "-device",
-        "vfio-pci,host=0000:8a:00.0,id=hostdev0,bus=rp0,addr=00.0,multifunction=on", "-device",
-        "vfio-pci,host=0000:8a:00.1,id=hostdev0-1,bus=rp0,addr=00.1", "-device",
-        "pcie-root-port,id=rp1,bus=pcie.0,chassis=2,addr=11.0", "-device",
-        "vfio-pci,host=0000:8b:00.0,id=hostdev1,bus=rp1,addr=00.0", "-S"};
+        "qemu",
+        "-name",
+        "dev",
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-machine",
+        "q35",
+        "-accel",
+        "kvm",
+        "-cpu",
+        "host,host-phys-bits=on",
+        "-m",
+        "8192M",
+        "-smp",
+        "4",
+        "-global",
+        "q35-pcihost.pci-hole64-size=512G",
+        "-chardev",
+        "file,id=serial0,path=/tmp/c.log,append=on",
+        "-serial",
+        "chardev:serial0",
+        "-kernel",
+        "/boot/vmlinuz",
+        "-append",
+        "console=ttyS0",
+        "-device",
+        "pcie-root-port,id=rp0,bus=pcie.0,chassis=1,addr=10.0",
+        "-device",
+        "vfio-pci,host=0000:8a:00.0,id=hostdev0,bus=rp0,addr=00.0,multifunction=on",
+        "-device",
+        "vfio-pci,host=0000:8a:00.1,id=hostdev0-1,bus=rp0,addr=00.1",
+        "-device",
+        "pcie-root-port,id=rp1,bus=pcie.0,chassis=2,addr=11.0",
+        "-device",
+        "vfio-pci,host=0000:8b:00.0,id=hostdev1,bus=rp1,addr=00.0",
+        "-S"};
     EXPECT_EQ(vm::qemu_argv(p, s), want);
-    for (const auto& a : vm::qemu_argv(p, s)) EXPECT_EQ(a.find("x-vga"), std::string::npos) << a;
+    for (const auto& a : vm::qemu_argv(p, s))
+        EXPECT_EQ(a.find("x-vga"), std::string::npos) << a;
 }
 
 TEST(VmArgv, TcgAsksForPhysBitsWhenABarIs64GiBClass) {
@@ -148,7 +235,8 @@ TEST(VmArgv, MmioPlanSizesTheWindowFromTheBars) {
     EXPECT_EQ(big.hole64_bytes, 4096 * GiB);
     EXPECT_EQ(big.phys_bits, 43);
     // A small 64-bit BAR fits QEMU's default window.
-    vm::PassSlot nic{{fn("03:00.0", 0x8086, 0x10d3, 0x0200, {{0, 128 * 1024, true, false, false}})}};
+    vm::PassSlot nic{
+        {fn("03:00.0", 0x8086, 0x10d3, 0x0200, {{0, 128 * 1024, true, false, false}})}};
     auto small = vm::plan_mmio({nic}, 2048);
     EXPECT_EQ(small.hole64_bytes, 0u);
     EXPECT_EQ(small.phys_bits, 0);
@@ -209,7 +297,8 @@ TEST(VmArgvQemu, RealQemuShowsTheMeantTopology) {
     auto st = qmp->query_status();
     ASSERT_TRUE(st.ok());
     EXPECT_EQ(*st, "prelaunch");
-    auto hole = qmp->execute("qom-get", {{"path", "/machine/q35"}, {"property", "pci-hole64-size"}});
+    auto hole =
+        qmp->execute("qom-get", {{"path", "/machine/q35"}, {"property", "pci-hole64-size"}});
     ASSERT_TRUE(hole.ok()) << hole.error().describe();
     EXPECT_EQ(hole->get<uint64_t>(), 512 * GiB);
     // Bridges get bus numbers from the guest's firmware: let it run (no
@@ -228,8 +317,8 @@ TEST(VmArgvQemu, RealQemuShowsTheMeantTopology) {
         if (find("hostdev0") && find("hostdev1")) break;
         ::usleep(100000);
     }
-    const auto *rp0 = find("rp0"), *rp1 = find("rp1"), *f0 = find("hostdev0"), *f1 = find("hostdev0-1"),
-               *g = find("hostdev1");
+    const auto *rp0 = find("rp0"), *rp1 = find("rp1"), *f0 = find("hostdev0"),
+               *f1 = find("hostdev0-1"), *g = find("hostdev1");
     ASSERT_TRUE(rp0 && rp1 && f0 && f1 && g);
     EXPECT_EQ(rp0->parent, "");
     EXPECT_EQ(rp0->slot, 0x10);
@@ -249,7 +338,8 @@ TEST(VmArgvQemu, RealQemuShowsTheMeantTopology) {
     EXPECT_EQ(g->parent, "rp1");
     EXPECT_EQ(g->function, 0);
     size_t behind_rp1 = 0;
-    for (const auto& d : *pci) behind_rp1 += d.parent == "rp1";
+    for (const auto& d : *pci)
+        behind_rp1 += d.parent == "rp1";
     EXPECT_EQ(behind_rp1, 1u);
     EXPECT_EQ(f0->vendor, 0x8086);
     EXPECT_EQ(f0->device, 0x10d3);
@@ -277,7 +367,8 @@ TEST(VmQmp, ParsesNestedBuses) {
 
 // Issue #11: replies of the wrong shape were nlohmann exceptions; they are Errors.
 TEST(VmQmp, MalformedRepliesAreErrorsNotExceptions) {
-    for (const char* text : {R"({"bus":0})", R"([1])", R"([{"devices":3}])", R"([{"devices":[7]}])", "null"}) {
+    for (const char* text :
+         {R"({"bus":0})", R"([1])", R"([{"devices":3}])", R"([{"devices":[7]}])", "null"}) {
         SCOPED_TRACE(text);
         auto r = vm::parse_query_pci(nlohmann::json::parse(text));
         ASSERT_FALSE(r.ok());
@@ -294,7 +385,8 @@ TEST(VmQmp, MalformedRepliesAreErrorsNotExceptions) {
     // Bridges nested past any real machine: an Error, not a stack overflow.
     nlohmann::json deep = {{"devices", nlohmann::json::array()}};
     for (int i = 0; i < 300; ++i)
-        deep = nlohmann::json{{"devices", nlohmann::json::array({nlohmann::json{{"pci_bridge", deep}}})}};
+        deep = nlohmann::json{
+            {"devices", nlohmann::json::array({nlohmann::json{{"pci_bridge", deep}}})}};
     auto d = vm::parse_query_pci(nlohmann::json::array({deep}));
     ASSERT_FALSE(d.ok());
     EXPECT_NE(d.error().message.find("too deep"), std::string::npos);
@@ -305,10 +397,12 @@ TEST(VmQmp, MalformedRepliesAreErrorsNotExceptions) {
     ASSERT_TRUE(vm::parse_qmp_message(R"({"return": {}})").ok());
 
     EXPECT_EQ(vm::classify_qmp(nlohmann::json::parse(R"({"error": 3})")).desc, "error");
-    EXPECT_EQ(vm::classify_qmp(nlohmann::json::parse(R"({"error": {"desc": [1]}})")).kind, vm::QmpReply::error);
+    EXPECT_EQ(vm::classify_qmp(nlohmann::json::parse(R"({"error": {"desc": [1]}})")).kind,
+              vm::QmpReply::error);
     EXPECT_EQ(vm::classify_qmp(nlohmann::json::parse(R"({"error": {"desc": "no"}})")).desc, "no");
     EXPECT_EQ(vm::classify_qmp(nlohmann::json::parse(R"([1, 2])")).kind, vm::QmpReply::other);
-    EXPECT_EQ(vm::classify_qmp(nlohmann::json::parse(R"({"event": 1, "return": 2})")).kind, vm::QmpReply::event);
+    EXPECT_EQ(vm::classify_qmp(nlohmann::json::parse(R"({"event": 1, "return": 2})")).kind,
+              vm::QmpReply::event);
     auto ret = vm::classify_qmp(nlohmann::json::parse(R"({"return": [5]})"));
     EXPECT_EQ(ret.kind, vm::QmpReply::ret);
     EXPECT_EQ(ret.value, nlohmann::json::parse("[5]"));
@@ -347,7 +441,8 @@ TEST(VmArgvQemu, RealQemuTakesTheVirtiofsShare) {
     auto pci = qmp->query_pci();
     ASSERT_TRUE(pci.ok()) << pci.error().describe();
     bool fs = false;
-    for (const auto& dev : *pci) fs |= dev.vendor == 0x1af4 && dev.device == 0x105a;
+    for (const auto& dev : *pci)
+        fs |= dev.vendor == 0x1af4 && dev.device == 0x105a;
     EXPECT_TRUE(fs);
     EXPECT_TRUE(qmp->quit().ok());
     EXPECT_TRUE(vm::wait_child(*pid, 10000).has_value());

@@ -45,7 +45,8 @@ class ConsoleVm : public ::testing::Test {
   protected:
     void SetUp() override {
         kernel = stock_kernel();
-        if (kernel.empty() || ::access("/usr/bin/qemu-system-x86_64", X_OK) != 0) GTEST_SKIP() << "no kernel or QEMU";
+        if (kernel.empty() || ::access("/usr/bin/qemu-system-x86_64", X_OK) != 0)
+            GTEST_SKIP() << "no kernel or QEMU";
         std::string busybox = slurp("/bin/busybox");
         if (busybox.empty() || !vm::elf_is_static(busybox)) GTEST_SKIP() << "no static busybox";
         const std::string initrd = (dir.path / "shell.cpio").string();
@@ -56,9 +57,9 @@ class ConsoleVm : public ::testing::Test {
                               {"dev", 040755, {}},
                               {"dev/console", 020600, {}, 5, 1}});
         runs = (dir.path / "run").string();
-        auto s = test::run_vfioctl({"vm", "start", "con", "--kernel", kernel, "--initrd", initrd, "--append",
-                                    "console=ttyS0 rdinit=/bin/sh quiet no_timer_check", "--memory", "256", "--accel", "tcg",
-                                    "--run-dir", runs});
+        auto s = test::run_vfioctl({"vm", "start", "con", "--kernel", kernel, "--initrd", initrd,
+                                    "--append", "console=ttyS0 rdinit=/bin/sh quiet no_timer_check",
+                                    "--memory", "256", "--accel", "tcg", "--run-dir", runs});
         ASSERT_EQ(s.exit_code, 0) << s.err;
         started = true;
     }
@@ -75,7 +76,8 @@ class ConsoleVm : public ::testing::Test {
 
 // Reads what the pty shows until `want` appears or the deadline passes;
 // `poke` is written every two seconds meanwhile (the guest may still boot).
-bool read_until(int fd, std::string& seen, const std::string& want, const std::string& poke, int seconds) {
+bool read_until(int fd, std::string& seen, const std::string& want, const std::string& poke,
+                int seconds) {
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
     auto next_poke = std::chrono::steady_clock::now();
     while (std::chrono::steady_clock::now() < deadline) {
@@ -137,10 +139,11 @@ TEST_F(ConsoleVm, PipedInputIsAnsweredUntilTheConsoleIsQuiet) {
     ASSERT_TRUE(up) << slurp(log);
     std::string out;
     for (int attempt = 0; attempt < 5 && out.find("pipe42") == std::string::npos; ++attempt) {
-        auto o = fixture::run_program({"/bin/sh", "-c",
-                                       "echo 'echo pipe$((6*7))' | '" + std::string(VFIOCTL_BINARY) +
-                                           "' vm console con --run-dir '" + runs + "'"},
-                                      60000);
+        auto o =
+            fixture::run_program({"/bin/sh", "-c",
+                                  "echo 'echo pipe$((6*7))' | '" + std::string(VFIOCTL_BINARY) +
+                                      "' vm console con --run-dir '" + runs + "'"},
+                                 60000);
         EXPECT_EQ(o.exit_code, 0) << o.err;
         out += o.out;
     }

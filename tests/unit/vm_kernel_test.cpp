@@ -380,24 +380,27 @@ TEST(VmKernel, CliBootsElfAndSaysWhereABootStopped) {
     // 1.5 s is not enough for any kernel under TCG: the init is never
     // reached, and the error says so and what it was waiting for. How far
     // the boot got in that time depends on the machine's load.
-    auto slow = test::run_vfioctl({"vm", "run", "--kernel", u->path, "--accel", "tcg", "--memory", "256",
-                                   "--boot-timeout", "1.5", "--run-dir", runs, "--", "true"});
+    auto slow =
+        test::run_vfioctl({"vm", "run", "--kernel", u->path, "--accel", "tcg", "--memory", "256",
+                           "--boot-timeout", "1.5", "--run-dir", runs, "--", "true"});
     EXPECT_EQ(slow.exit_code, 1);
-    EXPECT_NE(slow.err.find("did not reach the command within 1.5 s"), std::string::npos) << slow.err;
+    EXPECT_NE(slow.err.find("did not reach the command within 1.5 s"), std::string::npos)
+        << slow.err;
     EXPECT_NE(slow.err.find("waiting for: "), std::string::npos) << slow.err;
 
     // A kernel that stops before init (rdinit pointing nowhere panics):
     // the error names the init as the milestone not reached, and the
     // console log holds the kernel's whole log, since the boot is not quiet.
     const std::string log = (dir.path / "console.log").string();
-    auto panic = test::run_vfioctl({"vm", "run", "--kernel", u->path, "--accel", "tcg", "--memory", "256",
-                                    "--append", "rdinit=/nonexistent", "--boot-timeout", "600", "--console-log",
-                                    log, "--run-dir", runs, "--", "true"});
+    auto panic = test::run_vfioctl({"vm", "run", "--kernel", u->path, "--accel", "tcg", "--memory",
+                                    "256", "--append", "rdinit=/nonexistent", "--boot-timeout",
+                                    "600", "--console-log", log, "--run-dir", runs, "--", "true"});
     EXPECT_EQ(panic.exit_code, 1);
     EXPECT_NE(panic.err.find("waiting for: the initramfs's /init"), std::string::npos) << panic.err;
     EXPECT_NE(panic.err.find("QEMU start to kernel output"), std::string::npos) << panic.err;
     const std::string console = slurp(log);
-    EXPECT_NE(console.find("Linux version " + *release), std::string::npos) << console.substr(0, 400);
+    EXPECT_NE(console.find("Linux version " + *release), std::string::npos)
+        << console.substr(0, 400);
     EXPECT_NE(console.find("Command line:"), std::string::npos);
     EXPECT_NE(console.find("Kernel panic"), std::string::npos);
 }

@@ -63,7 +63,8 @@ TEST(VmProfile, UnknownBootKeyAndWrongTypes) {
     }
     auto g = vm::parse_profile("share = true\n", "f.toml", "f");
     ASSERT_FALSE(g.ok());
-    EXPECT_NE(g.error().hint.find("share_host_root share ssh_port"), std::string::npos) << g.error().hint;
+    EXPECT_NE(g.error().hint.find("share_host_root share ssh_port"), std::string::npos)
+        << g.error().hint;
 }
 
 TEST(VmProfile, SyntaxErrorNamesTheLine) {

@@ -5,10 +5,10 @@
 
 #include "fixture/fixture.hpp"
 #include "support.hpp"
+#include "util/strings.hpp"
 #include "vm/guest.hpp"
 #include "vm/inguest.hpp"
 #include "vm/machine.hpp"
-#include "util/strings.hpp"
 #include "vm/process.hpp"
 #include "vm/virtiofs.hpp"
 
@@ -49,7 +49,8 @@ std::string stock_kernel() {
 } // namespace
 
 TEST(VmGuest, BzImageRelease) {
-    auto r = vm::bzimage_release(fake_bzimage("6.1.0-56-amd64 (debian-kernel@lists.debian.org) #1 SMP"));
+    auto r =
+        vm::bzimage_release(fake_bzimage("6.1.0-56-amd64 (debian-kernel@lists.debian.org) #1 SMP"));
     ASSERT_TRUE(r.ok());
     EXPECT_EQ(*r, "6.1.0-56-amd64");
     EXPECT_FALSE(vm::bzimage_release("not a kernel").ok());
@@ -70,18 +71,25 @@ TEST(VmGuest, ModuleOrderPutsDependenciesFirstOnce) {
         "kernel/net/9p/9pnet.ko:\n"
         "kernel/net/9p/9pnet_virtio.ko: kernel/net/9p/9pnet.ko kernel/drivers/virtio/virtio.ko "
         "kernel/drivers/virtio/virtio_ring.ko\n"
-        "kernel/fs/9p/9p.ko: kernel/net/9p/9pnet.ko kernel/fs/fscache/fscache.ko kernel/fs/netfs/netfs.ko\n";
+        "kernel/fs/9p/9p.ko: kernel/net/9p/9pnet.ko kernel/fs/fscache/fscache.ko "
+        "kernel/fs/netfs/netfs.ko\n";
     auto o = vm::module_load_order(dep, "", {"virtio_pci", "9pnet_virtio", "9p"});
     ASSERT_TRUE(o.ok()) << o.error().describe();
-    const std::vector<std::string> want = {
-        "kernel/drivers/virtio/virtio_ring.ko", "kernel/drivers/virtio/virtio.ko",
-        "kernel/drivers/virtio/virtio_pci_modern_dev.ko", "kernel/drivers/virtio/virtio_pci_legacy_dev.ko",
-        "kernel/drivers/virtio/virtio_pci.ko", "kernel/net/9p/9pnet.ko", "kernel/net/9p/9pnet_virtio.ko",
-        "kernel/fs/netfs/netfs.ko", "kernel/fs/fscache/fscache.ko", "kernel/fs/9p/9p.ko"};
+    const std::vector<std::string> want = {"kernel/drivers/virtio/virtio_ring.ko",
+                                           "kernel/drivers/virtio/virtio.ko",
+                                           "kernel/drivers/virtio/virtio_pci_modern_dev.ko",
+                                           "kernel/drivers/virtio/virtio_pci_legacy_dev.ko",
+                                           "kernel/drivers/virtio/virtio_pci.ko",
+                                           "kernel/net/9p/9pnet.ko",
+                                           "kernel/net/9p/9pnet_virtio.ko",
+                                           "kernel/fs/netfs/netfs.ko",
+                                           "kernel/fs/fscache/fscache.ko",
+                                           "kernel/fs/9p/9p.ko"};
     EXPECT_EQ(*o, want);
     // Built in: nothing to load.
-    auto b = vm::module_load_order("", "kernel/fs/9p/9p.ko\nkernel/net/9p/9pnet_virtio.ko\n"
-                                       "kernel/drivers/virtio/virtio_pci.ko\n",
+    auto b = vm::module_load_order("",
+                                   "kernel/fs/9p/9p.ko\nkernel/net/9p/9pnet_virtio.ko\n"
+                                   "kernel/drivers/virtio/virtio_pci.ko\n",
                                    {"virtio_pci", "9pnet_virtio", "9p"});
     ASSERT_TRUE(b.ok());
     EXPECT_TRUE(b->empty());
@@ -91,7 +99,8 @@ TEST(VmGuest, ModuleOrderPutsDependenciesFirstOnce) {
 }
 
 TEST(VmGuest, CpioIsWhatCpioReads) {
-    std::string a = vm::cpio_newc({{"bin", 040755, {}}, {"bin/hello", 0100755, "hi\n"}, {"dev/console", 020600, {}, 5, 1}});
+    std::string a = vm::cpio_newc(
+        {{"bin", 040755, {}}, {"bin/hello", 0100755, "hi\n"}, {"dev/console", 020600, {}, 5, 1}});
     EXPECT_EQ(a.size() % 512, 0u);
     EXPECT_EQ(a.rfind("070701", 0), 0u);
     EXPECT_NE(a.find("TRAILER!!!"), std::string::npos);
@@ -113,7 +122,9 @@ TEST(VmGuest, InitScriptQuotesTheCommand) {
     EXPECT_NE(s.find("for m in 'virtio' '9p'; do"), std::string::npos) << s;
     EXPECT_NE(s.find("C='/work/my dir'"), std::string::npos) << s;
     EXPECT_NE(s.find("-C \"$C\""), std::string::npos) << s;
-    EXPECT_NE(s.find(" 'sh' '-c' 'echo '\\''it'\\'''\\''s'\\'' $HOME' </dev/null"), std::string::npos) << s;
+    EXPECT_NE(s.find(" 'sh' '-c' 'echo '\\''it'\\'''\\''s'\\'' $HOME' </dev/null"),
+              std::string::npos)
+        << s;
     EXPECT_EQ(vm::sh_quote("a'b"), "'a'\\''b'");
 }
 
@@ -128,22 +139,26 @@ TEST(VmGuest, VirtiofsModulesAndMount) {
                       "kernel/drivers/virtio/virtio_ring.ko kernel/fs/fuse/fuse.ko\n";
     auto o = vm::module_load_order(dep, "", vm::share_modules(true));
     ASSERT_TRUE(o.ok()) << o.error().describe();
-    EXPECT_EQ(*o, (std::vector<std::string>{"kernel/drivers/virtio/virtio_ring.ko", "kernel/drivers/virtio/virtio.ko",
-                                            "kernel/drivers/virtio/virtio_pci.ko", "kernel/fs/fuse/fuse.ko",
-                                            "kernel/fs/fuse/virtiofs.ko"}));
-    EXPECT_EQ(vm::share_modules(false), (std::vector<std::string>{"virtio_pci", "9pnet_virtio", "9p"}));
+    EXPECT_EQ(*o, (std::vector<std::string>{
+                      "kernel/drivers/virtio/virtio_ring.ko", "kernel/drivers/virtio/virtio.ko",
+                      "kernel/drivers/virtio/virtio_pci.ko", "kernel/fs/fuse/fuse.ko",
+                      "kernel/fs/fuse/virtiofs.ko"}));
+    EXPECT_EQ(vm::share_modules(false),
+              (std::vector<std::string>{"virtio_pci", "9pnet_virtio", "9p"}));
     vm::InitPlan p;
     p.command = {"true"};
     p.virtiofs = true;
     const std::string v = vm::init_script(p);
-    EXPECT_NE(v.find("$B mount -t virtiofs -o ro hostroot $R ||\n    fail \"cannot mount the host root (virtiofs tag "
+    EXPECT_NE(v.find("$B mount -t virtiofs -o ro hostroot $R ||\n    fail \"cannot mount the host "
+                     "root (virtiofs tag "
                      "hostroot)\""),
               std::string::npos)
         << v;
     EXPECT_EQ(v.find("-t 9p"), std::string::npos) << v;
     p.virtiofs = false;
     const std::string n = vm::init_script(p);
-    EXPECT_NE(n.find("$B mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose hostroot $R"),
+    EXPECT_NE(n.find("$B mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose "
+                     "hostroot $R"),
               std::string::npos)
         << n;
     EXPECT_EQ(n.find("virtiofs"), std::string::npos) << n;
@@ -199,7 +214,8 @@ TEST(VmInGuest, ResourceFileBars) {
 }
 
 TEST(VmInGuest, NvidiaSmiCsv) {
-    auto g = vm::parse_nvidia_smi("NVIDIA H100 PCIe, 81559 MiB, 550.54.15, 00000000:01:00.0\n\nbad\n");
+    auto g =
+        vm::parse_nvidia_smi("NVIDIA H100 PCIe, 81559 MiB, 550.54.15, 00000000:01:00.0\n\nbad\n");
     ASSERT_EQ(g.size(), 1u);
     EXPECT_EQ(g[0].name, "NVIDIA H100 PCIe");
     EXPECT_EQ(g[0].memory, "81559 MiB");
@@ -241,8 +257,8 @@ TEST(VmCli, GpuThatWillNotWorkStopsBeforeAnything) {
     t.write("/boot/vmlinuz-test", "kernel");
     t.write("/usr/bin/qemu-system-x86_64", "");
     fixture::TempDir runs;
-    auto o = test::run_on(t, {"vm", "start", "dev", "--kernel", "/boot/vmlinuz-test", "--gpu", "8a:00.0",
-                              "--run-dir", runs.path.string()});
+    auto o = test::run_on(t, {"vm", "start", "dev", "--kernel", "/boot/vmlinuz-test", "--gpu",
+                              "8a:00.0", "--run-dir", runs.path.string()});
     EXPECT_EQ(o.exit_code, 3) << o.err;
     EXPECT_NE(o.err.find("passthrough of 0000:8a:00.0 WILL NOT WORK"), std::string::npos) << o.err;
     EXPECT_NE(o.err.find("intel_iommu=off"), std::string::npos) << o.err;
@@ -252,9 +268,11 @@ TEST(VmCli, GpuThatWillNotWorkStopsBeforeAnything) {
 TEST(VmCli, QemuNotInstalled) {
     auto t = fixture::seed_before();
     t.write("/boot/vmlinuz-test", "kernel");
-    if (fs::exists(t.path("/usr/bin/qemu-system-x86_64"))) fs::remove(t.path("/usr/bin/qemu-system-x86_64"));
+    if (fs::exists(t.path("/usr/bin/qemu-system-x86_64")))
+        fs::remove(t.path("/usr/bin/qemu-system-x86_64"));
     fixture::TempDir runs;
-    auto o = test::run_on(t, {"vm", "start", "dev", "--kernel", "/boot/vmlinuz-test", "--run-dir", runs.path.string()});
+    auto o = test::run_on(t, {"vm", "start", "dev", "--kernel", "/boot/vmlinuz-test", "--run-dir",
+                              runs.path.string()});
     EXPECT_EQ(o.exit_code, 1);
     EXPECT_NE(o.err.find("QEMU is not installed"), std::string::npos) << o.err;
 }
@@ -262,13 +280,15 @@ TEST(VmCli, QemuNotInstalled) {
 TEST(VmCli, MissingKernelAndBadProfile) {
     auto t = fixture::seed_before();
     fixture::TempDir runs;
-    auto o = test::run_on(t, {"vm", "start", "dev", "--kernel", "/boot/nope", "--run-dir", runs.path.string()});
+    auto o = test::run_on(
+        t, {"vm", "start", "dev", "--kernel", "/boot/nope", "--run-dir", runs.path.string()});
     EXPECT_EQ(o.exit_code, 1);
     EXPECT_NE(o.err.find("kernel not found: /boot/nope"), std::string::npos) << o.err;
     t.write("/etc/vfioctl/vms/bad.toml", "cpus = 2\n\nbogus = true\n");
     auto b = test::run_on(t, {"vm", "start", "bad", "--run-dir", runs.path.string()});
     EXPECT_EQ(b.exit_code, 1);
-    EXPECT_NE(b.err.find("/etc/vfioctl/vms/bad.toml:3: unknown key 'bogus'"), std::string::npos) << b.err;
+    EXPECT_NE(b.err.find("/etc/vfioctl/vms/bad.toml:3: unknown key 'bogus'"), std::string::npos)
+        << b.err;
     auto n = test::run_on(t, {"vm", "start", "nothing", "--run-dir", runs.path.string()});
     EXPECT_EQ(n.exit_code, 1);
     EXPECT_NE(n.err.find("no profile 'nothing'"), std::string::npos) << n.err;
@@ -279,17 +299,22 @@ TEST(VmCli, MissingKernelAndBadProfile) {
 TEST(VmCli, StartRefusesVirtiofs) {
     auto t = fixture::seed_before();
     t.write("/boot/vmlinuz-test", "kernel");
-    t.write("/etc/vfioctl/vms/vfs.toml", "share_host_root = true\nshare = \"virtiofs\"\n[boot]\nkernel = \"/boot/vmlinuz-test\"\n");
+    t.write(
+        "/etc/vfioctl/vms/vfs.toml",
+        "share_host_root = true\nshare = \"virtiofs\"\n[boot]\nkernel = \"/boot/vmlinuz-test\"\n");
     fixture::TempDir runs;
     auto o = test::run_on(t, {"vm", "start", "vfs", "--run-dir", runs.path.string()});
     EXPECT_EQ(o.exit_code, 2);
-    EXPECT_NE(o.err.find("'vm start' shares / over 9p only: /etc/vfioctl/vms/vfs.toml"), std::string::npos) << o.err;
+    EXPECT_NE(o.err.find("'vm start' shares / over 9p only: /etc/vfioctl/vms/vfs.toml"),
+              std::string::npos)
+        << o.err;
     EXPECT_FALSE(fs::exists(runs.path / "vfs"));
 }
 
 TEST(VmCli, PortInUseAndAlreadyRunningAndStale) {
     const std::string kernel = stock_kernel();
-    if (kernel.empty() || ::access("/usr/bin/qemu-system-x86_64", X_OK) != 0) GTEST_SKIP() << "no kernel or QEMU";
+    if (kernel.empty() || ::access("/usr/bin/qemu-system-x86_64", X_OK) != 0)
+        GTEST_SKIP() << "no kernel or QEMU";
     fixture::TempDir runs;
     // A port someone listens on.
     int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -300,7 +325,8 @@ TEST(VmCli, PortInUseAndAlreadyRunningAndStale) {
     socklen_t len = sizeof sa;
     ::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
     const std::string port = std::to_string(ntohs(sa.sin_port));
-    auto o = test::run_vfioctl({"vm", "start", "p", "--kernel", kernel, "--ssh-port", port, "--run-dir", runs.path.string()});
+    auto o = test::run_vfioctl({"vm", "start", "p", "--kernel", kernel, "--ssh-port", port,
+                                "--run-dir", runs.path.string()});
     EXPECT_EQ(o.exit_code, 1);
     EXPECT_NE(o.err.find("port " + port + " is already in use"), std::string::npos) << o.err;
 
@@ -310,9 +336,11 @@ TEST(VmCli, PortInUseAndAlreadyRunningAndStale) {
     r.pid = ::getpid();
     ASSERT_TRUE(vm::make_run_dir((runs.path / "busy").string()).ok());
     ASSERT_TRUE(vm::write_record((runs.path / "busy").string(), r).ok());
-    auto b = test::run_vfioctl({"vm", "start", "busy", "--kernel", kernel, "--run-dir", runs.path.string()});
+    auto b = test::run_vfioctl(
+        {"vm", "start", "busy", "--kernel", kernel, "--run-dir", runs.path.string()});
     EXPECT_EQ(b.exit_code, 1);
-    EXPECT_NE(b.err.find("VM 'busy' is already running (PID " + std::to_string(::getpid()) + ")"), std::string::npos)
+    EXPECT_NE(b.err.find("VM 'busy' is already running (PID " + std::to_string(::getpid()) + ")"),
+              std::string::npos)
         << b.err;
 
     // A stale record (its process is gone) is cleaned, then the port stops it.
@@ -323,7 +351,8 @@ TEST(VmCli, PortInUseAndAlreadyRunningAndStale) {
     r.pid = dead;
     ASSERT_TRUE(vm::make_run_dir((runs.path / "stale").string()).ok());
     ASSERT_TRUE(vm::write_record((runs.path / "stale").string(), r).ok());
-    auto s = test::run_vfioctl({"vm", "start", "stale", "--kernel", kernel, "--ssh-port", port, "--run-dir", runs.path.string()});
+    auto s = test::run_vfioctl({"vm", "start", "stale", "--kernel", kernel, "--ssh-port", port,
+                                "--run-dir", runs.path.string()});
     EXPECT_EQ(s.exit_code, 1);
     EXPECT_NE(s.err.find("stale pidfile"), std::string::npos) << s.err;
     EXPECT_FALSE(fs::exists(runs.path / "stale"));
@@ -335,11 +364,12 @@ TEST(VmCli, PortInUseAndAlreadyRunningAndStale) {
 
 TEST(VmCli, StartStatusStopWithoutGpu) {
     const std::string kernel = stock_kernel();
-    if (kernel.empty() || ::access("/usr/bin/qemu-system-x86_64", X_OK) != 0) GTEST_SKIP() << "no kernel or QEMU";
+    if (kernel.empty() || ::access("/usr/bin/qemu-system-x86_64", X_OK) != 0)
+        GTEST_SKIP() << "no kernel or QEMU";
     fixture::TempDir runs;
     const std::string rd = runs.path.string();
-    auto s = test::run_vfioctl({"vm", "start", "plain", "--kernel", kernel, "--memory", "512", "--accel", "tcg",
-                                "--run-dir", rd});
+    auto s = test::run_vfioctl({"vm", "start", "plain", "--kernel", kernel, "--memory", "512",
+                                "--accel", "tcg", "--run-dir", rd});
     ASSERT_EQ(s.exit_code, 0) << s.err;
     EXPECT_EQ(s.out.rfind("VM started with PID ", 0), 0u) << s.out;
     struct stat st {};
@@ -363,28 +393,31 @@ TEST(VmCli, StartStatusStopWithoutGpu) {
 
 TEST(VmRun, TrueAndFalseUnderTcg) {
     const std::string kernel = stock_kernel();
-    if (kernel.empty() || ::access("/usr/bin/qemu-system-x86_64", X_OK) != 0) GTEST_SKIP() << "no kernel or QEMU";
+    if (kernel.empty() || ::access("/usr/bin/qemu-system-x86_64", X_OK) != 0)
+        GTEST_SKIP() << "no kernel or QEMU";
     fixture::TempDir runs;
-    auto t = test::run_vfioctl({"vm", "run", "--kernel", kernel, "--accel", "tcg", "--run-dir", runs.path.string(),
-                                "--", "true"});
+    auto t = test::run_vfioctl({"vm", "run", "--kernel", kernel, "--accel", "tcg", "--run-dir",
+                                runs.path.string(), "--", "true"});
     if (t.err.find("busybox") != std::string::npos) GTEST_SKIP() << t.err;
     EXPECT_EQ(t.exit_code, 0) << t.err;
-    auto f = test::run_vfioctl({"vm", "run", "--kernel", kernel, "--accel", "tcg", "--run-dir", runs.path.string(),
-                                "--", "false"});
+    auto f = test::run_vfioctl({"vm", "run", "--kernel", kernel, "--accel", "tcg", "--run-dir",
+                                runs.path.string(), "--", "false"});
     EXPECT_EQ(f.exit_code, 1) << f.err;
-    auto e = test::run_vfioctl({"vm", "run", "--kernel", kernel, "--accel", "tcg", "--run-dir", runs.path.string(),
-                                "--", "sh", "-c", "echo out-$((6*7)); exit 7"});
+    auto e = test::run_vfioctl({"vm", "run", "--kernel", kernel, "--accel", "tcg", "--run-dir",
+                                runs.path.string(), "--", "sh", "-c", "echo out-$((6*7)); exit 7"});
     EXPECT_EQ(e.exit_code, 7) << e.err;
     EXPECT_EQ(e.out, "out-42\n");
 }
 
 TEST(VmRun, APanicEndsInBoundedTimeWithTheConsoleTail) {
     const std::string kernel = stock_kernel();
-    if (kernel.empty() || ::access("/usr/bin/qemu-system-x86_64", X_OK) != 0) GTEST_SKIP() << "no kernel or QEMU";
+    if (kernel.empty() || ::access("/usr/bin/qemu-system-x86_64", X_OK) != 0)
+        GTEST_SKIP() << "no kernel or QEMU";
     fixture::TempDir runs;
     // init=... is ignored with an initramfs; rdinit pointing nowhere panics.
-    auto o = test::run_vfioctl({"vm", "run", "--kernel", kernel, "--accel", "tcg", "--append", "rdinit=/nonexistent",
-                                "--boot-timeout", "60", "--run-dir", runs.path.string(), "--", "true"});
+    auto o = test::run_vfioctl({"vm", "run", "--kernel", kernel, "--accel", "tcg", "--append",
+                                "rdinit=/nonexistent", "--boot-timeout", "60", "--run-dir",
+                                runs.path.string(), "--", "true"});
     EXPECT_NE(o.exit_code, 0);
     EXPECT_NE(o.err.find("last console lines"), std::string::npos) << o.err;
     EXPECT_NE(o.err.find("Kernel panic"), std::string::npos) << o.err;
@@ -402,7 +435,8 @@ std::string read_all(const fs::path& p, size_t max = SIZE_MAX) {
 
 // Why the virtiofs runs cannot happen here, or "".
 std::string no_virtiofs_here(const std::string& kernel) {
-    if (kernel.empty() || ::access("/usr/bin/qemu-system-x86_64", X_OK) != 0) return "no kernel or QEMU";
+    if (kernel.empty() || ::access("/usr/bin/qemu-system-x86_64", X_OK) != 0)
+        return "no kernel or QEMU";
     if (auto d = vm::find_virtiofsd(host::Host("/")); !d) return d.error().describe();
     if (::geteuid() != 0) return "virtiofsd needs root";
     return {};
@@ -416,12 +450,14 @@ std::string no_virtiofs_here(const std::string& kernel) {
 // from DIR; a DIR without 9p is refused before QEMU starts.
 TEST(VmRun, ModulesFromTheKernelsOwnDirectory) {
     const std::string kernel = stock_kernel();
-    if (kernel.empty() || ::access("/usr/bin/qemu-system-x86_64", X_OK) != 0) GTEST_SKIP() << "no kernel or QEMU";
+    if (kernel.empty() || ::access("/usr/bin/qemu-system-x86_64", X_OK) != 0)
+        GTEST_SKIP() << "no kernel or QEMU";
     auto release = vm::bzimage_release(read_all(kernel, 32768));
     ASSERT_TRUE(release.ok()) << release.error().describe();
     const fs::path src = "/lib/modules/" + *release;
     if (!fs::exists(src / "modules.dep")) GTEST_SKIP() << "no " << src.string();
-    const std::string dep = read_all(src / "modules.dep"), builtin = read_all(src / "modules.builtin");
+    const std::string dep = read_all(src / "modules.dep"),
+                      builtin = read_all(src / "modules.builtin");
     auto order = vm::module_load_order(dep, builtin, {"virtio_pci", "9pnet_virtio", "9p"});
     ASSERT_TRUE(order.ok()) << order.error().describe();
     fixture::TempDir mods;
@@ -435,16 +471,19 @@ TEST(VmRun, ModulesFromTheKernelsOwnDirectory) {
     std::ofstream(mods.path / "modules.dep") << dep_kept;
     std::ofstream(mods.path / "modules.builtin") << builtin;
     fixture::TempDir runs;
-    auto r = test::run_vfioctl({"vm", "run", "--kernel", kernel, "--modules", mods.path.string(), "--accel", "tcg",
-                                "--run-dir", runs.path.string(), "--", "sh", "-c", "exit 3"});
+    auto r = test::run_vfioctl({"vm", "run", "--kernel", kernel, "--modules", mods.path.string(),
+                                "--accel", "tcg", "--run-dir", runs.path.string(), "--", "sh", "-c",
+                                "exit 3"});
     if (r.err.find("busybox") != std::string::npos) GTEST_SKIP() << r.err;
     EXPECT_EQ(r.exit_code, 3) << r.err;
     // DIR has no virtiofs: auto says so and shares over 9p. A virtiofsd
     // that could keep too few files open is found first (before packing).
     if (no_virtiofs_here(kernel).empty()) {
         const std::string few = vm::virtiofsd_file_limit_problem();
-        const std::string why = few.empty() ? "kernel module fuse is neither in modules.dep nor built in" : few;
-        EXPECT_NE(r.err.find("vfioctl: warning: sharing / over 9p, not virtiofs: " + why + "\n"), std::string::npos)
+        const std::string why =
+            few.empty() ? "kernel module fuse is neither in modules.dep nor built in" : few;
+        EXPECT_NE(r.err.find("vfioctl: warning: sharing / over 9p, not virtiofs: " + why + "\n"),
+                  std::string::npos)
             << r.err;
     }
 
@@ -453,10 +492,11 @@ TEST(VmRun, ModulesFromTheKernelsOwnDirectory) {
     std::ofstream(bare.path / "modules.dep") << "kernel/drivers/virtio/virtio.ko:\n";
     std::ofstream(bare.path / "modules.builtin") << "";
     auto t0 = std::chrono::steady_clock::now();
-    auto m = test::run_vfioctl({"vm", "run", "--kernel", kernel, "--modules", bare.path.string(), "--accel", "tcg",
-                                "--run-dir", runs.path.string(), "--", "true"});
+    auto m = test::run_vfioctl({"vm", "run", "--kernel", kernel, "--modules", bare.path.string(),
+                                "--accel", "tcg", "--run-dir", runs.path.string(), "--", "true"});
     EXPECT_NE(m.exit_code, 0);
-    EXPECT_NE(m.err.find("kernel module virtio_pci is neither in modules.dep nor built in"), std::string::npos)
+    EXPECT_NE(m.err.find("kernel module virtio_pci is neither in modules.dep nor built in"),
+              std::string::npos)
         << m.err;
     EXPECT_NE(m.err.find("--modules DIR"), std::string::npos) << m.err;
     EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
@@ -494,10 +534,11 @@ TEST(VmRun, VirtiofsAutoAnd9p) {
     if (auto why = no_virtiofs_here(kernel); !why.empty()) GTEST_SKIP() << why;
     fixture::TempDir runs;
     auto run = [&](const std::vector<std::string>& share) {
-        std::vector<std::string> args = {"vm", "run", "--kernel", kernel, "--accel", "tcg", "--run-dir",
-                                         runs.path.string()};
+        std::vector<std::string> args = {"vm",      "run", "--kernel",  kernel,
+                                         "--accel", "tcg", "--run-dir", runs.path.string()};
         args.insert(args.end(), share.begin(), share.end());
-        for (const char* a : {"--", "sh", "-c", k_show_share}) args.push_back(a);
+        for (const char* a : {"--", "sh", "-c", k_show_share})
+            args.push_back(a);
         return test::run_vfioctl(args);
     };
     auto v = run({"--share", "virtiofs"});
@@ -510,7 +551,9 @@ TEST(VmRun, VirtiofsAutoAnd9p) {
     // container's hard limit), and then says so.
     const std::string few = vm::virtiofsd_file_limit_problem();
     if (!few.empty()) {
-        EXPECT_NE(v.err.find("vfioctl: warning: --share virtiofs: " + few + "\n"), std::string::npos) << v.err;
+        EXPECT_NE(v.err.find("vfioctl: warning: --share virtiofs: " + few + "\n"),
+                  std::string::npos)
+            << v.err;
     }
     auto a = run({});
     EXPECT_EQ(a.exit_code, 5) << a.err;
@@ -519,7 +562,8 @@ TEST(VmRun, VirtiofsAutoAnd9p) {
         EXPECT_EQ(a.err.find("warning"), std::string::npos) << a.err;
     } else {
         EXPECT_NE(a.out.find("hostroot / 9p ro,"), std::string::npos) << a.out;
-        EXPECT_NE(a.err.find("vfioctl: warning: sharing / over 9p, not virtiofs: " + few + "\n"), std::string::npos)
+        EXPECT_NE(a.err.find("vfioctl: warning: sharing / over 9p, not virtiofs: " + few + "\n"),
+                  std::string::npos)
             << a.err;
     }
     auto n = run({"--share", "9p"});
@@ -542,13 +586,16 @@ TEST(VmRun, ReadOnlyEvenWhenTheGuestRemountsReadWrite) {
     std::ofstream(dir / "f") << "host\n";
     fixture::TempDir runs;
     for (const char* share : {"virtiofs", "9p"}) {
-        const std::string script = "mount -o remount,rw / && grep ' / ' /proc/mounts; echo guest > " +
-                                   (dir / "f").string() + "; touch " + (dir / "new").string() + "; exit 4";
-        auto o = test::run_vfioctl({"vm", "run", "--share", share, "--kernel", kernel, "--accel", "tcg",
-                                    "--run-dir", runs.path.string(), "--", "sh", "-c", script});
+        const std::string script =
+            "mount -o remount,rw / && grep ' / ' /proc/mounts; echo guest > " +
+            (dir / "f").string() + "; touch " + (dir / "new").string() + "; exit 4";
+        auto o =
+            test::run_vfioctl({"vm", "run", "--share", share, "--kernel", kernel, "--accel", "tcg",
+                               "--run-dir", runs.path.string(), "--", "sh", "-c", script});
         if (o.err.find("busybox") != std::string::npos) GTEST_SKIP() << o.err;
         EXPECT_EQ(o.exit_code, 4) << share << ": " << o.err;
-        EXPECT_NE(o.out.find(std::string("hostroot / ") + share + " rw,"), std::string::npos) << o.out;
+        EXPECT_NE(o.out.find(std::string("hostroot / ") + share + " rw,"), std::string::npos)
+            << o.out;
         EXPECT_NE(o.out.find("Read-only file system"), std::string::npos) << o.out;
         EXPECT_EQ(read_all(dir / "f"), "host\n") << share;
         EXPECT_FALSE(fs::exists(dir / "new")) << share;
@@ -566,25 +613,30 @@ TEST(VmRun, VirtiofsdThatFailsFallsBackTo9pOrFails) {
     fixture::TempDir bin, runs;
     // First on PATH: claims to be the C virtiofsd, then exits.
     const std::string fake = (bin.path / "virtiofsd").string();
-    std::ofstream(fake) << "#!/bin/sh\n[ \"$1\" = --help ] && { echo '    -o source=PATH'; exit 0; }\n"
-                           "echo 'fuse: something is wrong' >&2\nexit 1\n";
+    std::ofstream(fake)
+        << "#!/bin/sh\n[ \"$1\" = --help ] && { echo '    -o source=PATH'; exit 0; }\n"
+           "echo 'fuse: something is wrong' >&2\nexit 1\n";
     ::chmod(fake.c_str(), 0755);
     const std::string path = std::getenv("PATH") ? std::getenv("PATH") : "/usr/bin:/bin";
     ::setenv("PATH", (bin.path.string() + ":" + path).c_str(), 1);
-    auto a = test::run_vfioctl({"vm", "run", "--kernel", kernel, "--accel", "tcg", "--run-dir", runs.path.string(),
-                                "--", "sh", "-c", k_show_share});
-    auto e = test::run_vfioctl({"vm", "run", "--share", "virtiofs", "--kernel", kernel, "--accel", "tcg",
-                                "--run-dir", runs.path.string(), "--", "true"});
+    auto a = test::run_vfioctl({"vm", "run", "--kernel", kernel, "--accel", "tcg", "--run-dir",
+                                runs.path.string(), "--", "sh", "-c", k_show_share});
+    auto e = test::run_vfioctl({"vm", "run", "--share", "virtiofs", "--kernel", kernel, "--accel",
+                                "tcg", "--run-dir", runs.path.string(), "--", "true"});
     ::setenv("PATH", path.c_str(), 1);
     if (a.err.find("busybox") != std::string::npos) GTEST_SKIP() << a.err;
     EXPECT_EQ(a.exit_code, 5) << a.err;
     EXPECT_NE(a.out.find("hostroot / 9p ro,"), std::string::npos) << a.out;
     const std::string few = vm::virtiofsd_file_limit_problem();
-    const std::string why = few.empty() ? "virtiofsd exited (status 1): fuse: something is wrong: " + fake : few;
-    EXPECT_NE(a.err.find("vfioctl: warning: sharing / over 9p, not virtiofs: " + why + "\n"), std::string::npos)
+    const std::string why =
+        few.empty() ? "virtiofsd exited (status 1): fuse: something is wrong: " + fake : few;
+    EXPECT_NE(a.err.find("vfioctl: warning: sharing / over 9p, not virtiofs: " + why + "\n"),
+              std::string::npos)
         << a.err;
     EXPECT_EQ(e.exit_code, 1);
-    EXPECT_NE(e.err.find("cannot share / over virtiofs: virtiofsd exited (status 1)"), std::string::npos) << e.err;
+    EXPECT_NE(e.err.find("cannot share / over virtiofs: virtiofsd exited (status 1)"),
+              std::string::npos)
+        << e.err;
     EXPECT_EQ(processes_mentioning(runs.path.string()), std::vector<pid_t>{});
 }
 
@@ -594,9 +646,9 @@ TEST(VmRun, APanicUnderVirtiofsLeavesNoVirtiofsd) {
     const std::string kernel = stock_kernel();
     if (auto why = no_virtiofs_here(kernel); !why.empty()) GTEST_SKIP() << why;
     fixture::TempDir runs;
-    auto o = test::run_vfioctl({"vm", "run", "--share", "virtiofs", "--kernel", kernel, "--accel", "tcg", "--append",
-                                "rdinit=/nonexistent", "--boot-timeout", "60", "--run-dir", runs.path.string(), "--",
-                                "true"});
+    auto o = test::run_vfioctl({"vm", "run", "--share", "virtiofs", "--kernel", kernel, "--accel",
+                                "tcg", "--append", "rdinit=/nonexistent", "--boot-timeout", "60",
+                                "--run-dir", runs.path.string(), "--", "true"});
     EXPECT_NE(o.exit_code, 0);
     EXPECT_NE(o.err.find("Kernel panic"), std::string::npos) << o.err;
     EXPECT_EQ(processes_mentioning(runs.path.string()), std::vector<pid_t>{});

@@ -20,18 +20,20 @@ using namespace vfioctl;
 namespace {
 
 // Lines of QEMU 7.2's /usr/lib/qemu/virtiofsd --help.
-constexpr const char* c_help = "usage: /usr/lib/qemu/virtiofsd [options]\n\n"
-                               "    -o cache=<mode>            cache mode. could be one of \"auto, always, none\"\n"
-                               "    -o sandbox=namespace|chroot\n"
-                               "    -o source=PATH             shared directory tree\n"
-                               "    --socket-path=PATH         path for the vhost-user socket\n";
+constexpr const char* c_help =
+    "usage: /usr/lib/qemu/virtiofsd [options]\n\n"
+    "    -o cache=<mode>            cache mode. could be one of \"auto, always, none\"\n"
+    "    -o sandbox=namespace|chroot\n"
+    "    -o source=PATH             shared directory tree\n"
+    "    --socket-path=PATH         path for the vhost-user socket\n";
 
 // Lines of the Rust virtiofsd's --help, with and without --readonly.
-constexpr const char* rust_help = "Usage: virtiofsd [OPTIONS]\n\nOptions:\n"
-                                  "      --shared-dir <shared-dir>    Shared directory path\n"
-                                  "      --socket-path <socket-path>  vhost-user socket path\n"
-                                  "      --sandbox <sandbox>          Sandbox mechanism [default: namespace]\n"
-                                  "      --cache <cache>              The caching policy [default: auto]\n";
+constexpr const char* rust_help =
+    "Usage: virtiofsd [OPTIONS]\n\nOptions:\n"
+    "      --shared-dir <shared-dir>    Shared directory path\n"
+    "      --socket-path <socket-path>  vhost-user socket path\n"
+    "      --sandbox <sandbox>          Sandbox mechanism [default: namespace]\n"
+    "      --cache <cache>              The caching policy [default: auto]\n";
 
 } // namespace
 
@@ -45,8 +47,9 @@ TEST(VmVirtiofsd, KindFromHelp) {
     ASSERT_TRUE(r.has_value());
     EXPECT_EQ(r->kind, vm::Virtiofsd::rust);
     EXPECT_FALSE(r->readonly_option);
-    auto ro = vm::virtiofsd_from_help("/usr/libexec/virtiofsd",
-                                      std::string(rust_help) + "      --readonly    Mount the shared directory read-only\n");
+    auto ro = vm::virtiofsd_from_help(
+        "/usr/libexec/virtiofsd",
+        std::string(rust_help) + "      --readonly    Mount the shared directory read-only\n");
     ASSERT_TRUE(ro.has_value());
     EXPECT_TRUE(ro->readonly_option);
     EXPECT_FALSE(vm::virtiofsd_from_help("/bin/true", "usage: true\n").has_value());
@@ -54,16 +57,19 @@ TEST(VmVirtiofsd, KindFromHelp) {
 
 TEST(VmVirtiofsd, GoldenArgvForBoth) {
     vm::Virtiofsd c{vm::Virtiofsd::c, "/usr/lib/qemu/virtiofsd", false};
-    EXPECT_EQ(vm::virtiofsd_argv(c, "/run/vfioctl/run.7/virtiofs.sock", "/run/vfioctl/run.7/hostroot"),
-              (std::vector<std::string>{"/usr/lib/qemu/virtiofsd", "--socket-path=/run/vfioctl/run.7/virtiofs.sock",
-                                        "-o", "source=/run/vfioctl/run.7/hostroot", "-o", "cache=auto", "-o",
-                                        "sandbox=namespace", "-f"}));
+    EXPECT_EQ(
+        vm::virtiofsd_argv(c, "/run/vfioctl/run.7/virtiofs.sock", "/run/vfioctl/run.7/hostroot"),
+        (std::vector<std::string>{"/usr/lib/qemu/virtiofsd",
+                                  "--socket-path=/run/vfioctl/run.7/virtiofs.sock", "-o",
+                                  "source=/run/vfioctl/run.7/hostroot", "-o", "cache=auto", "-o",
+                                  "sandbox=namespace", "-f"}));
     // fuse splits -o values at commas: one in the path is escaped.
     EXPECT_EQ(vm::virtiofsd_argv(c, "/r/s.sock", "/r,1/hostroot").at(3), "source=/r\\,1/hostroot");
     vm::Virtiofsd rust{vm::Virtiofsd::rust, "/usr/libexec/virtiofsd", false};
     EXPECT_EQ(vm::virtiofsd_argv(rust, "/r/virtiofs.sock", "/r/hostroot"),
               (std::vector<std::string>{"/usr/libexec/virtiofsd", "--socket-path=/r/virtiofs.sock",
-                                        "--shared-dir=/r/hostroot", "--cache=auto", "--sandbox=namespace"}));
+                                        "--shared-dir=/r/hostroot", "--cache=auto",
+                                        "--sandbox=namespace"}));
     rust.readonly_option = true;
     EXPECT_EQ(vm::virtiofsd_argv(rust, "/r/virtiofs.sock", "/r/hostroot").back(), "--readonly");
 }
@@ -87,9 +93,12 @@ TEST(VmVirtiofsd, StartsServesReadOnlyAndIsReaped) {
     EXPECT_TRUE(vm::process_alive(pid));
     // The tree it serves, seen from its own mount namespace: the host's
     // /etc is there and refuses writes.
-    const std::string ns = "/proc/" + std::to_string(pid) + "/root" + dir.path.string() + "/hostroot";
-    EXPECT_TRUE(std::ifstream(ns + "/etc/hostname").good() || std::ifstream(ns + "/etc/os-release").good());
-    auto w = fixture::run_program({"/usr/bin/nsenter", "-t", std::to_string(pid), "-m", "--", "/usr/bin/touch",
+    const std::string ns =
+        "/proc/" + std::to_string(pid) + "/root" + dir.path.string() + "/hostroot";
+    EXPECT_TRUE(std::ifstream(ns + "/etc/hostname").good() ||
+                std::ifstream(ns + "/etc/os-release").good());
+    auto w = fixture::run_program({"/usr/bin/nsenter", "-t", std::to_string(pid), "-m", "--",
+                                   "/usr/bin/touch",
                                    dir.path.string() + "/hostroot/etc/vfioctl-ro-probe"});
     EXPECT_NE(w.exit_code, 0);
     EXPECT_NE(w.err.find("Read-only file system"), std::string::npos) << w.err;
@@ -115,5 +124,6 @@ TEST(VmVirtiofsd, OneThatExitsIsAnErrorWithItsLog) {
     vm::Virtiofsd d{vm::Virtiofsd::c, fake, false};
     auto s = vm::VirtiofsServer::start(d, dir.path.string(), 5000);
     ASSERT_FALSE(s.ok());
-    EXPECT_EQ(s.error().message, "virtiofsd exited (status 3): fuse: bad mount point: it is broken");
+    EXPECT_EQ(s.error().message,
+              "virtiofsd exited (status 3): fuse: bad mount point: it is broken");
 }
