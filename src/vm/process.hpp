@@ -2,9 +2,9 @@
 // Starting and watching QEMU: argv + execve only, bounded waits, and
 // liveness checks for a process that is not our child (a daemonized QEMU).
 
+#include "host/process.hpp"
 #include "util/result.hpp"
 
-#include <functional>
 #include <optional>
 #include <string>
 #include <sys/types.h>
@@ -12,25 +12,16 @@
 
 namespace vfioctl::vm {
 
-// Where a spawned program's standard streams go: -1 inherits ours.
-struct SpawnIo {
-    int in = -1;
-    int out = -1;
-    int err = -1;
-    // Runs in the child before execve (async-signal-safe calls only); a
-    // nonzero errno it returns fails the spawn with what it says it did.
-    std::function<int()> before_exec;
-    std::string before_exec_what; // "cannot WHAT" in that Error
-};
+// Where a spawned program's standard streams go (host/process.hpp).
+using host::SpawnIo;
 
-// Starts argv[0] (an absolute path) with our environment; an Error when
-// the fork fails or the program cannot be executed (reported through a
-// close-on-exec pipe, so a missing program is an Error, not exit 127;
-// so is a failed before_exec).
+// host::Process::spawn, its child released to the caller (who waits for it
+// with wait_child): an Error when the fork fails or the program cannot be
+// executed.
 Result<pid_t> spawn(const std::vector<std::string>& argv, const SpawnIo& io = {});
 
-// Waits for our child pid at most timeout_ms (-1: forever). Its exit code,
-// 128+signal when killed, or nullopt when it is still running.
+// host::wait_pid: waits for our child pid at most timeout_ms (-1: forever).
+// Its exit code, 128+signal when killed, or nullopt when it is still running.
 std::optional<int> wait_child(pid_t pid, int timeout_ms);
 
 // True while pid exists and is not a zombie.

@@ -145,28 +145,25 @@ Result<VirtiofsServer> VirtiofsServer::start(const Virtiofsd& d, const std::stri
                       log = run_dir + "/virtiofsd.log";
     if (::mkdir(source.c_str(), 0700) != 0 && errno != EEXIST)
         return system_error("cannot create", source);
-    int logfd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (logfd < 0) return system_error("cannot write", log);
-    int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-    SpawnIo io;
-    io.in = devnull;
-    io.out = io.err = logfd;
+    host::UniqueFd logfd(::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    if (!logfd) return system_error("cannot write", log);
+    host::UniqueFd devnull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    host::SpawnIo io;
+    io.in = devnull.get();
+    io.out = io.err = logfd.get();
     const pid_t parent = ::getpid();
     io.before_exec = [&source, parent] { return readonly_root_at(source.c_str(), parent); };
     io.before_exec_what = "give virtiofsd a read-only view of / (a mount namespace; it needs root)";
-    auto pid = spawn(virtiofsd_argv(d, socket, source), io);
-    ::close(logfd);
-    if (devnull >= 0) ::close(devnull);
-    if (!pid) return pid.error();
+    auto child = host::Process::spawn(virtiofsd_argv(d, socket, source), io);
+    if (!child) return child.error();
     VirtiofsServer s;
-    s.m_pid = *pid;
+    s.m_proc = std::move(*child);
     s.m_socket = socket;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
     for (;;) {
         struct stat st {};
         if (::stat(socket.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) return s;
-        if (auto rc = wait_child(s.m_pid, 10)) {
-            s.m_pid = -1;
+        if (auto rc = s.m_proc.wait(10)) {
             const std::string why = log_tail(log);
             return Error{"virtiofsd exited (status " + std::to_string(*rc) + ")" +
                              (why.empty() ? "" : ": " + why),
@@ -181,35 +178,30 @@ Result<VirtiofsServer> VirtiofsServer::start(const Virtiofsd& d, const std::stri
     }
 }
 
-VirtiofsServer::VirtiofsServer(VirtiofsServer&& o) noexcept
-    : m_pid(o.m_pid), m_socket(std::move(o.m_socket)) {
-    o.m_pid = -1;
-}
-
 VirtiofsServer& VirtiofsServer::operator=(VirtiofsServer&& o) noexcept {
     if (this != &o) {
         stop();
-        m_pid = o.m_pid;
+        m_proc = std::move(o.m_proc);
         m_socket = std::move(o.m_socket);
-        o.m_pid = -1;
     }
     return *this;
 }
 
 void VirtiofsServer::stop() {
-    if (m_pid <= 0) return;
+    if (m_proc.pid() <= 0) return;
     // virtiofsd is our child: reap it with bounded waits, asking first. A
     // liveness check is not enough: a multi-threaded virtiofsd's leader is a
     // zombie while its other threads still exit, and waitpid(WNOHANG) then
     // finds nothing to reap yet.
-    if (!wait_child(m_pid, 200)) {
-        ::kill(m_pid, SIGTERM);
-        if (!wait_child(m_pid, 2000)) {
-            ::kill(m_pid, SIGKILL);
-            wait_child(m_pid, 10000);
+    if (!m_proc.wait(200)) {
+        m_proc.kill(SIGTERM);
+        if (!m_proc.wait(2000)) {
+            m_proc.kill(SIGKILL);
+            m_proc.wait(10000);
         }
     }
-    m_pid = -1;
+    // One that outlived SIGKILL by 10 s is left, never waited for forever.
+    m_proc.release();
 }
 
 } // namespace vfioctl::vm

@@ -14,6 +14,7 @@
 // readonly=on. The Rust virtiofsd gets --readonly as well where it has it.
 
 #include "host/host.hpp"
+#include "host/process.hpp"
 #include "util/result.hpp"
 
 #include <cstdint>
@@ -65,14 +66,15 @@ class VirtiofsServer {
     // process dies.
     static Result<VirtiofsServer> start(const Virtiofsd& d, const std::string& run_dir,
                                         int timeout_ms);
-    VirtiofsServer(VirtiofsServer&& o) noexcept;
+    VirtiofsServer(VirtiofsServer&& o) noexcept = default;
+    // Stops the server held, then takes o's.
     VirtiofsServer& operator=(VirtiofsServer&& o) noexcept;
     VirtiofsServer(const VirtiofsServer&) = delete;
     VirtiofsServer& operator=(const VirtiofsServer&) = delete;
     // Stops and reaps it.
     ~VirtiofsServer() { stop(); }
 
-    pid_t pid() const { return m_pid; }
+    pid_t pid() const { return m_proc.pid(); }
     const std::string& socket() const { return m_socket; }
     // Waits briefly for it to end (it does when QEMU closes the socket),
     // then SIGTERM, then SIGKILL; always reaps it.
@@ -80,7 +82,7 @@ class VirtiofsServer {
 
   private:
     VirtiofsServer() = default;
-    pid_t m_pid = -1;
+    host::Process m_proc;
     std::string m_socket;
 };
 
