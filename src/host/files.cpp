@@ -27,14 +27,6 @@ std::string base_of(const std::string& p) {
     return s == std::string::npos ? p : p.substr(s + 1);
 }
 
-// Test binaries never write the live root.
-Status refuse_live(const Host& h, std::string_view p) {
-    if (h.is_live() && live_writes_forbidden())
-        return Error{"write to the live host refused (test guard)", std::string(p),
-                     "tests must use a fixture root", 0};
-    return {};
-}
-
 // A system error with the hint for its errno.
 Error fail(std::string message, const std::string& host_path, int e) {
     Error err = system_error(std::move(message), host_path, e);
@@ -138,26 +130,17 @@ Result<FileStat> stat_file(const Host& h, std::string_view p) {
 }
 
 Status make_directories(const Host& h, std::string_view p) {
-    if (auto g = refuse_live(h, p); !g) return g;
-    std::string cur;
-    std::string rest(p);
-    size_t i = 0;
-    while (i < rest.size()) {
-        size_t s = rest.find('/', i + 1);
-        if (s == std::string::npos) s = rest.size();
-        cur = rest.substr(0, s);
-        i = s;
-        if (cur.empty() || cur == "/") continue;
-        const std::string full = h.path(cur).string();
-        if (::mkdir(full.c_str(), 0755) != 0 && errno != EEXIST)
-            return fail("cannot create directory", cur, errno);
+    Status st = h.make_dirs(p);
+    if (!st && st.error().hint.empty()) {
+        Error e = st.error();
+        e.hint = write_hint(e.errnum, dir_of(e.path));
+        return e;
     }
-    if (!h.is_dir(p)) return Error{"not a directory", std::string(p), {}, ENOTDIR};
-    return {};
+    return st;
 }
 
 Result<std::string> backup_file(const Host& h, std::string_view p, std::string_view stamp) {
-    if (auto g = refuse_live(h, p); !g) return g.error();
+    if (auto g = check_live_write(h, p); !g) return g.error();
     auto real = h.resolve(p);
     if (!real) return real.error();
     const std::string src = h.path(*real).string();
@@ -240,7 +223,7 @@ Result<std::string> backup_file(const Host& h, std::string_view p, std::string_v
 
 Status replace_file(const Host& h, std::string_view p, std::string_view data,
                     std::string_view prefix, unsigned mode) {
-    if (auto g = refuse_live(h, p); !g) return g;
+    if (auto g = check_live_write(h, p); !g) return g;
     std::string real(p);
     int orig = -1;
     struct stat st {};

@@ -1,6 +1,7 @@
 #include "vm/kernel.hpp"
 
 #include "host/atomic_file.hpp"
+#include "host/state_files.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -145,16 +146,6 @@ Result<std::string> ungzip(std::string_view data, size_t max) {
 
 std::string hex64(uint64_t v) {
     return fmt::format("{:016x}", v);
-}
-
-Status make_dirs(const std::string& dir) {
-    for (size_t i = 1; i <= dir.size(); ++i) {
-        if (i != dir.size() && dir[i] != '/') continue;
-        const std::string p = dir.substr(0, i);
-        if (::mkdir(p.c_str(), 0755) != 0 && errno != EEXIST)
-            return system_error("cannot create", p);
-    }
-    return {};
 }
 
 // Keeps the newest `keep` vmlinux-* files in dir (by modification time).
@@ -346,7 +337,7 @@ Result<Unpacked> unpack_kernel(const std::string& path, std::string_view release
         return Error{"the kernel has no PVH entry point", real_path, "build it with CONFIG_PVH=y",
                      0};
 
-    if (auto s = make_dirs(cache_dir); !s) return s.error();
+    if (auto s = host::make_dirs_at(cache_dir); !s) return s.error();
     // The temporary file is a vmlinux-* too: prune removes one a killed run left.
     if (auto s = host::write_file_atomic(
             target, *elf, {.temp_name = name + ".tmp." + std::to_string(::getpid())});

@@ -95,4 +95,68 @@ TEST(HostWriteBounded, RefusesTheLiveSysInTests) {
     EXPECT_NE(st.error().message.find("refused"), std::string::npos) << st.error().describe();
 }
 
+// The one live-write rule: while live writes are forbidden (test binaries),
+// nothing is written through a live Host, whatever the path or the kind of
+// write; a rooted tree is always written.
+TEST(LiveWriteRule, EveryWriteThroughALiveHostIsRefused) {
+    fixture::TempDir tmp;
+    host::Host live;
+    const std::string inside = (tmp.path / "made").string();
+    auto refused = [](const Status& st) {
+        return !st.ok() && st.error().message.find("test guard") != std::string::npos;
+    };
+    EXPECT_TRUE(refused(live.write(inside, "x")));
+    EXPECT_TRUE(refused(live.write_bounded(inside, "x", 1000)));
+    EXPECT_TRUE(refused(live.make_dirs(inside)));
+    EXPECT_TRUE(refused(live.write_atomic(inside, "x")));
+    EXPECT_TRUE(refused(live.remove(inside)));
+    EXPECT_TRUE(refused(live.load_module("vfio_pci")));
+    EXPECT_TRUE(refused(host::check_live_write(live, "/sys/bus/pci/drivers_probe")));
+    EXPECT_FALSE(fs::exists(inside));
+
+    host::Host rooted(tmp.path);
+    EXPECT_TRUE(host::check_live_write(rooted, "/sys/bus/pci/drivers_probe").ok());
+    EXPECT_TRUE(rooted.make_dirs("/made").ok());
+    EXPECT_TRUE(fs::is_directory(tmp.path / "made"));
+}
+
+TEST(StateFiles, WriteAtomicThenRemove) {
+    fixture::TempDir tmp;
+    host::StateFiles files(tmp.path);
+    ASSERT_TRUE(files.make_dirs("/var/lib/vfioctl").ok());
+    ASSERT_TRUE(files.write_atomic("/var/lib/vfioctl/journal.json", "{}\n", 0600).ok());
+    EXPECT_EQ(slurp(tmp.path / "var/lib/vfioctl/journal.json"), "{}\n");
+    struct stat st {};
+    ASSERT_EQ(::stat((tmp.path / "var/lib/vfioctl/journal.json").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+    EXPECT_FALSE(fs::exists(tmp.path / "var/lib/vfioctl/.journal.json.tmp"));
+    EXPECT_EQ(files.read("/var/lib/vfioctl/journal.json").value_or(""), "{}\n");
+    ASSERT_TRUE(files.remove("/var/lib/vfioctl/journal.json").ok());
+    EXPECT_FALSE(fs::exists(tmp.path / "var/lib/vfioctl/journal.json"));
+    // Removing what is not there is fine.
+    EXPECT_TRUE(files.remove("/var/lib/vfioctl/journal.json").ok());
+}
+
+TEST(StateFiles, MakeDirsAtMakesPlainPathsOfTheRunningMachine) {
+    fixture::TempDir tmp;
+    const fs::path dir = tmp.path / "x" / "y";
+    ASSERT_TRUE(host::make_dirs_at(dir.string()).ok());
+    EXPECT_TRUE(fs::is_directory(dir));
+    EXPECT_TRUE(host::make_dirs_at(dir.string()).ok());
+    { std::ofstream(tmp.path / "f") << "x"; }
+    auto st = host::make_dirs_at((tmp.path / "f" / "g").string());
+    ASSERT_FALSE(st.ok());
+    EXPECT_EQ(st.error().path, (tmp.path / "f" / "g").string());
+}
+
+TEST(FileLockTest, SecondLockerWaitsThenFails) {
+    fixture::TempDir tmp;
+    host::Tree tree(tmp.path);
+    auto first = host::FileLock::acquire(tree, "/lock", 100);
+    ASSERT_TRUE(first.ok()) << first.error().describe();
+    auto second = host::FileLock::acquire(tree, "/lock", 50);
+    ASSERT_FALSE(second.ok());
+    EXPECT_NE(second.error().message.find("another vfioctl"), std::string::npos);
+}
+
 } // namespace
