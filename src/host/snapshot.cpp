@@ -40,7 +40,7 @@ const char* const k_pci_attrs[] = {"vendor",
 
 class Recorder {
   public:
-    Recorder(const Host& src, fs::path dest) : m_src(src), m_dest(std::move(dest)) {}
+    Recorder(const Tree& src, fs::path dest) : m_src(src), m_dest(std::move(dest)) {}
 
     SnapshotStats stats;
 
@@ -99,11 +99,11 @@ class Recorder {
     static std::string parent(const std::string& p) { return p.substr(0, p.rfind('/')); }
     fs::path out(const std::string& p) const { return m_dest / fs::path(p).relative_path(); }
 
-    const Host& m_src;
+    const Tree& m_src;
     fs::path m_dest;
 };
 
-void record_pci(const Host& src, Recorder& r) {
+void record_pci(const Tree& src, Recorder& r) {
     for (const auto& bdf : r.list("/sys/bus/pci/devices")) {
         auto target = r.link("/sys/bus/pci/devices/" + bdf);
         if (!target) continue;
@@ -144,7 +144,7 @@ void record_iommu(Recorder& r) {
         if (t != "data" && t != "dynamic") r.marker("/sys/firmware/acpi/tables/" + t);
 }
 
-void record_modules(const Host& src, Recorder& r, const std::string& release) {
+void record_modules(const Tree& src, Recorder& r, const std::string& release) {
     for (const auto& m : r.list("/sys/module")) {
         if (!(util::starts_with(m, "vfio") || util::starts_with(m, "kvm") ||
               util::starts_with(m, "nvidia") || m == "nouveau" || m == "amdgpu" || m == "i915" ||
@@ -175,7 +175,7 @@ void record_modules(const Host& src, Recorder& r, const std::string& release) {
     }
 }
 
-void record_block_and_net(const Host& src, Recorder& r) {
+void record_block_and_net(const Tree& src, Recorder& r) {
     auto block_target = [&](const std::optional<std::string>& t) {
         if (!t) return;
         r.dir(*t);
@@ -223,7 +223,7 @@ void record_block_and_net(const Host& src, Recorder& r) {
     }
 }
 
-void record_proc(const Host& src, Recorder& r) {
+void record_proc(const Tree& src, Recorder& r) {
     for (const char* p : {"/proc/cmdline", "/proc/cpuinfo", "/proc/sys/kernel/osrelease",
                           "/proc/self/mountinfo", "/proc/net/route", "/proc/net/ipv6_route"})
         r.file(p);
@@ -248,7 +248,7 @@ void record_proc(const Host& src, Recorder& r) {
     }
 }
 
-void record_dev(const Host& src, Recorder& r) {
+void record_dev(const Tree& src, Recorder& r) {
     if (src.exists("/dev/kvm")) r.marker("/dev/kvm");
     for (const auto& v : r.list("/dev/vfio"))
         r.marker("/dev/vfio/" + v);
@@ -269,7 +269,7 @@ void record_boot_config(Recorder& r) {
         if (f.size() > 5 && f.substr(f.size() - 5) == ".conf") r.file("/etc/modprobe.d/" + f);
 }
 
-void record_programs(const Host& src, Recorder& r) {
+void record_programs(const Tree& src, Recorder& r) {
     for (const auto& prog : recorded_programs()) {
         auto path = src.find_program(prog);
         if (!path) continue;
@@ -282,7 +282,7 @@ void record_programs(const Host& src, Recorder& r) {
 
 } // namespace
 
-Result<SnapshotStats> snapshot(const Host& src, const fs::path& dest,
+Result<SnapshotStats> snapshot(const Tree& src, const fs::path& dest,
                                const std::function<void(const std::string&)>& progress) {
     std::error_code ec;
     if (fs::exists(dest, ec)) {

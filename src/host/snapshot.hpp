@@ -22,7 +22,7 @@ struct SnapshotStats {
 
 // Writes the snapshot of src into dest, which must not exist or be empty.
 // progress, when given, is called with a short phase name.
-Result<SnapshotStats> snapshot(const Host& src, const std::filesystem::path& dest,
+Result<SnapshotStats> snapshot(const Tree& src, const std::filesystem::path& dest,
                                const std::function<void(const std::string&)>& progress = {});
 
 } // namespace vfioctl::host

@@ -1,5 +1,6 @@
 #include "host/system.hpp"
 
+#include "host/unique_fd.hpp"
 #include "util/strings.hpp"
 
 #include <algorithm>
@@ -30,7 +31,7 @@ std::optional<pci::PciAddress> pci_owner(const std::string& sysfs_path) {
 }
 
 // PCI devices behind a block device, following dm/md "slaves".
-void block_owners(const Host& host, const std::string& sysblock, std::set<pci::PciAddress>& out,
+void block_owners(const Tree& host, const std::string& sysblock, std::set<pci::PciAddress>& out,
                   int depth = 0) {
     if (depth > 8) return;
     auto path = host.resolve(sysblock);
@@ -52,7 +53,7 @@ void block_owners(const Host& host, const std::string& sysblock, std::set<pci::P
 }
 
 // PCI devices behind a network interface, following bridges and bonds.
-void net_owners(const Host& host, const std::string& iface, std::set<pci::PciAddress>& out,
+void net_owners(const Tree& host, const std::string& iface, std::set<pci::PciAddress>& out,
                 int depth = 0) {
     if (depth > 8) return;
     const std::string base = "/sys/class/net/" + iface;
@@ -71,7 +72,7 @@ void net_owners(const Host& host, const std::string& iface, std::set<pci::PciAdd
 // The interfaces default routes leave through. problem is set, in words,
 // when /proc/net/route cannot be read or is not a routing table: then
 // nothing here says which interface carries the default route.
-std::vector<std::string> default_route_ifaces(const Host& host,
+std::vector<std::string> default_route_ifaces(const Tree& host,
                                               std::optional<std::string>& problem) {
     auto v4 = host.read("/proc/net/route");
     auto v6 = host.read("/proc/net/ipv6_route");
@@ -168,7 +169,7 @@ DefaultRoutes parse_default_routes(std::string_view route, std::string_view ipv6
 namespace {
 
 // The PCI device behind a virtio filesystem's tag (9p mount_tag, virtiofs tag).
-void tag_owners(const Host& host, const std::string& tag, std::set<pci::PciAddress>& out) {
+void tag_owners(const Tree& host, const std::string& tag, std::set<pci::PciAddress>& out) {
     if (auto devs = host.list("/sys/bus/virtio/devices"))
         for (const auto& d : *devs)
             if (host.attr("/sys/bus/virtio/devices/" + d + "/mount_tag").value_or("") == tag)
@@ -182,7 +183,7 @@ void tag_owners(const Host& host, const std::string& tag, std::set<pci::PciAddre
 }
 
 // Every virtio filesystem tag the host has, for roots whose layers are hidden.
-std::vector<std::string> virtio_tags(const Host& host) {
+std::vector<std::string> virtio_tags(const Tree& host) {
     std::vector<std::string> tags;
     if (auto devs = host.list("/sys/bus/virtio/devices"))
         for (const auto& d : *devs)
@@ -207,7 +208,7 @@ const MountRec* mount_holding(const std::vector<MountRec>& mounts, const std::st
 
 // The PCI devices a mount lives on: block devices, virtio filesystem tags,
 // and the layers of an overlay.
-void mount_owners(const Host& host, const std::vector<MountRec>& mounts, const MountRec& m,
+void mount_owners(const Tree& host, const std::vector<MountRec>& mounts, const MountRec& m,
                   std::set<pci::PciAddress>& out, int depth = 0) {
     if (depth > 4) return;
     if (!util::starts_with(m.majmin, "0:")) block_owners(host, "/sys/dev/block/" + m.majmin, out);
@@ -238,7 +239,7 @@ bool in_memory(const std::string& fstype) {
 
 // Returns, in words, why the root filesystem's device cannot be
 // established; nullopt when it was (or when / lives in memory).
-std::optional<std::string> read_mounts(const Host& host, SystemFacts& f) {
+std::optional<std::string> read_mounts(const Tree& host, SystemFacts& f) {
     auto r = host.read("/proc/self/mountinfo");
     if (!r) return "cannot read /proc/self/mountinfo (" + r.error().describe() + ")";
     const auto mounts = parse_mountinfo(*r);
@@ -295,7 +296,7 @@ std::optional<std::string> read_mounts(const Host& host, SystemFacts& f) {
 
 } // namespace
 
-std::map<std::string, std::vector<std::string>> interface_addresses(const Host& host) {
+std::map<std::string, std::vector<std::string>> interface_addresses(const Tree& host) {
     std::map<std::string, std::vector<std::string>> out;
     if (!host.is_live()) {
         for (const auto& line : util::split(host.read(k_recorded_addresses).value_or(""), '\n')) {
@@ -329,7 +330,7 @@ namespace {
 
 // Returns, in words, why the default route's interfaces cannot be
 // established; nullopt when they were.
-std::optional<std::string> read_network(const Host& host, SystemFacts& f) {
+std::optional<std::string> read_network(const Tree& host, SystemFacts& f) {
     std::optional<std::string> problem;
     for (const auto& iface : default_route_ifaces(host, problem)) {
         std::set<pci::PciAddress> owners;
@@ -367,7 +368,7 @@ std::optional<std::string> read_network(const Host& host, SystemFacts& f) {
 }
 
 // PCI functions whose base class (the class code's top byte) is base_class.
-std::vector<pci::PciAddress> devices_of_class(const Host& host, unsigned base_class) {
+std::vector<pci::PciAddress> devices_of_class(const Tree& host, unsigned base_class) {
     std::vector<pci::PciAddress> out;
     if (auto devs = host.list("/sys/bus/pci/devices"))
         for (const auto& d : *devs)
@@ -383,7 +384,7 @@ std::vector<pci::PciAddress> devices_of_class(const Host& host, unsigned base_cl
 // behind every block device (a USB bridge, a virtio block device: class 00
 // or 0c), and the devices behind every virtio filesystem tag (virtio-9p is
 // class 0002, not storage).
-std::vector<pci::PciAddress> possible_root_holders(const Host& host) {
+std::vector<pci::PciAddress> possible_root_holders(const Tree& host) {
     std::set<pci::PciAddress> out;
     for (const auto& a : devices_of_class(host, 0x01))
         out.insert(a);
@@ -400,7 +401,7 @@ std::vector<pci::PciAddress> possible_root_holders(const Host& host) {
 // enumeration (PciDevice::iommu_group_problem), and whether the groups'
 // listings and the links agree is read_groups' check: cli::load_host joins
 // both into SystemFacts::groups_unreadable.
-std::optional<std::string> groups_problem(const Host& host) {
+std::optional<std::string> groups_problem(const Tree& host) {
     const std::string dir = "/sys/kernel/iommu_groups";
     if (host.exists(dir) || host.is_link(dir)) {
         auto l = host.list(dir);
@@ -409,7 +410,7 @@ std::optional<std::string> groups_problem(const Host& host) {
     return std::nullopt;
 }
 
-void read_console(const Host& host, SystemFacts& f) {
+void read_console(const Tree& host, SystemFacts& f) {
     auto fbs = host.list("/sys/class/graphics");
     if (!fbs) return;
     for (const auto& fb : *fbs) {
@@ -419,7 +420,7 @@ void read_console(const Host& host, SystemFacts& f) {
     }
 }
 
-void read_modules(const Host& host, SystemFacts& f) {
+void read_modules(const Tree& host, SystemFacts& f) {
     const std::string dir = "/lib/modules/" + f.kernel_release;
     std::set<std::string> available, builtin, loaded;
     auto norm = [](std::string path) {
@@ -452,40 +453,11 @@ void read_modules(const Host& host, SystemFacts& f) {
     }
 }
 
-void read_kvm(const Host& host, SystemFacts& f) {
-    KvmState& k = f.kvm;
-    k.present = host.exists("/dev/kvm");
-    if (host.exists("/sys/module/kvm_pvm"))
-        k.backend = "kvm_pvm";
-    else if (host.exists("/sys/module/kvm_intel"))
-        k.backend = "kvm_intel";
-    else if (host.exists("/sys/module/kvm_amd"))
-        k.backend = "kvm_amd";
-    if (!k.present) {
-        k.reason = "/dev/kvm does not exist";
-        if (!f.cpu.vmx && !f.cpu.svm) k.reason += " and the CPU shows neither vmx nor svm";
-        return;
-    }
-    if (k.backend == "kvm_pvm") {
-        k.reason = "/dev/kvm is provided by kvm_pvm (PVM): ordinary guest kernels hang under it";
-        return;
-    }
-    if (k.backend.empty()) {
-        k.reason = "/dev/kvm exists but neither kvm_intel nor kvm_amd is loaded";
-        return;
-    }
-    if (host.is_live()) {
-        int fd = ::open("/dev/kvm", O_RDWR | O_CLOEXEC);
-        if (fd < 0) {
-            k.reason = "/dev/kvm cannot be opened read-write by this user";
-            return;
-        }
-        ::close(fd);
-    }
-    k.usable = true;
+void read_kvm(const Tree& host, SystemFacts& f) {
+    f.kvm = read_kvm_state(host, f.cpu.vmx || f.cpu.svm);
 }
 
-void read_holders(const Host& host, SystemFacts& f) {
+void read_holders(const Tree& host, SystemFacts& f) {
     auto procs = host.list("/proc");
     if (!procs) return;
     for (const auto& pid : *procs) {
@@ -510,7 +482,7 @@ void read_holders(const Host& host, SystemFacts& f) {
     }
 }
 
-void read_nvidia_minors(const Host& host, SystemFacts& f) {
+void read_nvidia_minors(const Tree& host, SystemFacts& f) {
     auto gpus = host.list("/proc/driver/nvidia/gpus");
     if (!gpus) return;
     for (const auto& bdf : *gpus) {
@@ -641,7 +613,42 @@ CpuInfo parse_cpuinfo(std::string_view text) {
     return c;
 }
 
-SystemFacts read_system(const Host& host, bool devices_only) {
+KvmState read_kvm_state(const Tree& host, bool cpu_virt) {
+    KvmState k;
+    k.present = host.exists("/dev/kvm");
+    if (host.exists("/sys/module/kvm_pvm"))
+        k.backend = "kvm_pvm";
+    else if (host.exists("/sys/module/kvm_intel"))
+        k.backend = "kvm_intel";
+    else if (host.exists("/sys/module/kvm_amd"))
+        k.backend = "kvm_amd";
+    if (!k.present) {
+        k.reason = "/dev/kvm does not exist";
+        if (!cpu_virt) k.reason += " and the CPU shows neither vmx nor svm";
+        return k;
+    }
+    if (k.backend == "kvm_pvm") {
+        k.reason = "/dev/kvm is provided by kvm_pvm (PVM): ordinary guest kernels hang under it";
+        return k;
+    }
+    if (k.backend.empty()) {
+        k.reason = "/dev/kvm exists but neither kvm_intel nor kvm_amd is loaded";
+        return k;
+    }
+    // As QEMU opens it; a recorded tree's /dev/kvm is a plain file and says
+    // nothing about this user's access.
+    if (host.is_live()) {
+        const UniqueFd fd(host.open("/dev/kvm", O_RDWR));
+        if (!fd) {
+            k.reason = "/dev/kvm cannot be opened read-write by this user";
+            return k;
+        }
+    }
+    k.usable = true;
+    return k;
+}
+
+SystemFacts read_system(const Tree& host, bool devices_only) {
     SystemFacts f;
     f.kernel_release = host.attr("/proc/sys/kernel/osrelease").value_or("");
     if (f.kernel_release.empty())

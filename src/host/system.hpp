@@ -154,16 +154,23 @@ DefaultRoutes parse_default_routes(std::string_view route, std::string_view ipv6
 // The vfio modules vfioctl needs, in load order.
 const std::vector<std::string>& vfio_module_names();
 
+// The one KVM rule ('status', 'vm run'): /dev/kvm exists, a backend module
+// other than kvm_pvm (PVM) provides it, and on the live host this user can
+// open it read-write, as QEMU does. Never fails: reason says why not usable.
+// cpu_virt false adds to a missing /dev/kvm that the CPU shows neither vmx
+// nor svm.
+KvmState read_kvm_state(const Tree& host, bool cpu_virt = true);
+
 // Reads every fact; missing files become absent facts or warnings, never errors.
 // With devices_only, only what decides whether devices may move (mounts,
 // routes, console, holders, IOMMU, modules): no programs are run or looked up.
-SystemFacts read_system(const Host& host, bool devices_only = false);
+SystemFacts read_system(const Tree& host, bool devices_only = false);
 
 // The addresses of each network interface, IPv6 link-local ones left out:
 // from getifaddrs on the live host, from k_recorded_addresses (lines
 // "IFACE ADDRESS", written by snapshot) on a recorded tree.
 inline constexpr const char* k_recorded_addresses = "/.vfioctl/net-addresses";
-std::map<std::string, std::vector<std::string>> interface_addresses(const Host& host);
+std::map<std::string, std::vector<std::string>> interface_addresses(const Tree& host);
 
 // Programs whose presence or version snapshot records.
 const std::vector<std::string>& recorded_programs();

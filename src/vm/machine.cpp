@@ -1,6 +1,7 @@
 #include "vm/machine.hpp"
 
 #include "host/atomic_file.hpp"
+#include "host/state_files.hpp"
 #include "util/json_words.hpp"
 
 #include <algorithm>
@@ -137,9 +138,11 @@ Status write_record(const std::string& dir, const VmRecord& r) {
 }
 
 Status make_run_dir(const std::string& dir) {
-    std::error_code ec;
-    fs::create_directories(dir, ec);
-    if (ec) return Error{"cannot create the run directory: " + ec.message(), dir, {}, ec.value()};
+    if (Status st = host::make_dirs_at(dir); !st) {
+        Error e = st.error();
+        e.message = "cannot create the run directory";
+        return e;
+    }
     if (::chmod(dir.c_str(), 0700) != 0)
         return system_error("cannot set the run directory's mode", dir);
     return {};
@@ -183,33 +186,8 @@ AccelChoice choose_accel(Accel wanted, const host::KvmState& kvm) {
     return c;
 }
 
-host::KvmState read_kvm_state(const host::Host& host) {
-    host::KvmState k;
-    k.present = host.exists("/dev/kvm");
-    if (host.exists("/sys/module/kvm_pvm"))
-        k.backend = "kvm_pvm";
-    else if (host.exists("/sys/module/kvm_intel"))
-        k.backend = "kvm_intel";
-    else if (host.exists("/sys/module/kvm_amd"))
-        k.backend = "kvm_amd";
-    if (!k.present) {
-        k.reason = "/dev/kvm does not exist";
-        return k;
-    }
-    if (k.backend == "kvm_pvm") {
-        k.reason = "/dev/kvm is provided by kvm_pvm (PVM): ordinary guest kernels hang under it";
-        return k;
-    }
-    if (k.backend.empty()) {
-        k.reason = "/dev/kvm exists but neither kvm_intel nor kvm_amd is loaded";
-        return k;
-    }
-    if (host.is_live() && ::access("/dev/kvm", R_OK | W_OK) != 0) {
-        k.reason = "/dev/kvm cannot be opened read-write by this user";
-        return k;
-    }
-    k.usable = true;
-    return k;
+host::KvmState read_kvm_state(const host::Tree& host) {
+    return host::read_kvm_state(host);
 }
 
 } // namespace vfioctl::vm

@@ -59,8 +59,8 @@ struct AccelChoice {
 // reason; kvm when unusable is an Error; tcg is TCG.
 AccelChoice choose_accel(Accel wanted, const host::KvmState& kvm);
 
-// The KVM facts alone, by the same rules as 'status' (/dev/kvm, the
-// backend module, PVM, access): cheap enough for every 'vm run'.
-host::KvmState read_kvm_state(const host::Host& host);
+// The KVM facts alone, by the one rule 'status' uses too
+// (host::read_kvm_state): cheap enough for every 'vm run'.
+host::KvmState read_kvm_state(const host::Tree& host);
 
 } // namespace vfioctl::vm
