@@ -266,13 +266,6 @@ std::vector<std::string> goal_params(const Goal& g) {
     return out;
 }
 
-bool iommu_on(const IommuCmdline& c, Platform p, bool default_on) {
-    if (c.iommu_off) return false;
-    if (p == Platform::intel)
-        return c.intel == Switch::on || (c.intel == Switch::unset && default_on);
-    return c.amd != Switch::off;
-}
-
 bool meets(const IommuCmdline& c, const Goal& g) {
     if (g.action == Action::disable)
         return c.iommu_off ||
@@ -293,13 +286,6 @@ std::vector<std::string> conflicting_params(std::string_view cmdline, const Goal
         if (conflict(p, goal)) out.push_back(t.text);
     }
     return out;
-}
-
-std::vector<std::string> iommu_params(std::string_view cmdline) {
-    auto c = interpret(tokenize(cmdline));
-    auto v = c.iommu_tokens;
-    std::sort(v.begin(), v.end());
-    return v;
 }
 
 Result<Plan> plan_goal(std::vector<ParamSet> sets, const Goal& goal) {

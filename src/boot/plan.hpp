@@ -13,7 +13,9 @@
 namespace vfioctl::boot {
 
 enum class Action { enable, disable };
-enum class Platform { intel, amd };
+using kernel::iommu_on;
+using kernel::iommu_params;
+using kernel::Platform;
 
 // "enable", "disable"; "intel", "amd".
 const char* action_id(Action a);
@@ -29,19 +31,11 @@ struct Goal {
 // The parameters a goal puts on the command line ("intel_iommu=on iommu=pt").
 std::vector<std::string> goal_params(const Goal& g);
 
-// Whether a command line leaves the IOMMU of platform on. default_on: the
-// kernel turns the Intel IOMMU on without intel_iommu=on
-// (CONFIG_INTEL_IOMMU_DEFAULT_ON).
-bool iommu_on(const IommuCmdline& c, Platform p, bool default_on = false);
 // Whether the command line meets the goal.
 bool meets(const IommuCmdline& c, const Goal& g);
 
 // The parameters of cmdline that work against goal ("intel_iommu=off" for enable).
 std::vector<std::string> conflicting_params(std::string_view cmdline, const Goal& goal);
-
-// The IOMMU and VFIO parameters of a command line, sorted: two command lines
-// with the same list boot the same way as far as passthrough goes.
-std::vector<std::string> iommu_params(std::string_view cmdline);
 
 // One parameter change in one place.
 struct ParamChange {

@@ -1,6 +1,5 @@
 #include "iommu/diagnosis.hpp"
 
-#include "boot/plan.hpp"
 #include "util/strings.hpp"
 
 #include <algorithm>
@@ -52,7 +51,7 @@ std::string firmware_name(const std::string& vendor) {
 
 } // namespace
 
-IommuState iommu_state(const host::SystemFacts& f, const boot::IommuCmdline& cmd,
+IommuState iommu_state(const host::SystemFacts& f, const kernel::IommuCmdline& cmd,
                        const std::vector<IommuGroup>& groups) {
     IommuState s;
     // Decide from the firmware tables that exist, not from the CPU vendor:
@@ -93,13 +92,13 @@ IommuState iommu_state(const host::SystemFacts& f, const boot::IommuCmdline& cmd
     s.cmdline_fixable = true;
     if (cmd.iommu_off) {
         s.off_cause = "`iommu=off` on the kernel command line";
-    } else if (s.platform == "intel" && cmd.intel == boot::Switch::off) {
+    } else if (s.platform == "intel" && cmd.intel == kernel::Switch::off) {
         s.off_cause = "`intel_iommu=off` on the kernel command line";
-    } else if (s.platform == "intel" && cmd.intel == boot::Switch::unset &&
+    } else if (s.platform == "intel" && cmd.intel == kernel::Switch::unset &&
                !f.kernel_intel_iommu_default_on.value_or(false)) {
         s.off_cause = "`intel_iommu=on` is missing from the kernel command line, and this kernel "
                       "leaves the Intel IOMMU off by default";
-    } else if (s.platform == "amd" && cmd.amd == boot::Switch::off) {
+    } else if (s.platform == "amd" && cmd.amd == kernel::Switch::off) {
         s.off_cause = "`amd_iommu=off` on the kernel command line";
     } else {
         s.cmdline_fixable = false;
@@ -114,7 +113,7 @@ IommuState iommu_state(const host::SystemFacts& f, const boot::IommuCmdline& cmd
 Diagnosis diagnose(const host::SystemFacts& f, const pci::Inventory& inv,
                    const std::vector<IommuGroup>& groups, const NextBoot* next) {
     Diagnosis dx;
-    dx.cmdline = boot::interpret(boot::tokenize(f.cmdline));
+    dx.cmdline = kernel::interpret(kernel::tokenize(f.cmdline));
     dx.iommu = iommu_state(f, dx.cmdline, groups);
     dx.notes = dx.cmdline.notes;
     const IommuState& s = dx.iommu;
@@ -124,12 +123,12 @@ Diagnosis diagnose(const host::SystemFacts& f, const pci::Inventory& inv,
     if (next) {
         dx.next_boot = *next;
         if (next->next_cmdline && (s.platform == "intel" || s.platform == "amd")) {
-            auto nc = boot::interpret(boot::tokenize(*next->next_cmdline));
-            next_on = boot::iommu_on(
-                nc, s.platform == "intel" ? boot::Platform::intel : boot::Platform::amd,
+            auto nc = kernel::interpret(kernel::tokenize(*next->next_cmdline));
+            next_on = kernel::iommu_on(
+                nc, s.platform == "intel" ? kernel::Platform::intel : kernel::Platform::amd,
                 f.kernel_intel_iommu_default_on.value_or(false));
         }
-        std::string params = util::join(boot::iommu_params(next->next_cmdline.value_or("")), " ");
+        std::string params = util::join(kernel::iommu_params(next->next_cmdline.value_or("")), " ");
         if (!s.enabled && s.cmdline_fixable && next_on == true)
             dx.notes.push_back("the boot configuration already turns the IOMMU on (next boot: " +
                                params + "): only a reboot is missing");

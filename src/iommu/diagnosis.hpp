@@ -2,9 +2,9 @@
 // The diagnosis behind 'vfioctl status': from the host's facts to a verdict
 // per GPU with its cause and the exact remedy, in the seed's terms. Pure.
 
-#include "boot/cmdline.hpp"
 #include "host/system.hpp"
 #include "iommu/groups.hpp"
+#include "kernel/cmdline.hpp"
 #include "pci/device.hpp"
 
 #include <optional>
@@ -67,7 +67,7 @@ struct NextBoot {
 };
 
 struct Diagnosis {
-    boot::IommuCmdline cmdline;
+    kernel::IommuCmdline cmdline;
     std::optional<NextBoot> next_boot;
     IommuState iommu;
     std::vector<GpuDiagnosis> gpus;
@@ -87,7 +87,7 @@ Diagnosis diagnose(const host::SystemFacts& facts, const pci::Inventory& inv,
                    const std::vector<IommuGroup>& groups, const NextBoot* next = nullptr);
 
 // The IOMMU part alone (also used by 'explain').
-IommuState iommu_state(const host::SystemFacts& facts, const boot::IommuCmdline& cmd,
+IommuState iommu_state(const host::SystemFacts& facts, const kernel::IommuCmdline& cmd,
                        const std::vector<IommuGroup>& groups);
 
 } // namespace vfioctl::iommu

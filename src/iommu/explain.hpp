@@ -28,7 +28,7 @@ struct ExplainContext {
     const pci::Inventory& inv;
     const std::vector<IommuGroup>& groups;
     const IommuState& iommu;
-    const boot::IommuCmdline& cmdline;
+    const kernel::IommuCmdline& cmdline;
 };
 
 // Every recognised message in text (a line or a whole log), in input order,

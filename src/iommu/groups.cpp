@@ -8,7 +8,7 @@
 
 namespace vfioctl::iommu {
 
-std::vector<IommuGroup> read_groups(const host::Host& host, const pci::Inventory& inv,
+std::vector<IommuGroup> read_groups(const host::Tree& host, const pci::Inventory& inv,
                                     std::vector<std::string>& warnings,
                                     std::optional<std::string>* disagreement) {
     std::vector<IommuGroup> groups;

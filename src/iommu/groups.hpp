@@ -25,7 +25,7 @@ struct IommuGroup {
 // listing cannot be read), *disagreement, when given, says so in words: the
 // kernel makes both together, so membership is unknown. No directory means
 // no groups, not an error; garbage entries are skipped with a warning.
-std::vector<IommuGroup> read_groups(const host::Host& host, const pci::Inventory& inv,
+std::vector<IommuGroup> read_groups(const host::Tree& host, const pci::Inventory& inv,
                                     std::vector<std::string>& warnings,
                                     std::optional<std::string>* disagreement = nullptr);
 

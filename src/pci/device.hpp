@@ -1,9 +1,9 @@
 #pragma once
 // PciDevice: one PCI function as vfioctl sees it, read through libpci (IDs,
 // class, names from pci.ids, capabilities, BARs) and the Host (driver,
-// IOMMU group, sysfs topology).
+// IOMMU group, sysfs topology). pci/ sits below host/: it names host::Tree
+// and nothing else of it.
 
-#include "host/host.hpp"
 #include "pci/address.hpp"
 
 #include <cstdint>
@@ -11,6 +11,10 @@
 #include <optional>
 #include <string>
 #include <vector>
+
+namespace vfioctl::host {
+class Tree;
+}
 
 namespace vfioctl::pci {
 
@@ -74,6 +78,6 @@ struct Inventory {
 
 // Reads every PCI function of the host through libpci (sysfs.path under the
 // host's root). Fails when the host has no /sys/bus/pci tree.
-Result<Inventory> enumerate(const host::Host& host);
+Result<Inventory> enumerate(const host::Tree& host);
 
 } // namespace vfioctl::pci

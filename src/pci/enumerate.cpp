@@ -1,3 +1,4 @@
+#include "host/tree.hpp"
 #include "pci/device.hpp"
 #include "util/strings.hpp"
 
@@ -137,7 +138,7 @@ std::optional<PciAddress> parent_from_path(const std::string& path) {
 // so an empty or garbage file reads as 0: say so, and take the value from
 // the config header when that can be read. A header shorter than 64 bytes is
 // reported too (libpci then reads every register as all ones).
-void check_identity(const host::Host& host, const uint8_t* header, bool config_ok, PciDevice& d,
+void check_identity(const host::Tree& host, const uint8_t* header, bool config_ok, PciDevice& d,
                     std::vector<std::string>& warnings) {
     const std::string base = "/sys/bus/pci/devices/" + d.addr.str();
     if (!config_ok)
@@ -174,7 +175,7 @@ void check_identity(const host::Host& host, const uint8_t* header, bool config_o
     }
 }
 
-void read_host_side(const host::Host& host, const host::Dir* bus, PciDevice& d,
+void read_host_side(const host::Tree& host, const host::Dir* bus, PciDevice& d,
                     std::vector<std::string>& warnings) {
     const std::string base = "/sys/bus/pci/devices/" + d.addr.str();
     auto dir = host.open_dir(base);
@@ -234,7 +235,7 @@ constexpr const char* k_libpci_files[] = {"vendor",           "device",   "class
 // directory, or a file libpci opens is no regular file (a link out, a FIFO
 // that blocks the open for ever, a device node). nullopt when it may.
 // The slow, general answer: every link resolved by std::filesystem.
-std::optional<std::string> libpci_hazard_slow(const host::Host& host, const std::string& name) {
+std::optional<std::string> libpci_hazard_slow(const host::Tree& host, const std::string& name) {
     namespace fs = std::filesystem;
     std::error_code ec;
     const fs::path root = fs::canonical(host.root(), ec);
@@ -268,7 +269,7 @@ std::optional<std::string> libpci_hazard_slow(const host::Host& host, const std:
 // each, links not followed). Anything else takes the slow answer.
 class HazardCheck {
   public:
-    explicit HazardCheck(const host::Host& host)
+    explicit HazardCheck(const host::Tree& host)
         : m_host(host), m_bus(host.open_dir("/sys/bus/pci/devices")) {
         std::error_code ec;
         m_root = std::filesystem::canonical(host.root(), ec).string();
@@ -312,7 +313,7 @@ class HazardCheck {
         return ok;
     }
 
-    const host::Host& m_host;
+    const host::Tree& m_host;
     std::string m_root;
     Result<host::Dir> m_bus;
     std::map<std::string, bool> m_real;
@@ -320,7 +321,7 @@ class HazardCheck {
 
 // Takes the hazardous devices out of libpci's list before it reads them,
 // with a warning each; their IOMMU groups keep them as unknown members.
-void leave_out_hazards(const host::Host& host, pci_access* acc,
+void leave_out_hazards(const host::Tree& host, pci_access* acc,
                        std::vector<std::string>& warnings) {
     HazardCheck libpci_hazard(host);
     for (pci_dev** at = &acc->devices; *at;) {
@@ -372,7 +373,7 @@ bool Inventory::is_gpu_companion(const PciDevice& d) const {
     return false;
 }
 
-Result<Inventory> enumerate(const host::Host& host) {
+Result<Inventory> enumerate(const host::Tree& host) {
     if (!host.is_dir("/sys/bus/pci/devices"))
         return Error{"no PCI devices to read", host.path("/sys/bus/pci/devices").string(),
                      "--root must name a host tree (as written by 'vfioctl snapshot')", 0};

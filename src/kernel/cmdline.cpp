@@ -1,10 +1,11 @@
-#include "boot/cmdline.hpp"
+#include "kernel/cmdline.hpp"
 
 #include "util/strings.hpp"
 
+#include <algorithm>
 #include <cctype>
 
-namespace vfioctl::boot {
+namespace vfioctl::kernel {
 
 std::vector<Token> tokenize(std::string_view s) {
     std::vector<Token> out;
@@ -134,4 +135,18 @@ IommuCmdline interpret(const std::vector<Token>& tokens) {
     return c;
 }
 
-} // namespace vfioctl::boot
+bool iommu_on(const IommuCmdline& c, Platform p, bool default_on) {
+    if (c.iommu_off) return false;
+    if (p == Platform::intel)
+        return c.intel == Switch::on || (c.intel == Switch::unset && default_on);
+    return c.amd != Switch::off;
+}
+
+std::vector<std::string> iommu_params(std::string_view cmdline) {
+    auto c = interpret(tokenize(cmdline));
+    auto v = c.iommu_tokens;
+    std::sort(v.begin(), v.end());
+    return v;
+}
+
+} // namespace vfioctl::kernel
