@@ -249,13 +249,14 @@ std::vector<std::string> profile_paths(const std::string& name) {
     return out;
 }
 
-Result<Profile> load_profile(const host::Host& host, const std::string& name, bool allow_missing) {
+Result<Profile> load_profile(const host::Tree& host, const host::Tree& user_files,
+                             const std::string& name, bool allow_missing) {
     auto paths = profile_paths(name);
     for (size_t i = 0; i < paths.size(); ++i) {
         const auto& path = paths[i];
         // /etc is the host's (under --root); the user's own files are read as they are.
         const bool host_path = util::starts_with(path, "/etc/");
-        Result<std::string> text = host_path ? host.read(path) : host::Host("/").read(path);
+        Result<std::string> text = host_path ? host.read(path) : user_files.read(path);
         if (!text) {
             if (text.error().errnum == ENOENT) continue;
             return text.error();
@@ -276,6 +277,12 @@ Result<Profile> load_profile(const host::Host& host, const std::string& name, bo
                  "looked in " + util::join(paths, " and ") +
                      "; write one there, or give --kernel or --disk to boot without one",
                  0};
+}
+
+Result<Profile> load_profile(const host::Tree& host, const std::string& name, bool allow_missing) {
+    // The user's files are never under --root; a live host is its own.
+    if (host.is_live()) return load_profile(host, host, name, allow_missing);
+    return load_profile(host, host::Tree("/"), name, allow_missing);
 }
 
 Status apply_overrides(Profile& p, const ProfileOverrides& o) {

@@ -84,9 +84,14 @@ Result<Profile> parse_profile(std::string_view text, const std::string& file,
 // in ".toml" is a file path itself.
 std::vector<std::string> profile_paths(const std::string& name);
 
-// Loads NAME's profile. When none exists: a default profile named NAME if
-// allow_missing, else an Error listing where it looked.
-Result<Profile> load_profile(const host::Host& host, const std::string& name, bool allow_missing);
+// Loads NAME's profile: /etc paths read from host (under --root), the
+// user's own files from user_files (the running machine's tree). When none
+// exists: a default profile named NAME if allow_missing, else an Error
+// listing where it looked.
+Result<Profile> load_profile(const host::Tree& host, const host::Tree& user_files,
+                             const std::string& name, bool allow_missing);
+// The same with the user's files read from the running machine ("/").
+Result<Profile> load_profile(const host::Tree& host, const std::string& name, bool allow_missing);
 
 // Applies flags; an Error for a bad memory size, accelerator or share.
 Status apply_overrides(Profile& p, const ProfileOverrides& o);
