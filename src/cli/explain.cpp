@@ -2,6 +2,7 @@
 
 #include "iommu/explain.hpp"
 
+#include "boot/cmdline.hpp"
 #include "cli/commands.hpp"
 #include "cli/model.hpp"
 #include "util/strings.hpp"

@@ -1,5 +1,6 @@
 // 'vfioctl groups': every IOMMU group, its devices and whether it can go to a VM.
 
+#include "boot/cmdline.hpp"
 #include "cli/commands.hpp"
 #include "cli/model.hpp"
 #include "iommu/diagnosis.hpp"

@@ -1,6 +1,7 @@
 // The diagnosis as pure functions: hand-built facts, inventories and groups in,
 // verdicts, causes and steps out.
 
+#include "boot/cmdline.hpp"
 #include "iommu/diagnosis.hpp"
 
 #include <algorithm>

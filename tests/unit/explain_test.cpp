@@ -3,6 +3,7 @@
 // lines of any length (issue #11: one 30 KB line overflowed the stack of the
 // std::regex matcher this replaced).
 
+#include "boot/cmdline.hpp"
 #include "iommu/explain.hpp"
 
 #include <gtest/gtest.h>
