@@ -1,5 +1,6 @@
 #include "host/host.hpp"
 
+#include "host/process.hpp"
 #include "host/resolve.hpp"
 #include "util/strings.hpp"
 
@@ -48,15 +49,13 @@ Status check_live_write(const Tree& tree, std::string_view p) {
 
 Status Host::write(std::string_view p, std::string_view data) const {
     if (auto st = check_live_write(*this, p); !st) return st;
-    int fd = open(p, O_WRONLY | O_TRUNC);
-    if (fd < 0) return system_error("cannot open for writing", std::string(p));
+    const UniqueFd fd(open(p, O_WRONLY | O_TRUNC));
+    if (!fd) return system_error("cannot open for writing", std::string(p));
     ssize_t n;
     do {
-        n = ::write(fd, data.data(), data.size());
+        n = ::write(fd.get(), data.data(), data.size());
     } while (n < 0 && errno == EINTR);
-    int e = errno;
-    ::close(fd);
-    if (n < 0) return system_error("write failed", std::string(p), e);
+    if (n < 0) return system_error("write failed", std::string(p));
     if (static_cast<size_t>(n) != data.size()) return Error{"short write", std::string(p), {}, 0};
     return {};
 }
@@ -123,8 +122,8 @@ int plain_write_child(void* arg) {
 
 Status Host::write_bounded(std::string_view p, std::string_view data, int timeout_ms) const {
     if (auto st = check_live_write(*this, p); !st) return st;
-    int pipefd[2];
-    if (::pipe2(pipefd, O_CLOEXEC) != 0) return system_error("cannot create pipe", "");
+    auto pipe = make_pipe();
+    if (!pipe) return system_error("cannot create pipe", "", pipe.error().errnum);
     pid_t pid;
     void* mapping = MAP_FAILED;
     size_t mapping_size = 0;
@@ -141,8 +140,6 @@ Status Host::write_bounded(std::string_view p, std::string_view data, int timeou
             std::string resolved;
             if (dirfd < 0 || walk_in_root(dirfd, p, true, resolved) != 0) {
                 int e = dirfd < 0 ? ENOENT : errno;
-                ::close(pipefd[0]);
-                ::close(pipefd[1]);
                 return system_error("cannot open for writing", std::string(p), e);
             }
             target = rel_or_dot(resolved);
@@ -152,10 +149,7 @@ Status Host::write_bounded(std::string_view p, std::string_view data, int timeou
         mapping = ::mmap(nullptr, mapping_size, PROT_READ | PROT_WRITE,
                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
         if (mapping == MAP_FAILED) {
-            int e = errno;
-            ::close(pipefd[0]);
-            ::close(pipefd[1]);
-            return system_error("cannot map the writer's stack", std::string(p), e);
+            return system_error("cannot map the writer's stack", std::string(p));
         }
         char* base = static_cast<char*>(mapping);
         char* path_copy = base + sizeof(PlainWrite);
@@ -163,30 +157,28 @@ Status Host::write_bounded(std::string_view p, std::string_view data, int timeou
         char* data_copy = path_copy + target.size() + 1;
         if (!data.empty()) std::memcpy(data_copy, data.data(), data.size());
         auto* w = new (base)
-            PlainWrite{dirfd, path_copy, in_root, flags, data_copy, data.size(), pipefd[1]};
+            PlainWrite{dirfd, path_copy, in_root, flags, data_copy, data.size(), pipe->write.get()};
         // The stack grows down from the mapping's end, 16-byte aligned.
         auto top = reinterpret_cast<uintptr_t>(base + mapping_size) & ~uintptr_t{15};
         pid = ::clone(plain_write_child, reinterpret_cast<void*>(top), CLONE_VM | SIGCHLD, w);
     } else {
         pid = ::fork();
         if (pid == 0) {
-            ::close(pipefd[0]);
+            pipe->read.reset();
             Status st = write(p, data);
             WriteReport r{st ? WriteReport::done : WriteReport::failed, st ? 0 : st.error().errnum};
-            ssize_t ignored = ::write(pipefd[1], &r, sizeof r);
+            ssize_t ignored = ::write(pipe->write.get(), &r, sizeof r);
             (void)ignored;
             ::_exit(0);
         }
     }
     if (pid < 0) {
         int e = errno;
-        ::close(pipefd[0]);
-        ::close(pipefd[1]);
         if (mapping != MAP_FAILED) ::munmap(mapping, mapping_size);
         return system_error("cannot start the writer", std::string(p), e);
     }
-    ::close(pipefd[1]);
-    pollfd pfd{pipefd[0], POLLIN, 0};
+    pipe->write.reset();
+    pollfd pfd{pipe->read.get(), POLLIN, 0};
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
     int pr;
     for (;;) {
@@ -198,8 +190,8 @@ Status Host::write_bounded(std::string_view p, std::string_view data, int timeou
     }
     WriteReport r;
     bool reported = false;
-    if (pr > 0) reported = ::read(pipefd[0], &r, sizeof r) == static_cast<ssize_t>(sizeof r);
-    ::close(pipefd[0]);
+    if (pr > 0) reported = ::read(pipe->read.get(), &r, sizeof r) == static_cast<ssize_t>(sizeof r);
+    pipe->read.reset();
     if (pr == 0) {
         // The writer and its mapping stay; a detached thread reaps it once
         // the kernel lets go, so it never lingers as a zombie.

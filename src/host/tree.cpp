@@ -2,6 +2,7 @@
 
 #include "host/process.hpp"
 #include "host/resolve.hpp"
+#include "host/unique_fd.hpp"
 #include "util/strings.hpp"
 
 #include <algorithm>
@@ -215,28 +216,25 @@ int Tree::open(std::string_view p, int flags, unsigned mode) const {
 }
 
 Result<std::string> Tree::read(std::string_view p) const {
-    int fd = open(p, O_RDONLY);
-    if (fd < 0 && !m_live && errno == k_not_regular)
+    const UniqueFd fd(open(p, O_RDONLY));
+    if (!fd && !m_live && errno == k_not_regular)
         return Error{
             "cannot read: not a regular file (a FIFO or device node has no place in a host tree)",
             std::string(p),
             {},
             0};
-    if (fd < 0) return system_error("cannot read", std::string(p));
+    if (!fd) return system_error("cannot read", std::string(p));
     std::string out;
     char buf[8192];
     for (;;) {
-        ssize_t n = ::read(fd, buf, sizeof buf);
+        ssize_t n = ::read(fd.get(), buf, sizeof buf);
         if (n < 0) {
             if (errno == EINTR) continue;
-            int e = errno;
-            ::close(fd);
-            return system_error("cannot read", std::string(p), e);
+            return system_error("cannot read", std::string(p));
         }
         if (n == 0) break;
         out.append(buf, static_cast<size_t>(n));
     }
-    ::close(fd);
     return out;
 }
 
@@ -270,16 +268,13 @@ Result<std::string> Tree::read_link(std::string_view p) const {
         n = ::readlink(std::string(p).c_str(), buf, sizeof buf);
     } else {
         auto [dir, name] = split_last(p);
-        int dfd =
-            name.empty() || name == "." || name == ".." ? -1 : open(dir, O_PATH | O_DIRECTORY);
-        if (dfd < 0) {
+        const UniqueFd dfd(
+            name.empty() || name == "." || name == ".." ? -1 : open(dir, O_PATH | O_DIRECTORY));
+        if (!dfd) {
             if (errno == 0 || name.empty() || name == "." || name == "..") errno = EINVAL;
             return system_error("cannot read link", std::string(p));
         }
-        n = ::readlinkat(dfd, name.c_str(), buf, sizeof buf);
-        int e = errno;
-        ::close(dfd);
-        errno = e;
+        n = ::readlinkat(dfd.get(), name.c_str(), buf, sizeof buf);
     }
     if (n < 0) return system_error("cannot read link", std::string(p));
     if (static_cast<size_t>(n) == sizeof buf)
@@ -329,17 +324,16 @@ Dir::~Dir() {
 
 std::optional<std::string> Dir::attr(const char* name) const {
     // Under a root, an attribute that is a link is resolved inside it.
-    int fd = ::openat(m_fd, name, O_RDONLY | O_CLOEXEC | (m_root ? O_NOFOLLOW | O_NONBLOCK : 0));
-    if (fd < 0 && m_root && errno == ELOOP)
-        fd = open_in_root(m_root->fd, m_path + "/" + name, O_RDONLY | O_NONBLOCK, 0);
-    if (m_root) fd = only_files(fd);
-    if (fd < 0) return std::nullopt;
+    int raw = ::openat(m_fd, name, O_RDONLY | O_CLOEXEC | (m_root ? O_NOFOLLOW | O_NONBLOCK : 0));
+    if (raw < 0 && m_root && errno == ELOOP)
+        raw = open_in_root(m_root->fd, m_path + "/" + name, O_RDONLY | O_NONBLOCK, 0);
+    const UniqueFd fd(m_root ? only_files(raw) : raw);
+    if (!fd) return std::nullopt;
     char buf[4096];
     ssize_t n;
     do {
-        n = ::read(fd, buf, sizeof buf);
+        n = ::read(fd.get(), buf, sizeof buf);
     } while (n < 0 && errno == EINTR);
-    ::close(fd);
     if (n < 0) return std::nullopt;
     return std::string(util::trim(std::string_view(buf, static_cast<size_t>(n))));
 }
@@ -367,42 +361,30 @@ std::optional<std::string> Dir::link_name(const char* name) const {
 bool Tree::exists(std::string_view p) const {
     std::error_code ec;
     if (m_live) return fs::exists(path(p), ec);
-    int fd = open(p, O_PATH);
-    if (fd < 0) return false;
-    ::close(fd);
-    return true;
+    return UniqueFd(open(p, O_PATH)).get() >= 0;
 }
 
 bool Tree::is_link(std::string_view p) const {
     std::error_code ec;
     if (m_live) return fs::is_symlink(path(p), ec);
-    int fd = open(p, O_PATH | O_NOFOLLOW);
-    if (fd < 0) return false;
+    const UniqueFd fd(open(p, O_PATH | O_NOFOLLOW));
     struct stat st {};
-    bool link = ::fstat(fd, &st) == 0 && S_ISLNK(st.st_mode);
-    ::close(fd);
-    return link;
+    return fd && ::fstat(fd.get(), &st) == 0 && S_ISLNK(st.st_mode);
 }
 
 bool Tree::is_dir(std::string_view p) const {
     std::error_code ec;
     if (m_live) return fs::is_directory(path(p), ec);
-    int fd = open(p, O_PATH | O_DIRECTORY);
-    if (fd < 0) return false;
-    ::close(fd);
-    return true;
+    return UniqueFd(open(p, O_PATH | O_DIRECTORY)).get() >= 0;
 }
 
 Result<std::vector<std::string>> Tree::list(std::string_view p) const {
     if (!m_live) {
-        int fd = open(p, O_RDONLY | O_DIRECTORY);
-        if (fd < 0) return system_error("cannot list", std::string(p));
-        DIR* d = ::fdopendir(fd);
-        if (!d) {
-            int e = errno;
-            ::close(fd);
-            return system_error("cannot list", std::string(p), e);
-        }
+        UniqueFd fd(open(p, O_RDONLY | O_DIRECTORY));
+        if (!fd) return system_error("cannot list", std::string(p));
+        DIR* d = ::fdopendir(fd.get());
+        if (!d) return system_error("cannot list", std::string(p));
+        fd.release(); // closedir closes it
         std::vector<std::string> names;
         errno = 0;
         while (dirent* ent = ::readdir(d)) {
