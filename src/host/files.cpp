@@ -1,6 +1,7 @@
 #include "host/files.hpp"
 
 #include "host/atomic_file.hpp"
+#include "host/unique_fd.hpp"
 #include "util/fault.hpp"
 
 #include <cerrno>
@@ -72,12 +73,10 @@ int keep_owner_mode(int fd, unsigned uid, unsigned gid, unsigned mode) {
 
 // fsync of a directory (a rename's durability); errno or 0.
 int sync_dir(const std::string& full_dir) {
-    int dfd = ::open(full_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0) return errno;
-    int e = 0;
-    if (::fsync(dfd) != 0 && errno != EINVAL && errno != EROFS) e = errno;
-    ::close(dfd);
-    return e;
+    const UniqueFd dfd(::open(full_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!dfd) return errno;
+    if (::fsync(dfd.get()) != 0 && errno != EINVAL && errno != EROFS) return errno;
+    return 0;
 }
 
 // Temporary files a killed vfioctl left beside base (".NAME.vfioctl-tmpPID",
@@ -144,23 +143,17 @@ Result<std::string> backup_file(const Host& h, std::string_view p, std::string_v
     auto real = h.resolve(p);
     if (!real) return real.error();
     const std::string src = h.path(*real).string();
-    int in = ::open(src.c_str(), O_RDONLY | O_CLOEXEC);
-    if (in < 0) return system_error("cannot read", *real);
+    const UniqueFd in(::open(src.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!in) return system_error("cannot read", *real);
     struct stat st {};
-    if (::fstat(in, &st) != 0 || !S_ISREG(st.st_mode)) {
-        ::close(in);
+    if (::fstat(in.get(), &st) != 0 || !S_ISREG(st.st_mode))
         return Error{"not a regular file", *real, {}, 0};
-    }
     std::string data;
     char buf[65536];
     for (;;) {
-        ssize_t n = ::read(in, buf, sizeof buf);
+        ssize_t n = ::read(in.get(), buf, sizeof buf);
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0) {
-            int e = errno;
-            ::close(in);
-            return system_error("cannot read", *real, e);
-        }
+        if (n < 0) return system_error("cannot read", *real);
         if (n == 0) break;
         data.append(buf, static_cast<size_t>(n));
     }
@@ -169,20 +162,16 @@ Result<std::string> backup_file(const Host& h, std::string_view p, std::string_v
     const std::string tmp_host =
         dir + "/." + base_of(*real) + ".vfioctl-backup.tmp" + std::to_string(::getpid());
     const std::string tmp = h.path(tmp_host).string();
-    int out = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (out < 0) {
-        int e = errno;
-        ::close(in);
-        return fail("cannot create a backup in", dir, e);
-    }
+    UniqueFd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    if (!out) return fail("cannot create a backup in", dir, errno);
     util::fault_point("boot.backup.created");
-    int e = write_all(out, data);
+    int e = write_all(out.get(), data);
     if (e == 0) util::fault_point("boot.backup.written");
-    if (e == 0) e = keep_owner_mode(out, st.st_uid, st.st_gid, st.st_mode & 07777);
-    if (e == 0) copy_xattrs(in, out);
-    if (e == 0 && ::fsync(out) != 0) e = errno;
-    ::close(in);
-    if (::close(out) != 0 && e == 0) e = errno;
+    if (e == 0) e = keep_owner_mode(out.get(), st.st_uid, st.st_gid, st.st_mode & 07777);
+    if (e == 0) copy_xattrs(in.get(), out.get());
+    if (e == 0 && ::fsync(out.get()) != 0) e = errno;
+    // A failed close is a failed write (NFS reports errors there).
+    if (::close(out.release()) != 0 && e == 0) e = errno;
     if (e != 0) {
         ::unlink(tmp.c_str());
         return fail("cannot write the backup of", *real, e);
@@ -225,7 +214,7 @@ Status replace_file(const Host& h, std::string_view p, std::string_view data,
                     std::string_view prefix, unsigned mode) {
     if (auto g = check_live_write(h, p); !g) return g;
     std::string real(p);
-    int orig = -1;
+    UniqueFd orig;
     struct stat st {};
     auto r = h.resolve(p);
     if (!r) {
@@ -235,14 +224,11 @@ Status replace_file(const Host& h, std::string_view p, std::string_view data,
     if (r) {
         real = *r;
         const std::string full = h.path(real).string();
-        orig = ::open(full.c_str(), O_RDONLY | O_CLOEXEC);
-        if (orig < 0) return fail("cannot open", real, errno);
-        if (::fstat(orig, &st) != 0 || !S_ISREG(st.st_mode)) {
-            ::close(orig);
+        orig.reset(::open(full.c_str(), O_RDONLY | O_CLOEXEC));
+        if (!orig) return fail("cannot open", real, errno);
+        if (::fstat(orig.get(), &st) != 0 || !S_ISREG(st.st_mode))
             return Error{"not a regular file", real, {}, 0};
-        }
         if ((st.st_mode & 0222) == 0) {
-            ::close(orig);
             char m[16];
             std::snprintf(m, sizeof m, "%04o", st.st_mode & 07777);
             return Error{std::string("the file is read-only (mode ") + m + ")", real,
@@ -250,34 +236,25 @@ Status replace_file(const Host& h, std::string_view p, std::string_view data,
                              ") if it should change; nothing was changed",
                          0};
         }
-        if (::access(full.c_str(), W_OK) != 0 && errno != EROFS) {
-            int e = errno;
-            ::close(orig);
-            return fail("cannot write", real, e);
-        }
+        if (::access(full.c_str(), W_OK) != 0 && errno != EROFS)
+            return fail("cannot write", real, errno);
     }
     const std::string dir = dir_of(real);
     remove_stale_temps(h, dir, base_of(real));
     // The directory opened inside the root; the write is relative to it.
-    const int dfd = h.open(dir, O_RDONLY | O_DIRECTORY);
-    if (dfd < 0) {
-        int e = errno;
-        if (orig >= 0) ::close(orig);
-        return fail("cannot create a temporary file in", dir, e);
-    }
+    const UniqueFd dfd(h.open(dir, O_RDONLY | O_DIRECTORY));
+    if (!dfd) return fail("cannot create a temporary file in", dir, errno);
     AtomicWrite how;
     how.mode = 0600; // until prepare gives it the file's own
     how.fault_prefix = std::string(prefix);
     how.prepare = [&](int fd) -> Status {
-        int e = orig >= 0 ? keep_owner_mode(fd, st.st_uid, st.st_gid, st.st_mode & 07777)
-                          : keep_owner_mode(fd, ::geteuid(), ::getegid(), mode);
+        int e = orig ? keep_owner_mode(fd, st.st_uid, st.st_gid, st.st_mode & 07777)
+                     : keep_owner_mode(fd, ::geteuid(), ::getegid(), mode);
         if (e != 0) return system_error("cannot keep owner and mode for", real, e);
-        if (orig >= 0) copy_xattrs(orig, fd);
+        if (orig) copy_xattrs(orig.get(), fd);
         return {};
     };
-    Status done = write_file_atomic(dfd, base_of(real), data, real, how);
-    ::close(dfd);
-    if (orig >= 0) ::close(orig);
+    Status done = write_file_atomic(dfd.get(), base_of(real), data, real, how);
     if (!done) {
         Error err = done.error();
         err.hint = write_hint(err.errnum, dir);
