@@ -111,7 +111,7 @@ std::string write_hint(int e, std::string_view dir) {
     }
 }
 
-Result<FileStat> stat_file(const Host& h, std::string_view p) {
+Result<FileStat> stat_file(const Tree& h, std::string_view p) {
     FileStat fs;
     struct stat st {};
     const std::string full = h.path(p).string();

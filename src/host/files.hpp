@@ -28,7 +28,7 @@ struct FileStat {
 
 // Stats host path p, following links; exists is false when it is missing,
 // an Error for any other failure.
-Result<FileStat> stat_file(const Host& host, std::string_view p);
+Result<FileStat> stat_file(const Tree& host, std::string_view p);
 
 // Copies regular file p to a new file beside it, NAME.vfioctl-backup-STAMP
 // (then -2, -3, ... when taken), with p's mode and owner, synced, never

@@ -117,7 +117,7 @@ std::vector<std::string> virtiofsd_argv(const Virtiofsd& d, const std::string& s
             "-f"};
 }
 
-Result<Virtiofsd> find_virtiofsd(const host::Host& host) {
+Result<Virtiofsd> find_virtiofsd(const host::Tree& host) {
     std::vector<std::string> candidates;
     if (const char* path = std::getenv("PATH"))
         for (const auto& dir : util::split(path, ':'))

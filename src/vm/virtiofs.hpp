@@ -44,7 +44,7 @@ std::vector<std::string> virtiofsd_argv(const Virtiofsd& d, const std::string& s
 // Finds virtiofsd: on $PATH, then /usr/libexec/virtiofsd, then
 // /usr/lib/qemu/virtiofsd; asks its --help which one it is. The Error
 // says why there is none usable.
-Result<Virtiofsd> find_virtiofsd(const host::Host& host);
+Result<Virtiofsd> find_virtiofsd(const host::Tree& host);
 
 // virtiofsd keeps a descriptor open for every inode the guest holds: a
 // walk over a large tree (find /usr, a kernel build) needs many.
