@@ -1,5 +1,12 @@
 #include "cli/cli.hpp"
 
+#include <iostream>
+
 int main(int argc, char** argv) {
-    return vfioctl::cli::run(argc, argv);
+    // Listings of thousands of devices: no per-write sync with C stdio.
+    std::ios::sync_with_stdio(false);
+    vfioctl::cli::Services live;
+    live.paths = vfioctl::services::Paths::from_environment();
+    return vfioctl::cli::run(std::vector<std::string>(argv + 1, argv + argc), live, std::cout,
+                             std::cerr);
 }

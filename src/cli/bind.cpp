@@ -4,6 +4,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/model.hpp"
+#include "services/devices.hpp"
 #include "util/strings.hpp"
 
 #include <algorithm>
@@ -39,28 +40,30 @@ json changes_json(const std::vector<vfio::DeviceChange>& changes) {
     return arr;
 }
 
-void print_changes(Context& ctx, const std::vector<vfio::DeviceChange>& changes) {
+// The changes as text lines: "  ADDR: FROM -> TO (N ms)" or "  ADDR: DRIVER (NOTE)".
+std::string changes_text(const std::vector<vfio::DeviceChange>& changes) {
+    std::string out;
     for (const auto& c : changes) {
-        ctx.out << "  " << c.address << ": ";
+        out += "  " + c.address + ": ";
         if (c.changed)
-            ctx.out << c.from.value_or("no driver") << " -> " << c.to.value_or("no driver")
-                    << fmt::format(" ({:.0f} ms)", c.ms);
+            out += c.from.value_or("no driver") + " -> " + c.to.value_or("no driver") +
+                   fmt::format(" ({:.0f} ms)", c.ms);
         else
-            ctx.out << c.to.value_or("no driver");
-        if (!c.note.empty())
-            ctx.out << (c.changed ? "; " : " (") << c.note << (c.changed ? "" : ")");
-        ctx.out << "\n";
+            out += c.to.value_or("no driver");
+        if (!c.note.empty()) out += (c.changed ? "; " : " (") + c.note + (c.changed ? "" : ")");
+        out += "\n";
     }
+    return out;
 }
 
-vfio::ChangeOptions change_options(Context& ctx, const std::string& state_dir, double timeout_s) {
-    vfio::ChangeOptions o;
-    o.state_dir = state_dir;
-    o.unbind_timeout_ms = static_cast<int>(timeout_s * 1000);
-    o.progress = [&ctx](const std::string& s) {
-        if (!ctx.json) ctx.err << s << "\n";
-    };
-    return o;
+// The devices service on ctx's host: progress lines on stderr in text mode.
+services::Devices devices(Context& ctx, const std::string& state_dir, double timeout_s) {
+    return services::Devices(
+        ctx.host, state_dir,
+        [&ctx](const std::string& s) {
+            if (!ctx.json) ctx.err << s << "\n";
+        },
+        static_cast<int>(timeout_s * 1000));
 }
 
 void add_common(CLI::App& sub, std::string& state_dir, double& timeout_s) {
@@ -78,7 +81,7 @@ struct BindOptions {
     int gpu = -1;
     bool dry_run = false;
     bool force = false;
-    std::string state_dir = "/var/lib/vfioctl";
+    std::string state_dir;
     double timeout_s = 10;
 };
 
@@ -106,13 +109,12 @@ resolve_targets(const HostModel& m, const std::vector<std::string>& targets, int
     return out;
 }
 
-int run_bind(Context& ctx, const BindOptions& o) {
-    auto m = load_host(ctx, true);
-    if (!m) return report_error(ctx, m.error());
+Report run_bind(Context& ctx, const BindOptions& o) {
+    auto m = load_host(ctx, o.state_dir, true);
+    if (!m) return failed(m.error());
     auto targets = resolve_targets(*m, o.targets, o.gpu);
     if (!targets)
-        return report_error(ctx, targets.error(),
-                            o.targets.empty() && o.gpu < 0 ? exit_usage : exit_failure);
+        return failed(targets.error(), o.targets.empty() && o.gpu < 0 ? exit_usage : exit_failure);
     auto plan = vfio::plan_bind(*targets, m->inv, m->facts, m->groups);
 
     json jplan = json::array();
@@ -123,87 +125,78 @@ int run_bind(Context& ctx, const BindOptions& o) {
                          {"target", it.target},
                          {"already", it.already},
                          {"label", it.label}});
-    if (!ctx.json) {
-        for (int g : plan.groups) {
-            ctx.out << "IOMMU group " << g << ":\n";
-            for (const auto& it : plan.items)
-                if (it.group == g)
-                    ctx.out << "  " << it.label << ": "
-                            << (it.already ? "already on vfio-pci"
-                                           : it.driver.value_or("no driver") + " -> vfio-pci")
-                            << (it.target ? "" : "   (same group)") << "\n";
-        }
-        for (const auto& r : plan.refusals)
-            ctx.out << "refused: " << r.text << "\n";
-        for (const auto& b : plan.blockers)
-            ctx.out << (o.force ? "forced past: " : "blocked: ") << b.text << "\n";
+    std::string text;
+    for (int g : plan.groups) {
+        text += "IOMMU group " + std::to_string(g) + ":\n";
+        for (const auto& it : plan.items)
+            if (it.group == g)
+                text += "  " + it.label + ": " +
+                        (it.already ? "already on vfio-pci"
+                                    : it.driver.value_or("no driver") + " -> vfio-pci") +
+                        (it.target ? "" : "   (same group)") + "\n";
     }
-    auto fail = [&](const std::string& msg, const std::string& hint) {
-        return report_error(ctx, Error{msg, {}, hint, 0}, exit_failure,
-                            {{"plan", jplan},
-                             {"refusals", vfio::texts(plan.refusals)},
-                             {"blockers", vfio::texts(plan.blockers)},
-                             {"refused", obstacles_json(plan.refusals)},
-                             {"blocked", obstacles_json(plan.blockers)},
-                             {"changed", false}});
-    };
-    if (!plan.refusals.empty())
-        return fail("refusing to bind: " + util::join(vfio::texts(plan.refusals), "; "),
-                    "nothing was changed; 'vfioctl groups' shows each group's members and roles");
-    if (!plan.blockers.empty() && !o.force)
-        return fail(
-            "refusing to bind: " + util::join(vfio::texts(plan.blockers), "; "),
-            "nothing was changed; stop what uses the device, or pass --force to take it anyway");
+    for (const auto& r : plan.refusals)
+        text += "refused: " + r.text + "\n";
+    for (const auto& b : plan.blockers)
+        text += (o.force ? "forced past: " : "blocked: ") + b.text + "\n";
+    if (auto refusal = services::plan_refusal(plan, o.force, services::Requester::bind))
+        return failed(*refusal, exit_failure,
+                      {{"plan", jplan},
+                       {"refusals", vfio::texts(plan.refusals)},
+                       {"blockers", vfio::texts(plan.blockers)},
+                       {"refused", obstacles_json(plan.refusals)},
+                       {"blocked", obstacles_json(plan.blockers)},
+                       {"changed", false}},
+                      text);
+    Report r;
     if (o.dry_run) {
-        if (ctx.json)
-            print_json(ctx, {{"plan", jplan},
-                             {"refusals", vfio::texts(plan.refusals)},
-                             {"blockers", vfio::texts(plan.blockers)},
-                             {"refused", obstacles_json(plan.refusals)},
-                             {"blocked", obstacles_json(plan.blockers)},
-                             {"dry_run", true},
-                             {"changed", false}});
-        else
-            ctx.out << "dry run: nothing changed\n";
-        return exit_ok;
+        r.json = {{"plan", jplan},
+                  {"refusals", vfio::texts(plan.refusals)},
+                  {"blockers", vfio::texts(plan.blockers)},
+                  {"refused", obstacles_json(plan.refusals)},
+                  {"blocked", obstacles_json(plan.blockers)},
+                  {"dry_run", true},
+                  {"changed", false}};
+        r.text = text + "dry run: nothing changed\n";
+        return r;
     }
-    auto changes =
-        vfio::execute_bind(ctx.host, plan, change_options(ctx, o.state_dir, o.timeout_s));
-    if (!changes) return report_error(ctx, changes.error());
-    if (ctx.json)
-        print_json(ctx, {{"plan", jplan},
-                         {"blocked", obstacles_json(plan.blockers)},
-                         {"forced", o.force && !plan.blockers.empty()},
-                         {"changes", changes_json(*changes)},
-                         {"changed", true}});
-    else {
-        ctx.out << (plan.nothing_to_do() ? "Nothing to do:\n" : "Bound to vfio-pci:\n");
-        print_changes(ctx, *changes);
-        ctx.out << "Give back with: vfioctl unbind "
-                << (o.targets.empty() ? "--all" : util::join(o.targets, " ")) << "\n";
+    // The plan is on stdout before the changes' progress on stderr.
+    if (!ctx.json) {
+        ctx.out << text;
+        text.clear();
     }
-    return exit_ok;
+    auto changes = devices(ctx, o.state_dir, o.timeout_s).bind(plan);
+    if (!changes) return failed(changes.error());
+    r.json = {{"plan", jplan},
+              {"blocked", obstacles_json(plan.blockers)},
+              {"forced", o.force && !plan.blockers.empty()},
+              {"changes", changes_json(*changes)},
+              {"changed", true}};
+    r.text = text + (plan.nothing_to_do() ? "Nothing to do:\n" : "Bound to vfio-pci:\n") +
+             changes_text(*changes) + "Give back with: vfioctl unbind " +
+             (o.targets.empty() ? "--all" : util::join(o.targets, " ")) + "\n";
+    return r;
 }
 
 struct UnbindOptions {
     std::vector<std::string> targets;
     bool all = false;
     bool force = false;
-    std::string state_dir = "/var/lib/vfioctl";
+    std::string state_dir;
     double timeout_s = 10;
 };
 
-int run_unbind(Context& ctx, const UnbindOptions& o) {
+Report run_unbind(Context& ctx, const UnbindOptions& o) {
     if (o.all == !o.targets.empty())
-        return report_error(
-            ctx, Error{"give either devices or --all", {}, "vfioctl unbind 8a:00.0 | --all", 0},
+        return failed(
+            Error{"give either devices or --all", {}, "vfioctl unbind 8a:00.0 | --all", 0},
             exit_usage);
-    auto m = load_host(ctx, true);
-    if (!m) return report_error(ctx, m.error());
+    auto m = load_host(ctx, o.state_dir, true);
+    if (!m) return failed(m.error());
     std::vector<pci::PciAddress> addrs;
     if (!o.all) {
         auto targets = resolve_targets(*m, o.targets, -1);
-        if (!targets) return report_error(ctx, targets.error());
+        if (!targets) return failed(targets.error());
         // The whole group goes back, as it came.
         auto plan = vfio::plan_bind(*targets, m->inv, m->facts, m->groups);
         for (const auto& it : plan.items)
@@ -212,51 +205,37 @@ int run_unbind(Context& ctx, const UnbindOptions& o) {
             if (std::find(addrs.begin(), addrs.end(), t->addr) == addrs.end())
                 addrs.push_back(t->addr);
     }
-    std::map<int, std::string> busy;
-    for (const auto& h : m->facts.holders) {
-        if (!util::starts_with(h.node, "/dev/vfio/")) continue;
-        if (auto g = util::parse_dec(h.node.substr(10)))
-            busy[static_cast<int>(*g)] += (busy.count(static_cast<int>(*g)) ? ", " : "") +
-                                          std::string("pid ") + std::to_string(h.pid) + " (" +
-                                          h.comm + ")";
-    }
-    auto changes = vfio::give_back(ctx.host, addrs, busy, o.force,
-                                   change_options(ctx, o.state_dir, o.timeout_s));
-    if (!changes) return report_error(ctx, changes.error());
-    if (ctx.json)
-        print_json(ctx, {{"changes", changes_json(*changes)}});
-    else if (std::none_of(changes->begin(), changes->end(),
-                          [](const auto& c) { return c.changed; })) {
-        ctx.out << "Nothing to give back" << (changes->empty() ? ": the journal is empty" : ":")
-                << "\n";
-        print_changes(ctx, *changes);
-    } else {
-        ctx.out << "Given back:\n";
-        print_changes(ctx, *changes);
-    }
-    return exit_ok;
+    auto changes = devices(ctx, o.state_dir, o.timeout_s)
+                       .give_back(addrs, services::busy_groups(m->facts), o.force);
+    if (!changes) return failed(changes.error());
+    Report r;
+    r.json = {{"changes", changes_json(*changes)}};
+    if (std::none_of(changes->begin(), changes->end(), [](const auto& c) { return c.changed; }))
+        r.text = std::string("Nothing to give back") +
+                 (changes->empty() ? ": the journal is empty" : ":") + "\n" +
+                 changes_text(*changes);
+    else
+        r.text = "Given back:\n" + changes_text(*changes);
+    return r;
 }
 
-int run_recover(Context& ctx, const std::string& state_dir, double timeout_s) {
-    auto changes = vfio::recover(ctx.host, change_options(ctx, state_dir, timeout_s));
-    if (!changes) return report_error(ctx, changes.error());
-    if (ctx.json)
-        print_json(ctx, {{"changes", changes_json(*changes)}});
-    else if (changes->empty())
-        ctx.out << "Nothing to recover: the journal is empty\n";
-    else {
-        ctx.out << "Recovered:\n";
-        print_changes(ctx, *changes);
-    }
-    return exit_ok;
+Report run_recover(Context& ctx, const std::string& state_dir, double timeout_s) {
+    auto changes = devices(ctx, state_dir, timeout_s).recover();
+    if (!changes) return failed(changes.error());
+    Report r;
+    r.json = {{"changes", changes_json(*changes)}};
+    r.text = changes->empty() ? "Nothing to recover: the journal is empty\n"
+                              : "Recovered:\n" + changes_text(*changes);
+    return r;
 }
 
 } // namespace
 
 Command bind_command() {
     return {"bind", "move a device and its whole IOMMU group to vfio-pci (journaled, verified)",
-            [](CLI::App& sub) {
+            [](CLI::App& sub, const services::Paths& paths) {
                 auto o = std::make_shared<BindOptions>();
+                o->state_dir = paths.state_dir;
                 sub.add_option("target", o->targets,
                                "BDF (8a:00.0) or vendor:device (10de:2336, every match)");
                 sub.add_option("--gpu", o->gpu, "the Nth GPU that 'vfioctl status' lists, from 0")
@@ -267,30 +246,31 @@ Command bind_command() {
                     "--force", o->force,
                     "take devices that are in use (never the root filesystem's controller)");
                 add_common(sub, o->state_dir, o->timeout_s);
-                return [o](Context& ctx) { return run_bind(ctx, *o); };
+                return [o](Context& ctx) { return render(ctx, run_bind(ctx, *o)); };
             }};
 }
 
 Command unbind_command() {
     return {"unbind", "give devices back to exactly the driver they had before 'bind'",
-            [](CLI::App& sub) {
+            [](CLI::App& sub, const services::Paths& paths) {
                 auto o = std::make_shared<UnbindOptions>();
+                o->state_dir = paths.state_dir;
                 sub.add_option("target", o->targets, "BDF or vendor:device");
                 sub.add_flag("--all", o->all, "every device in the journal");
                 sub.add_flag("--force", o->force, "even while a process (a VM) holds /dev/vfio/N");
                 add_common(sub, o->state_dir, o->timeout_s);
-                return [o](Context& ctx) { return run_unbind(ctx, *o); };
+                return [o](Context& ctx) { return render(ctx, run_unbind(ctx, *o)); };
             }};
 }
 
 Command recover_command() {
     return {"recover", "after a crash, bring every journaled device back to its original driver",
-            [](CLI::App& sub) {
-                auto state_dir = std::make_shared<std::string>("/var/lib/vfioctl");
+            [](CLI::App& sub, const services::Paths& paths) {
+                auto state_dir = std::make_shared<std::string>(paths.state_dir);
                 auto timeout = std::make_shared<double>(10);
                 add_common(sub, *state_dir, *timeout);
                 return [state_dir, timeout](Context& ctx) {
-                    return run_recover(ctx, *state_dir, *timeout);
+                    return render(ctx, run_recover(ctx, *state_dir, *timeout));
                 };
             }};
 }

@@ -7,7 +7,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <fmt/format.h>
-#include <iostream>
+#include <optional>
 
 namespace vfioctl::cli {
 
@@ -88,6 +88,30 @@ int report_error(Context& ctx, const Error& e, int code, const nlohmann::json& e
     return report_error_to(ctx.out, ctx.err, ctx.json, e, code, extra);
 }
 
+Report failed(Error e, int code, nlohmann::json extra, std::string text) {
+    Report r;
+    r.text = std::move(text);
+    r.json = std::move(extra);
+    r.error = std::move(e);
+    r.exit_code = code;
+    return r;
+}
+
+Report refused(const services::Refusal& r) {
+    return failed(r.error, r.wont_work ? exit_wont_work : exit_failure);
+}
+
+int render(Context& ctx, const Report& r) {
+    if (!ctx.json) ctx.out << r.text;
+    if (r.error) return report_error(ctx, *r.error, r.exit_code, r.json);
+    if (ctx.json && !r.json.is_null()) print_json(ctx, r.json);
+    return r.exit_code;
+}
+
+int report_refusal(Context& ctx, const services::Refusal& r) {
+    return report_error(ctx, r.error, r.wont_work ? exit_wont_work : exit_failure);
+}
+
 void warn(Context& ctx, const std::string& text) {
     ctx.err << "vfioctl: warning: " << util::printable(text) << "\n";
 }
@@ -153,7 +177,8 @@ CLI::App* missing_subcommand(CLI::App& app) {
 
 // A parse error in words: an unknown command named with the commands
 // there are, else CLI11's own message. Exit code 2.
-int report_parse_error(CLI::App& app, const CLI::ParseError& e, bool json) {
+int report_parse_error(CLI::App& app, const CLI::ParseError& e, bool json, std::ostream& out,
+                       std::ostream& err) {
     if (CLI::App* at = missing_subcommand(app)) {
         std::string word;
         for (const auto& r : app.remaining(true))
@@ -167,18 +192,18 @@ int report_parse_error(CLI::App& app, const CLI::ParseError& e, bool json) {
              cat->get_subcommands([](const CLI::App* s) { return !s->get_name().empty(); }))
             names.push_back(s->get_name());
         std::string path = at == &app ? "vfioctl" : "vfioctl " + at->get_name();
-        Error err{word.empty() ? "'" + path + "' needs a command"
-                               : "unknown command '" + word + "'",
-                  {},
-                  "the commands of '" + path + "': " + util::join(names, ", ") + "; '" + path +
-                      " --help' says more",
-                  0};
-        return report_error_to(std::cout, std::cerr, json, err, exit_usage);
+        Error error{word.empty() ? "'" + path + "' needs a command"
+                                 : "unknown command '" + word + "'",
+                    {},
+                    "the commands of '" + path + "': " + util::join(names, ", ") + "; '" + path +
+                        " --help' says more",
+                    0};
+        return report_error_to(out, err, json, error, exit_usage);
     }
     // CLI11's message quotes the argument as given: escaped like any other
     // text (an argument may carry an escape sequence), and JSON with --json.
     return report_error_to(
-        std::cout, std::cerr, json,
+        out, err, json,
         Error{e.what(),
               {},
               "'vfioctl --help' lists the commands; 'vfioctl COMMAND --help' their options",
@@ -186,7 +211,8 @@ int report_parse_error(CLI::App& app, const CLI::ParseError& e, bool json) {
         exit_usage);
 }
 
-int run_parsed(int argc, char** argv) {
+int run_parsed(const std::vector<std::string>& args, const Services& services, std::ostream& out,
+               std::ostream& err) {
     CLI::App app{"vfioctl: take a Linux host from 'IOMMU off' to a GPU passed through to a QEMU VM "
                  "and back, safely, and prove each step.",
                  "vfioctl"};
@@ -202,35 +228,36 @@ int run_parsed(int argc, char** argv) {
     std::vector<std::pair<CLI::App*, std::function<int(Context&)>>> handlers;
     for (const auto& c : commands()) {
         CLI::App* sub = app.add_subcommand(c.name, c.help);
-        handlers.emplace_back(sub, c.setup(*sub));
+        handlers.emplace_back(sub, c.setup(*sub, services.paths));
     }
     try {
-        app.parse(argc, argv);
+        // CLI11 takes the arguments last first.
+        app.parse(std::vector<std::string>(args.rbegin(), args.rend()));
     } catch (const CLI::CallForHelp& e) {
-        return app.exit(e);
+        return app.exit(e, out, err);
     } catch (const CLI::CallForAllHelp& e) {
-        return app.exit(e);
+        return app.exit(e, out, err);
     } catch (const CLI::CallForVersion& e) {
-        return app.exit(e);
+        return app.exit(e, out, err);
     } catch (const CLI::ParseError& e) {
         // --json as given: its variable is set only once the parse is done.
-        return report_parse_error(app, e, json || app.get_option("--json")->count() > 0);
+        return report_parse_error(app, e, json || app.get_option("--json")->count() > 0, out, err);
     }
     // Text on the terminal is made printable; JSON escapes its own strings.
-    PrintableBuf out_buf(std::cout.rdbuf()), err_buf(std::cerr.rdbuf());
+    PrintableBuf out_buf(out.rdbuf()), err_buf(err.rdbuf());
     std::ostream text_out(&out_buf), text_err(&err_buf);
     text_err.setf(std::ios::unitbuf); // stderr stays unbuffered
-    if (root.empty()) {
+    std::ostream& cmd_out = json ? out : text_out;
+    if (root.empty())
         // Never the live host by accident: "/" is the way to say it.
-        Context bad{host::Host("/"), json, json ? static_cast<std::ostream&>(std::cout) : text_out,
-                    text_err};
-        return report_error(
-            bad,
+        return report_error_to(
+            cmd_out, text_err, json,
             Error{"--root is empty", {}, "give a host tree, or omit --root for this machine", 0},
             exit_usage);
-    }
-    Context ctx{host::Host(root), json, json ? static_cast<std::ostream&>(std::cout) : text_out,
-                text_err};
+    std::optional<host::Host> own_host;
+    if (!services.host) own_host.emplace(root);
+    const host::Host& host = services.host ? *services.host : *own_host;
+    Context ctx{host, services.paths, json, cmd_out, text_err};
     if (!ctx.host.is_live()) {
         if (!ctx.host.is_dir("/"))
             return report_error(ctx,
@@ -253,23 +280,23 @@ int run_parsed(int argc, char** argv) {
 
 } // namespace
 
-int run(int argc, char** argv) {
-    // Listings of thousands of devices: no per-write sync with C stdio.
-    std::ios::sync_with_stdio(false);
+int run(const std::vector<std::string>& args, const Services& services, std::ostream& out,
+        std::ostream& err) {
     bool json = false;
-    for (int i = 1; i < argc && std::string_view(argv[i]) != "--"; ++i)
-        json |= std::string_view(argv[i]) == "--json";
+    for (const auto& a : args) {
+        if (a == "--") break;
+        json |= a == "--json";
+    }
     // The last resort: no exception ends in std::terminate.
     try {
-        return run_parsed(argc, argv);
+        return run_parsed(args, services, out, err);
     } catch (const std::exception& e) {
-        return report_error_to(std::cout, std::cerr, json,
+        return report_error_to(out, err, json,
                                Error{std::string("internal error: ") + e.what(), {}, {}, 0},
                                exit_failure);
     } catch (...) {
-        return report_error_to(std::cout, std::cerr, json,
-                               Error{"internal error: an unknown exception", {}, {}, 0},
-                               exit_failure);
+        return report_error_to(
+            out, err, json, Error{"internal error: an unknown exception", {}, {}, 0}, exit_failure);
     }
 }
 

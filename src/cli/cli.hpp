@@ -3,8 +3,27 @@
 // table, prints its result as text or JSON, and maps errors to exit codes
 // (0 ok, 1 failure, 2 usage, 3 "passthrough will not work").
 
+#include "host/host.hpp"
+#include "services/paths.hpp"
+
+#include <ostream>
+#include <string>
+#include <vector>
+
 namespace vfioctl::cli {
 
-int run(int argc, char** argv);
+// What the commands run against, made by the caller: the live machine in
+// main(), a FakeKernel over a fixture tree in tests.
+struct Services {
+    // The host the commands read and change; null: a Host built from --root
+    // (the live machine without it). An injected host is used as given.
+    const host::Host* host = nullptr;
+    services::Paths paths;
+};
+
+// Runs "vfioctl ARGS..." (args without the program name) against services,
+// printing to out and err; returns the exit code. Never throws.
+int run(const std::vector<std::string>& args, const Services& services, std::ostream& out,
+        std::ostream& err);
 
 } // namespace vfioctl::cli

@@ -13,9 +13,9 @@ namespace vfioctl::cli {
 struct Command {
     const char* name;
     const char* help;
-    // Adds the command's options to sub; returns the handler, which runs
-    // after parsing and returns the exit code.
-    std::function<std::function<int(Context&)>(CLI::App& sub)> setup;
+    // Adds the command's options to sub (their defaults from paths);
+    // returns the handler, which runs after parsing and returns the exit code.
+    std::function<std::function<int(Context&)>(CLI::App& sub, const services::Paths& paths)> setup;
 };
 
 const std::vector<Command>& commands();

@@ -31,7 +31,7 @@ int run_explain(Context& ctx, const Options& opt) {
                 exit_usage);
         text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
     }
-    auto m = load_host(ctx);
+    auto m = load_host(ctx, ctx.paths.state_dir);
     if (!m) return report_error(ctx, m.error());
     auto cmd = boot::interpret(boot::tokenize(m->facts.cmdline));
     auto state = iommu::iommu_state(m->facts, cmd, m->groups);
@@ -79,7 +79,7 @@ int run_explain(Context& ctx, const Options& opt) {
 Command explain_command() {
     return {"explain",
             "say what a QEMU, VFIO or NVIDIA error message means on this host, and what to do",
-            [](CLI::App& sub) {
+            [](CLI::App& sub, const services::Paths&) {
                 auto opt = std::make_shared<Options>();
                 sub.add_option("text", opt->text, "the message or log; '-' reads standard input")
                     ->expected(0, -1);

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <set>
+#include <sstream>
 
 namespace vfioctl::cli {
 
@@ -43,9 +44,9 @@ struct Options {
     std::string device;
 };
 
-int run_groups(Context& ctx, const Options& opt) {
-    auto m = load_host(ctx, true);
-    if (!m) return report_error(ctx, m.error());
+Report run_groups(Context& ctx, const Options& opt) {
+    auto m = load_host(ctx, ctx.paths.state_dir, true);
+    if (!m) return failed(m.error());
     std::set<int> wanted;
     bool filtered = opt.gpu_only || !opt.device.empty();
     // The groups that hold d: the one its link names, or one that lists it
@@ -57,7 +58,7 @@ int run_groups(Context& ctx, const Options& opt) {
     };
     if (!opt.device.empty()) {
         auto found = match_devices(m->inv, opt.device);
-        if (!found) return report_error(ctx, found.error());
+        if (!found) return failed(found.error());
         for (const auto* d : *found)
             want_groups_of(d);
     }
@@ -67,6 +68,8 @@ int run_groups(Context& ctx, const Options& opt) {
 
     auto dx =
         iommu::iommu_state(m->facts, boot::interpret(boot::tokenize(m->facts.cmdline)), m->groups);
+    Report r;
+    std::ostringstream out;
     json jgroups = json::array();
     int shown = 0;
     for (const auto& g : m->groups) {
@@ -75,26 +78,26 @@ int run_groups(Context& ctx, const Options& opt) {
         auto v = iommu::assess(g, std::nullopt, m->inv, m->facts);
         json devs = json::array();
         if (!ctx.json)
-            ctx.out << "IOMMU group " << g.number << (g.type.empty() ? "" : " (" + g.type + ")")
-                    << ": " << group_verdict(v) << "\n";
+            out << "IOMMU group " << g.number << (g.type.empty() ? "" : " (" + g.type + ")") << ": "
+                << group_verdict(v) << "\n";
         for (const auto& a : g.devices) {
             const pci::PciDevice* d = m->inv.find(a);
             if (!d) {
                 if (ctx.json) devs.push_back({{"address", a.str()}, {"unknown", true}});
-                if (!ctx.json) ctx.out << "  " << a.short_str() << " (not readable)\n";
+                if (!ctx.json) out << "  " << a.short_str() << " (not readable)\n";
                 continue;
             }
             auto role = iommu::role_of(*d, m->inv, m->facts);
             if (ctx.json) devs.push_back(device_json(*d, role));
             if (!ctx.json) {
-                ctx.out << "  " << device_line(*d);
+                out << "  " << device_line(*d);
                 auto flags = role_flags(role);
-                if (!flags.empty()) ctx.out << " [" << util::join(flags, ",") << "]";
-                ctx.out << "\n";
+                if (!flags.empty()) out << " [" << util::join(flags, ",") << "]";
+                out << "\n";
                 for (const auto& c : role.critical)
-                    ctx.out << "      host-critical: " << c.reason() << "\n";
+                    out << "      host-critical: " << c.reason() << "\n";
                 for (const auto& u : role.in_use)
-                    ctx.out << "      in use: " << u.what() << "\n";
+                    out << "      in use: " << u.what() << "\n";
             }
         }
         if (!ctx.json) continue;
@@ -138,42 +141,42 @@ int run_groups(Context& ctx, const Options& opt) {
                   {"groups", jgroups},
                   {"ungrouped", ungrouped}};
         if (dx.off_cause) j["off_cause"] = *dx.off_cause;
-        print_json(ctx, j);
+        r.json = std::move(j);
     } else if (m->groups.empty()) {
-        ctx.out << "No IOMMU groups: "
-                << (dx.enabled ? std::string("the kernel created none")
-                               : dx.off_cause.value_or("the IOMMU is off"))
-                << "\n";
+        out << "No IOMMU groups: "
+            << (dx.enabled ? std::string("the kernel created none")
+                           : dx.off_cause.value_or("the IOMMU is off"))
+            << "\n";
         if (dx.cmdline_fixable)
-            ctx.out << "hint: 'vfioctl iommu enable', then reboot\n";
+            out << "hint: 'vfioctl iommu enable', then reboot\n";
         else
-            ctx.out << "hint: 'vfioctl status' says why and what to do\n";
+            out << "hint: 'vfioctl status' says why and what to do\n";
     } else if (filtered && shown == 0 && loose.empty()) {
-        ctx.out << "No IOMMU group matches the filter\n";
+        out << "No IOMMU group matches the filter\n";
     }
     if (!ctx.json && !loose.empty() && (opt.all || filtered)) {
-        ctx.out << "In no IOMMU group:\n";
+        out << "In no IOMMU group:\n";
         for (const auto* d : loose)
-            ctx.out << "  " << device_line(*d) << "\n";
+            out << "  " << device_line(*d) << "\n";
     } else if (!ctx.json && !loose.empty()) {
-        ctx.out << loose.size()
-                << " device(s) in no IOMMU group ('vfioctl groups --all' lists them)\n";
+        out << loose.size() << " device(s) in no IOMMU group ('vfioctl groups --all' lists them)\n";
     }
-    return exit_ok;
+    r.text = out.str();
+    return r;
 }
 
 } // namespace
 
 Command groups_command() {
     return {"groups", "list IOMMU groups, their devices, flags and whether each can go to a VM",
-            [](CLI::App& sub) {
+            [](CLI::App& sub, const services::Paths&) {
                 auto opt = std::make_shared<Options>();
                 sub.add_flag("--gpu", opt->gpu_only, "only the groups that hold a GPU");
                 sub.add_flag("--all", opt->all, "also list the devices that are in no group");
                 sub.add_option(
                     "--device", opt->device,
                     "only the group of this device: BDF (8a:00.0) or vendor:device (10de:2336)");
-                return [opt](Context& ctx) { return run_groups(ctx, *opt); };
+                return [opt](Context& ctx) { return render(ctx, run_groups(ctx, *opt)); };
             }};
 }
 

@@ -7,11 +7,11 @@
 #include "boot/plan.hpp"
 #include "boot/setup.hpp"
 #include "cli/commands.hpp"
+#include "services/console.hpp"
 #include "util/strings.hpp"
 
 #include <fmt/format.h>
 #include <iostream>
-#include <unistd.h>
 
 namespace vfioctl::cli {
 
@@ -30,7 +30,7 @@ struct IommuOptions {
     bool yes = false;
     bool no_pt = false;
     std::string iommu; // "", "intel", "amd"
-    std::string state_dir = "/var/lib/vfioctl";
+    std::string state_dir;
 };
 
 // A string or null.
@@ -183,7 +183,7 @@ int run_show(Context& ctx, const IommuOptions& opt) {
 // Asks on the terminal; refuses without one.
 int confirm(Context& ctx, const IommuOptions& opt, const std::string& question) {
     if (opt.yes) return exit_ok;
-    if (!::isatty(0))
+    if (!services::stdin_is_terminal())
         return report_error(
             ctx,
             Error{"not changing the boot configuration without a confirmation",
@@ -523,8 +523,9 @@ Command iommu_command() {
         "iommu",
         "the IOMMU in the boot configuration: show it, enable or disable it (with a diff and a "
         "backup), revert",
-        [](CLI::App& sub) {
+        [](CLI::App& sub, const services::Paths& paths) {
             auto opt = std::make_shared<IommuOptions>();
+            opt->state_dir = paths.state_dir;
             sub.require_subcommand(1);
             CLI::App* show = sub.add_subcommand(
                 "show",
@@ -543,7 +544,8 @@ Command iommu_command() {
                 "vfioctl's parameters when the file changed since");
             for (CLI::App* c : {show, en, dis, rev})
                 c->add_option("--state-dir", opt->state_dir,
-                              "where the journal lives, under --root (default /var/lib/vfioctl)")
+                              "where the journal lives, under --root (default " + paths.state_dir +
+                                  ")")
                     ->check(state_dir_check());
             for (CLI::App* c : {en, dis, rev}) {
                 c->add_flag("--dry-run", opt->dry_run,

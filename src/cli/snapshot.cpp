@@ -36,7 +36,7 @@ int run_snapshot(Context& ctx, const std::string& dir) {
 Command snapshot_command() {
     return {"snapshot",
             "record, read-only, what vfioctl reads from this host into DIR (for --root)",
-            [](CLI::App& sub) {
+            [](CLI::App& sub, const services::Paths&) {
                 auto dir = std::make_shared<std::string>();
                 sub.add_option("dir", *dir, "a new or empty directory")->required();
                 return [dir](Context& ctx) { return run_snapshot(ctx, *dir); };

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <fmt/format.h>
+#include <sstream>
 
 namespace vfioctl::cli {
 
@@ -124,8 +125,7 @@ json status_json(const HostModel& m, const iommu::Diagnosis& dx) {
     return j;
 }
 
-void print_text(Context& ctx, const HostModel& m, const iommu::Diagnosis& dx) {
-    auto& o = ctx.out;
+void print_text(std::ostream& o, const HostModel& m, const iommu::Diagnosis& dx) {
     const auto& f = m.facts;
     const auto& s = dx.iommu;
     o << fmt::format("Kernel {}\n  command line: {}\n",
@@ -264,29 +264,38 @@ void print_text(Context& ctx, const HostModel& m, const iommu::Diagnosis& dx) {
 } // namespace
 
 Command status_command() {
-    return {"status",
-            "diagnose this host: IOMMU, VFIO, KVM, QEMU and a passthrough verdict per GPU",
-            [](CLI::App&) {
-                return [](Context& ctx) {
-                    auto m = load_host(ctx);
-                    if (!m) return report_error(ctx, m.error());
-                    auto bs = boot::inspect_boot(ctx.host);
-                    iommu::NextBoot nb{boot::loader_id(bs.setup.loader),
-                                       bs.configured_cmdline,
-                                       bs.next_cmdline,
-                                       bs.reboot_pending,
-                                       bs.regenerate_pending,
-                                       bs.regenerate_command,
-                                       bs.reason,
-                                       bs.running_known};
-                    auto dx = iommu::diagnose(m->facts, m->inv, m->groups, &nb);
-                    if (ctx.json)
-                        print_json(ctx, status_json(*m, dx));
-                    else
-                        print_text(ctx, *m, dx);
-                    return dx.exit_code();
-                };
-            }};
+    return {
+        "status", "diagnose this host: IOMMU, VFIO, KVM, QEMU and a passthrough verdict per GPU",
+        [](CLI::App& sub, const services::Paths& paths) {
+            auto state_dir = std::make_shared<std::string>(paths.state_dir);
+            sub.add_option("--state-dir", *state_dir, "where the bind journal lives (under --root)")
+                ->capture_default_str()
+                ->check(state_dir_check());
+            return [state_dir](Context& ctx) {
+                auto m = load_host(ctx, *state_dir);
+                if (!m) return render(ctx, failed(m.error()));
+                auto bs = boot::inspect_boot(ctx.host);
+                iommu::NextBoot nb{boot::loader_id(bs.setup.loader),
+                                   bs.configured_cmdline,
+                                   bs.next_cmdline,
+                                   bs.reboot_pending,
+                                   bs.regenerate_pending,
+                                   bs.regenerate_command,
+                                   bs.reason,
+                                   bs.running_known};
+                auto dx = iommu::diagnose(m->facts, m->inv, m->groups, &nb);
+                Report r;
+                r.exit_code = dx.exit_code();
+                if (ctx.json) {
+                    r.json = status_json(*m, dx);
+                } else {
+                    std::ostringstream text;
+                    print_text(text, *m, dx);
+                    r.text = text.str();
+                }
+                return render(ctx, r);
+            };
+        }};
 }
 
 } // namespace vfioctl::cli

@@ -5,15 +5,14 @@
 #include "cli/commands.hpp"
 #include "cli/model.hpp"
 #include "cli/vm.hpp"
+#include "services/kernel_log.hpp"
 #include "util/strings.hpp"
 #include "vm/inguest.hpp"
 #include "vm/machine.hpp"
 
 #include <chrono>
 #include <fmt/format.h>
-#include <sys/klog.h>
 #include <thread>
-#include <unistd.h>
 
 namespace vfioctl::cli {
 
@@ -28,23 +27,12 @@ struct VerifyOptions {
     std::vector<std::string> gpus;
     std::string kernel, memory, accel, modules_dir;
     double timeout_s = 600;
-    std::string state_dir = "/var/lib/vfioctl";
+    std::string state_dir;
 };
 
-std::string kernel_log(const host::Host& host) {
-    if (!host.is_live()) return host.read("/.vfioctl/dmesg").value_or("");
-    int size = ::klogctl(10, nullptr, 0); // SYSLOG_ACTION_SIZE_BUFFER
-    if (size <= 0) return {};
-    std::string buf(static_cast<size_t>(size), '\0');
-    int n = ::klogctl(3, buf.data(), size); // SYSLOG_ACTION_READ_ALL
-    if (n <= 0) return {};
-    buf.resize(static_cast<size_t>(n));
-    return buf;
-}
-
-int run_in_guest_checks(Context& ctx, const VerifyOptions& o) {
+Report run_in_guest_checks(Context& ctx, const VerifyOptions& o) {
     auto inv = pci::enumerate(ctx.host);
-    if (!inv) return report_error(ctx, inv.error());
+    if (!inv) return failed(inv.error());
     std::vector<const pci::PciDevice*> devs;
     json checks = json::array();
     bool ok = true;
@@ -110,46 +98,43 @@ int run_in_guest_checks(Context& ctx, const VerifyOptions& o) {
         }
     }
     json findings = json::array();
-    for (const auto& f : vm::scan_kernel_log(kernel_log(ctx.host)))
+    for (const auto& f : vm::scan_kernel_log(services::kernel_log(ctx.host)))
         findings.push_back({{"kind", f.kind}, {"line", f.line}});
     check("no Xid, AER or BAR errors in the kernel log", findings.empty(),
           fmt::format("{} findings", findings.size()));
 
-    if (ctx.json) {
-        print_json(ctx, {{"ok", ok},
-                         {"devices", jdevs},
-                         {"nvidia_smi", smi},
-                         {"kernel_log", findings},
-                         {"checks", checks}});
-    } else {
-        for (const auto& d : jdevs)
-            ctx.out << d["address"].get<std::string>() << " [" << d["id"].get<std::string>() << "] "
-                    << d["name"].get<std::string>() << ", driver "
-                    << (d["driver"].is_null() ? std::string("none")
-                                              : d["driver"].get<std::string>())
-                    << "\n";
-        if (smi.is_array())
-            for (const auto& g : smi)
-                ctx.out << "nvidia-smi: " << g["name"].get<std::string>() << ", "
-                        << g["memory"].get<std::string>() << ", driver "
-                        << g["driver_version"].get<std::string>() << "\n";
-        for (const auto& c : checks)
-            ctx.out << (c["ok"].get<bool>() ? "  ok    " : "  FAIL  ")
-                    << c["check"].get<std::string>() << " (" << c["detail"].get<std::string>()
-                    << ")\n";
-        for (const auto& f : findings)
-            ctx.out << "  kernel log: " << f["line"].get<std::string>() << "\n";
-        ctx.out << (ok ? "verify: OK\n" : "verify: FAILED\n");
-    }
-    return ok ? exit_ok : exit_failure;
+    Report r;
+    r.json = {{"ok", ok},
+              {"devices", jdevs},
+              {"nvidia_smi", smi},
+              {"kernel_log", findings},
+              {"checks", checks}};
+    for (const auto& d : jdevs)
+        r.text += d["address"].get<std::string>() + " [" + d["id"].get<std::string>() + "] " +
+                  d["name"].get<std::string>() + ", driver " +
+                  (d["driver"].is_null() ? std::string("none") : d["driver"].get<std::string>()) +
+                  "\n";
+    if (smi.is_array())
+        for (const auto& g : smi)
+            r.text += "nvidia-smi: " + g["name"].get<std::string>() + ", " +
+                      g["memory"].get<std::string>() + ", driver " +
+                      g["driver_version"].get<std::string>() + "\n";
+    for (const auto& c : checks)
+        r.text += (c["ok"].get<bool>() ? "  ok    " : "  FAIL  ") + c["check"].get<std::string>() +
+                  " (" + c["detail"].get<std::string>() + ")\n";
+    for (const auto& f : findings)
+        r.text += "  kernel log: " + f["line"].get<std::string>() + "\n";
+    r.text += ok ? "verify: OK\n" : "verify: FAILED\n";
+    r.exit_code = ok ? exit_ok : exit_failure;
+    return r;
 }
 
 int run_verify(Context& ctx, const VerifyOptions& o) {
-    if (o.in_guest) return run_in_guest_checks(ctx, o);
+    if (o.in_guest) return render(ctx, run_in_guest_checks(ctx, o));
     // The guest looks for the same vendor:device IDs.
     std::vector<std::string> ids;
     if (!o.gpus.empty()) {
-        auto m = load_host(ctx);
+        auto m = load_host(ctx, o.state_dir);
         if (!m) return report_error(ctx, m.error());
         for (const auto& t : o.gpus) {
             auto found = match_devices(m->inv, t);
@@ -159,13 +144,10 @@ int run_verify(Context& ctx, const VerifyOptions& o) {
                     ids.push_back(d->id().str());
         }
     }
-    char self[4096];
-    ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0)
-        return report_error(ctx, system_error("cannot find the vfioctl binary", "/proc/self/exe"));
+    auto self = services::self_binary();
+    if (!self) return report_error(ctx, self.error());
     VmRunOptions r;
-    r.command = {std::string(self, static_cast<size_t>(n)), "verify", "--in-guest",
-                 "--load-driver"};
+    r.command = {*self, "verify", "--in-guest", "--load-driver"};
     if (ctx.json) r.command.insert(r.command.begin() + 1, "--json");
     for (const auto& id : ids) {
         r.command.push_back("--expect");
@@ -179,7 +161,7 @@ int run_verify(Context& ctx, const VerifyOptions& o) {
     r.timeout_s = o.timeout_s;
     r.boot_timeout_s = o.timeout_s; // a nested or TCG guest may take minutes to boot
     r.state_dir = o.state_dir;
-    r.run_base = vm::default_run_base();
+    r.run_base = ctx.paths.run_base;
     r.cwd = "/";
     return vm_run(ctx, r);
 }
@@ -189,8 +171,9 @@ int run_verify(Context& ctx, const VerifyOptions& o) {
 Command verify_command() {
     return {"verify",
             "prove inside a guest that the GPU is there: bus, BARs, driver, nvidia-smi, kernel log",
-            [](CLI::App& sub) {
+            [](CLI::App& sub, const services::Paths& paths) {
                 auto o = std::make_shared<VerifyOptions>();
+                o->state_dir = paths.state_dir;
                 sub.add_flag("--in-guest", o->in_guest, "check this machine (run inside any VM)");
                 sub.add_option("--expect", o->expect,
                                "vendor:device or BDF that must be on the bus (repeat)")

@@ -5,119 +5,45 @@
 
 #include "cli/commands.hpp"
 #include "cli/model.hpp"
-#include "iommu/diagnosis.hpp"
+#include "services/console.hpp"
+#include "services/devices.hpp"
+#include "services/machine.hpp"
 #include "util/strings.hpp"
-#include "vfio/bind.hpp"
 #include "vm/guest.hpp"
 #include "vm/machine.hpp"
 #include "vm/process.hpp"
-#include "vm/qmp.hpp"
 
 #include <chrono>
-#include <csignal>
-#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fmt/format.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
-#include <termios.h>
-#include <unistd.h>
 
 namespace vfioctl::cli {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-Result<Passthrough> take_devices(Context& ctx, const std::vector<std::string>& targets,
-                                 const std::string& state_dir, int* code) {
-    *code = exit_failure;
-    auto m = load_host(ctx);
-    if (!m) return m.error();
-    std::vector<const pci::PciDevice*> devs;
-    auto add = [&devs](const pci::PciDevice* d) {
-        if (std::find(devs.begin(), devs.end(), d) == devs.end()) devs.push_back(d);
-    };
-    for (const auto& t : targets) {
-        auto found = match_devices(m->inv, t);
-        if (!found) return found.error();
-        for (const auto* d : *found) {
-            add(d);
-            if (d->is_gpu())
-                for (const auto& o : m->inv.devices)
-                    if (o.addr.same_slot(d->addr) && m->inv.is_gpu_companion(o)) add(&o);
-        }
-    }
-    // Preflight: the verdict 'status' gives, before anything changes.
-    auto dx = iommu::diagnose(m->facts, m->inv, m->groups);
-    for (const auto* d : devs) {
-        const iommu::GpuDiagnosis* g = nullptr;
-        for (const auto& x : dx.gpus)
-            if (x.gpu->addr == d->addr) g = &x;
-        if (g && g->verdict != iommu::Verdict::will_work) {
-            *code = exit_wont_work;
-            return Error{"passthrough of " + d->addr.str() + " " + iommu::verdict_text(g->verdict) +
-                             ": " + util::join(g->causes, "; "),
-                         {},
-                         g->steps.empty() ? "'vfioctl status' explains"
-                                          : "then try again: " + util::join(g->steps, "; "),
-                         0};
-        }
-        if (!d->iommu_group) {
-            *code = exit_wont_work;
-            return Error{
-                d->addr.str() + " has no IOMMU group" +
-                    (dx.iommu.off_cause ? ": " + *dx.iommu.off_cause : std::string()),
-                {},
-                "QEMU would fail with 'no iommu_group found'; 'vfioctl status' gives the steps",
-                0};
-        }
-    }
-    auto plan = vfio::plan_bind(devs, m->inv, m->facts, m->groups);
-    if (!plan.refusals.empty())
-        return Error{"refusing to bind: " + util::join(vfio::texts(plan.refusals), "; "),
-                     {},
-                     "nothing was changed; 'vfioctl groups' shows each group's members",
-                     0};
-    if (!plan.blockers.empty())
-        return Error{
-            "refusing to bind: " + util::join(vfio::texts(plan.blockers), "; "),
-            {},
-            "nothing was changed; stop what uses the device, or 'vfioctl bind --force' it first",
-            0};
-    vfio::ChangeOptions o;
-    o.state_dir = state_dir;
-    o.progress = [&ctx](const std::string& s) {
+namespace {
+
+// The devices service on ctx's host: progress lines on stderr in text mode.
+services::Devices devices(Context& ctx, const std::string& state_dir) {
+    return services::Devices(ctx.host, state_dir, [&ctx](const std::string& s) {
         if (!ctx.json) ctx.err << s << "\n";
-    };
-    auto changes = vfio::execute_bind(ctx.host, plan, o);
-    if (!changes) return changes.error();
-    Passthrough p;
-    p.slots = vm::group_slots(devs);
-    for (const auto& s : p.slots)
-        for (const auto& f : s.functions) {
-            p.addresses.push_back(f.host.str());
-            p.ids.push_back(pci::PciId{f.vendor, f.device}.str());
-        }
-    return p;
+    });
+}
+
+} // namespace
+
+services::Taken<Passthrough> take_devices(Context& ctx, const std::vector<std::string>& targets,
+                                          const std::string& state_dir) {
+    auto m = load_host(ctx, state_dir);
+    if (!m) return m.error();
+    return devices(ctx, state_dir).take(*m, targets);
 }
 
 Status give_devices_back(Context& ctx, const std::vector<std::string>& addresses,
                          const std::string& state_dir) {
-    if (addresses.empty()) return {};
-    std::vector<pci::PciAddress> addrs;
-    for (const auto& a : addresses)
-        if (auto p = pci::PciAddress::parse(a)) addrs.push_back(*p);
-    vfio::ChangeOptions o;
-    o.state_dir = state_dir;
-    o.progress = [&ctx](const std::string& s) {
-        if (!ctx.json) ctx.err << s << "\n";
-    };
-    auto r = vfio::give_back(ctx.host, addrs, {}, false, o);
-    if (!r) return r.error();
-    return {};
+    return devices(ctx, state_dir).give_back(addresses);
 }
 
 namespace {
@@ -190,44 +116,11 @@ vm::ProfileOverrides overrides_of(ProfileFlags& f) {
     return o;
 }
 
-std::string absolute(const std::string& p) {
-    if (p.empty()) return p;
-    std::error_code ec;
-    return fs::absolute(p, ec).lexically_normal().string();
-}
-
-// Boot files must exist before anything changes; paths become absolute
-// (a daemonized QEMU runs in /).
-Status check_boot(const host::Host& host, vm::Profile& p) {
-    for (std::string* f : {&p.boot.kernel, &p.boot.initrd, &p.boot.disk}) {
-        if (f->empty()) continue;
-        *f = absolute(*f);
-        if (!host.exists(*f))
-            return Error{f == &p.boot.kernel   ? "kernel not found"
-                         : f == &p.boot.initrd ? "initrd not found"
-                                               : "disk image not found",
-                         *f, "check the path in the profile or on the command line", ENOENT};
-    }
-    if (p.boot.kernel.empty() && p.boot.disk.empty())
-        return Error{"VM '" + p.name + "' has nothing to boot", p.source,
-                     "set [boot] kernel or disk in the profile, or give --kernel or --disk", 0};
-    if (!p.console_log.empty()) p.console_log = absolute(p.console_log);
-    return {};
-}
-
-Result<std::string> find_qemu(const host::Host& host) {
-    auto q = host.find_program("qemu-system-x86_64");
-    if (!q)
-        return Error{
-            "QEMU is not installed (no qemu-system-x86_64)", {}, "install qemu-system-x86", ENOENT};
-    return *q;
-}
-
 struct StartOptions {
     std::string name;
     ProfileFlags flags;
     std::string run_base;
-    std::string state_dir = "/var/lib/vfioctl";
+    std::string state_dir;
     double wait_s = 30;
 };
 
@@ -245,86 +138,73 @@ json record_json(const vm::VmRecord& r) {
 }
 
 // A run directory whose QEMU is gone: give back what it held, then remove it.
-Status clean_stale(Context& ctx, const std::string& dir, const vm::VmRecord& rec,
+Status clean_stale(Context& ctx, const services::Machine& machine, const vm::VmRecord& rec,
                    const std::string& state_dir) {
     warn(ctx, "VM '" + rec.name + "' is not running (stale pidfile, PID " +
                   std::to_string(rec.pid) + "); cleaning up");
     if (auto s = give_devices_back(ctx, rec.devices, state_dir); !s) return s;
-    vm::remove_run_dir(dir);
+    machine.remove();
     return {};
 }
 
-int run_start(Context& ctx, StartOptions& o) {
+// A Notify that prints a warning on ctx.
+services::Notify warner(Context& ctx) {
+    return [&ctx](const std::string& w) { warn(ctx, w); };
+}
+
+Report run_start(Context& ctx, StartOptions& o) {
     // NAME, or a .toml file (a path, or a name ending in .toml) whose stem names the VM.
     const bool file = vm::profile_paths(o.name).size() == 1;
-    const std::string source = file ? absolute(o.name) : o.name;
+    const std::string source = file ? services::absolute_path(o.name) : o.name;
     if (file) o.name = fs::path(o.name).stem().string();
-    if (auto s = vm::check_vm_name(o.name); !s) return report_error(ctx, s.error(), exit_usage);
+    if (auto s = vm::check_vm_name(o.name); !s) return failed(s.error(), exit_usage);
     auto ov = overrides_of(o.flags);
     auto profile = vm::load_profile(ctx.host, source, ov.kernel || ov.disk);
-    if (!profile) return report_error(ctx, profile.error());
+    if (!profile) return failed(profile.error());
     vm::Profile p = std::move(profile).value();
     p.name = o.name;
-    if (auto s = vm::apply_overrides(p, ov); !s) return report_error(ctx, s.error(), exit_usage);
+    if (auto s = vm::apply_overrides(p, ov); !s) return failed(s.error(), exit_usage);
     // A detached VM's share is QEMU's own 9p: no virtiofsd to outlive us.
     if (p.share_host_root && p.share == vm::ShareMode::virtiofs)
-        return report_error(
-            ctx,
-            Error{"'vm start' shares / over 9p only", p.source,
-                  "use share = \"auto\" or \"9p\" (--share); virtiofs is for 'vm run'", 0},
-            exit_usage);
-    if (auto s = check_boot(ctx.host, p); !s) return report_error(ctx, s.error());
-    auto qemu = find_qemu(ctx.host);
-    if (!qemu) return report_error(ctx, qemu.error());
+        return failed(Error{"'vm start' shares / over 9p only", p.source,
+                            "use share = \"auto\" or \"9p\" (--share); virtiofs is for 'vm run'",
+                            0},
+                      exit_usage);
+    if (auto s = services::check_boot(ctx.host, p); !s) return failed(s.error());
+    auto qemu = services::find_qemu(ctx.host);
+    if (!qemu) return failed(qemu.error());
 
-    const std::string dir = vm::run_dir(o.run_base, o.name);
-    if (auto rec = vm::read_record(dir)) {
-        if (vm::process_alive(rec->pid))
-            return report_error(
-                ctx, Error{"VM '" + o.name + "' is already running (PID " +
-                               std::to_string(rec->pid) + ")",
-                           dir, "'vfioctl vm stop " + o.name + "' first, or pick another name", 0});
-        if (auto s = clean_stale(ctx, dir, *rec, o.state_dir); !s)
-            return report_error(ctx, s.error());
-    } else if (fs::exists(dir + "/qemu.pid")) {
-        auto pid = vm::read_pidfile(dir + "/qemu.pid");
-        if (pid && vm::process_alive(*pid))
-            return report_error(ctx, Error{"VM '" + o.name + "' is starting or running (PID " +
-                                               std::to_string(*pid) + ")",
-                                           dir, "'vfioctl vm stop " + o.name + "' first", 0});
-        warn(ctx, "removing the stale run directory " + dir);
-        vm::remove_run_dir(dir);
-    }
+    const services::Machine machine(o.run_base, o.name);
+    auto prior = machine.check_free(warner(ctx));
+    if (!prior) return failed(prior.error());
+    if (*prior)
+        if (auto s = clean_stale(ctx, machine, **prior, o.state_dir); !s) return failed(s.error());
     if (p.ssh_port && !vm::tcp_port_free(*p.ssh_port))
-        return report_error(ctx, Error{"port " + std::to_string(*p.ssh_port) + " is already in use",
-                                       {},
-                                       "pick another with --ssh-port, or stop what listens there",
-                                       EADDRINUSE});
+        return failed(Error{"port " + std::to_string(*p.ssh_port) + " is already in use",
+                            {},
+                            "pick another with --ssh-port, or stop what listens there",
+                            EADDRINUSE});
     auto accel = vm::choose_accel(p.accel, vm::read_kvm_state(ctx.host));
-    if (accel.error) return report_error(ctx, *accel.error);
+    if (accel.error) return failed(*accel.error);
     if (!accel.warning.empty()) warn(ctx, accel.warning);
 
     Passthrough pass;
     if (!p.gpus.empty()) {
-        int code = exit_failure;
-        auto taken = take_devices(ctx, p.gpus, o.state_dir, &code);
-        if (!taken) return report_error(ctx, taken.error(), code);
+        auto taken = take_devices(ctx, p.gpus, o.state_dir);
+        if (!taken) return refused(taken.refusal());
         pass = std::move(taken).value();
     }
     auto fail = [&](const Error& e) {
         if (auto s = give_devices_back(ctx, pass.addresses, o.state_dir); !s)
             warn(ctx, s.error().describe());
-        return report_error(ctx, e);
+        return failed(e);
     };
-    if (auto s = vm::make_run_dir(dir); !s) return fail(s.error());
+    if (auto s = machine.make_dir(); !s) return fail(s.error());
 
     vm::VmRecord rec;
     rec.name = o.name;
     rec.accel = accel.kvm ? "kvm" : "tcg";
-    rec.qmp_socket = dir + "/qmp.sock";
-    rec.console_socket = dir + "/console.sock";
-    rec.console_log = p.console_log.empty() ? dir + "/console.log" : p.console_log;
-    rec.pidfile = dir + "/qemu.pid";
+    machine.place(rec, p.console_log);
     rec.ssh_port = p.ssh_port;
     rec.devices = pass.addresses;
     rec.device_ids = pass.ids;
@@ -338,61 +218,24 @@ int run_start(Context& ctx, StartOptions& o) {
     spec.daemonize = true;
     spec.serials = {{vm::SerialPort::socket, rec.console_socket, rec.console_log}};
     rec.argv = vm::qemu_argv(p, spec);
-    rec.started = static_cast<int64_t>(std::time(nullptr));
-    // Recorded first, so that a QEMU that dies half-way is found and cleaned.
-    if (auto s = vm::write_record(dir, rec); !s) return fail(s.error());
-
-    if (!ctx.json) ctx.err << "starting QEMU (" << rec.accel << ")\n";
-    const mode_t old_umask = ::umask(077); // QMP and console sockets: 0600
-    auto out = ctx.host.run(rec.argv, static_cast<int>(o.wait_s * 1000) + 30000);
-    ::umask(old_umask);
-    if (!out || out->exit_code != 0) {
-        std::string why = out ? std::string(util::trim(out->output)) : out.error().describe();
-        vm::remove_run_dir(dir);
-        return fail(Error{"QEMU did not start: " + why, *qemu,
-                          "the full command is in --json output of a dry run", 0});
-    }
-    auto pid = vm::read_pidfile(rec.pidfile);
-    if (!pid) return fail(Error{"QEMU started but wrote no pidfile", rec.pidfile, {}, 0});
-    rec.pid = *pid;
-    if (auto s = vm::write_record(dir, rec); !s) return fail(s.error());
-    ::chmod(rec.qmp_socket.c_str(), 0600);
-    ::chmod(rec.console_socket.c_str(), 0600);
-
-    auto qmp = vm::QmpClient::connect(rec.qmp_socket, static_cast<int>(o.wait_s * 1000));
-    std::string state = "unknown";
-    const auto deadline = std::chrono::steady_clock::now() +
-                          std::chrono::milliseconds(static_cast<int>(o.wait_s * 1000));
-    while (qmp) {
-        auto st = qmp->query_status();
-        if (!st) break;
-        state = *st;
-        if (state == "running" || std::chrono::steady_clock::now() > deadline) break;
-        usleep(20000);
-    }
-    if (state != "running") {
-        ::kill(rec.pid, SIGKILL);
-        vm::wait_gone(rec.pid, 5000);
-        vm::remove_run_dir(dir);
-        return fail(Error{"QEMU did not reach the running state (" +
-                              (qmp ? state : qmp.error().describe()) + ")",
-                          rec.console_log, "the console log may say why", 0});
-    }
-    if (ctx.json) {
-        json j = record_json(rec);
-        j["status"] = state;
-        print_json(ctx, j);
-        return exit_ok;
-    }
-    ctx.out << "VM started with PID " << rec.pid << "\n";
-    ctx.out << "  name: " << rec.name << " (" << rec.accel << ", " << p.memory_mib << " MiB, "
-            << p.cpus << " CPUs)\n";
+    auto launched = machine.launch(ctx.host, rec, *qemu, static_cast<int>(o.wait_s * 1000),
+                                   [&ctx](const std::string& line) {
+                                       if (!ctx.json) ctx.err << line << "\n";
+                                   });
+    if (!launched) return fail(launched.error());
+    Report r;
+    r.json = record_json(rec);
+    r.json["status"] = *launched;
+    r.text = "VM started with PID " + std::to_string(rec.pid) + "\n  name: " + rec.name + " (" +
+             rec.accel + ", " + std::to_string(p.memory_mib) + " MiB, " + std::to_string(p.cpus) +
+             " CPUs)\n";
     for (size_t i = 0; i < rec.devices.size(); ++i)
-        ctx.out << "  passed through: " << rec.devices[i] << " [" << rec.device_ids[i] << "]\n";
-    if (rec.ssh_port) ctx.out << "  ssh: ssh -p " << *rec.ssh_port << " root@localhost\n";
-    ctx.out << "  console: vfioctl vm console " << rec.name << " (log " << rec.console_log << ")\n";
-    ctx.out << "  stop: vfioctl vm stop " << rec.name << "\n";
-    return exit_ok;
+        r.text += "  passed through: " + rec.devices[i] + " [" + rec.device_ids[i] + "]\n";
+    if (rec.ssh_port)
+        r.text += "  ssh: ssh -p " + std::to_string(*rec.ssh_port) + " root@localhost\n";
+    r.text += "  console: vfioctl vm console " + rec.name + " (log " + rec.console_log + ")\n";
+    r.text += "  stop: vfioctl vm stop " + rec.name + "\n";
+    return r;
 }
 
 struct StopOptions {
@@ -400,113 +243,28 @@ struct StopOptions {
     bool force = false;
     double timeout_s = 30;
     std::string run_base;
-    std::string state_dir = "/var/lib/vfioctl";
+    std::string state_dir;
 };
 
-int run_stop(Context& ctx, const StopOptions& o) {
-    if (auto s = vm::check_vm_name(o.name); !s) return report_error(ctx, s.error(), exit_usage);
-    const std::string dir = vm::run_dir(o.run_base, o.name);
-    auto rec = vm::read_record(dir);
+Report run_stop(Context& ctx, const StopOptions& o) {
+    if (auto s = vm::check_vm_name(o.name); !s) return failed(s.error(), exit_usage);
+    const services::Machine machine(o.run_base, o.name);
+    auto rec = machine.record();
     if (!rec)
-        return report_error(ctx, Error{"no VM '" + o.name + "' is running", dir,
-                                       "'vfioctl vm list' shows the VMs", 0});
-    std::string how;
-    if (!vm::process_alive(rec->pid)) {
-        how = "was not running (stale pidfile cleaned)";
-    } else if (o.force) {
-        ::kill(rec->pid, SIGKILL);
-        how = vm::wait_gone(rec->pid, 5000) ? "killed" : "";
-    } else {
-        auto qmp = vm::QmpClient::connect(rec->qmp_socket, 2000);
-        if (qmp && qmp->system_powerdown()) {
-            if (!ctx.json)
-                ctx.err << "ACPI power-down sent; waiting up to " << o.timeout_s << " s\n";
-            if (vm::wait_gone(rec->pid, static_cast<int>(o.timeout_s * 1000))) how = "powered off";
-        }
-        if (how.empty()) {
-            if (qmp) (void)qmp->quit();
-            if (vm::wait_gone(rec->pid, 5000)) how = "quit (the guest ignored the power button)";
-        }
-        if (how.empty()) {
-            ::kill(rec->pid, SIGKILL);
-            if (vm::wait_gone(rec->pid, 5000)) how = "killed (QMP did not answer)";
-        }
-    }
-    if (how.empty())
-        return report_error(
-            ctx, Error{"QEMU (PID " + std::to_string(rec->pid) + ") does not exit", dir, {}, 0});
-    if (auto s = give_devices_back(ctx, rec->devices, o.state_dir); !s)
-        return report_error(ctx, s.error());
-    vm::remove_run_dir(dir);
-    if (ctx.json)
-        print_json(ctx, {{"name", o.name}, {"stopped", how}, {"given_back", rec->devices}});
-    else {
-        ctx.out << "VM " << o.name << " " << how << "\n";
-        for (const auto& d : rec->devices)
-            ctx.out << "  given back: " << d << "\n";
-    }
-    return exit_ok;
-}
-
-struct VmView {
-    vm::VmRecord rec;
-    bool alive = false;
-    std::string status;
-    std::vector<vm::GuestPciDevice> pci;
-    std::vector<std::string> missing; // passed-through IDs not on the guest's bus
-    std::string error;
-    bool damaged = false; // a record that exists but cannot be read
-};
-
-VmView view_vm(Context& ctx, const std::string& base, const std::string& name,
-               const std::string& state_dir) {
-    VmView v;
-    const std::string dir = vm::run_dir(base, name);
-    auto rec = vm::read_record(dir);
-    if (!rec) {
-        v.error = rec.error().describe();
-        std::error_code ec;
-        v.damaged = fs::exists(dir + "/vm.json", ec);
-        return v;
-    }
-    v.rec = *rec;
-    v.alive = vm::process_alive(rec->pid);
-    if (!v.alive) {
-        v.status = "stale";
-        if (rec->devices.empty()) {
-            warn(ctx, "VM '" + name + "': QEMU (PID " + std::to_string(rec->pid) +
-                          ") is gone; stale run directory removed");
-            vm::remove_run_dir(dir);
-            v.status = "stale (cleaned)";
-        } else {
-            v.error = "QEMU is gone; 'vfioctl vm stop " + name + "' gives its devices back";
-        }
-        (void)state_dir;
-        return v;
-    }
-    auto qmp = vm::QmpClient::connect(rec->qmp_socket, 2000);
-    if (!qmp) {
-        v.status = "unknown";
-        v.error = qmp.error().describe();
-        return v;
-    }
-    if (auto st = qmp->query_status()) v.status = *st;
-    // Devices behind root ports show once the guest's firmware has given
-    // the ports bus numbers: a VM started a moment ago gets a few seconds.
-    for (int tries = 0; tries < 50; ++tries) {
-        if (auto pci = qmp->query_pci()) v.pci = *pci;
-        v.missing.clear();
-        for (const auto& id : rec->device_ids) {
-            auto pid = pci::PciId::parse(id);
-            bool found = false;
-            for (const auto& d : v.pci)
-                found |= pid && d.vendor == pid->vendor && d.device == pid->device;
-            if (!found) v.missing.push_back(id);
-        }
-        if (v.missing.empty() || v.status != "running") break;
-        usleep(100000);
-    }
-    return v;
+        return failed(Error{"no VM '" + o.name + "' is running", machine.dir(),
+                            "'vfioctl vm list' shows the VMs", 0});
+    auto how = machine.stop(*rec, o.force, static_cast<int>(o.timeout_s * 1000), [&] {
+        if (!ctx.json) ctx.err << "ACPI power-down sent; waiting up to " << o.timeout_s << " s\n";
+    });
+    if (!how) return failed(how.error());
+    if (auto s = give_devices_back(ctx, rec->devices, o.state_dir); !s) return failed(s.error());
+    machine.remove();
+    Report r;
+    r.json = {{"name", o.name}, {"stopped", *how}, {"given_back", rec->devices}};
+    r.text = "VM " + o.name + " " + *how + "\n";
+    for (const auto& d : rec->devices)
+        r.text += "  given back: " + d + "\n";
+    return r;
 }
 
 std::string uptime_text(int64_t started) {
@@ -515,18 +273,17 @@ std::string uptime_text(int64_t started) {
                      : fmt::format("{}m{:02}s", s / 60, s % 60);
 }
 
-int run_status(Context& ctx, const std::string& name, const std::string& base,
-               const std::string& state_dir, bool brief) {
+int run_status(Context& ctx, const std::string& name, const std::string& base, bool brief) {
     std::vector<std::string> names;
     if (!name.empty()) {
         if (auto s = vm::check_vm_name(name); !s) return report_error(ctx, s.error(), exit_usage);
         names = {name};
     } else
-        names = vm::list_vms(base);
+        names = services::list_machines(base);
     json arr = json::array();
     int rc = exit_ok;
     for (const auto& n : names) {
-        VmView v = view_vm(ctx, base, n, state_dir);
+        const services::MachineView v = services::Machine(base, n).view(warner(ctx));
         if (v.rec.name.empty()) {
             if (!name.empty())
                 return report_error(
@@ -593,68 +350,20 @@ int run_status(Context& ctx, const std::string& name, const std::string& base,
     return rc;
 }
 
-// How long 'vm console' with piped input waits for more output after the
-// input ended.
-constexpr int k_console_quiet_ms = 1000;
-
 int run_console(Context& ctx, const std::string& name, const std::string& base) {
     if (auto s = vm::check_vm_name(name); !s) return report_error(ctx, s.error(), exit_usage);
-    auto rec = vm::read_record(vm::run_dir(base, name));
+    auto rec = services::Machine(base, name).record();
     if (!rec || !vm::process_alive(rec->pid))
         return report_error(
             ctx,
             Error{"no VM '" + name + "' is running", {}, "'vfioctl vm list' shows the VMs", 0});
-    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un sa{};
-    sa.sun_family = AF_UNIX;
-    std::snprintf(sa.sun_path, sizeof sa.sun_path, "%s", rec->console_socket.c_str());
-    if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0)
-        return report_error(ctx,
-                            system_error("cannot connect to the console", rec->console_socket));
-    const bool tty = ::isatty(0);
-    termios saved{};
-    if (tty) {
-        ::tcgetattr(0, &saved);
-        termios raw = saved;
-        ::cfmakeraw(&raw);
-        ::tcsetattr(0, TCSANOW, &raw);
-        // Raw mode wants "\r\n", which the printable error stream would escape.
-        const std::string banner = "console of " + name + "; Ctrl-] quits\r\n";
-        ctx.err.flush();
-        const ssize_t written = ::write(2, banner.data(), banner.size());
-        (void)written;
-    }
+    // Raw mode wants "\r\n", which the printable error stream would escape.
+    ctx.err.flush();
     ctx.out.flush();
-    char buf[4096];
-    bool open_in = true;
-    for (;;) {
-        pollfd p[2] = {{fd, POLLIN, 0}, {open_in ? 0 : -1, POLLIN, 0}}; // -1: poll skips it
-        // Input from a pipe or file has ended: relay the guest's answer
-        // until the console has been quiet for a second.
-        const int wait_ms = open_in || tty ? -1 : k_console_quiet_ms;
-        int pr = ::poll(p, 2, wait_ms);
-        if (pr < 0) {
-            if (errno == EINTR) continue;
-            break;
-        }
-        if (pr == 0) break;
-        if (p[0].revents) {
-            ssize_t n = ::read(fd, buf, sizeof buf);
-            if (n <= 0) break;
-            if (::write(1, buf, static_cast<size_t>(n)) < 0) break;
-        }
-        if (p[1].revents) {
-            ssize_t n = ::read(0, buf, sizeof buf);
-            if (n <= 0) {
-                open_in = false;
-                continue;
-            }
-            if (tty && std::memchr(buf, 0x1d, static_cast<size_t>(n))) break;
-            if (::write(fd, buf, static_cast<size_t>(n)) < 0) break;
-        }
-    }
-    if (tty) ::tcsetattr(0, TCSANOW, &saved);
-    ::close(fd);
+    if (auto s = services::relay_console(rec->console_socket,
+                                         "console of " + name + "; Ctrl-] quits\r\n");
+        !s)
+        return report_error(ctx, s.error());
     return exit_ok;
 }
 
@@ -688,8 +397,8 @@ int vm_run(Context& ctx, const VmRunOptions& o) {
             if (!newest.empty()) p.boot.kernel = "/boot/" + newest;
         }
     }
-    if (auto s = check_boot(ctx.host, p); !s) return report_error(ctx, s.error());
-    auto qemu = find_qemu(ctx.host);
+    if (auto s = services::check_boot(ctx.host, p); !s) return report_error(ctx, s.error());
+    auto qemu = services::find_qemu(ctx.host);
     if (!qemu) return report_error(ctx, qemu.error());
     auto accel = vm::choose_accel(p.accel, vm::read_kvm_state(ctx.host));
     if (accel.error) return report_error(ctx, *accel.error);
@@ -698,8 +407,7 @@ int vm_run(Context& ctx, const VmRunOptions& o) {
     vm::RunRequest req;
     req.t0 = t0;
     req.command = o.command;
-    std::error_code ec;
-    req.cwd = o.cwd.empty() ? fs::current_path(ec).string() : o.cwd;
+    req.cwd = o.cwd.empty() ? services::current_dir() : o.cwd;
     req.modules_dir = o.modules_dir;
     req.busybox = o.busybox;
     req.kvm = accel.kvm;
@@ -710,18 +418,17 @@ int vm_run(Context& ctx, const VmRunOptions& o) {
                  : o.unpack == "no" ? vm::Unpack::no
                                     : vm::Unpack::auto_;
     req.timeout_ms = static_cast<int>(o.timeout_s * 1000);
-    req.run_dir = o.run_base + "/run." + std::to_string(::getpid());
+    req.run_dir = services::scratch_run_dir(o.run_base);
     if (auto s = vm::make_run_dir(req.run_dir); !s) return report_error(ctx, s.error());
     req.console_log = p.console_log.empty() ? req.run_dir + "/console.log" : p.console_log;
     req.profile = p;
 
     Passthrough pass;
     if (!p.gpus.empty()) {
-        int code = exit_failure;
-        auto taken = take_devices(ctx, p.gpus, o.state_dir, &code);
+        auto taken = take_devices(ctx, p.gpus, o.state_dir);
         if (!taken) {
             vm::remove_run_dir(req.run_dir);
-            return report_error(ctx, taken.error(), code);
+            return report_refusal(ctx, taken.refusal());
         }
         pass = std::move(taken).value();
         req.slots = pass.slots;
@@ -774,99 +481,136 @@ int run_run(Context& ctx, RunOptions& o) {
 
 } // namespace
 
+namespace {
+
+// What every vm subcommand takes: where VMs live and the bind journal.
+struct VmCommon {
+    std::string run_base;
+    std::string state_dir;
+};
+
+// One vm subcommand: its name, help, and option setup, which returns the
+// handler run after parsing.
+struct VmSubcommand {
+    const char* name;
+    const char* help;
+    std::function<std::function<int(Context&)>(CLI::App& sub, std::shared_ptr<VmCommon> common)>
+        setup;
+};
+
+const std::vector<VmSubcommand>& vm_subcommands() {
+    static const std::vector<VmSubcommand> table = {
+        {"start", "start VM NAME from its profile (and flags), detached",
+         [](CLI::App& c, std::shared_ptr<VmCommon> common) -> std::function<int(Context&)> {
+             auto o = std::make_shared<StartOptions>();
+             c.add_option("name", o->name,
+                          "profile name (/etc/vfioctl/vms/NAME.toml) or a .toml file")
+                 ->required();
+             add_profile_flags(c, o->flags, false);
+             c.add_option("--wait", o->wait_s, "seconds to wait for QEMU to run")
+                 ->capture_default_str()
+                 ->check(seconds_value());
+             return [o, common](Context& ctx) {
+                 o->run_base = common->run_base;
+                 o->state_dir = common->state_dir;
+                 return render(ctx, run_start(ctx, *o));
+             };
+         }},
+        {"stop", "ACPI power-down (then quit), and give the GPU back",
+         [](CLI::App& c, std::shared_ptr<VmCommon> common) -> std::function<int(Context&)> {
+             auto o = std::make_shared<StopOptions>();
+             c.add_option("name", o->name, "VM name")->required();
+             c.add_flag("--force", o->force, "kill QEMU at once");
+             c.add_option("--timeout", o->timeout_s, "seconds to wait for the guest to power off")
+                 ->capture_default_str()
+                 ->check(seconds_value());
+             return [o, common](Context& ctx) {
+                 o->run_base = common->run_base;
+                 o->state_dir = common->state_dir;
+                 return render(ctx, run_stop(ctx, *o));
+             };
+         }},
+        {"status", "state from QMP, PID, uptime, devices on the guest's bus",
+         [](CLI::App& c, std::shared_ptr<VmCommon> common) -> std::function<int(Context&)> {
+             auto name = std::make_shared<std::string>();
+             c.add_option("name", *name, "VM name (all when omitted)");
+             return [name, common](Context& ctx) {
+                 return run_status(ctx, *name, common->run_base, false);
+             };
+         }},
+        {"list", "the VMs vfioctl started",
+         [](CLI::App&, std::shared_ptr<VmCommon> common) -> std::function<int(Context&)> {
+             return [common](Context& ctx) { return run_status(ctx, "", common->run_base, true); };
+         }},
+        {"console",
+         "attach to the serial console (Ctrl-] quits; piped input: sent, then the output until a "
+         "second of quiet)",
+         [](CLI::App& c, std::shared_ptr<VmCommon> common) -> std::function<int(Context&)> {
+             auto name = std::make_shared<std::string>();
+             c.add_option("name", *name, "VM name")->required();
+             return
+                 [name, common](Context& ctx) { return run_console(ctx, *name, common->run_base); };
+         }},
+        {"run",
+         "boot a kernel with / shared read-only, run one command inside, return its exit code",
+         [](CLI::App& c, std::shared_ptr<VmCommon> common) -> std::function<int(Context&)> {
+             auto o = std::make_shared<RunOptions>();
+             add_profile_flags(c, o->flags, true);
+             c.add_option("command", o->run.command, "the command and its arguments (after --)");
+             c.add_option("--modules", o->run.modules_dir,
+                          "the kernel's modules directory (with modules.dep)");
+             c.add_option("--busybox", o->run.busybox, "static busybox for the guest's init");
+             c.add_option("--cwd", o->run.cwd,
+                          "directory to run the command in (default: the current one)");
+             c.add_option("--timeout", o->run.timeout_s,
+                          "seconds the whole run may take (0: no limit)")
+                 ->capture_default_str()
+                 ->check(seconds_value());
+             c.add_option("--boot-timeout", o->run.boot_timeout_s,
+                          "seconds from QEMU start to the command")
+                 ->capture_default_str()
+                 ->check(seconds_value());
+             c.add_option("--unpack", o->run.unpack,
+                          "boot a bzImage's uncompressed kernel through PVH, cached (auto: under "
+                          "TCG, where decompressing costs most of the boot)")
+                 ->check(CLI::IsMember({"auto", "yes", "no"}))
+                 ->capture_default_str();
+             return [o, common](Context& ctx) {
+                 o->run.run_base = common->run_base;
+                 o->run.state_dir = common->state_dir;
+                 return run_run(ctx, *o);
+             };
+         }},
+    };
+    return table;
+}
+
+} // namespace
+
 Command vm_command() {
-    return {
-        "vm", "QEMU VMs with or without a GPU: start, stop, status, list, console, run",
-        [](CLI::App& sub) {
-            sub.require_subcommand(1);
-            auto base = std::make_shared<std::string>(vm::default_run_base());
-            auto state_dir = std::make_shared<std::string>("/var/lib/vfioctl");
-            auto common = [base, state_dir](CLI::App* c) {
-                c->add_option("--run-dir", *base,
-                              "where VMs keep their sockets, pidfile and record")
-                    ->capture_default_str();
-                c->add_option("--state-dir", *state_dir, "where the bind journal lives")
-                    ->capture_default_str()
-                    ->check(state_dir_check());
-            };
-
-            auto so = std::make_shared<StartOptions>();
-            CLI::App* start =
-                sub.add_subcommand("start", "start VM NAME from its profile (and flags), detached");
-            start
-                ->add_option("name", so->name,
-                             "profile name (/etc/vfioctl/vms/NAME.toml) or a .toml file")
-                ->required();
-            add_profile_flags(*start, so->flags, false);
-            start->add_option("--wait", so->wait_s, "seconds to wait for QEMU to run")
-                ->capture_default_str()
-                ->check(seconds_value());
-            common(start);
-
-            auto sto = std::make_shared<StopOptions>();
-            CLI::App* stop =
-                sub.add_subcommand("stop", "ACPI power-down (then quit), and give the GPU back");
-            stop->add_option("name", sto->name, "VM name")->required();
-            stop->add_flag("--force", sto->force, "kill QEMU at once");
-            stop->add_option("--timeout", sto->timeout_s,
-                             "seconds to wait for the guest to power off")
-                ->capture_default_str()
-                ->check(seconds_value());
-            common(stop);
-
-            auto st_name = std::make_shared<std::string>();
-            CLI::App* status = sub.add_subcommand(
-                "status", "state from QMP, PID, uptime, devices on the guest's bus");
-            status->add_option("name", *st_name, "VM name (all when omitted)");
-            common(status);
-            CLI::App* list = sub.add_subcommand("list", "the VMs vfioctl started");
-            common(list);
-
-            auto con_name = std::make_shared<std::string>();
-            CLI::App* console = sub.add_subcommand(
-                "console", "attach to the serial console (Ctrl-] quits; piped input: sent, then "
-                           "the output until a second of quiet)");
-            console->add_option("name", *con_name, "VM name")->required();
-            common(console);
-
-            auto ro = std::make_shared<RunOptions>();
-            CLI::App* run = sub.add_subcommand("run", "boot a kernel with / shared read-only, run "
-                                                      "one command inside, return its exit code");
-            add_profile_flags(*run, ro->flags, true);
-            run->add_option("command", ro->run.command, "the command and its arguments (after --)");
-            run->add_option("--modules", ro->run.modules_dir,
-                            "the kernel's modules directory (with modules.dep)");
-            run->add_option("--busybox", ro->run.busybox, "static busybox for the guest's init");
-            run->add_option("--cwd", ro->run.cwd,
-                            "directory to run the command in (default: the current one)");
-            run->add_option("--timeout", ro->run.timeout_s,
-                            "seconds the whole run may take (0: no limit)")
-                ->capture_default_str()
-                ->check(seconds_value());
-            run->add_option("--boot-timeout", ro->run.boot_timeout_s,
-                            "seconds from QEMU start to the command")
-                ->capture_default_str()
-                ->check(seconds_value());
-            run->add_option(
-                   "--unpack", ro->run.unpack,
-                   "boot a bzImage's uncompressed kernel through PVH, cached (auto: under TCG, "
-                   "where decompressing costs most of the boot)")
-                ->check(CLI::IsMember({"auto", "yes", "no"}))
-                ->capture_default_str();
-            common(run);
-
-            return [=](Context& ctx) {
-                so->run_base = sto->run_base = ro->run.run_base = *base;
-                so->state_dir = sto->state_dir = ro->run.state_dir = *state_dir;
-                if (start->parsed()) return run_start(ctx, *so);
-                if (stop->parsed()) return run_stop(ctx, *sto);
-                if (status->parsed()) return run_status(ctx, *st_name, *base, *state_dir, false);
-                if (list->parsed()) return run_status(ctx, "", *base, *state_dir, true);
-                if (console->parsed()) return run_console(ctx, *con_name, *base);
-                if (run->parsed()) return run_run(ctx, *ro);
-                return static_cast<int>(exit_usage);
-            };
-        }};
+    return {"vm", "QEMU VMs with or without a GPU: start, stop, status, list, console, run",
+            [](CLI::App& sub, const services::Paths& paths) {
+                sub.require_subcommand(1);
+                auto common = std::make_shared<VmCommon>(VmCommon{paths.run_base, paths.state_dir});
+                std::vector<std::pair<CLI::App*, std::function<int(Context&)>>> handlers;
+                for (const auto& row : vm_subcommands()) {
+                    CLI::App* c = sub.add_subcommand(row.name, row.help);
+                    auto handler = row.setup(*c, common);
+                    // The options every row shares come after its own.
+                    c->add_option("--run-dir", common->run_base,
+                                  "where VMs keep their sockets, pidfile and record")
+                        ->capture_default_str();
+                    c->add_option("--state-dir", common->state_dir, "where the bind journal lives")
+                        ->capture_default_str()
+                        ->check(state_dir_check());
+                    handlers.emplace_back(c, std::move(handler));
+                }
+                return [handlers](Context& ctx) {
+                    for (const auto& [c, handler] : handlers)
+                        if (c->parsed()) return handler(ctx);
+                    return static_cast<int>(exit_usage);
+                };
+            }};
 }
 
 } // namespace vfioctl::cli

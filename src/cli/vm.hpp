@@ -3,6 +3,7 @@
 // the 'status' verdict, then the whole group to vfio-pci) and giving them back.
 
 #include "cli/context.hpp"
+#include "services/devices.hpp"
 #include "vm/argv.hpp"
 #include "vm/profile.hpp"
 
@@ -11,20 +12,13 @@
 
 namespace vfioctl::cli {
 
-// Devices taken for a guest.
-struct Passthrough {
-    std::vector<vm::PassSlot> slots;
-    std::vector<std::string> addresses; // every function passed, "0000:8a:00.0"
-    std::vector<std::string> ids;       // their vendor:device, same order
-};
+using services::Passthrough;
 
-// Resolves targets (BDF or vendor:device; a GPU brings the other functions
-// of its slot), checks each against the diagnosis (a GPU's verdict must be
-// will_work; any device needs an IOMMU group), then binds their groups to
-// vfio-pci. Nothing changes when it fails; *code says 3 for "will not
-// work" and 1 otherwise.
-Result<Passthrough> take_devices(Context& ctx, const std::vector<std::string>& targets,
-                                 const std::string& state_dir, int* code);
+// Loads the host model (warnings printed), then takes targets for a guest
+// (services::Devices::take) with the bind journal in state_dir. Nothing
+// changes when it fails; the Refusal says whether passthrough will not work.
+services::Taken<Passthrough> take_devices(Context& ctx, const std::vector<std::string>& targets,
+                                          const std::string& state_dir);
 
 // Gives addresses back to their original drivers (the bind journal in
 // state_dir); an Error when the kernel refuses.
@@ -37,7 +31,7 @@ struct VmRunOptions {
         overrides; // kernel, initrd, append, memory, cpus, accel, gpus, console_log
     std::vector<std::string> command;
     std::string modules_dir, busybox, cwd, run_base;
-    std::string state_dir = "/var/lib/vfioctl";
+    std::string state_dir;
     double timeout_s = 0, boot_timeout_s = 120;
     std::string unpack = "auto"; // auto, yes, no: boot a bzImage's unpacked ELF (PVH)
 };

@@ -1,7 +1,8 @@
 // bind, unbind and recover against FakeKernel on fixture hosts.
 
 #include "fake_kernel.hpp"
-#include "iommu/groups.hpp"
+#include "services/host_model.hpp"
+#include "services/paths.hpp"
 #include "util/fault.hpp"
 #include "vfio/bind.hpp"
 
@@ -18,25 +19,14 @@ using fixture::HostTree;
 
 namespace {
 
-struct Model {
-    pci::Inventory inv;
-    host::SystemFacts facts;
-    std::vector<iommu::IommuGroup> groups;
-};
-
-Model load(const host::Host& h) {
-    Model m;
-    auto inv = pci::enumerate(h);
-    EXPECT_TRUE(inv.ok());
-    m.inv = *inv;
-    m.facts = host::read_system(h);
-    std::vector<std::string> w;
-    m.groups = iommu::read_groups(h, m.inv, w);
-    return m;
+services::HostModel load(const host::Host& h) {
+    auto m = services::load_host(h, services::k_default_state_dir);
+    EXPECT_TRUE(m.ok()) << m.error().describe();
+    return m.ok() ? std::move(m).value() : services::HostModel{};
 }
 
 vfio::BindPlan plan_for(const host::Host& h, const std::string& addr) {
-    Model m = load(h);
+    services::HostModel m = load(h);
     const pci::PciDevice* d = m.inv.find(*pci::PciAddress::parse(addr));
     EXPECT_NE(d, nullptr);
     return vfio::plan_bind({d}, m.inv, m.facts, m.groups);
