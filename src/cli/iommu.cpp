@@ -7,11 +7,9 @@
 #include "boot/plan.hpp"
 #include "boot/setup.hpp"
 #include "cli/commands.hpp"
-#include "services/console.hpp"
 #include "util/strings.hpp"
 
 #include <fmt/format.h>
-#include <iostream>
 #include <sstream>
 
 namespace vfioctl::cli {
@@ -187,7 +185,7 @@ Report run_show(Context& ctx, const IommuOptions& opt) {
 // Asks on the terminal; refuses without one.
 int confirm(Context& ctx, const IommuOptions& opt, const std::string& question) {
     if (opt.yes) return exit_ok;
-    if (!services::stdin_is_terminal())
+    if (!ctx.terminal)
         return report_error(
             ctx,
             Error{"not changing the boot configuration without a confirmation",
@@ -197,7 +195,7 @@ int confirm(Context& ctx, const IommuOptions& opt, const std::string& question) 
             exit_usage);
     ctx.err << question << " [y/N] " << std::flush;
     std::string answer;
-    std::getline(std::cin, answer);
+    std::getline(ctx.in, answer);
     answer = util::to_lower(util::trim(answer));
     if (answer == "y" || answer == "yes") return exit_ok;
     ctx.err << "nothing was changed\n";
