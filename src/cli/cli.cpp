@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <fmt/format.h>
 #include <optional>
+#include <sstream>
 
 namespace vfioctl::cli {
 
@@ -257,7 +258,9 @@ int run_parsed(const std::vector<std::string>& args, const Services& services, s
     std::optional<host::Host> own_host;
     if (!services.host) own_host.emplace(root);
     const host::Host& host = services.host ? *services.host : *own_host;
-    Context ctx{host, services.paths, json, cmd_out, text_err};
+    std::istringstream no_input;
+    std::istream& in = services.in ? *services.in : no_input;
+    Context ctx{host, services.paths, json, cmd_out, text_err, in, services.in_is_terminal};
     if (!ctx.host.is_live()) {
         if (!ctx.host.is_dir("/"))
             return report_error(ctx,

@@ -6,6 +6,7 @@
 #include "host/host.hpp"
 #include "services/paths.hpp"
 
+#include <istream>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -19,6 +20,10 @@ struct Services {
     // (the live machine without it). An injected host is used as given.
     const host::Host* host = nullptr;
     services::Paths paths;
+    // Standard input; null: empty. in_is_terminal: it is a terminal, where
+    // commands may ask before they change something.
+    std::istream* in = nullptr;
+    bool in_is_terminal = false;
 };
 
 // Runs "vfioctl ARGS..." (args without the program name) against services,

@@ -6,6 +6,7 @@
 #include "services/paths.hpp"
 #include "util/result.hpp"
 
+#include <istream>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <ostream>
@@ -22,6 +23,10 @@ struct Context {
     bool json = false;
     std::ostream& out;
     std::ostream& err;
+    // Standard input, and whether it is a terminal (questions are asked
+    // only on one).
+    std::istream& in;
+    bool terminal = false;
 };
 
 // What a command says, printed by render: its text (without --json) or its

@@ -7,7 +7,6 @@
 #include "cli/model.hpp"
 #include "util/strings.hpp"
 
-#include <iostream>
 #include <iterator>
 
 namespace vfioctl::cli {
@@ -21,7 +20,7 @@ struct Options {
 int run_explain(Context& ctx, const Options& opt) {
     std::string text = util::join(opt.text, " ");
     if (text == "-" || text.empty()) {
-        if (text.empty() && isatty(0))
+        if (text.empty() && ctx.terminal)
             return report_error(
                 ctx,
                 Error{"nothing to explain",
@@ -29,7 +28,7 @@ int run_explain(Context& ctx, const Options& opt) {
                       "vfioctl explain \"<error text>\", or pipe a log: dmesg | vfioctl explain -",
                       0},
                 exit_usage);
-        text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+        text.assign(std::istreambuf_iterator<char>(ctx.in), std::istreambuf_iterator<char>());
     }
     auto m = load_host(ctx, ctx.paths.state_dir);
     if (!m) return report_error(ctx, m.error());

@@ -7,11 +7,10 @@
 #include "boot/plan.hpp"
 #include "boot/setup.hpp"
 #include "cli/commands.hpp"
-#include "services/console.hpp"
 #include "util/strings.hpp"
 
 #include <fmt/format.h>
-#include <iostream>
+#include <sstream>
 
 namespace vfioctl::cli {
 
@@ -111,7 +110,7 @@ json operation_json(const boot::Operation& o) {
 }
 
 // 'iommu show'; never fails on a readable root.
-int run_show(Context& ctx, const IommuOptions& opt) {
+Report run_show(Context& ctx, const IommuOptions& opt) {
     auto st = boot::inspect_boot(ctx.host);
     auto pg = boot::detect_platform(ctx.host);
     // grubby and kernelstub take the change itself: show its shape.
@@ -133,10 +132,11 @@ int run_show(Context& ctx, const IommuOptions& opt) {
         j["platform_evidence"] = pg.evidence;
         j["last_change"] = last ? operation_json(*last) : json(nullptr);
         if (!journal) j["journal_error"] = journal.error().describe();
-        print_json(ctx, j);
-        return exit_ok;
+        Report r;
+        r.json = std::move(j);
+        return r;
     }
-    auto& o = ctx.out;
+    std::ostringstream o;
     o << fmt::format("Boot loader:     {}\n", st.setup.description);
     if (!st.setup.evidence.empty())
         o << fmt::format("  found by:      {}\n", util::join(st.setup.evidence, ", "));
@@ -177,13 +177,15 @@ int run_show(Context& ctx, const IommuOptions& opt) {
     for (const auto& set : st.setup.sets)
         for (const auto& u : set.view().uncertain)
             o << "note: " << u << "\n";
-    return exit_ok;
+    Report r;
+    r.text = o.str();
+    return r;
 }
 
 // Asks on the terminal; refuses without one.
 int confirm(Context& ctx, const IommuOptions& opt, const std::string& question) {
     if (opt.yes) return exit_ok;
-    if (!services::stdin_is_terminal())
+    if (!ctx.terminal)
         return report_error(
             ctx,
             Error{"not changing the boot configuration without a confirmation",
@@ -193,7 +195,7 @@ int confirm(Context& ctx, const IommuOptions& opt, const std::string& question) 
             exit_usage);
     ctx.err << question << " [y/N] " << std::flush;
     std::string answer;
-    std::getline(std::cin, answer);
+    std::getline(ctx.in, answer);
     answer = util::to_lower(util::trim(answer));
     if (answer == "y" || answer == "yes") return exit_ok;
     ctx.err << "nothing was changed\n";
@@ -559,7 +561,7 @@ Command iommu_command() {
                     ->check(CLI::IsMember({"intel", "amd"}));
             en->add_flag("--no-pt", opt->no_pt, "leave iommu=pt out");
             return [=](Context& ctx) {
-                if (show->parsed()) return run_show(ctx, *opt);
+                if (show->parsed()) return render(ctx, run_show(ctx, *opt));
                 if (en->parsed()) return run_change(ctx, *opt, boot::Action::enable);
                 if (dis->parsed()) return run_change(ctx, *opt, boot::Action::disable);
                 if (rev->parsed()) return run_revert(ctx, *opt);

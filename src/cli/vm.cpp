@@ -17,6 +17,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fmt/format.h>
+#include <sstream>
 
 namespace vfioctl::cli {
 
@@ -273,21 +274,21 @@ std::string uptime_text(int64_t started) {
                      : fmt::format("{}m{:02}s", s / 60, s % 60);
 }
 
-int run_status(Context& ctx, const std::string& name, const std::string& base, bool brief) {
+Report run_status(Context& ctx, const std::string& name, const std::string& base, bool brief) {
     std::vector<std::string> names;
     if (!name.empty()) {
-        if (auto s = vm::check_vm_name(name); !s) return report_error(ctx, s.error(), exit_usage);
+        if (auto s = vm::check_vm_name(name); !s) return failed(s.error(), exit_usage);
         names = {name};
     } else
         names = services::list_machines(base);
+    Report r;
+    std::ostringstream out;
     json arr = json::array();
-    int rc = exit_ok;
     for (const auto& n : names) {
         const services::MachineView v = services::Machine(base, n).view(warner(ctx));
         if (v.rec.name.empty()) {
             if (!name.empty())
-                return report_error(
-                    ctx,
+                return failed(
                     v.damaged
                         ? Error{v.error, {}, "remove the directory once no QEMU of this VM runs", 0}
                         : Error{"no VM '" + n + "'", vm::run_dir(base, n),
@@ -296,7 +297,7 @@ int run_status(Context& ctx, const std::string& name, const std::string& base, b
             continue;
         }
         if (!v.alive && !name.empty()) {
-            rc = exit_failure;
+            r.exit_code = exit_failure;
             // The answer is on stdout; the failure says why on stderr too.
             ctx.err << "vfioctl: VM '" << util::printable(n) << "' is not running"
                     << (v.error.empty() ? "" : ": ") << util::printable(v.error) << "\n";
@@ -320,34 +321,29 @@ int run_status(Context& ctx, const std::string& name, const std::string& base, b
             continue;
         }
         if (brief) {
-            ctx.out << fmt::format("{:<16} {:<10} pid {:<8} up {:<8} {}\n", n, v.status, v.rec.pid,
-                                   v.alive ? uptime_text(v.rec.started) : "-",
-                                   v.rec.devices.empty() ? "no GPU"
-                                                         : util::join(v.rec.devices, ","));
+            out << fmt::format("{:<16} {:<10} pid {:<8} up {:<8} {}\n", n, v.status, v.rec.pid,
+                               v.alive ? uptime_text(v.rec.started) : "-",
+                               v.rec.devices.empty() ? "no GPU" : util::join(v.rec.devices, ","));
             continue;
         }
-        ctx.out << "VM " << n << ": " << v.status << "\n  PID " << v.rec.pid;
-        if (v.alive) ctx.out << ", up " << uptime_text(v.rec.started);
-        ctx.out << ", " << v.rec.accel << "\n";
-        if (v.rec.ssh_port) ctx.out << "  ssh: port " << *v.rec.ssh_port << " -> guest 22\n";
-        ctx.out << "  console log: " << v.rec.console_log << "\n  QMP: " << v.rec.qmp_socket
-                << "\n";
+        out << "VM " << n << ": " << v.status << "\n  PID " << v.rec.pid;
+        if (v.alive) out << ", up " << uptime_text(v.rec.started);
+        out << ", " << v.rec.accel << "\n";
+        if (v.rec.ssh_port) out << "  ssh: port " << *v.rec.ssh_port << " -> guest 22\n";
+        out << "  console log: " << v.rec.console_log << "\n  QMP: " << v.rec.qmp_socket << "\n";
         for (size_t i = 0; i < v.rec.devices.size() && i < v.rec.device_ids.size(); ++i) {
             bool miss = std::find(v.missing.begin(), v.missing.end(), v.rec.device_ids[i]) !=
                         v.missing.end();
-            ctx.out << "  passed through: " << v.rec.devices[i] << " [" << v.rec.device_ids[i]
-                    << "] "
-                    << (v.alive ? (miss ? "NOT on the guest's bus" : "on the guest's bus") : "")
-                    << "\n";
+            out << "  passed through: " << v.rec.devices[i] << " [" << v.rec.device_ids[i] << "] "
+                << (v.alive ? (miss ? "NOT on the guest's bus" : "on the guest's bus") : "")
+                << "\n";
         }
-        if (!v.error.empty()) ctx.out << "  " << v.error << "\n";
+        if (!v.error.empty()) out << "  " << v.error << "\n";
     }
-    if (ctx.json)
-        print_json(ctx,
-                   name.empty() ? json{{"vms", arr}} : (arr.empty() ? json::object() : arr[0]));
-    else if (names.empty())
-        ctx.out << "No VMs are running\n";
-    return rc;
+    r.json = name.empty() ? json{{"vms", arr}} : (arr.empty() ? json::object() : arr[0]);
+    if (names.empty()) out << "No VMs are running\n";
+    r.text = out.str();
+    return r;
 }
 
 int run_console(Context& ctx, const std::string& name, const std::string& base) {
@@ -535,12 +531,14 @@ const std::vector<VmSubcommand>& vm_subcommands() {
              auto name = std::make_shared<std::string>();
              c.add_option("name", *name, "VM name (all when omitted)");
              return [name, common](Context& ctx) {
-                 return run_status(ctx, *name, common->run_base, false);
+                 return render(ctx, run_status(ctx, *name, common->run_base, false));
              };
          }},
         {"list", "the VMs vfioctl started",
          [](CLI::App&, std::shared_ptr<VmCommon> common) -> std::function<int(Context&)> {
-             return [common](Context& ctx) { return run_status(ctx, "", common->run_base, true); };
+             return [common](Context& ctx) {
+                 return render(ctx, run_status(ctx, "", common->run_base, true));
+             };
          }},
         {"console",
          "attach to the serial console (Ctrl-] quits; piped input: sent, then the output until a "

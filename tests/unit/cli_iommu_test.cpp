@@ -71,6 +71,22 @@ TEST_F(CliIommu, EnableWithoutATerminalOrYesIsAUsageError) {
     EXPECT_EQ(r.read("/etc/default/grub"), grub);
 }
 
+TEST_F(CliIommu, EnableAsksOnATerminal) {
+    CaseRoot r("debian12");
+    host::Host h(r.root);
+    const std::string grub = r.read("/etc/default/grub");
+    auto no = run_cli(h, {"iommu", "enable"}, paths, "n\n", true);
+    EXPECT_EQ(no.exit_code, 1) << no.err;
+    EXPECT_TRUE(contains(no.err, "Change the boot configuration? [y/N] ")) << no.err;
+    EXPECT_TRUE(contains(no.err, "nothing was changed\n")) << no.err;
+    EXPECT_EQ(r.read("/etc/default/grub"), grub);
+
+    auto yes = run_cli(h, {"iommu", "enable"}, paths, "y\n", true);
+    ASSERT_EQ(yes.exit_code, 0) << yes.err;
+    EXPECT_TRUE(contains(r.read("/etc/default/grub"), "intel_iommu=on iommu=pt")) << yes.out;
+    EXPECT_TRUE(std::filesystem::exists(r.path("/var/lib/vfioctl/boot-journal.json")));
+}
+
 TEST_F(CliIommu, InProcessOutputIsTheBinarysOutput) {
     CaseRoot r("debian12");
     host::Host h(r.root);

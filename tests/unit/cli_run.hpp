@@ -31,12 +31,17 @@ inline services::Paths test_paths(const fixture::TempDir& run_base) {
     return p;
 }
 
-// vfioctl ARGS... against host, with paths.
+// vfioctl ARGS... against host, with paths, input on standard input
+// (a terminal when terminal is true).
 inline CliRun run_cli(const host::Host& host, const std::vector<std::string>& args,
-                      const services::Paths& paths) {
+                      const services::Paths& paths, const std::string& input = {},
+                      bool terminal = false) {
     cli::Services s;
     s.host = &host;
     s.paths = paths;
+    std::istringstream in(input);
+    s.in = &in;
+    s.in_is_terminal = terminal;
     std::ostringstream out, err;
     CliRun r;
     r.exit_code = cli::run(args, s, out, err);

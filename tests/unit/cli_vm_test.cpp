@@ -111,3 +111,19 @@ TEST_F(CliVm, RunRefusesAGpuTheHostUsesWithExitThree) {
     // The scratch run directory is gone again.
     EXPECT_TRUE(std::filesystem::is_empty(paths.run_base));
 }
+
+TEST_F(CliVm, VerifyRefusesAGpuThatWillNotWorkBeforeBooting) {
+    // verify boots through 'vm run', which takes devices through the same
+    // service: IOMMU off is exit 3, with nothing changed.
+    HostTree t = fixture::seed_before();
+    t.write("/boot/vmlinuz-test", "kernel");
+    FakeKernel k(t);
+    auto r = run_cli(k,
+                     {"verify", "--gpu", fixture::k_seed_gpu, "--kernel", "/boot/vmlinuz-test",
+                      "--accel", "tcg"},
+                     paths);
+    EXPECT_EQ(r.exit_code, 3) << r.err;
+    EXPECT_TRUE(contains(r.err, "vfioctl: error: passthrough of 0000:8a:00.0 ")) << r.err;
+    EXPECT_EQ(k.driver_of(fixture::k_seed_gpu), "nvidia");
+    EXPECT_TRUE(std::filesystem::is_empty(paths.run_base));
+}
