@@ -2,6 +2,7 @@
 
 #include "host/atomic_file.hpp"
 #include "host/state_files.hpp"
+#include "host/unique_fd.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -300,10 +301,9 @@ Result<Unpacked> unpack_kernel(const std::string& path, std::string_view release
                       int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec,
                       static_cast<uint64_t>(st.st_ino), static_cast<uint64_t>(st.st_dev));
     const std::string target = cache_dir + "/" + name;
-    if (int fd = ::open(target.c_str(), O_RDONLY | O_CLOEXEC); fd >= 0) {
+    if (const host::UniqueFd fd(::open(target.c_str(), O_RDONLY | O_CLOEXEC)); fd) {
         char head[64];
-        const ssize_t n = ::read(fd, head, sizeof head);
-        ::close(fd);
+        const ssize_t n = ::read(fd.get(), head, sizeof head);
         if (n == static_cast<ssize_t>(sizeof head) &&
             is_elf_kernel(std::string_view(head, sizeof head))) {
             ::utimensat(AT_FDCWD, target.c_str(), nullptr, 0); // newest, for pruning
@@ -313,17 +313,16 @@ Result<Unpacked> unpack_kernel(const std::string& path, std::string_view release
 
     std::string image;
     {
-        int fd = ::open(real_path.c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd < 0) return system_error("cannot read the kernel", real_path);
+        const host::UniqueFd fd(::open(real_path.c_str(), O_RDONLY | O_CLOEXEC));
+        if (!fd) return system_error("cannot read the kernel", real_path);
         image.resize(static_cast<size_t>(st.st_size));
         size_t off = 0;
         while (off < image.size()) {
-            ssize_t n = ::read(fd, image.data() + off, image.size() - off);
+            ssize_t n = ::read(fd.get(), image.data() + off, image.size() - off);
             if (n < 0 && errno == EINTR) continue;
             if (n <= 0) break;
             off += static_cast<size_t>(n);
         }
-        ::close(fd);
         image.resize(off);
     }
     auto payload = bzimage_payload(image);

@@ -63,8 +63,10 @@ TEST(UniqueFd, ResetClosesTheOldOne) {
     host::UniqueFd fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
     const int first = fd.get();
     fd.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    // The new descriptor was opened while the old one was still open.
     EXPECT_NE(fd.get(), -1);
-    if (fd.get() != first) EXPECT_FALSE(fd_open(first));
+    EXPECT_NE(fd.get(), first);
+    EXPECT_FALSE(fd_open(first));
     fd.reset();
     EXPECT_FALSE(fd);
 }
