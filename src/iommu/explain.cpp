@@ -153,13 +153,13 @@ std::optional<Match> bad_host_match(const Line& l) {
     return Match{std::string(l.text.substr(b, e - b))};
 }
 
-// The first PCI address in the line, if any.
+// The first PCI address in the line, if any. Text shaped like one that is
+// none (the "06:48.5" in a timestamp "08:06:48.563014Z") is passed over.
 std::optional<pci::PciAddress> find_bdf(std::string_view line) {
     for (size_t i = 0; i < line.size(); ++i) {
         if (!hex(line[i])) continue;
         if (size_t n = bdf_at(line, i)) {
-            auto a = pci::PciAddress::parse(std::string(line.substr(i, n)));
-            return a ? std::optional(*a) : std::nullopt;
+            if (auto a = pci::PciAddress::parse(std::string(line.substr(i, n)))) return *a;
         }
     }
     return std::nullopt;
