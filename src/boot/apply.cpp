@@ -74,7 +74,7 @@ Result<ApplyResult> apply_plan(const host::Host& h, const BootSetup& setup, cons
         if (!st) return st.error();
         if ((st->mode & 0222) == 0) {
             char m[16];
-            std::snprintf(m, sizeof m, "%04o", st->mode);
+            (void)std::snprintf(m, sizeof m, "%04o", st->mode);
             return Error{std::string("the file is read-only (mode ") + m + ")", e.path,
                          "make it writable (chmod u+w " + e.path +
                              ") if it should change; nothing was changed",

@@ -160,7 +160,7 @@ Fingerprint fingerprint(std::string_view data) {
         h *= 0x100000001b3ull;
     }
     char buf[17];
-    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+    (void)std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
     return {data.size(), buf};
 }
 

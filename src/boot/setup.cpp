@@ -448,7 +448,7 @@ std::vector<std::string> manual_steps(const BootSetup& s, const Goal& goal,
         for (const auto& w : want)
             list += " \"" + w + "\"";
         steps.push_back("in /etc/nixos/configuration.nix, add to boot.kernelParams:" + list +
-                        (want.size() == 1 ? "" : "") + "  (boot.kernelParams = [" + list + " ];)");
+                        "  (boot.kernelParams = [" + list + " ];)");
         for (const auto& d : drop)
             steps.push_back("remove \"" + d +
                             "\" from boot.kernelParams (the running kernel has it)");

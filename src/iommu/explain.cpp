@@ -59,7 +59,7 @@ size_t bdf_at(std::string_view s, size_t i) {
 }
 
 // The lower-case phrase anywhere in the line.
-Matcher contains(std::string phrase) {
+Matcher contains(const std::string& phrase) {
     return [phrase](const Line& l) -> std::optional<Match> {
         if (l.lower.find(phrase) == std::string::npos) return std::nullopt;
         return Match{};
@@ -67,7 +67,7 @@ Matcher contains(std::string phrase) {
 }
 
 // first, then later in the line then.
-Matcher then(std::string first, std::string then) {
+Matcher then(const std::string& first, const std::string& then) {
     return [first, then](const Line& l) -> std::optional<Match> {
         size_t a = l.lower.find(first);
         if (a == std::string::npos || l.lower.find(then, a + first.size()) == std::string::npos)
@@ -77,7 +77,7 @@ Matcher then(std::string first, std::string then) {
 }
 
 // Any of the matchers.
-Matcher any_of(std::vector<Matcher> ms) {
+Matcher any_of(const std::vector<Matcher>& ms) {
     return [ms](const Line& l) -> std::optional<Match> {
         for (const auto& m : ms)
             if (auto r = m(l)) return r;
@@ -86,7 +86,7 @@ Matcher any_of(std::vector<Matcher> ms) {
 }
 
 // "/dev/vfio/N" and, later in the line, phrase; the capture is N.
-Matcher vfio_node_then(std::string phrase) {
+Matcher vfio_node_then(const std::string& phrase) {
     return [phrase](const Line& l) -> std::optional<Match> {
         static const std::string node = "/dev/vfio/";
         for (size_t a = l.lower.find(node); a != std::string::npos; a = l.lower.find(node, a + 1)) {

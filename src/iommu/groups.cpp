@@ -134,10 +134,7 @@ Viability assess(const IommuGroup& g, const std::optional<pci::PciAddress>& targ
         for (const auto& c : facts.critical)
             if (c.addr == a) v.critical.push_back(c);
         if (d->boot_vga) v.critical.push_back({a, host::CriticalKind::boot_vga, {}});
-        if (!a.same_slot(*slot))
-            v.must_go_too.push_back(a);
-        else if (target && a != *target)
-            v.must_go_too.push_back(a);
+        if (!a.same_slot(*slot) || (target && a != *target)) v.must_go_too.push_back(a);
     }
     v.isolated = std::all_of(v.must_go_too.begin(), v.must_go_too.end(),
                              [&](const pci::PciAddress& a) { return slot && a.same_slot(*slot); });

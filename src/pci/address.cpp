@@ -47,14 +47,14 @@ Result<PciAddress> PciAddress::parse(std::string_view text) {
 
 std::string PciAddress::str() const {
     char buf[32];
-    std::snprintf(buf, sizeof buf, "%04x:%02x:%02x.%x", domain, bus, dev, fn);
+    (void)std::snprintf(buf, sizeof buf, "%04x:%02x:%02x.%x", domain, bus, dev, fn);
     return buf;
 }
 
 std::string PciAddress::short_str() const {
     if (domain != 0) return str();
     char buf[16];
-    std::snprintf(buf, sizeof buf, "%02x:%02x.%x", bus, dev, fn);
+    (void)std::snprintf(buf, sizeof buf, "%02x:%02x.%x", bus, dev, fn);
     return buf;
 }
 
@@ -75,7 +75,7 @@ Result<PciId> PciId::parse(std::string_view text) {
 
 std::string PciId::str() const {
     char buf[16];
-    std::snprintf(buf, sizeof buf, "%04x:%04x", vendor, device);
+    (void)std::snprintf(buf, sizeof buf, "%04x:%04x", vendor, device);
     return buf;
 }
 

@@ -33,7 +33,7 @@ __attribute__((noreturn)) void on_error(char* fmt, ...) {
     char buf[512];
     va_list ap;
     va_start(ap, fmt);
-    std::vsnprintf(buf, sizeof buf, fmt, ap);
+    (void)std::vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
     t_last_error = buf;
     if (t_jump) std::longjmp(*t_jump, 1);
@@ -44,7 +44,7 @@ void on_warning(char* fmt, ...) {
     char buf[512];
     va_list ap;
     va_start(ap, fmt);
-    std::vsnprintf(buf, sizeof buf, fmt, ap);
+    (void)std::vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
     if (t_warnings) t_warnings->push_back(std::string("libpci: ") + buf);
 }
@@ -119,7 +119,7 @@ struct RawDetail {
 };
 
 void copy_name(char* out, size_t n, const char* name) {
-    std::snprintf(out, n, "%s", name ? name : "");
+    (void)std::snprintf(out, n, "%s", name ? name : "");
 }
 
 // The parent bridge from the canonical sysfs path: the component before ours
