@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -267,6 +268,20 @@ std::string dump_kernelstub(const ordered_json& j, const std::string& old) {
     return s;
 }
 
+// Edits p in a kernelstub configuration's kernel_options (op gets the
+// array, p checked to be still at its slot) and writes the text back.
+Status edit_kernelstub(ConfigFile& f, const Param& p,
+                       const std::function<void(ordered_json&)>& op) {
+    auto j = kernelstub_config(f);
+    if (!j) return j.error();
+    auto& options = (*j)["user"]["kernel_options"];
+    if (p.slot >= options.size() || options[p.slot].get<std::string>() != p.text)
+        return edit_error("the parameter moved while editing", p, f.path);
+    op(options);
+    f.text = dump_kernelstub(*j, f.text);
+    return {};
+}
+
 // kernelstub: each list element is one parameter.
 void json_view(const std::vector<ConfigFile>& files, CmdlineView& view) {
     for (size_t f = 0; f < files.size(); ++f) {
@@ -381,14 +396,7 @@ Status ParamSet::remove(const Param& p) {
     if (!p.editable)
         return edit_error("cannot remove a parameter that is not written as plain text", p, f.path);
     if (f.format == Format::kernelstub_json) {
-        auto j = kernelstub_config(f);
-        if (!j) return j.error();
-        auto& arr = (*j)["user"]["kernel_options"];
-        if (p.slot >= arr.size() || arr[p.slot].get<std::string>() != p.text)
-            return edit_error("the parameter moved while editing", p, f.path);
-        arr.erase(p.slot);
-        f.text = dump_kernelstub(*j, f.text);
-        return {};
+        return edit_kernelstub(f, p, [&](ordered_json& options) { options.erase(p.slot); });
     }
     if (p.end > f.text.size() || f.text.compare(p.begin, p.end - p.begin, p.text) != 0)
         return edit_error("the parameter moved while editing", p, f.path);
@@ -430,14 +438,8 @@ Status ParamSet::replace(const Param& p, std::string_view text) {
     if (!p.editable)
         return edit_error("cannot change a parameter that is not written as plain text", p, f.path);
     if (f.format == Format::kernelstub_json) {
-        auto j = kernelstub_config(f);
-        if (!j) return j.error();
-        auto& arr = (*j)["user"]["kernel_options"];
-        if (p.slot >= arr.size() || arr[p.slot].get<std::string>() != p.text)
-            return edit_error("the parameter moved while editing", p, f.path);
-        arr[p.slot] = std::string(text);
-        f.text = dump_kernelstub(*j, f.text);
-        return {};
+        return edit_kernelstub(f, p,
+                               [&](ordered_json& options) { options[p.slot] = std::string(text); });
     }
     if (p.end > f.text.size() || f.text.compare(p.begin, p.end - p.begin, p.text) != 0)
         return edit_error("the parameter moved while editing", p, f.path);

@@ -302,6 +302,30 @@ int finish(Context& ctx, json j, const Result<boot::ApplyResult>& r, const boot:
 
 // 'iommu enable' and 'iommu disable': plan, show, confirm, apply. Exit 1 for a
 // setup it does not edit or a failed step, 2 without confirmation.
+// The end of 'enable', 'disable' and 'revert': with --dry-run the plan as
+// shown is all; else, once confirmed, the plan is applied (reverts: the
+// operation it undoes) and finish reports it.
+int dry_run_or_apply(Context& ctx, const IommuOptions& opt, json j, const boot::BootSetup& setup,
+                     const boot::Plan& plan, const std::string& action, const std::string& question,
+                     const std::string& reverts = "") {
+    if (opt.dry_run) {
+        if (ctx.json)
+            print_json(ctx, j);
+        else
+            ctx.out << "\nDry run: nothing was changed.\n";
+        return exit_ok;
+    }
+    if (int c = confirm(ctx, opt, question); c != exit_ok) return c;
+    std::unique_ptr<boot::HostRunner> runner;
+    if (ctx.host.is_live()) runner = std::make_unique<boot::HostRunner>(ctx.host);
+    boot::ApplyOptions ao;
+    ao.state_dir = opt.state_dir;
+    ao.runner = runner.get();
+    auto r = boot::apply_plan(ctx.host, setup, plan, action, ao, reverts);
+    if (!ctx.json && r) ctx.out << "\n";
+    return finish(ctx, std::move(j), r, plan, opt.state_dir);
+}
+
 int run_change(Context& ctx, const IommuOptions& opt, boot::Action action) {
     auto setup = boot::detect_setup(ctx.host);
     std::string running;
@@ -410,22 +434,8 @@ int run_change(Context& ctx, const IommuOptions& opt, boot::Action action) {
                     : util::join(regen.argv, " "))
             << "\n";
     }
-    if (opt.dry_run) {
-        if (ctx.json)
-            print_json(ctx, j);
-        else
-            ctx.out << "\nDry run: nothing was changed.\n";
-        return exit_ok;
-    }
-    if (int c = confirm(ctx, opt, "Change the boot configuration?"); c != exit_ok) return c;
-    std::unique_ptr<boot::HostRunner> runner;
-    if (ctx.host.is_live()) runner = std::make_unique<boot::HostRunner>(ctx.host);
-    boot::ApplyOptions ao;
-    ao.state_dir = opt.state_dir;
-    ao.runner = runner.get();
-    auto r = boot::apply_plan(ctx.host, setup, *plan, boot::action_id(action), ao);
-    if (!ctx.json && r) ctx.out << "\n";
-    return finish(ctx, j, r, *plan, opt.state_dir);
+    return dry_run_or_apply(ctx, opt, std::move(j), setup, *plan, boot::action_id(action),
+                            "Change the boot configuration?");
 }
 
 // 'iommu revert': undoes the journal's last enable or disable.
@@ -500,22 +510,8 @@ int run_revert(Context& ctx, const IommuOptions& opt) {
         j["operation"] = closed->id;
         return report_error(ctx, e, exit_failure, j);
     }
-    if (opt.dry_run) {
-        if (ctx.json)
-            print_json(ctx, j);
-        else
-            ctx.out << "\nDry run: nothing was changed.\n";
-        return exit_ok;
-    }
-    if (int c = confirm(ctx, opt, "Revert the boot configuration?"); c != exit_ok) return c;
-    std::unique_ptr<boot::HostRunner> runner;
-    if (ctx.host.is_live()) runner = std::make_unique<boot::HostRunner>(ctx.host);
-    boot::ApplyOptions ao;
-    ao.state_dir = opt.state_dir;
-    ao.runner = runner.get();
-    auto r = boot::apply_plan(ctx.host, setup, rp->plan, "revert", ao, op.id);
-    if (!ctx.json && r) ctx.out << "\n";
-    return finish(ctx, j, r, rp->plan, opt.state_dir);
+    return dry_run_or_apply(ctx, opt, std::move(j), setup, rp->plan, "revert",
+                            "Revert the boot configuration?", op.id);
 }
 
 } // namespace

@@ -8,22 +8,21 @@
 namespace vfioctl::services {
 
 std::optional<Error> plan_refusal(const vfio::BindPlan& plan, bool force, Requester who) {
+    const bool bind = who == Requester::bind;
+    auto refuse = [](const std::vector<vfio::Obstacle>& obstacles, std::string hint) {
+        return Error{"refusing to bind: " + util::join(vfio::texts(obstacles), "; "),
+                     {},
+                     "nothing was changed; " + std::move(hint),
+                     0};
+    };
     if (!plan.refusals.empty())
-        return Error{"refusing to bind: " + util::join(vfio::texts(plan.refusals), "; "),
-                     {},
-                     who == Requester::bind ? "nothing was changed; 'vfioctl groups' shows each "
-                                              "group's members and roles"
-                                            : "nothing was changed; 'vfioctl groups' shows each "
-                                              "group's members",
-                     0};
+        return refuse(plan.refusals, bind ? "'vfioctl groups' shows each group's members and roles"
+                                          : "'vfioctl groups' shows each group's members");
     if (!plan.blockers.empty() && !force)
-        return Error{"refusing to bind: " + util::join(vfio::texts(plan.blockers), "; "),
-                     {},
-                     who == Requester::bind ? "nothing was changed; stop what uses the device, or "
-                                              "pass --force to take it anyway"
-                                            : "nothing was changed; stop what uses the device, or "
-                                              "'vfioctl bind --force' it first",
-                     0};
+        return refuse(plan.blockers, bind ? "stop what uses the device, or pass --force to take "
+                                            "it anyway"
+                                          : "stop what uses the device, or 'vfioctl bind --force' "
+                                            "it first");
     return std::nullopt;
 }
 

@@ -1,5 +1,6 @@
 #include "vm/guest.hpp"
 
+#include "util/bytes.hpp"
 #include "util/strings.hpp"
 #include "vm/kernel.hpp"
 #include "vm/process.hpp"
@@ -24,12 +25,7 @@ namespace vfioctl::vm {
 
 namespace {
 
-template <typename T> T le(std::string_view s, size_t off) {
-    T v = 0;
-    for (size_t i = 0; i < sizeof(T); ++i)
-        v |= static_cast<T>(static_cast<unsigned char>(s[off + i])) << (8 * i);
-    return v;
-}
+using util::le;
 
 std::string normalize(std::string_view name) {
     std::string n(name);

@@ -3,6 +3,7 @@
 #include "host/atomic_file.hpp"
 #include "host/state_files.hpp"
 #include "host/unique_fd.hpp"
+#include "util/bytes.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -22,12 +23,7 @@ namespace vfioctl::vm {
 
 namespace {
 
-template <typename T> T le(std::string_view s, size_t off) {
-    T v = 0;
-    for (size_t i = 0; i < sizeof(T); ++i)
-        v |= static_cast<T>(static_cast<unsigned char>(s[off + i])) << (8 * i);
-    return v;
-}
+using util::le;
 
 std::string format_of(std::string_view p) {
     auto starts = [p](std::string_view magic) {
