@@ -24,7 +24,7 @@ std::vector<std::string> role_flags(const iommu::DeviceRole& role) {
 
 nlohmann::json device_json(const pci::PciDevice& d, const iommu::DeviceRole& role) {
     char cls[8];
-    std::snprintf(cls, sizeof cls, "%04x", d.class_code);
+    (void)std::snprintf(cls, sizeof cls, "%04x", d.class_code); // fits: 4 digits
     nlohmann::json j = {
         {"address", d.addr.str()},
         {"id", d.id().str()},

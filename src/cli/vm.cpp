@@ -497,7 +497,7 @@ struct VmSubcommand {
 const std::vector<VmSubcommand>& vm_subcommands() {
     static const std::vector<VmSubcommand> table = {
         {"start", "start VM NAME from its profile (and flags), detached",
-         [](CLI::App& c, std::shared_ptr<VmCommon> common) -> std::function<int(Context&)> {
+         [](CLI::App& c, const std::shared_ptr<VmCommon>& common) -> std::function<int(Context&)> {
              auto o = std::make_shared<StartOptions>();
              c.add_option("name", o->name,
                           "profile name (/etc/vfioctl/vms/NAME.toml) or a .toml file")
@@ -513,7 +513,7 @@ const std::vector<VmSubcommand>& vm_subcommands() {
              };
          }},
         {"stop", "ACPI power-down (then quit), and give the GPU back",
-         [](CLI::App& c, std::shared_ptr<VmCommon> common) -> std::function<int(Context&)> {
+         [](CLI::App& c, const std::shared_ptr<VmCommon>& common) -> std::function<int(Context&)> {
              auto o = std::make_shared<StopOptions>();
              c.add_option("name", o->name, "VM name")->required();
              c.add_flag("--force", o->force, "kill QEMU at once");
@@ -527,7 +527,7 @@ const std::vector<VmSubcommand>& vm_subcommands() {
              };
          }},
         {"status", "state from QMP, PID, uptime, devices on the guest's bus",
-         [](CLI::App& c, std::shared_ptr<VmCommon> common) -> std::function<int(Context&)> {
+         [](CLI::App& c, const std::shared_ptr<VmCommon>& common) -> std::function<int(Context&)> {
              auto name = std::make_shared<std::string>();
              c.add_option("name", *name, "VM name (all when omitted)");
              return [name, common](Context& ctx) {
@@ -535,7 +535,7 @@ const std::vector<VmSubcommand>& vm_subcommands() {
              };
          }},
         {"list", "the VMs vfioctl started",
-         [](CLI::App&, std::shared_ptr<VmCommon> common) -> std::function<int(Context&)> {
+         [](CLI::App&, const std::shared_ptr<VmCommon>& common) -> std::function<int(Context&)> {
              return [common](Context& ctx) {
                  return render(ctx, run_status(ctx, "", common->run_base, true));
              };
@@ -543,7 +543,7 @@ const std::vector<VmSubcommand>& vm_subcommands() {
         {"console",
          "attach to the serial console (Ctrl-] quits; piped input: sent, then the output until a "
          "second of quiet)",
-         [](CLI::App& c, std::shared_ptr<VmCommon> common) -> std::function<int(Context&)> {
+         [](CLI::App& c, const std::shared_ptr<VmCommon>& common) -> std::function<int(Context&)> {
              auto name = std::make_shared<std::string>();
              c.add_option("name", *name, "VM name")->required();
              return
@@ -551,7 +551,7 @@ const std::vector<VmSubcommand>& vm_subcommands() {
          }},
         {"run",
          "boot a kernel with / shared read-only, run one command inside, return its exit code",
-         [](CLI::App& c, std::shared_ptr<VmCommon> common) -> std::function<int(Context&)> {
+         [](CLI::App& c, const std::shared_ptr<VmCommon>& common) -> std::function<int(Context&)> {
              auto o = std::make_shared<RunOptions>();
              add_profile_flags(c, o->flags, true);
              c.add_option("command", o->run.command, "the command and its arguments (after --)");

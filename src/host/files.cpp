@@ -230,7 +230,7 @@ Status replace_file(const Host& h, std::string_view p, std::string_view data,
             return Error{"not a regular file", real, {}, 0};
         if ((st.st_mode & 0222) == 0) {
             char m[16];
-            std::snprintf(m, sizeof m, "%04o", st.st_mode & 07777);
+            (void)std::snprintf(m, sizeof m, "%04o", st.st_mode & 07777); // fits: 4 digits
             return Error{std::string("the file is read-only (mode ") + m + ")", real,
                          "make it writable (chmod u+w " + real +
                              ") if it should change; nothing was changed",

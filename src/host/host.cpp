@@ -84,7 +84,7 @@ struct PlainWrite {
     size_t size;
     int report_fd;
 };
-constexpr size_t k_writer_stack = 64 * 1024;
+constexpr size_t k_writer_stack = size_t{64} * 1024;
 
 // Runs in a child that shares the parent's memory (clone(CLONE_VM)): plain
 // system calls only, no allocation, no errno shared with the parent's code.
@@ -160,6 +160,7 @@ Status Host::write_bounded(std::string_view p, std::string_view data, int timeou
             PlainWrite{dirfd, path_copy, in_root, flags, data_copy, data.size(), pipe->write.get()};
         // The stack grows down from the mapping's end, 16-byte aligned.
         auto top = reinterpret_cast<uintptr_t>(base + mapping_size) & ~uintptr_t{15};
+        // NOLINTNEXTLINE(performance-no-int-to-ptr): the aligned stack top clone(2) takes
         pid = ::clone(plain_write_child, reinterpret_cast<void*>(top), CLONE_VM | SIGCHLD, w);
     } else {
         pid = ::fork();

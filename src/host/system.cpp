@@ -218,9 +218,7 @@ void mount_owners(const Tree& host, const std::vector<MountRec>& mounts, const M
     if (m.fstype == "overlay") {
         for (const auto& opt : util::split(m.options, ',')) {
             std::string dirs;
-            if (util::starts_with(opt, "lowerdir="))
-                dirs = opt.substr(9);
-            else if (util::starts_with(opt, "upperdir="))
+            if (util::starts_with(opt, "lowerdir=") || util::starts_with(opt, "upperdir="))
                 dirs = opt.substr(9);
             for (const auto& dir : util::split(dirs, ':')) {
                 if (dir.empty()) continue;
@@ -423,7 +421,7 @@ void read_console(const Tree& host, SystemFacts& f) {
 void read_modules(const Tree& host, SystemFacts& f) {
     const std::string dir = "/lib/modules/" + f.kernel_release;
     std::set<std::string> available, builtin, loaded;
-    auto norm = [](std::string path) {
+    auto norm = [](const std::string& path) {
         std::string name = path.substr(path.rfind('/') + 1);
         name = name.substr(0, name.find(".ko"));
         std::replace(name.begin(), name.end(), '-', '_');

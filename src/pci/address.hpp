@@ -26,6 +26,7 @@ struct PciAddress {
     bool same_slot(const PciAddress& o) const {
         return domain == o.domain && bus == o.bus && dev == o.dev;
     }
+    // NOLINTNEXTLINE(modernize-use-nullptr): clang-tidy 14 misreads the defaulted operator
     auto operator<=>(const PciAddress&) const = default;
 };
 

@@ -23,7 +23,8 @@ Status relay_console(const std::string& socket, const std::string& banner) {
     int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_un sa{};
     sa.sun_family = AF_UNIX;
-    std::snprintf(sa.sun_path, sizeof sa.sun_path, "%s", socket.c_str());
+    // A longer path is cut short and then not found: connect() reports it.
+    (void)std::snprintf(sa.sun_path, sizeof sa.sun_path, "%s", socket.c_str());
     if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
         Error e = system_error("cannot connect to the console", socket);
         if (fd >= 0) ::close(fd);
