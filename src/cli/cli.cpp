@@ -1,5 +1,6 @@
 #include "cli/cli.hpp"
 
+#include "build_info.hpp"
 #include "cli/commands.hpp"
 #include "util/strings.hpp"
 
@@ -217,7 +218,8 @@ int run_parsed(const std::vector<std::string>& args, const Services& services, s
     CLI::App app{"vfioctl: take a Linux host from 'IOMMU off' to a GPU passed through to a QEMU VM "
                  "and back, safely, and prove each step.",
                  "vfioctl"};
-    app.set_version_flag("--version", std::string("vfioctl ") + VFIOCTL_VERSION);
+    app.set_version_flag("--version", std::string("vfioctl ") + VFIOCTL_VERSION + " (commit " +
+                                          build_commit() + ")");
     bool json = false;
     std::string root = "/";
     app.add_flag("--json", json, "print machine-readable JSON on stdout");

@@ -3,7 +3,9 @@
 #include "fixture/fixture.hpp"
 #include "vm/profile.hpp"
 
+#include <fstream>
 #include <gtest/gtest.h>
+#include <sstream>
 
 using namespace vfioctl;
 
@@ -128,4 +130,21 @@ TEST(VmProfile, Names) {
     EXPECT_FALSE(vm::check_vm_name("../etc").ok());
     EXPECT_FALSE(vm::check_vm_name("").ok());
     EXPECT_FALSE(vm::check_vm_name(".hidden").ok());
+}
+
+// The example the package installs as /etc/vfioctl/vms/example.toml parses
+// and says what it claims to.
+TEST(VmProfile, TheShippedExampleParses) {
+    const std::string path = std::string(VFIOCTL_SOURCE_DIR) + "/dist/vms/example.toml";
+    std::ifstream in(path);
+    ASSERT_TRUE(in) << path;
+    std::stringstream text;
+    text << in.rdbuf();
+    auto p = vm::parse_profile(text.str(), path, "example");
+    ASSERT_TRUE(p.ok()) << p.error().describe();
+    EXPECT_EQ(p->memory_mib, 4096u);
+    EXPECT_EQ(p->boot.kernel, "/vmlinuz");
+    EXPECT_EQ(p->boot.initrd, "/initrd.img");
+    EXPECT_TRUE(p->share_host_root);
+    EXPECT_TRUE(p->gpus.empty());
 }
