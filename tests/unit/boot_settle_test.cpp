@@ -538,3 +538,31 @@ TEST_F(Settle, HelpNamesTheBootModeAndItsExitCode) {
     EXPECT_TRUE(contains(r.out, "--at-boot")) << r.out;
     EXPECT_TRUE(contains(r.out, "4 (--at-boot) entries left for 'vfioctl recover'")) << r.out;
 }
+
+// A bind over an entry of an earlier boot takes what the device has now as
+// its original driver: the reboot gave it back, and the old entry's driver
+// may be long gone. An entry of this boot (a killed bind) is kept as before.
+TEST(EntryBoot, BindOverAnEarlierBootsEntryTakesTheDriverItHasNow) {
+    for (const char* entry_boot : {k_boot_a, k_boot_b}) {
+        HostTree t = fixture::seed_after();
+        FakeKernel k(t);
+        vfio::Journal j;
+        vfio::JournalEntry e;
+        e.address = fixture::k_seed_gpu;
+        e.group = 165;
+        e.original_driver = "nouveau";
+        e.phase = "bound";
+        e.boot = boot(entry_boot);
+        j.entries.push_back(e);
+        ASSERT_TRUE(vfio::save_journal(k, k_state, j).ok());
+        set_boot(t, std::string(k_boot_b) + "\n");
+        bind_gpu(k);
+        auto after = vfio::load_journal(k, k_state);
+        ASSERT_TRUE(after.ok());
+        ASSERT_EQ(after->entries.size(), 1u);
+        EXPECT_EQ(after->entries[0].original_driver,
+                  std::optional<std::string>(entry_boot == k_boot_a ? "nvidia" : "nouveau"))
+            << entry_boot;
+        EXPECT_EQ(after->entries[0].boot.str(), k_boot_b);
+    }
+}
