@@ -4,6 +4,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/model.hpp"
+#include "cli/settled_view.hpp"
 #include "services/devices.hpp"
 #include "util/strings.hpp"
 
@@ -219,14 +220,51 @@ Report run_unbind(Context& ctx, const UnbindOptions& o) {
     return r;
 }
 
-Report run_recover(Context& ctx, const std::string& state_dir, double timeout_s) {
-    auto changes = devices(ctx, state_dir, timeout_s).recover();
-    if (!changes) return failed(changes.error());
-    Report r;
-    r.json = {{"changes", changes_json(*changes)}};
-    r.text = changes->empty() ? "Nothing to recover: the journal is empty\n"
-                              : "Recovered:\n" + changes_text(*changes);
-    return r;
+Report run_recover(Context& ctx, const std::string& state_dir, double timeout_s, bool at_boot) {
+    auto rec = devices(ctx, state_dir, timeout_s)
+                   .recover(at_boot ? vfio::RecoverMode::at_boot : vfio::RecoverMode::full);
+    if (!rec) return failed(rec.error());
+    const json boot = rec->boot.known() ? json(rec->boot.str()) : json(nullptr);
+    json j = {{"changes", changes_json(rec->changes)},
+              {"settled", rec->settled ? settlement_json(*rec->settled) : json(nullptr)},
+              {"boot", boot},
+              {"at_boot", at_boot},
+              {"left", left_json(rec->left, rec->boot)}};
+    std::string text = rec->settled ? settlement_text(*rec->settled) : "";
+    if (!at_boot) {
+        Report r;
+        r.json = std::move(j);
+        if (!rec->changes.empty())
+            text += "Recovered:\n" + changes_text(rec->changes);
+        else if (!rec->settled)
+            text += "Nothing to recover: the journal is empty\n";
+        r.text = text;
+        return r;
+    }
+    if (rec->left.empty()) {
+        Report r;
+        r.json = std::move(j);
+        r.text = rec->settled ? text : "Nothing to settle: no journal entry of an earlier boot\n";
+        return r;
+    }
+    // Left for the user: settling them could leave a device on vfio-pci
+    // that the running kernel still has there.
+    std::vector<std::string> which;
+    for (const auto& e : rec->left) {
+        const std::string why = left_reason(e, rec->boot);
+        which.push_back(e.address + (why == "this_boot"      ? " (bound in this boot)"
+                                     : why == "boot_unknown" ? " (its boot is unknown)"
+                                                             : ""));
+    }
+    std::string message = std::to_string(rec->left.size()) + " journal entr" +
+                          (rec->left.size() == 1 ? "y was" : "ies were") +
+                          " not settled: " + util::join(which, ", ");
+    if (!rec->boot.known()) message += "; the running boot is unknown: " + rec->boot_unknown_why;
+    return failed(Error{message, vfio::journal_path(state_dir),
+                        "no device was touched; run 'vfioctl recover' to give them back to "
+                        "their original drivers",
+                        0},
+                  exit_left, j, text);
 }
 
 } // namespace
@@ -268,9 +306,22 @@ Command recover_command() {
             [](CLI::App& sub, const services::Paths& paths) {
                 auto state_dir = std::make_shared<std::string>(paths.state_dir);
                 auto timeout = std::make_shared<double>(10);
+                auto at_boot = std::make_shared<bool>(false);
                 add_common(sub, *state_dir, *timeout);
-                return [state_dir, timeout](Context& ctx) {
-                    return render(ctx, run_recover(ctx, *state_dir, *timeout));
+                sub.add_flag(
+                    "--at-boot", *at_boot,
+                    "what vfioctl-recover.service runs: settle the journal entries of an earlier "
+                    "boot (the reboot gave those devices back) and touch no device; exit 0 when "
+                    "nothing is left, 4 when entries of this or an unknown boot are left for "
+                    "'vfioctl recover'");
+                sub.footer("Entries of an earlier boot (the boot_id they were written in differs "
+                           "from the running one) are settled first, without any sysfs write, "
+                           "and recorded in STATE_DIR/settled.json ('vfioctl status' shows the "
+                           "last settlement). Entries of an unknown boot are never settled.\n"
+                           "Exit status: 0 done, 1 failure, 2 usage, 4 (--at-boot) entries "
+                           "left for 'vfioctl recover'.");
+                return [state_dir, timeout, at_boot](Context& ctx) {
+                    return render(ctx, run_recover(ctx, *state_dir, *timeout, *at_boot));
                 };
             }};
 }

@@ -14,7 +14,10 @@
 
 namespace vfioctl::cli {
 
-enum Exit { exit_ok = 0, exit_failure = 1, exit_usage = 2, exit_wont_work = 3 };
+// 4: 'recover --at-boot' left journal entries that only 'vfioctl recover'
+// may handle (their boot, or the running one, is unknown, or they are of
+// this boot).
+enum Exit { exit_ok = 0, exit_failure = 1, exit_usage = 2, exit_wont_work = 3, exit_left = 4 };
 
 // The host is held by reference: a FakeKernel stays one.
 struct Context {

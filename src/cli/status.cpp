@@ -3,9 +3,11 @@
 #include "boot/setup.hpp"
 #include "cli/commands.hpp"
 #include "cli/model.hpp"
+#include "cli/settled_view.hpp"
 #include "iommu/diagnosis.hpp"
 #include "util/strings.hpp"
 #include "vfio/journal.hpp"
+#include "vfio/settled.hpp"
 
 #include <algorithm>
 #include <fmt/format.h>
@@ -24,7 +26,23 @@ json opt(const std::optional<bool>& b) {
     return b ? json(*b) : json(nullptr);
 }
 
-json status_json(const HostModel& m, const iommu::Diagnosis& dx) {
+// The bind journal's entries against the running boot, and the settled
+// record ('recover' drops entries of an earlier boot into it).
+struct BootView {
+    vfio::BootId boot;
+    Result<vfio::SettledRecord> settled = vfio::SettledRecord{};
+    std::string settled_path;
+};
+
+// "earlier" (a reboot undid it: 'recover' settles it), "this" or "unknown"
+// (the entry's boot or the running one cannot be known: never settled).
+std::string entry_boot_word(const vfio::JournalEntry& e, const vfio::BootId& now) {
+    if (e.boot.known_other_than(now)) return "earlier";
+    if (e.boot.same_known(now)) return "this";
+    return "unknown";
+}
+
+json status_json(const HostModel& m, const iommu::Diagnosis& dx, const BootView& bv) {
     const auto& f = m.facts;
     const auto& c = dx.cmdline;
     json j;
@@ -118,14 +136,26 @@ json status_json(const HostModel& m, const iommu::Diagnosis& dx) {
             {{"address", e.address},
              {"original_driver", e.original_driver ? json(*e.original_driver) : json(nullptr)},
              {"phase", e.phase},
-             {"since", e.since}});
+             {"since", e.since},
+             {"boot", e.boot.known() ? json(e.boot.str()) : json(nullptr)},
+             {"boot_state", entry_boot_word(e, bv.boot)}});
     j["journal_pending"] = pending;
+    json unknown = json::array();
+    for (const auto& e : m.journal)
+        if (entry_boot_word(e, bv.boot) == "unknown") unknown.push_back(e.address);
+    j["journal_unknown_boot"] = unknown;
+    j["boot_id"] = bv.boot.known() ? json(bv.boot.str()) : json(nullptr);
+    const vfio::Settlement* last = bv.settled ? bv.settled->last() : nullptr;
+    j["settled"] = {{"path", bv.settled_path},
+                    {"last", last ? settlement_json(*last) : json(nullptr)},
+                    {"error", bv.settled ? json(nullptr) : json(bv.settled.error().describe())}};
     j["verdict"] = iommu::verdict_id(dx.overall);
     j["exit_code"] = dx.exit_code();
     return j;
 }
 
-void print_text(std::ostream& o, const HostModel& m, const iommu::Diagnosis& dx) {
+void print_text(std::ostream& o, const HostModel& m, const iommu::Diagnosis& dx,
+                const BootView& bv) {
     const auto& f = m.facts;
     const auto& s = dx.iommu;
     o << fmt::format("Kernel {}\n  command line: {}\n",
@@ -247,13 +277,29 @@ void print_text(std::ostream& o, const HostModel& m, const iommu::Diagnosis& dx)
         for (const auto& e : m.journal)
             o << "  " << e.address << ": was on " << e.original_driver.value_or("no driver") << ", "
               << (e.phase == "bound" ? "bound to vfio-pci" : "left mid-change (" + e.phase + ")")
-              << " since " << e.since << "\n";
+              << " since " << e.since
+              << (entry_boot_word(e, bv.boot) == "earlier"
+                      ? "; from an earlier boot, which gave it back: 'vfioctl recover' settles it"
+                  : entry_boot_word(e, bv.boot) == "unknown"
+                      ? "; its boot is unknown: never settled, 'vfioctl recover' gives it back"
+                      : "")
+              << "\n";
         o << "  give back with 'vfioctl unbind --all'"
           << (std::any_of(m.journal.begin(), m.journal.end(),
                           [](const auto& e) { return e.phase != "bound"; })
                   ? "; a change was interrupted: run 'vfioctl recover'"
                   : "")
           << "\n";
+    }
+
+    if (!bv.settled) {
+        o << "\nSettled after a reboot\n  the record cannot be read: "
+          << util::printable(bv.settled.error().describe()) << "\n";
+    } else if (const vfio::Settlement* last = bv.settled->last()) {
+        o << "\nSettled after a reboot (" << bv.settled_path << ")\n";
+        std::istringstream lines(settlement_text(*last));
+        for (std::string line; std::getline(lines, line);)
+            o << "  " << util::printable(line) << "\n";
     }
 
     o << "\nVerdict: GPU passthrough " << iommu::verdict_text(dx.overall);
@@ -284,13 +330,17 @@ Command status_command() {
                                    bs.reason,
                                    bs.running_known};
                 auto dx = iommu::diagnose(m->facts, m->inv, m->groups, &nb);
+                BootView bv;
+                bv.boot = vfio::current_boot(ctx.host);
+                bv.settled = vfio::load_settled(ctx.host, *state_dir);
+                bv.settled_path = vfio::settled_path(*state_dir);
                 Report r;
                 r.exit_code = dx.exit_code();
                 if (ctx.json) {
-                    r.json = status_json(*m, dx);
+                    r.json = status_json(*m, dx, bv);
                 } else {
                     std::ostringstream text;
-                    print_text(text, *m, dx);
+                    print_text(text, *m, dx, bv);
                     r.text = text.str();
                 }
                 return render(ctx, r);

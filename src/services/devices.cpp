@@ -114,8 +114,8 @@ Status Devices::give_back(const std::vector<std::string>& addresses) const {
     return {};
 }
 
-Result<std::vector<vfio::DeviceChange>> Devices::recover() const {
-    return vfio::recover(m_host, change_options());
+Result<vfio::Recovery> Devices::recover(vfio::RecoverMode mode) const {
+    return vfio::recover(m_host, change_options(), mode);
 }
 
 std::map<int, std::string> busy_groups(const host::SystemFacts& facts) {

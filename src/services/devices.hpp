@@ -88,8 +88,9 @@ class Devices {
     // give_back of a guest's addresses ("0000:8a:00.0"; unparsable ones skipped).
     Status give_back(const std::vector<std::string>& addresses) const;
 
-    // Every device in the journal back to its original driver.
-    Result<std::vector<vfio::DeviceChange>> recover() const;
+    // Entries of an earlier boot settled, then (full mode) every other
+    // device in the journal back to its original driver.
+    Result<vfio::Recovery> recover(vfio::RecoverMode mode = vfio::RecoverMode::full) const;
 
   private:
     const host::Host& m_host;

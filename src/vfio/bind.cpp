@@ -80,10 +80,12 @@ Result<DeviceChange> bind_one(const host::Host& host, Journal& journal, const Pl
     e.original_driver = current;
     if (auto o = host.attr(base + "/driver_override"); o && *o != "(null)" && !o->empty())
         e.original_override = *o;
+    e.boot = current_boot(host);
     // An entry left by a run that did not finish (killed, not yet
     // recovered) knows what the device had before vfioctl touched it: keep
-    // that, never what the unfinished run left.
-    if (const JournalEntry* old = journal.find(addr)) {
+    // that, never what the unfinished run left. Unless it is of an earlier
+    // boot: the reboot gave the device back, so what it has now is right.
+    if (const JournalEntry* old = journal.find(addr); old && !old->boot.known_other_than(e.boot)) {
         e.original_driver = old->original_driver;
         e.original_override = old->original_override;
     }
@@ -136,6 +138,9 @@ Result<DeviceChange> restore_one(const host::Host& host, Journal& journal, const
         return c;
     }
     je->phase = "restoring";
+    // The writes below happen in this boot: an entry left behind by them
+    // must never be taken for one of an earlier boot in this boot.
+    je->boot = current_boot(host);
     if (auto st = save_journal(host, opt.state_dir, journal); !st) return st.error();
     util::fault_point("restore.journaled");
     say(opt, "restoring " + addr + ": " + show(c.from) + " -> " + show(e.original_driver));
@@ -411,12 +416,42 @@ Result<std::vector<DeviceChange>> give_back(const host::Host& host,
     return changes;
 }
 
-Result<std::vector<DeviceChange>> recover(const host::Host& host, const ChangeOptions& opt) {
+Result<Recovery> recover(const host::Host& host, const ChangeOptions& opt, RecoverMode mode) {
     auto session = open_session(host, opt);
     if (!session) return session.error();
     Journal& journal = session->journal;
-    std::vector<DeviceChange> changes;
-    if (auto st = drop_gone(host, journal, opt, changes); !st) return st.error();
+    Recovery rec;
+    rec.boot = current_boot(host, &rec.boot_unknown_why);
+    // Entries of an earlier boot: the reboot cleared their driver_override
+    // and the kernel probed the devices afresh, so writing to them now
+    // could only undo what the host did since. Settled without a write.
+    if (rec.boot.known()) {
+        Settlement s;
+        std::vector<JournalEntry> kept;
+        for (auto& e : journal.entries)
+            (e.boot.known_other_than(rec.boot) ? s.devices : kept).push_back(e);
+        if (!s.devices.empty()) {
+            s.at = util::utc_now();
+            s.boot = rec.boot;
+            s.count = s.devices.size();
+            say(opt, "settling " + std::to_string(s.count) + " journal entr" +
+                         (s.count == 1 ? "y" : "ies") +
+                         " of an earlier boot (no device is touched)");
+            // The record first, then the journal: a crash in between leaves
+            // the entries to be settled (and recorded) again, never dropped
+            // unrecorded.
+            if (auto st = append_settlement(host, opt.state_dir, s); !st) return st.error();
+            util::fault_point("settle.recorded");
+            journal.entries = std::move(kept);
+            if (auto st = save_journal(host, opt.state_dir, journal); !st) return st.error();
+            rec.settled = std::move(s);
+        }
+    }
+    if (mode == RecoverMode::at_boot) {
+        rec.left = journal.entries;
+        return rec;
+    }
+    if (auto st = drop_gone(host, journal, opt, rec.changes); !st) return st.error();
     std::vector<std::string> failed;
     std::vector<std::string> todo;
     for (const auto& e : journal.entries)
@@ -424,14 +459,18 @@ Result<std::vector<DeviceChange>> recover(const host::Host& host, const ChangeOp
     for (const auto& addr : todo) {
         auto c = restore_one(host, journal, addr, opt);
         if (c)
-            changes.push_back(*c);
+            rec.changes.push_back(*c);
         else
             failed.push_back(c.error().describe());
     }
     if (!failed.empty())
-        return Error{"could not restore: " + util::join(failed, "; "), journal_path(opt.state_dir),
+        return Error{(rec.settled ? "settled " + std::to_string(rec.settled->count) +
+                                        " entries of an earlier boot, but could not restore: "
+                                  : std::string("could not restore: ")) +
+                         util::join(failed, "; "),
+                     journal_path(opt.state_dir),
                      "the entries are kept; fix the cause and run 'vfioctl recover' again", 0};
-    return changes;
+    return rec;
 }
 
 } // namespace vfioctl::vfio

@@ -8,6 +8,7 @@
 #include "iommu/groups.hpp"
 #include "pci/device.hpp"
 #include "vfio/journal.hpp"
+#include "vfio/settled.hpp"
 
 #include <functional>
 #include <map>
@@ -88,8 +89,31 @@ Result<std::vector<DeviceChange>> give_back(const host::Host& host,
                                             const std::map<int, std::string>& busy_groups,
                                             bool force, const ChangeOptions& opt);
 
-// Brings every journaled device, whatever phase it was left in, back to its
-// original driver and clears the journal. Safe at any time.
-Result<std::vector<DeviceChange>> recover(const host::Host& host, const ChangeOptions& opt);
+// What recover does with the journal.
+enum class RecoverMode {
+    // Settles the entries of an earlier boot, then restores the rest.
+    full,
+    // At boot (vfioctl-recover.service): settles the entries of an earlier
+    // boot only and touches no device; the rest are left for 'recover'.
+    at_boot,
+};
+
+// What recover did.
+struct Recovery {
+    BootId boot;                       // the running boot; unknown when unreadable
+    std::string boot_unknown_why;      // why it is unknown ("" when known)
+    std::optional<Settlement> settled; // entries of an earlier boot, dropped without a write
+    std::vector<DeviceChange> changes; // devices restored (full mode only)
+    std::vector<JournalEntry> left;    // at_boot: entries not settled (unknown or this boot)
+};
+
+// Under the state-dir lock: first settles every entry whose boot is known
+// and differs from the running boot, when that is known (the reboot undid
+// it: no sysfs write, the entry goes to the settled record, then leaves the
+// journal). An entry of an unknown boot is never settled. Then, in full
+// mode, brings every other journaled device, whatever phase it was left
+// in, back to its original driver and clears the journal. Safe at any time.
+Result<Recovery> recover(const host::Host& host, const ChangeOptions& opt,
+                         RecoverMode mode = RecoverMode::full);
 
 } // namespace vfioctl::vfio

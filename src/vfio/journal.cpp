@@ -115,6 +115,14 @@ Result<Journal> parse_journal(std::string_view text, const std::string& path) {
             e.phase = str_field(d, "phase", at);
             auto since = d.find("since");
             if (since != d.end() && since->is_string()) e.since = since->get<std::string>();
+            // No "boot" (a journal written before the field) or null: the
+            // boot is unknown. A string must be a boot id as the kernel
+            // writes it; anything else is corruption, never a guess.
+            if (auto boot = opt_str(d, "boot", at)) {
+                auto b = BootId::parse(*boot);
+                if (!b || b->str() != *boot) throw Corrupt{at + ".boot is not a boot id"};
+                e.boot = *b;
+            }
             ++index;
             j.entries.push_back(std::move(e));
         }
@@ -151,7 +159,8 @@ Status save_journal(const host::Host& host, const std::string& state_dir, const 
                            {"original_driver", opt(e.original_driver)},
                            {"original_override", opt(e.original_override)},
                            {"phase", e.phase},
-                           {"since", e.since}});
+                           {"since", e.since},
+                           {"boot", e.boot.known() ? json(e.boot.str()) : json(nullptr)}});
     if (auto st = host.make_dirs(state_dir); !st) return st;
     return host.write_atomic(p,
                              json{{"format", 1}, {"devices", devices}}.dump(

@@ -2,8 +2,16 @@
 // The bind journal: for every device vfioctl moved to vfio-pci, what it had
 // before. Written (fsync'd, atomically) before each change, so that after a
 // crash at any point 'vfioctl recover' knows what to give back.
+//
+// Format 1, extended compatibly: each entry may hold "boot", the boot_id of
+// the boot its last sysfs change was made in (a UUID string, or null when
+// that boot could not be read). The format number stays 1: readers before
+// the field ignore it (and drop it when they rewrite the journal, which
+// leaves the entry's boot unknown: never settled, the safe side), and a
+// journal without the field reads as entries of an unknown boot.
 
 #include "host/host.hpp"
+#include "vfio/boot_id.hpp"
 
 #include <optional>
 #include <string>
@@ -19,6 +27,7 @@ struct JournalEntry {
     std::optional<std::string> original_override;
     std::string phase; // "binding", "bound", "restoring"
     std::string since; // UTC time of the entry
+    BootId boot;       // the boot its last change was made in; unknown when not known
 };
 
 struct Journal {

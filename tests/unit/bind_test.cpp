@@ -333,7 +333,7 @@ TEST(Bind, BindAfterAKilledBindKeepsTheOriginalDriver) {
     FakeKernel k(t);
     const std::string gpu = fixture::k_seed_gpu;
     vfio::Journal j;
-    j.entries.push_back({gpu, 165, std::string("nvidia"), std::nullopt, "binding", ""});
+    j.entries.push_back({gpu, 165, std::string("nvidia"), std::nullopt, "binding", "", {}});
     ASSERT_TRUE(vfio::save_journal(k, "/var/lib/vfioctl", j).ok());
     ASSERT_TRUE(k.write("/sys/bus/pci/drivers/nvidia/unbind", gpu).ok());
     ASSERT_EQ(k.driver_of(gpu), "");

@@ -131,7 +131,11 @@ TEST_F(CliBind, UnbindAndRecoverOnAnEmptyJournal) {
     EXPECT_EQ(recover.out, "Nothing to recover: the journal is empty\n");
     auto jrecover = run_cli(k, {"--json", "recover"}, paths);
     ASSERT_EQ(jrecover.exit_code, 0) << jrecover.err;
-    EXPECT_EQ(jrecover.json(), json({{"changes", json::array()}}));
+    json j = jrecover.json();
+    EXPECT_EQ(j["changes"], json::array()) << jrecover.out;
+    EXPECT_EQ(j["settled"], nullptr) << jrecover.out;
+    EXPECT_EQ(j["left"], json::array()) << jrecover.out;
+    EXPECT_EQ(j["at_boot"], false) << jrecover.out;
 }
 
 TEST_F(CliBind, RecoverGivesBackWhatABindInAnotherStateDirTook) {

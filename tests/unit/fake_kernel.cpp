@@ -45,6 +45,7 @@ void FakeKernel::unload_vfio() {
 }
 
 Status FakeKernel::load_module(const std::string& name) const {
+    m_writes.push_back("modprobe " + name);
     if (name != "vfio_pci")
         return Error{"no module " + name + " in the fake kernel", name, {}, ENOENT};
     std::error_code ec;
@@ -126,7 +127,14 @@ Status FakeKernel::do_probe(const std::string& addr) const {
     return {};
 }
 
+Status FakeKernel::write_bounded(std::string_view p, std::string_view data, int timeout_ms) const {
+    // Recorded here: the write itself runs in a child, whose record is lost.
+    m_writes.push_back(std::string(p) + " <- " + arg(data));
+    return Host::write_bounded(p, data, timeout_ms);
+}
+
 Status FakeKernel::write(std::string_view p, std::string_view data) const {
+    m_writes.push_back(std::string(p) + " <- " + arg(data));
     std::string sp(p);
     const std::string a = arg(data);
     if (sp == "/sys/bus/pci/drivers_probe") return do_probe(a);

@@ -10,6 +10,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <vector>
 
 namespace vfioctl::fake {
 
@@ -20,7 +21,11 @@ class FakeKernel : public host::Host {
     explicit FakeKernel(const fixture::HostTree& tree);
 
     Status write(std::string_view p, std::string_view data) const override;
+    Status write_bounded(std::string_view p, std::string_view data, int timeout_ms) const override;
     Status load_module(const std::string& name) const override;
+    // Every kernel write asked of it in this process ("PATH <- DATA", and
+    // "modprobe NAME"), in order, whether or not it succeeded.
+    const std::vector<std::string>& writes() const { return m_writes; }
     // write() here is a kernel simulation: write_bounded runs it in a fork.
     bool plain_write() const override { return false; }
 
@@ -52,6 +57,7 @@ class FakeKernel : public host::Host {
     std::map<std::string, int> m_unbind_block_ms;
     std::map<std::string, std::string> m_probe_to;
     std::set<std::string> m_vanish;
+    mutable std::vector<std::string> m_writes;
 };
 
 } // namespace vfioctl::fake
