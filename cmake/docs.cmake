@@ -1,0 +1,58 @@
+# Man pages and shell completions, generated from the CLI definition by
+# vfioctl-gendoc (tools/gendoc.cpp, built here, not installed) with the
+# hand-written parts in man/*.txt, and their install rules.
+#   build/man/vfioctl*.1
+#   build/completions/{vfioctl.bash,_vfioctl,vfioctl.fish}
+include(GNUInstallDirs)
+
+add_executable(vfioctl-gendoc ${CMAKE_SOURCE_DIR}/tools/gendoc.cpp)
+target_link_libraries(vfioctl-gendoc PRIVATE vfioctl_core)
+
+# One page per command and per subcommand of vm and iommu; a command added
+# to the CLI needs its man/PAGE.txt (the generator fails without one) and
+# its name here (the install rule and the build outputs).
+set(VFIOCTL_MAN_PAGES
+  vfioctl status groups explain snapshot bind unbind recover
+  iommu iommu-show iommu-enable iommu-disable iommu-revert
+  vm vm-start vm-stop vm-status vm-list vm-console vm-run
+  verify)
+set(VFIOCTL_MAN_OUTPUTS)
+foreach(page IN LISTS VFIOCTL_MAN_PAGES)
+  if(page STREQUAL "vfioctl")
+    list(APPEND VFIOCTL_MAN_OUTPUTS ${CMAKE_BINARY_DIR}/man/vfioctl.1)
+  else()
+    list(APPEND VFIOCTL_MAN_OUTPUTS ${CMAKE_BINARY_DIR}/man/vfioctl-${page}.1)
+  endif()
+endforeach()
+set(VFIOCTL_COMPLETIONS
+  ${CMAKE_BINARY_DIR}/completions/vfioctl.bash
+  ${CMAKE_BINARY_DIR}/completions/_vfioctl
+  ${CMAKE_BINARY_DIR}/completions/vfioctl.fish)
+file(GLOB VFIOCTL_MAN_TEXT CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/man/*.txt)
+
+add_custom_command(
+  OUTPUT ${VFIOCTL_MAN_OUTPUTS} ${VFIOCTL_COMPLETIONS}
+  COMMAND vfioctl-gendoc ${CMAKE_SOURCE_DIR}/man ${CMAKE_BINARY_DIR}
+  DEPENDS vfioctl-gendoc ${VFIOCTL_MAN_TEXT}
+  COMMENT "Generating the man pages and shell completions"
+  VERBATIM)
+add_custom_target(vfioctl-docs ALL DEPENDS ${VFIOCTL_MAN_OUTPUTS} ${VFIOCTL_COMPLETIONS})
+
+install(FILES ${VFIOCTL_MAN_OUTPUTS} DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
+install(FILES ${CMAKE_BINARY_DIR}/completions/vfioctl.bash
+  DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions RENAME vfioctl)
+install(FILES ${CMAKE_BINARY_DIR}/completions/_vfioctl
+  DESTINATION ${CMAKE_INSTALL_DATADIR}/zsh/vendor-completions)
+install(FILES ${CMAKE_BINARY_DIR}/completions/vfioctl.fish
+  DESTINATION ${CMAKE_INSTALL_DATADIR}/fish/vendor_completions.d)
+
+if(VFIOCTL_TESTS)
+  enable_testing()
+  # The pages against --help of the real binary, each page through man
+  # --warnings, and the completions driven in bash, zsh and fish.
+  add_test(NAME doc.manpages
+    COMMAND ${CMAKE_SOURCE_DIR}/tests/doc/test-manpages.sh $<TARGET_FILE:vfioctl> ${CMAKE_BINARY_DIR}/man)
+  add_test(NAME doc.completions
+    COMMAND ${CMAKE_SOURCE_DIR}/tests/completion/test-completions.sh ${CMAKE_BINARY_DIR}/completions)
+  set_tests_properties(doc.manpages doc.completions PROPERTIES LABELS unit TIMEOUT 120)
+endif()
