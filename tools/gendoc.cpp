@@ -17,8 +17,10 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <optional>
@@ -428,9 +430,15 @@ void write_file(const fs::path& p, const std::string& text) {
 
 // ---------------------------------------------------------------- shells
 
+// Whether the value is a number (no file names offered for it).
+bool numeric(const Opt& o) {
+    return o.type.rfind("INT", 0) == 0 || o.type.rfind("FLOAT", 0) == 0 ||
+           o.type.rfind("UINT", 0) == 0;
+}
+
 const char* kind_name(const Opt& o) {
     if (!o.allowed.empty()) return "values";
-    if (!o.kind) return "any";
+    if (!o.kind) return numeric(o) ? "number" : "any";
     switch (*o.kind) {
     case ValueKind::file:
         return "file";
@@ -646,6 +654,7 @@ _vfioctl_complete_kind() {
     pci) words=($(_vfioctl_list_pci)) ;;
     vm) words=($(_vfioctl_list_vms)) ;;
     profile) words=($(_vfioctl_list_profiles)) ;;
+    number) return 0 ;;
     dir) compopt -o filenames 2>/dev/null; words=($(compgen -d -- "$cur")); COMPREPLY=("${words[@]/#/$prefix}"); return ;;
     file|any) compopt -o filenames 2>/dev/null; words=($(compgen -f -- "$cur")); COMPREPLY=("${words[@]/#/$prefix}"); return ;;
     esac
@@ -734,6 +743,7 @@ _vfioctl_complete_kind() {
     pci) compadd -- ${(f)"$(_vfioctl_list_pci)"} ;;
     vm) compadd -- ${(f)"$(_vfioctl_list_vms)"} ;;
     profile) compadd -- ${(f)"$(_vfioctl_list_profiles)"}; _files -g '*.toml' ;;
+    number) _message 'a number' ;;
     dir) _files -/ ;;
     *) _files ;;
     esac
@@ -899,7 +909,7 @@ complete -c vfioctl -f
 )FISH";
     auto value_args = [](const Opt& o) -> std::string {
         if (!o.allowed.empty()) return " -x -a " + fish_sq(join(o.allowed, " "));
-        if (!o.kind) return " -r";
+        if (!o.kind) return numeric(o) ? " -x" : " -r";
         switch (*o.kind) {
         case ValueKind::file:
             return " -r -F";

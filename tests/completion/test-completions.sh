@@ -95,6 +95,7 @@ if [ -f "$bash_file" ]; then
     check "bash: vfioctl vm" "start stop status list console run" "$(bash_complete 'vfioctl vm ')"
     check "bash: vfioctl vm stop (VM names)" "dev gpu-box" "$(bash_complete 'vfioctl vm stop ')"
     check "bash: vfioctl bind -" "$bind_opts" "$(bash_complete 'vfioctl bind -')"
+    check "bash: vfioctl bind --gpu (a number: nothing)" "" "$(bash_complete 'vfioctl bind --gpu ')"
     check "bash: vfioctl bind --d" "--dry-run" "$(bash_complete 'vfioctl bind --d')"
     check "bash: vfioctl vm run --kernel k --accel t" "tcg" "$(bash_complete 'vfioctl vm run --kernel k --accel t')"
 else
