@@ -9,20 +9,23 @@ add_executable(vfioctl-gendoc ${CMAKE_SOURCE_DIR}/tools/gendoc.cpp)
 target_link_libraries(vfioctl-gendoc PRIVATE vfioctl_core)
 
 # One page per command and per subcommand of vm and iommu; a command added
-# to the CLI needs its man/PAGE.txt (the generator fails without one) and
-# its name here (the install rule and the build outputs).
+# to the CLI needs its man/PAGE.txt and its name here (the install rule and
+# the build outputs): the generator fails without either.
 set(VFIOCTL_MAN_PAGES
   vfioctl status groups explain snapshot bind unbind recover
   iommu iommu-show iommu-enable iommu-disable iommu-revert
   vm vm-start vm-stop vm-status vm-list vm-console vm-run
   verify)
 set(VFIOCTL_MAN_OUTPUTS)
+set(VFIOCTL_MAN_NAMES)
 foreach(page IN LISTS VFIOCTL_MAN_PAGES)
   if(page STREQUAL "vfioctl")
-    list(APPEND VFIOCTL_MAN_OUTPUTS ${CMAKE_BINARY_DIR}/man/vfioctl.1)
+    set(name vfioctl)
   else()
-    list(APPEND VFIOCTL_MAN_OUTPUTS ${CMAKE_BINARY_DIR}/man/vfioctl-${page}.1)
+    set(name vfioctl-${page})
   endif()
+  list(APPEND VFIOCTL_MAN_NAMES ${name})
+  list(APPEND VFIOCTL_MAN_OUTPUTS ${CMAKE_BINARY_DIR}/man/${name}.1)
 endforeach()
 set(VFIOCTL_COMPLETIONS
   ${CMAKE_BINARY_DIR}/completions/vfioctl.bash
@@ -32,7 +35,7 @@ file(GLOB VFIOCTL_MAN_TEXT CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/man/*.txt)
 
 add_custom_command(
   OUTPUT ${VFIOCTL_MAN_OUTPUTS} ${VFIOCTL_COMPLETIONS}
-  COMMAND vfioctl-gendoc ${CMAKE_SOURCE_DIR}/man ${CMAKE_BINARY_DIR}
+  COMMAND vfioctl-gendoc ${CMAKE_SOURCE_DIR}/man ${CMAKE_BINARY_DIR} ${VFIOCTL_MAN_NAMES}
   DEPENDS vfioctl-gendoc ${VFIOCTL_MAN_TEXT}
   COMMENT "Generating the man pages and shell completions"
   VERBATIM)

@@ -2,14 +2,16 @@
 // completions from the CLI definition itself (cli::define_app), so that
 // they cannot drift from --help. Run by the build, never installed.
 //
-//   vfioctl-gendoc TEXT_DIR OUT_DIR
+//   vfioctl-gendoc TEXT_DIR OUT_DIR [PAGE...]
 //
 // TEXT_DIR holds the hand-written parts: one TEXT_DIR/PAGE.txt per page
 // (DESCRIPTION, EXAMPLES, FILES, SEE ALSO, ...) and TEXT_DIR/common.txt
 // (sections every page gets unless it has its own). Writes
 // OUT_DIR/man/PAGE.1 and OUT_DIR/completions/{vfioctl.bash,_vfioctl,
-// vfioctl.fish}. Exits 1 on a missing or malformed text file or a stale
-// row in cli/value_hints.hpp.
+// vfioctl.fish}. PAGE...: the pages the build expects (cmake/docs.cmake
+// installs them); the generator fails when the CLI has another set. Exits
+// 1 on that, on a missing or malformed text file or a stale row in
+// cli/value_hints.hpp.
 
 #include "cli/app.hpp"
 #include "cli/value_hints.hpp"
@@ -974,7 +976,8 @@ complete -c vfioctl -f
     return s;
 }
 
-int generate(const fs::path& text_dir, const fs::path& out_dir) {
+int write_docs(const fs::path& text_dir, const fs::path& out_dir,
+               const std::vector<std::string>& expected) {
     CLI::App app;
     vfioctl::cli::AppState state;
     // The defaults a page states are those of a root install: the run
@@ -988,13 +991,24 @@ int generate(const fs::path& text_dir, const fs::path& out_dir) {
     const Text common = read_text(text_dir / "common.txt");
     fs::create_directories(out_dir / "man");
     fs::create_directories(out_dir / "completions");
+    std::vector<std::string> written;
     std::function<void(const Node&, const Node*)> pages = [&](const Node& n, const Node* parent) {
+        written.push_back(n.page());
         const Text text = read_text(text_dir / (n.page() + ".txt"));
         write_file(out_dir / "man" / (n.page() + ".1"), man_page(n, parent, text, common));
         for (const auto& c : n.children)
             pages(c, &n);
     };
     pages(root, nullptr);
+    if (!expected.empty()) {
+        auto a = written, b = expected;
+        std::sort(a.begin(), a.end());
+        std::sort(b.begin(), b.end());
+        if (a != b)
+            throw std::runtime_error("the CLI has the pages " + join(a, " ") +
+                                     ", the build expects " + join(b, " ") +
+                                     ": update VFIOCTL_MAN_PAGES in cmake/docs.cmake");
+    }
 
     const Tables t = tables_of(root);
     write_file(out_dir / "completions" / "vfioctl.bash", bash_script(t));
@@ -1006,12 +1020,12 @@ int generate(const fs::path& text_dir, const fs::path& out_dir) {
 } // namespace
 
 int main(int argc, char** argv) {
-    if (argc != 3) {
-        std::cerr << "usage: vfioctl-gendoc TEXT_DIR OUT_DIR\n";
+    if (argc < 3) {
+        std::cerr << "usage: vfioctl-gendoc TEXT_DIR OUT_DIR [PAGE...]\n";
         return 2;
     }
     try {
-        return generate(argv[1], argv[2]);
+        return write_docs(argv[1], argv[2], std::vector<std::string>(argv + 3, argv + argc));
     } catch (const std::exception& e) {
         std::cerr << "vfioctl-gendoc: " << e.what() << "\n";
         return 1;
