@@ -24,7 +24,6 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
-#include <map>
 #include <optional>
 #include <sstream>
 #include <stdexcept>
@@ -456,7 +455,7 @@ const char* kind_name(const Opt& o) {
     return "any";
 }
 
-// A word in single quotes for sh, zsh and fish (fish: no ' in these texts).
+// A word in single quotes for bash and zsh.
 std::string sq(const std::string& s) {
     std::string out = "'";
     for (char c : s)
@@ -464,7 +463,7 @@ std::string sq(const std::string& s) {
     return out + "'";
 }
 
-// fish has no '\'' idiom inside single quotes: \' works there.
+// A word in single quotes for fish, where \' and \\ are the escapes inside them.
 std::string fish_sq(const std::string& s) {
     std::string out = "'";
     for (char c : s) {
