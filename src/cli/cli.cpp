@@ -1,6 +1,7 @@
 #include "cli/cli.hpp"
 
 #include "build_info.hpp"
+#include "cli/app.hpp"
 #include "cli/commands.hpp"
 #include "util/strings.hpp"
 
@@ -122,6 +123,23 @@ void print_json(Context& ctx, const nlohmann::json& j) {
     ctx.out << json_text(j) << "\n";
 }
 
+void define_app(CLI::App& app, const services::Paths& paths, AppState& state) {
+    app.name("vfioctl");
+    app.description("vfioctl: take a Linux host from 'IOMMU off' to a GPU passed through to a "
+                    "QEMU VM and back, safely, and prove each step.");
+    app.set_version_flag("--version", std::string("vfioctl ") + VFIOCTL_VERSION + " (commit " +
+                                          build_commit() + ")");
+    app.add_flag("--json", state.json, "print machine-readable JSON on stdout");
+    app.add_option("--root", state.root,
+                   "run against a recorded or fixture host tree instead of / (see 'snapshot')");
+    app.require_subcommand(1);
+    app.fallthrough();
+    for (const auto& c : commands()) {
+        CLI::App* sub = app.add_subcommand(c.name, c.help);
+        state.handlers.emplace_back(sub, c.setup(*sub, paths));
+    }
+}
+
 namespace {
 
 // Passes text to another stream buffer line by line through
@@ -215,24 +233,11 @@ int report_parse_error(CLI::App& app, const CLI::ParseError& e, bool json, std::
 
 int run_parsed(const std::vector<std::string>& args, const Services& services, std::ostream& out,
                std::ostream& err) {
-    CLI::App app{"vfioctl: take a Linux host from 'IOMMU off' to a GPU passed through to a QEMU VM "
-                 "and back, safely, and prove each step.",
-                 "vfioctl"};
-    app.set_version_flag("--version", std::string("vfioctl ") + VFIOCTL_VERSION + " (commit " +
-                                          build_commit() + ")");
-    bool json = false;
-    std::string root = "/";
-    app.add_flag("--json", json, "print machine-readable JSON on stdout");
-    app.add_option("--root", root,
-                   "run against a recorded or fixture host tree instead of / (see 'snapshot')");
-    app.require_subcommand(1);
-    app.fallthrough();
-
-    std::vector<std::pair<CLI::App*, std::function<int(Context&)>>> handlers;
-    for (const auto& c : commands()) {
-        CLI::App* sub = app.add_subcommand(c.name, c.help);
-        handlers.emplace_back(sub, c.setup(*sub, services.paths));
-    }
+    CLI::App app;
+    AppState state;
+    define_app(app, services.paths, state);
+    const bool& json = state.json;
+    const std::string& root = state.root;
     try {
         // CLI11 takes the arguments last first.
         app.parse(std::vector<std::string>(args.rbegin(), args.rend()));
@@ -278,7 +283,7 @@ int run_parsed(const std::vector<std::string>& args, const Services& services, s
                       0},
                 exit_usage);
     }
-    for (auto& [sub, handler] : handlers)
+    for (auto& [sub, handler] : state.handlers)
         if (sub->parsed()) return handler(ctx);
     return exit_usage;
 }

@@ -61,11 +61,10 @@ done
 ok "$n man pages render with no warning"
 
 echo "== completions, installed"
-"$src/tests/completion/test-completions.sh" \
-  --bash "$dest/usr/share/bash-completion/completions/vfioctl" \
-  --zsh "$dest/usr/share/zsh/vendor-completions/_vfioctl" \
-  --fish "$dest/usr/share/fish/vendor_completions.d/vfioctl.fish" \
-  --vfioctl "$dest/usr/bin/vfioctl" --source "$src" || fail "the completion tests failed on the installed files"
+# Given the installed bash directory, the script finds the zsh and fish
+# files at their installed paths next to it.
+"$src/tests/completion/test-completions.sh" "$dest/usr/share/bash-completion/completions" ||
+  fail "the completion tests failed on the installed files"
 
 echo "== --version"
 version=$(sed -n 's/^project(vfioctl VERSION \([0-9.]*\).*/\1/p' "$src/CMakeLists.txt")
