@@ -1,5 +1,7 @@
 #include "vfio/boot_id.hpp"
 
+#include "util/json_words.hpp"
+
 namespace vfioctl::vfio {
 
 namespace {
@@ -38,6 +40,18 @@ BootId current_boot(const host::Tree& tree, std::string* why) {
                    std::to_string(text->size()) + " bytes, not a UUID)";
         return {};
     }
+    return *b;
+}
+
+nlohmann::json boot_json(const BootId& b) {
+    return b.known() ? nlohmann::json(b.str()) : nlohmann::json(nullptr);
+}
+
+BootId boot_from_json(const nlohmann::json& d, const char* key, const std::string& at) {
+    auto s = util::json_opt_string(d, key, at);
+    if (!s) return {};
+    auto b = BootId::parse(*s);
+    if (!b || b->str() != *s) throw util::JsonCorrupt{at + "." + key + " is not a boot id"};
     return *b;
 }
 

@@ -7,6 +7,7 @@
 
 #include "host/tree.hpp"
 
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -46,5 +47,12 @@ inline constexpr const char* k_boot_id_path = "/proc/sys/kernel/random/boot_id";
 // supplies it). Unknown when the file is missing, unreadable or not a
 // strict UUID; why (when given) then says which.
 BootId current_boot(const host::Tree& tree, std::string* why = nullptr);
+
+// A boot in a JSON state file: a UUID string, or null when unknown.
+nlohmann::json boot_json(const BootId& b);
+// d[key] as a boot: missing or null is unknown; a string must be a boot id
+// as the kernel writes it, anything else throws util::JsonCorrupt (never a
+// guess).
+BootId boot_from_json(const nlohmann::json& d, const char* key, const std::string& at);
 
 } // namespace vfioctl::vfio

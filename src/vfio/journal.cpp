@@ -30,35 +30,10 @@ std::string lock_path(const std::string& state_dir) {
 }
 
 namespace {
-json opt(const std::optional<std::string>& s) {
-    return s ? json(*s) : json(nullptr);
-}
-
-// What the journal holds where it cannot be trusted, in words (never
-// nlohmann's own exception text); thrown inside parse_journal only.
-struct Corrupt {
-    std::string what;
-};
-
-const json& field(const json& d, const char* key, const std::string& at) {
-    auto it = d.find(key);
-    if (it == d.end()) throw Corrupt{at + " has no '" + key + "'"};
-    return *it;
-}
-std::string str_field(const json& d, const char* key, const std::string& at) {
-    const json& v = field(d, key, at);
-    if (!v.is_string())
-        throw Corrupt{at + "." + key + " is " + util::json_type_words(v) + ", not a string"};
-    return v.get<std::string>();
-}
-std::optional<std::string> opt_str(const json& d, const char* key, const std::string& at) {
-    auto it = d.find(key);
-    if (it == d.end() || it->is_null()) return std::nullopt;
-    if (!it->is_string())
-        throw Corrupt{at + "." + key + " is " + util::json_type_words(*it) +
-                      ", not a string or null"};
-    return it->get<std::string>();
-}
+using util::json_field;
+using util::json_opt_string;
+using util::json_string;
+using util::JsonCorrupt;
 
 // A driver's name becomes part of sysfs paths (drivers/NAME/bind) and a
 // module name: a plain name of printable ASCII, never "..", "/" or an
@@ -77,17 +52,17 @@ Result<Journal> parse_journal(std::string_view text, const std::string& path) {
     const char* const keep =
         "nothing was changed and the file is kept for inspection; compare it with "
         "'vfioctl groups', restore drivers by hand, then move the file away";
-    try {
+    return util::parse_json_file<Journal>("journal", path, keep, [&]() -> Result<Journal> {
         json doc = json::parse(text);
         if (!doc.is_object() || !doc.contains("format") || doc["format"] != 1 ||
             !doc.contains("devices") || !doc["devices"].is_array())
-            throw Corrupt{"not a vfioctl journal (format 1)"};
+            throw JsonCorrupt{"not a vfioctl journal (format 1)"};
         for (const auto& d : doc["devices"]) {
             const std::string at = "devices[" + std::to_string(index) + "]";
             if (!d.is_object())
-                throw Corrupt{at + " is " + util::json_type_words(d) + ", not an object"};
+                throw JsonCorrupt{at + " is " + util::json_type_words(d) + ", not an object"};
             JournalEntry e;
-            e.address = str_field(d, "address", at);
+            e.address = json_string(d, "address", at);
             // The address becomes part of sysfs paths: only a full PCI
             // address ("0000:8a:00.0") may, never "../..".
             auto a = pci::PciAddress::parse(e.address);
@@ -99,43 +74,31 @@ Result<Journal> parse_journal(std::string_view text, const std::string& path) {
                              "drivers by hand, "
                              "then move the file away",
                              0};
-            const json& group = field(d, "group", at);
+            const json& group = json_field(d, "group", at);
             if (!group.is_number_integer() || group.get<int64_t>() < 0 ||
                 group.get<int64_t>() > 1'000'000)
-                throw Corrupt{at + ".group is " +
-                              (group.is_number() ? std::string("out of range")
-                                                 : util::json_type_words(group)) +
-                              ", not a group number"};
+                throw JsonCorrupt{at + ".group is " +
+                                  (group.is_number() ? std::string("out of range")
+                                                     : util::json_type_words(group)) +
+                                  ", not a group number"};
             e.group = group.get<int>();
-            e.original_driver = opt_str(d, "original_driver", at);
+            e.original_driver = json_opt_string(d, "original_driver", at);
             if (e.original_driver && !driver_name_ok(*e.original_driver))
-                throw Corrupt{at + ".original_driver '" + *e.original_driver +
-                              "' is not a driver's name"};
-            e.original_override = opt_str(d, "original_override", at);
-            e.phase = str_field(d, "phase", at);
+                throw JsonCorrupt{at + ".original_driver '" + *e.original_driver +
+                                  "' is not a driver's name"};
+            e.original_override = json_opt_string(d, "original_override", at);
+            e.phase = json_string(d, "phase", at);
             auto since = d.find("since");
             if (since != d.end() && since->is_string()) e.since = since->get<std::string>();
             // No "boot" (a journal written before the field) or null: the
             // boot is unknown. A string must be a boot id as the kernel
             // writes it; anything else is corruption, never a guess.
-            if (auto boot = opt_str(d, "boot", at)) {
-                auto b = BootId::parse(*boot);
-                if (!b || b->str() != *boot) throw Corrupt{at + ".boot is not a boot id"};
-                e.boot = *b;
-            }
+            e.boot = boot_from_json(d, "boot", at);
             ++index;
             j.entries.push_back(std::move(e));
         }
-    } catch (const Corrupt& c) {
-        return Error{"the journal is corrupt (" + c.what + ")", path, keep, 0};
-    } catch (const json::parse_error& ex) {
-        return Error{"the journal is corrupt (not JSON: the parse stopped at byte " +
-                         std::to_string(ex.byte) + ")",
-                     path, keep, 0};
-    } catch (const std::exception& ex) {
-        return Error{std::string("the journal is corrupt (") + ex.what() + ")", path, keep, 0};
-    }
-    return j;
+        return j;
+    });
 }
 
 Result<Journal> load_journal(const host::Host& host, const std::string& state_dir) {
@@ -156,11 +119,11 @@ Status save_journal(const host::Host& host, const std::string& state_dir, const 
     for (const auto& e : j.entries)
         devices.push_back({{"address", e.address},
                            {"group", e.group},
-                           {"original_driver", opt(e.original_driver)},
-                           {"original_override", opt(e.original_override)},
+                           {"original_driver", util::json_or_null(e.original_driver)},
+                           {"original_override", util::json_or_null(e.original_override)},
                            {"phase", e.phase},
                            {"since", e.since},
-                           {"boot", e.boot.known() ? json(e.boot.str()) : json(nullptr)}});
+                           {"boot", boot_json(e.boot)}});
     if (auto st = host.make_dirs(state_dir); !st) return st;
     return host.write_atomic(p,
                              json{{"format", 1}, {"devices", devices}}.dump(

@@ -22,49 +22,17 @@ namespace {
 const char* const k_keep = "the file is left as it is for inspection; move it away to start a new "
                            "record";
 
-// Thrown inside parse_settled only.
-struct Corrupt {
-    std::string what;
-};
-
-json opt(const std::optional<std::string>& s) {
-    return s ? json(*s) : json(nullptr);
-}
-json boot_json(const BootId& b) {
-    return b.known() ? json(b.str()) : json(nullptr);
-}
-
-std::string str_of(const json& d, const char* key, const std::string& at) {
-    auto it = d.find(key);
-    if (it == d.end() || !it->is_string())
-        throw Corrupt{at + "." + key + " is " +
-                      (it == d.end() ? std::string("missing") : util::json_type_words(*it)) +
-                      ", not a string"};
-    return it->get<std::string>();
-}
-std::optional<std::string> opt_str_of(const json& d, const char* key, const std::string& at) {
-    auto it = d.find(key);
-    if (it == d.end() || it->is_null()) return std::nullopt;
-    if (!it->is_string())
-        throw Corrupt{at + "." + key + " is " + util::json_type_words(*it) +
-                      ", not a string or null"};
-    return it->get<std::string>();
-}
-BootId boot_of(const json& d, const char* key, const std::string& at) {
-    auto s = opt_str_of(d, key, at);
-    if (!s) return {};
-    auto b = BootId::parse(*s);
-    if (!b || b->str() != *s) throw Corrupt{at + "." + key + " is not a boot id"};
-    return *b;
-}
+using util::json_opt_string;
+using util::json_string;
+using util::JsonCorrupt;
 
 json entry_json(const JournalEntry& e) {
     return {{"address", e.address},
             {"group", e.group},
             {"boot", boot_json(e.boot)},
             {"phase", e.phase},
-            {"original_driver", opt(e.original_driver)},
-            {"original_override", opt(e.original_override)},
+            {"original_driver", util::json_or_null(e.original_driver)},
+            {"original_override", util::json_or_null(e.original_override)},
             {"since", e.since}};
 }
 
@@ -83,65 +51,60 @@ json record_json(const SettledRecord& r) {
 } // namespace
 
 Result<SettledRecord> parse_settled(std::string_view text, const std::string& path) {
-    SettledRecord r;
-    try {
-        json doc = json::parse(text);
-        if (!doc.is_object() || !doc.contains("format") || doc["format"] != 1 ||
-            !doc.contains("settlements") || !doc["settlements"].is_array())
-            throw Corrupt{"not a vfioctl settled record (format 1)"};
-        if (doc["settlements"].size() > k_settlements_kept)
-            throw Corrupt{"more than " + std::to_string(k_settlements_kept) + " settlements"};
-        size_t i = 0;
-        for (const auto& js : doc["settlements"]) {
-            const std::string at = "settlements[" + std::to_string(i++) + "]";
-            if (!js.is_object())
-                throw Corrupt{at + " is " + util::json_type_words(js) + ", not an object"};
-            Settlement s;
-            s.at = str_of(js, "at", at);
-            s.boot = boot_of(js, "boot", at);
-            auto count = js.find("count");
-            if (count == js.end() || !count->is_number_unsigned())
-                throw Corrupt{at + ".count is not a number of devices"};
-            s.count = count->get<size_t>();
-            auto devices = js.find("devices");
-            if (devices == js.end() || !devices->is_array() || devices->size() > k_devices_listed ||
-                devices->size() > s.count)
-                throw Corrupt{at + ".devices is not a list of at most " +
-                              std::to_string(k_devices_listed) + " devices"};
-            size_t k = 0;
-            for (const auto& d : *devices) {
-                const std::string dat = at + ".devices[" + std::to_string(k++) + "]";
-                if (!d.is_object())
-                    throw Corrupt{dat + " is " + util::json_type_words(d) + ", not an object"};
-                JournalEntry e;
-                e.address = str_of(d, "address", dat);
-                auto a = pci::PciAddress::parse(e.address);
-                if (!a || a->str() != e.address) throw Corrupt{dat + ".address is no PCI address"};
-                auto group = d.find("group");
-                if (group == d.end() || !group->is_number_integer())
-                    throw Corrupt{dat + ".group is not a number"};
-                const auto g = group->get<int64_t>();
-                e.group = g < -1 || g > 1'000'000 ? -1 : static_cast<int>(g);
-                e.boot = boot_of(d, "boot", dat);
-                e.phase = str_of(d, "phase", dat);
-                e.original_driver = opt_str_of(d, "original_driver", dat);
-                e.original_override = opt_str_of(d, "original_override", dat);
-                e.since = str_of(d, "since", dat);
-                s.devices.push_back(std::move(e));
+    return util::parse_json_file<SettledRecord>(
+        "settled record", path, k_keep, [&]() -> Result<SettledRecord> {
+            SettledRecord r;
+            json doc = json::parse(text);
+            if (!doc.is_object() || !doc.contains("format") || doc["format"] != 1 ||
+                !doc.contains("settlements") || !doc["settlements"].is_array())
+                throw JsonCorrupt{"not a vfioctl settled record (format 1)"};
+            if (doc["settlements"].size() > k_settlements_kept)
+                throw JsonCorrupt{"more than " + std::to_string(k_settlements_kept) +
+                                  " settlements"};
+            size_t i = 0;
+            for (const auto& js : doc["settlements"]) {
+                const std::string at = "settlements[" + std::to_string(i++) + "]";
+                if (!js.is_object())
+                    throw JsonCorrupt{at + " is " + util::json_type_words(js) + ", not an object"};
+                Settlement s;
+                s.at = json_string(js, "at", at);
+                s.boot = boot_from_json(js, "boot", at);
+                auto count = js.find("count");
+                if (count == js.end() || !count->is_number_unsigned())
+                    throw JsonCorrupt{at + ".count is not a number of devices"};
+                s.count = count->get<size_t>();
+                auto devices = js.find("devices");
+                if (devices == js.end() || !devices->is_array() ||
+                    devices->size() > k_devices_listed || devices->size() > s.count)
+                    throw JsonCorrupt{at + ".devices is not a list of at most " +
+                                      std::to_string(k_devices_listed) + " devices"};
+                size_t k = 0;
+                for (const auto& d : *devices) {
+                    const std::string dat = at + ".devices[" + std::to_string(k++) + "]";
+                    if (!d.is_object())
+                        throw JsonCorrupt{dat + " is " + util::json_type_words(d) +
+                                          ", not an object"};
+                    JournalEntry e;
+                    e.address = json_string(d, "address", dat);
+                    auto a = pci::PciAddress::parse(e.address);
+                    if (!a || a->str() != e.address)
+                        throw JsonCorrupt{dat + ".address is no PCI address"};
+                    auto group = d.find("group");
+                    if (group == d.end() || !group->is_number_integer())
+                        throw JsonCorrupt{dat + ".group is not a number"};
+                    const auto g = group->get<int64_t>();
+                    e.group = g < -1 || g > 1'000'000 ? -1 : static_cast<int>(g);
+                    e.boot = boot_from_json(d, "boot", dat);
+                    e.phase = json_string(d, "phase", dat);
+                    e.original_driver = json_opt_string(d, "original_driver", dat);
+                    e.original_override = json_opt_string(d, "original_override", dat);
+                    e.since = json_string(d, "since", dat);
+                    s.devices.push_back(std::move(e));
+                }
+                r.settlements.push_back(std::move(s));
             }
-            r.settlements.push_back(std::move(s));
-        }
-    } catch (const Corrupt& c) {
-        return Error{"the settled record is corrupt (" + c.what + ")", path, k_keep, 0};
-    } catch (const json::parse_error& ex) {
-        return Error{"the settled record is corrupt (not JSON: the parse stopped at byte " +
-                         std::to_string(ex.byte) + ")",
-                     path, k_keep, 0};
-    } catch (const std::exception& ex) {
-        return Error{std::string("the settled record is corrupt (") + ex.what() + ")", path, k_keep,
-                     0};
-    }
-    return r;
+            return r;
+        });
 }
 
 Result<SettledRecord> load_settled(const host::Tree& tree, const std::string& state_dir) {
