@@ -52,7 +52,7 @@ echo "== man pages render without warnings"
 n=0
 for page in "$dest"/usr/share/man/man1/*.1.gz; do
   gzip -t "$page" || fail "$page is not gzip"
-  out=$(MANWIDTH=80 MAN_KEEP_FORMATTING=0 man --warnings -l "$page" 2>&1 >/dev/null) ||
+  out=$(LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l "$page" 2>&1 >/dev/null) ||
     fail "man -l $(basename "$page") failed: $out"
   [ -z "$out" ] || fail "man --warnings -l $(basename "$page"): $out"
   n=$((n + 1))
