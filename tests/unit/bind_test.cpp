@@ -15,6 +15,7 @@
 
 using namespace vfioctl;
 using fake::FakeKernel;
+using fake::quick;
 using fixture::HostTree;
 
 namespace {
@@ -30,14 +31,6 @@ vfio::BindPlan plan_for(const host::Host& h, const std::string& addr) {
     const pci::PciDevice* d = m.inv.find(*pci::PciAddress::parse(addr));
     EXPECT_NE(d, nullptr);
     return vfio::plan_bind({d}, m.inv, m.facts, m.groups);
-}
-
-vfio::ChangeOptions quick() {
-    vfio::ChangeOptions o;
-    o.unbind_timeout_ms = 2000;
-    o.lock_timeout_ms = 200;
-    o.node_timeout_ms = 200;
-    return o;
 }
 
 std::string group_node(const FakeKernel& k, const std::string& addr) {

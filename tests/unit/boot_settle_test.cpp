@@ -17,6 +17,7 @@
 
 using namespace vfioctl;
 using fake::FakeKernel;
+using fake::quick;
 using fixture::HostTree;
 using nlohmann::json;
 using test::contains;
@@ -30,14 +31,6 @@ const char* const k_state = "/var/lib/vfioctl";
 
 void set_boot(HostTree& t, const std::string& text) {
     t.write(vfio::k_boot_id_path, text);
-}
-
-vfio::ChangeOptions quick() {
-    vfio::ChangeOptions o;
-    o.unbind_timeout_ms = 2000;
-    o.lock_timeout_ms = 200;
-    o.node_timeout_ms = 200;
-    return o;
 }
 
 vfio::BootId boot(const char* uuid) {

@@ -6,6 +6,7 @@
 
 #include "fixture/fixture.hpp"
 #include "host/host.hpp"
+#include "vfio/bind.hpp"
 
 #include <map>
 #include <set>
@@ -59,5 +60,15 @@ class FakeKernel : public host::Host {
     std::set<std::string> m_vanish;
     mutable std::vector<std::string> m_writes;
 };
+
+// Change options with short waits: a FakeKernel answers at once, so a
+// wait that runs out is a failure to see quickly.
+inline vfio::ChangeOptions quick() {
+    vfio::ChangeOptions o;
+    o.unbind_timeout_ms = 2000;
+    o.lock_timeout_ms = 200;
+    o.node_timeout_ms = 200;
+    return o;
+}
 
 } // namespace vfioctl::fake
