@@ -224,8 +224,11 @@ void record_block_and_net(const Tree& src, Recorder& r) {
 }
 
 void record_proc(const Tree& src, Recorder& r) {
+    // boot_id: status names the boot, and the journal's entries are judged
+    // against it (this boot's or an earlier one's).
     for (const char* p : {"/proc/cmdline", "/proc/cpuinfo", "/proc/sys/kernel/osrelease",
-                          "/proc/self/mountinfo", "/proc/net/route", "/proc/net/ipv6_route"})
+                          "/proc/sys/kernel/random/boot_id", "/proc/self/mountinfo",
+                          "/proc/net/route", "/proc/net/ipv6_route"})
         r.file(p);
     for (const auto& g : r.list("/proc/driver/nvidia/gpus"))
         r.file("/proc/driver/nvidia/gpus/" + g + "/information");

@@ -95,6 +95,21 @@ TEST(Snapshot, RefusesATargetThatIsNotNewOrEmpty) {
     EXPECT_TRUE(fs::exists(dir.path / "empty/.vfioctl/snapshot"));
 }
 
+// The boot id is recorded: status --json names the same boot on the
+// snapshot, and judges the journal's entries against it the same way.
+TEST(Snapshot, RecordsTheBootId) {
+    auto tree = fixture::seed_before();
+    tree.write("/proc/sys/kernel/random/boot_id", "db17fe4d-2249-4b29-ae05-5bff4d98fa16\n");
+    auto out = snapshot_of(tree.root());
+    const fs::path snap = out.path / "snap";
+    EXPECT_TRUE(fs::is_regular_file(snap / "proc/sys/kernel/random/boot_id"));
+    const std::vector<std::string> args{"--json", "status"};
+    auto want = run_root(tree.root(), args);
+    auto got = run_root(snap, args);
+    EXPECT_NE(want.out.find("db17fe4d-2249-4b29-ae05-5bff4d98fa16"), std::string::npos) << want.out;
+    EXPECT_EQ(got.out, want.out);
+}
+
 // Only what vfioctl reads is copied: a file the reader never looks at in
 // the source tree (here a made-up secret under /etc) stays behind.
 TEST(Snapshot, CopiesOnlyWhatVfioctlReads) {
