@@ -8,10 +8,11 @@
 # the device, vm stop), then what vfioctl-recover.service runs at boot settles
 # a journal entry of an earlier boot without touching the device, and
 # 'status' reports it. 'dpkg -r' leaves only the conffile; --purge removes
-# it. L1 boots without systemd as PID 1, so the unit's ExecStart is run
+# it. This boot has no systemd as PID 1, so the unit's ExecStart is run
 # from the installed unit file, with a journal entry made as an earlier
 # boot leaves one (a real bind's entry, the device given back since, its
-# boot id another boot's): the reboot itself is simulated.
+# boot id another boot's); recover_reboot proves the unit under systemd
+# across a real reboot.
 # e2e-qemu: -device intel-iommu,intremap=on,caching-mode=on
 # e2e-qemu: -device e1000e,romfile=,addr=03.0
 # e2e-append: intel_iommu=on iommu=pt
