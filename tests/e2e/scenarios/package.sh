@@ -51,6 +51,9 @@ expect_text version "vfioctl $(dpkg-query -W -f='${Version}' vfioctl) (commit "
 [ "$(dpkg-query -W -f='${Conffiles}' vfioctl | awk 'NF { print $1 }')" = /etc/vfioctl/vms/example.toml ] ||
     fail "conffiles: $(dpkg-query -W -f='${Conffiles}' vfioctl)"
 ok "/etc/vfioctl/vms/example.toml is a conffile"
+wants=/etc/systemd/system/sysinit.target.wants/vfioctl-recover.service
+[ "$(readlink "$wants")" = "$unit" ] || fail "the postinst did not enable vfioctl-recover.service ($wants)"
+ok "the postinst enabled vfioctl-recover.service ($wants -> $unit)"
 
 step "man finds and renders the pages"
 run manw man -w vfioctl-bind
@@ -169,3 +172,6 @@ run purge dpkg --purge vfioctl
 expect_rc "dpkg --purge vfioctl" 0
 [ ! -e /etc/vfioctl/vms/example.toml ] || fail "the conffile is still there after --purge"
 ok "dpkg --purge removed the conffile"
+[ ! -e "$wants" ] && [ ! -L "$wants" ] || fail "$wants is still there after --purge"
+[ ! -L /etc/systemd/system/vfioctl-recover.service ] || fail "the unit is still masked after --purge"
+ok "dpkg --purge disabled and unmasked the unit"
