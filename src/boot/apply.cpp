@@ -16,18 +16,51 @@ std::string tail(const std::string& s, size_t n) {
     return s.size() <= n ? s : "..." + s.substr(s.size() - n);
 }
 
-// Puts back the text of edits [0, upto); returns what could not be put back.
+// Puts back edits [0, upto): their text, a created file removed, a removed
+// one written again; returns what could not be put back.
 std::vector<std::string> restore(const host::Host& h, const Plan& plan, size_t upto,
                                  const std::vector<AppliedFile>& backups) {
     std::vector<std::string> failed;
     for (size_t i = 0; i < upto && i < plan.edits.size(); ++i) {
-        Status st = host::replace_file(h, plan.edits[i].path, plan.edits[i].before, "boot.restore");
+        const FileEdit& e = plan.edits[i];
+        Status st = e.created ? h.remove(e.path)
+                              : host::replace_file(h, e.path, e.before, "boot.restore", e.mode);
         if (!st)
-            failed.push_back(
-                plan.edits[i].path + " (" + st.error().describe() + "; its backup is " +
-                (i < backups.size() ? backups[i].backup : std::string("missing")) + ")");
+            failed.push_back(e.path + " (" + st.error().describe() + "; its backup is " +
+                             (i < backups.size() && !backups[i].backup.empty()
+                                  ? backups[i].backup
+                                  : std::string("missing")) +
+                             ")");
     }
     return failed;
+}
+
+// Whether the file at e.path is what the plan expects to find: absent for
+// a created file, e.before otherwise. An Error when it is not.
+Status expect_before(const host::Host& h, const FileEdit& e, const std::string& hint) {
+    if (e.created) {
+        auto st = host::stat_file(h, e.path);
+        if (!st) return st.error();
+        if (st->exists)
+            return Error{"the file vfioctl would create is there already", e.path, hint, 0};
+        return {};
+    }
+    auto now = h.read(e.path);
+    if (!now) return now.error();
+    if (*now != e.before)
+        return Error{"the file changed while vfioctl was planning", e.path, hint, 0};
+    return {};
+}
+
+// Makes one edit: writes, creates or removes the file.
+Status make_edit(const host::Host& h, const FileEdit& e) {
+    if (e.removed) return h.remove(e.path);
+    if (e.created) {
+        auto dir = e.path.substr(0, e.path.rfind('/'));
+        if (!dir.empty())
+            if (Status st = host::make_directories(h, dir); !st) return st;
+    }
+    return host::replace_file(h, e.path, e.after, "boot.file", e.mode);
 }
 
 // Marks op id with state and saves; a failure becomes a warning.
@@ -54,7 +87,8 @@ Result<ApplyResult> apply_plan(const host::Host& h, const BootSetup& setup, cons
                                const std::string& reverts) {
     ApplyResult res;
     const std::string stamp = opt.stamp.empty() ? now_stamp() : opt.stamp;
-    auto regen = regenerate_command(h, setup, plan.added, plan.removed);
+    auto regen =
+        opt.regenerate ? regenerate_command(h, setup, plan.added, plan.removed) : Regenerate{};
     res.regenerate = regen.argv;
     if (opt.runner && !regen.argv.empty() && !regen.found)
         return Error{"cannot regenerate the boot loader's configuration: " + regen.missing +
@@ -65,11 +99,8 @@ Result<ApplyResult> apply_plan(const host::Host& h, const BootSetup& setup, cons
 
     // Everything is checked before anything is changed.
     for (const auto& e : plan.edits) {
-        auto now = h.read(e.path);
-        if (!now) return now.error();
-        if (*now != e.before)
-            return Error{"the file changed while vfioctl was planning", e.path,
-                         "run the command again", 0};
+        if (Status st = expect_before(h, e, "run the command again"); !st) return st.error();
+        if (e.created) continue;
         auto st = host::stat_file(h, e.path);
         if (!st) return st.error();
         if ((st->mode & 0222) == 0) {
@@ -92,13 +123,12 @@ Result<ApplyResult> apply_plan(const host::Host& h, const BootSetup& setup, cons
     // between the check above and the lock (two enables at once: the second
     // backed up the first one's result as "before" and wrote a journal entry
     // that revert could not use).
-    for (const auto& e : plan.edits) {
-        auto now = h.read(e.path);
-        if (!now) return now.error();
-        if (*now != e.before)
-            return Error{"the file changed while vfioctl was planning (another vfioctl at work?)",
-                         e.path, "run the command again; nothing was changed", 0};
-    }
+    for (const auto& e : plan.edits)
+        if (Status st = expect_before(h, e,
+                                      "another vfioctl at work? run the command again; nothing "
+                                      "was changed");
+            !st)
+            return st.error();
     auto journal = load_journal(h, opt.state_dir);
     if (!journal) return journal.error();
     std::string id = stamp;
@@ -108,12 +138,16 @@ Result<ApplyResult> apply_plan(const host::Host& h, const BootSetup& setup, cons
 
     // 1. Backups.
     for (const auto& e : plan.edits) {
+        if (e.created) {
+            res.files.push_back({e.path, ""});
+            continue;
+        }
         auto b = host::backup_file(h, e.path, id);
         if (!b) {
             Error err = b.error();
             err.hint = (err.hint.empty() ? "" : err.hint + "; ") + "nothing was changed";
             for (const auto& done : res.files)
-                (void)h.remove(done.backup);
+                if (!done.backup.empty()) (void)h.remove(done.backup);
             return err;
         }
         res.files.push_back({e.path, *b});
@@ -132,9 +166,15 @@ Result<ApplyResult> apply_plan(const host::Host& h, const BootSetup& setup, cons
     op.added = plan.added;
     op.removed = plan.removed;
     op.changes = plan.changes;
-    for (size_t i = 0; i < plan.edits.size(); ++i)
-        op.files.push_back({plan.edits[i].path, plan.edits[i].format, res.files[i].backup,
-                            fingerprint(plan.edits[i].before), fingerprint(plan.edits[i].after)});
+    for (size_t i = 0; i < plan.edits.size(); ++i) {
+        const FileEdit& e = plan.edits[i];
+        JournalFile jf{e.path, e.format, res.files[i].backup, fingerprint(e.before),
+                       fingerprint(e.after)};
+        jf.created = e.created;
+        jf.removed = e.removed;
+        jf.mode = e.mode;
+        op.files.push_back(std::move(jf));
+    }
     journal->operations.push_back(op);
     if (Status st = save_journal(h, opt.state_dir, *journal); !st) {
         Error err = st.error();
@@ -149,7 +189,7 @@ Result<ApplyResult> apply_plan(const host::Host& h, const BootSetup& setup, cons
 
     // 3. The files.
     for (size_t i = 0; i < plan.edits.size(); ++i) {
-        Status st = host::replace_file(h, plan.edits[i].path, plan.edits[i].after, "boot.file");
+        Status st = make_edit(h, plan.edits[i]);
         if (!st) {
             auto failed = restore(h, plan, i, res.files);
             mark(h, opt.state_dir, *journal, id, failed.empty() ? "rolled_back" : "pending",
@@ -164,7 +204,7 @@ Result<ApplyResult> apply_plan(const host::Host& h, const BootSetup& setup, cons
     }
 
     // 4. The boot loader's own files.
-    if (opt.runner && !regen.argv.empty() && !plan.edits.empty()) {
+    if (opt.regenerate && opt.runner && !regen.argv.empty() && !plan.edits.empty()) {
         util::fault_point("boot.regenerate");
         auto out = opt.runner->run(regen.argv);
         res.regenerate_ran = true;
@@ -202,6 +242,61 @@ Result<ApplyResult> apply_plan(const host::Host& h, const BootSetup& setup, cons
     return res;
 }
 
+namespace {
+
+// Plans undoing a file op created or removed: a created file that is as
+// vfioctl wrote it goes, a removed one comes back from its backup. One
+// changed since, or there again, is left as it is, with a note.
+Status revert_whole(const host::Host& h, const Operation& op, const JournalFile& f,
+                    RevertPlan& rp) {
+    auto st = host::stat_file(h, f.path);
+    if (!st) return st.error();
+    if (f.created) {
+        if (!st->exists) {
+            rp.untouched.push_back(f.path);
+            return {};
+        }
+        auto now = h.read(f.path);
+        if (!now) return now.error();
+        if (fingerprint(*now) != f.after) {
+            rp.untouched.push_back(f.path);
+            rp.plan.notes.push_back(f.path + " changed since '" + op.action +
+                                    "' created it; left as it is (remove it by hand if it "
+                                    "should go)");
+            return {};
+        }
+        FileEdit e{f.path, f.format, *now, ""};
+        e.removed = true;
+        e.mode = st->mode;
+        rp.plan.edits.push_back(std::move(e));
+        rp.exact.push_back(f.path);
+        return {};
+    }
+    if (st->exists) {
+        rp.untouched.push_back(f.path);
+        rp.plan.notes.push_back(f.path + " is there again since '" + op.action +
+                                "' removed it; left as it is");
+        return {};
+    }
+    auto b = h.read(f.backup);
+    if (!b) {
+        Error e = b.error();
+        e.hint = "the backup taken before " + op.action + " is missing; nothing was changed";
+        return e;
+    }
+    if (fingerprint(*b) != f.before)
+        return Error{"the backup no longer holds what the file held before " + op.action, f.backup,
+                     "restore it by hand; nothing was changed", 0};
+    FileEdit e{f.path, f.format, "", *b};
+    e.created = true;
+    e.mode = f.mode;
+    rp.plan.edits.push_back(std::move(e));
+    rp.exact.push_back(f.path);
+    return {};
+}
+
+} // namespace
+
 Result<RevertPlan> plan_revert(const host::Host& h, std::string_view state_dir) {
     auto journal = load_journal(h, state_dir);
     if (!journal) return journal.error();
@@ -216,6 +311,11 @@ Result<RevertPlan> plan_revert(const host::Host& h, std::string_view state_dir) 
     std::vector<ParamSet> merged_sets;
     std::vector<ParamChange> merged_changes;
     for (const auto& f : op->files) {
+        if (f.created || f.removed) {
+            auto r = revert_whole(h, *op, f, rp);
+            if (!r) return r.error();
+            continue;
+        }
         auto now = h.read(f.path);
         if (!now) {
             Error e = now.error();
@@ -241,6 +341,11 @@ Result<RevertPlan> plan_revert(const host::Host& h, std::string_view state_dir) 
                              "restore it by hand or edit " + f.path + "; nothing was changed", 0};
             rp.plan.edits.push_back({f.path, f.format, *now, *b});
             rp.exact.push_back(f.path);
+            continue;
+        }
+        if (f.format == Format::whole_file) {
+            rp.untouched.push_back(f.path);
+            rp.plan.notes.push_back(f.path + " changed since '" + op->action + "'; left as it is");
             continue;
         }
         // Changed since: undo only vfioctl's own parameters.

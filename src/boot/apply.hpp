@@ -44,6 +44,9 @@ struct ApplyOptions {
     // Runs the regenerate command; null (a --root tree) leaves it to be printed.
     CommandRunner* runner = nullptr;
     std::string stamp; // names backups and the operation; "" takes the time now (UTC)
+    // Whether the boot loader's regenerate command belongs to the change
+    // (false: files the boot loader does not read, such as bind.d entries).
+    bool regenerate = true;
 };
 
 struct AppliedFile {

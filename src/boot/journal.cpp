@@ -19,8 +19,8 @@ json fp_json(const Fingerprint& f) {
 }
 
 Format format_from(const std::string& s) {
-    for (Format f :
-         {Format::grub_shell, Format::cmdline_file, Format::loader_entry, Format::kernelstub_json})
+    for (Format f : {Format::grub_shell, Format::cmdline_file, Format::loader_entry,
+                     Format::kernelstub_json, Format::whole_file})
         if (s == format_id(f)) return f;
     return Format::cmdline_file;
 }
@@ -63,6 +63,24 @@ struct Reader {
                 out.push_back(e.get<std::string>());
         }
         return out;
+    }
+    bool flag(const json& o, const std::string& at, const char* key) {
+        auto it = o.find(key);
+        if (it == o.end() || it->is_null()) return false;
+        if (!it->is_boolean()) {
+            wrong(at + "." + key, *it, "true or false");
+            return false;
+        }
+        return it->get<bool>();
+    }
+    uint64_t number(const json& o, const std::string& at, const char* key, uint64_t dflt) {
+        auto it = o.find(key);
+        if (it == o.end() || it->is_null()) return dflt;
+        if (!it->is_number_unsigned()) {
+            wrong(at + "." + key, *it, "a whole number");
+            return dflt;
+        }
+        return it->get<uint64_t>();
     }
     // An array of objects (absent: none).
     const json* objects(const json& o, const std::string& at, const char* key) {
@@ -114,8 +132,12 @@ struct Reader {
             for (size_t i = 0; i < files->size(); ++i) {
                 const json& f = (*files)[i];
                 const std::string fa = at + ".files[" + std::to_string(i) + "]";
-                o.files.push_back({str(f, fa, "path"), format_from(str(f, fa, "format")),
-                                   str(f, fa, "backup"), fp(f, fa, "before"), fp(f, fa, "after")});
+                JournalFile jf{str(f, fa, "path"), format_from(str(f, fa, "format")),
+                               str(f, fa, "backup"), fp(f, fa, "before"), fp(f, fa, "after")};
+                jf.created = flag(f, fa, "created");
+                jf.removed = flag(f, fa, "removed");
+                jf.mode = static_cast<unsigned>(number(f, fa, "mode", 0644));
+                o.files.push_back(std::move(jf));
             }
         if (const json* changes = objects(j, at, "changes"))
             for (size_t i = 0; i < changes->size(); ++i) {
@@ -130,12 +152,22 @@ struct Reader {
 
 json op_json(const Operation& o) {
     json files = json::array();
-    for (const auto& f : o.files)
-        files.push_back({{"path", f.path},
-                         {"format", format_id(f.format)},
-                         {"backup", f.backup},
-                         {"before", fp_json(f.before)},
-                         {"after", fp_json(f.after)}});
+    for (const auto& f : o.files) {
+        json jf = {{"path", f.path},
+                   {"format", format_id(f.format)},
+                   {"backup", f.backup},
+                   {"before", fp_json(f.before)},
+                   {"after", fp_json(f.after)}};
+        if (f.created) {
+            jf["created"] = true;
+            jf["mode"] = f.mode;
+        }
+        if (f.removed) {
+            jf["removed"] = true;
+            jf["mode"] = f.mode;
+        }
+        files.push_back(std::move(jf));
+    }
     json changes = json::array();
     for (const auto& c : o.changes)
         changes.push_back({{"path", c.path},
@@ -166,7 +198,9 @@ Fingerprint fingerprint(std::string_view data) {
 
 const Operation* Journal::last_undoable() const {
     for (auto it = operations.rbegin(); it != operations.rend(); ++it) {
-        if (it->action == "revert") continue;
+        // Only the boot configuration's own changes: a trial, an enable, a
+        // disable (not a revert, nor the files of a persistent binding).
+        if (it->action != "enable" && it->action != "disable" && it->action != "trial") continue;
         if (it->state == "done" || it->state == "pending") return &*it;
     }
     return nullptr;

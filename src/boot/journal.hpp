@@ -29,6 +29,9 @@ struct JournalFile {
     std::string backup; // its backup, taken before the change
     Fingerprint before;
     Fingerprint after;
+    bool created = false; // did not exist before (no backup); revert removes it
+    bool removed = false; // removed by the operation; revert puts the backup back
+    unsigned mode = 0644; // a created file's mode
 };
 
 struct Operation {

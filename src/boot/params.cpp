@@ -318,6 +318,8 @@ const char* format_id(Format f) {
         return "loader_entry";
     case Format::kernelstub_json:
         return "kernelstub_json";
+    case Format::whole_file:
+        return "whole_file";
     }
     return "?";
 }
@@ -357,6 +359,8 @@ CmdlineView ParamSet::view() const {
     case Format::kernelstub_json:
         json_view(m_files, v);
         break;
+    case Format::whole_file:
+        return v;
     }
     v.written = v.effective;
     for (size_t i = 0; i < v.effective.size(); ++i)
@@ -605,6 +609,8 @@ Status ParamSet::append_to(size_t file, std::string_view variable, std::string_v
             t += eol + line + eol;
         return {};
     }
+    case Format::whole_file:
+        return Error{"a file vfioctl writes whole has no command line", f.path, {}, 0};
     }
     return {};
 }

@@ -23,9 +23,10 @@ enum class Format {
     cmdline_file,    // /etc/kernel/cmdline: the whole file is the command line
     loader_entry,    // a BootLoaderSpec entry: its 'options' lines
     kernelstub_json, // /etc/kernelstub/configuration: user.kernel_options
+    whole_file, // a file vfioctl writes whole (a trial boot entry, a bind.d entry): no parameters
 };
 
-// "grub_shell", "cmdline_file", "loader_entry", "kernelstub_json".
+// "grub_shell", "cmdline_file", "loader_entry", "kernelstub_json", "whole_file".
 const char* format_id(Format f);
 
 // One file of a configuration, by host path, with its current text.

@@ -45,12 +45,15 @@ struct ParamChange {
     std::string added;    // the parameter put in, "" when one was only taken out
 };
 
-// A file whose text changes.
+// A file whose text changes, or that comes or goes.
 struct FileEdit {
     std::string path;
     Format format = Format::cmdline_file;
-    std::string before;
-    std::string after;
+    std::string before;   // "" when created
+    std::string after;    // "" when removed
+    bool created = false; // the file does not exist yet
+    bool removed = false; // the file goes
+    unsigned mode = 0644; // a created file's mode (a removed one's, to put it back)
 };
 
 // The command line of one ParamSet before and after.

@@ -381,3 +381,126 @@ TEST(BootApply, TestBinariesNeverWriteTheLiveRoot) {
     EXPECT_FALSE(host::backup_file(live, "/etc/hostname", "x").ok());
     EXPECT_FALSE(host::make_directories(live, "/var/lib/vfioctl-test-guard").ok());
 }
+
+// Files that come and go (a trial boot entry, a bind.d entry): created with
+// their mode and no backup, removed with one; revert takes a created file
+// away and puts a removed one back byte for byte; a created file changed
+// since is left alone with a note; a file already there is never
+// overwritten by a "create".
+TEST(BootApply, CreatedAndRemovedFilesAreJournaledAndReverted) {
+    CaseRoot r("seed");
+    host::Host h(r.root);
+    auto setup = detect_setup(h);
+    const std::string script = "/etc/grub.d/42_vfioctl_trial";
+    const std::string text = "#!/bin/sh\necho trial\n";
+    Plan create;
+    FileEdit e{script, Format::whole_file, "", text};
+    e.created = true;
+    e.mode = 0755;
+    create.edits.push_back(e);
+    FakeRunner runner;
+    auto res = apply_plan(h, setup, create, "trial", options(&runner));
+    ASSERT_TRUE(res.ok()) << res.error().describe();
+    EXPECT_EQ(r.read(script), text);
+    struct stat st {};
+    ASSERT_EQ(::stat(r.path(script).c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0755u);
+    EXPECT_EQ(res->files.at(0).backup, "");
+    EXPECT_EQ(runner.calls.size(), 1u) << "the regenerate command runs after a created file";
+    auto j = load_journal(h, "/var/lib/vfioctl");
+    ASSERT_TRUE(j.ok());
+    ASSERT_EQ(j->operations.size(), 1u);
+    EXPECT_TRUE(j->operations[0].files.at(0).created);
+    EXPECT_EQ(j->operations[0].files.at(0).mode, 0755u);
+    EXPECT_EQ(j->operations[0].files.at(0).format, Format::whole_file);
+
+    // A second create of the same file refuses and changes nothing.
+    auto again = apply_plan(h, setup, create, "trial", options(nullptr, "20240101-000002"));
+    ASSERT_FALSE(again.ok());
+    EXPECT_NE(again.error().message.find("there already"), std::string::npos)
+        << again.error().describe();
+    EXPECT_EQ(load_journal(h, "/var/lib/vfioctl")->operations.size(), 1u);
+
+    // revert removes it.
+    auto rp = plan_revert(h, "/var/lib/vfioctl");
+    ASSERT_TRUE(rp.ok()) << rp.error().describe();
+    EXPECT_EQ(rp->exact, std::vector<std::string>{script});
+    ASSERT_EQ(rp->plan.edits.size(), 1u);
+    EXPECT_TRUE(rp->plan.edits[0].removed);
+    ASSERT_TRUE(
+        apply_plan(h, setup, rp->plan, "revert", options(nullptr, "20240101-000003"), rp->undoes.id)
+            .ok());
+    EXPECT_FALSE(std::filesystem::exists(r.path(script)));
+    // Its removal took a backup, which the revert kept.
+    EXPECT_EQ(backups_of(r, script).size(), 1u);
+
+    // An operation that removes a file, and its revert that puts it back.
+    r.write(script, text);
+    ::chmod(r.path(script).c_str(), 0750);
+    Plan remove;
+    FileEdit d{script, Format::whole_file, text, ""};
+    d.removed = true;
+    d.mode = 0750;
+    remove.edits.push_back(d);
+    ASSERT_TRUE(apply_plan(h, setup, remove, "enable", options(nullptr, "20240101-000004")).ok());
+    EXPECT_FALSE(std::filesystem::exists(r.path(script)));
+    rp = plan_revert(h, "/var/lib/vfioctl");
+    ASSERT_TRUE(rp.ok()) << rp.error().describe();
+    ASSERT_EQ(rp->plan.edits.size(), 1u);
+    EXPECT_TRUE(rp->plan.edits[0].created);
+    ASSERT_TRUE(
+        apply_plan(h, setup, rp->plan, "revert", options(nullptr, "20240101-000005"), rp->undoes.id)
+            .ok());
+    EXPECT_EQ(r.read(script), text);
+    ASSERT_EQ(::stat(r.path(script).c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0750u);
+
+    // A created file changed since is left as it is.
+    std::filesystem::remove(r.path(script));
+    ASSERT_TRUE(apply_plan(h, setup, create, "trial", options(nullptr, "20240101-000006")).ok());
+    r.write(script, text + "# mine now\n");
+    rp = plan_revert(h, "/var/lib/vfioctl");
+    ASSERT_TRUE(rp.ok()) << rp.error().describe();
+    EXPECT_TRUE(rp->plan.edits.empty());
+    EXPECT_EQ(rp->untouched, std::vector<std::string>{script});
+    ASSERT_FALSE(rp->plan.notes.empty());
+    EXPECT_NE(rp->plan.notes[0].find("changed since"), std::string::npos);
+}
+
+// A kill at every step of creating a file leaves it absent or complete, and
+// revert takes a complete one away.
+TEST(BootApply, KillWhileCreatingAFileLeavesItAbsentOrComplete) {
+    for (const char* point : {"boot.journal.renamed", "boot.journal.pending",
+                              "boot.file.temp.written", "boot.file.renamed", "boot.file.done"}) {
+        SCOPED_TRACE(point);
+        CaseRoot r("seed");
+        host::Host h(r.root);
+        auto setup = detect_setup(h);
+        const std::string f = "/etc/vfioctl/bind.d/pci-0000:01:00.0";
+        Plan create;
+        FileEdit e{f, Format::whole_file, "", "vfio-pci\n"};
+        e.created = true;
+        create.edits.push_back(e);
+        pid_t pid = ::fork();
+        ASSERT_GE(pid, 0);
+        if (pid == 0) {
+            util::arm_fault_point(point, 1);
+            (void)apply_plan(h, setup, create, "trial", options(nullptr));
+            ::_exit(0);
+        }
+        int st = 0;
+        ::waitpid(pid, &st, 0);
+        ASSERT_TRUE(WIFEXITED(st));
+        ASSERT_EQ(WEXITSTATUS(st), 86) << "the fault point was not reached";
+        if (std::filesystem::exists(r.path(f))) {
+            EXPECT_EQ(r.read(f), "vfio-pci\n");
+        }
+        EXPECT_EQ(journal_state(h), "pending");
+        auto rp = plan_revert(h, "/var/lib/vfioctl");
+        ASSERT_TRUE(rp.ok()) << rp.error().describe();
+        ASSERT_TRUE(apply_plan(h, setup, rp->plan, "revert", options(nullptr, "20240101-000009"),
+                               rp->undoes.id)
+                        .ok());
+        EXPECT_FALSE(std::filesystem::exists(r.path(f)));
+    }
+}
