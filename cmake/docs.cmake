@@ -13,7 +13,7 @@ target_link_libraries(vfioctl-gendoc PRIVATE vfioctl_core)
 # the build outputs): the generator fails without either.
 set(VFIOCTL_MAN_PAGES
   vfioctl status groups explain snapshot bind unbind recover
-  iommu iommu-show iommu-enable iommu-disable iommu-revert
+  iommu iommu-show iommu-enable iommu-disable iommu-confirm iommu-revert
   vm vm-start vm-stop vm-status vm-list vm-console vm-run
   verify)
 set(VFIOCTL_MAN_OUTPUTS)

@@ -166,6 +166,7 @@ Result<ApplyResult> apply_plan(const host::Host& h, const BootSetup& setup, cons
     op.added = plan.added;
     op.removed = plan.removed;
     op.changes = plan.changes;
+    op.trial = opt.trial;
     for (size_t i = 0; i < plan.edits.size(); ++i) {
         const FileEdit& e = plan.edits[i];
         JournalFile jf{e.path, e.format, res.files[i].backup, fingerprint(e.before),

@@ -47,6 +47,8 @@ struct ApplyOptions {
     // Whether the boot loader's regenerate command belongs to the change
     // (false: files the boot loader does not read, such as bind.d entries).
     bool regenerate = true;
+    // Recorded with the operation (a trial's facts).
+    std::optional<TrialInfo> trial;
 };
 
 struct AppliedFile {

@@ -139,6 +139,25 @@ struct Reader {
                 jf.mode = static_cast<unsigned>(number(f, fa, "mode", 0644));
                 o.files.push_back(std::move(jf));
             }
+        if (auto t = j.find("trial"); t != j.end() && !t->is_null()) {
+            if (!t->is_object()) {
+                wrong(at + ".trial", *t, "an object");
+            } else {
+                const std::string ta = at + ".trial";
+                TrialInfo ti;
+                ti.marker = str(*t, ta, "marker");
+                ti.entry = str(*t, ta, "entry");
+                ti.cmdline = str(*t, ta, "cmdline");
+                ti.boot_id = str(*t, ta, "boot_id");
+                ti.panic_s = static_cast<int>(number(*t, ta, "panic_s", 0) & 0xffff);
+                ti.oneshot = strs(*t, ta, "oneshot");
+                ti.goal_action = str(*t, ta, "goal_action");
+                ti.goal_platform = str(*t, ta, "goal_platform");
+                ti.goal_pt = !t->contains("goal_pt") || flag(*t, ta, "goal_pt");
+                ti.confirmed_by = str(*t, ta, "confirmed_by");
+                o.trial = std::move(ti);
+            }
+        }
         if (const json* changes = objects(j, at, "changes"))
             for (size_t i = 0; i < changes->size(); ++i) {
                 const json& c = (*changes)[i];
@@ -178,6 +197,18 @@ json op_json(const Operation& o) {
               {"loader", o.loader}, {"state", o.state},     {"regenerate", o.regenerate},
               {"added", o.added},   {"removed", o.removed}, {"files", files},
               {"changes", changes}};
+    if (o.trial)
+        j["trial"] = {
+            {"marker", o.trial->marker},
+            {"entry", o.trial->entry},
+            {"cmdline", o.trial->cmdline},
+            {"boot_id", o.trial->boot_id.empty() ? json(nullptr) : json(o.trial->boot_id)},
+            {"panic_s", o.trial->panic_s},
+            {"oneshot", o.trial->oneshot},
+            {"goal_action", o.trial->goal_action},
+            {"goal_platform", o.trial->goal_platform},
+            {"goal_pt", o.trial->goal_pt},
+            {"confirmed_by", o.trial->confirmed_by}};
     if (!o.reverts.empty()) j["reverts"] = o.reverts;
     if (!o.reverted_by.empty()) j["reverted_by"] = o.reverted_by;
     return j;

@@ -34,6 +34,20 @@ struct JournalFile {
     unsigned mode = 0644; // a created file's mode
 };
 
+// A trial boot's facts (operations with action "trial").
+struct TrialInfo {
+    std::string marker;               // vfioctl.trial=MARKER on the trial's command line
+    std::string entry;                // the one-shot entry's id
+    std::string cmdline;              // the trial entry's command line
+    std::string boot_id;              // the boot it was set up in ("" unknown)
+    int panic_s = 0;                  // panic=N on the trial's command line
+    std::vector<std::string> oneshot; // the command that scheduled it
+    std::string goal_action;          // the goal it tries: "enable"
+    std::string goal_platform;        // "intel", "amd"
+    bool goal_pt = true;              // iommu=pt too
+    std::string confirmed_by;         // the enable that made it permanent
+};
+
 struct Operation {
     std::string id;     // the time stamp it was made with ("20240611-101500")
     std::string action; // "enable", "disable", "revert"
@@ -50,6 +64,7 @@ struct Operation {
     std::vector<std::string> removed;
     std::vector<JournalFile> files;
     std::vector<ParamChange> changes;
+    std::optional<TrialInfo> trial; // for action "trial"; state "confirmed" once confirmed
 };
 
 struct Journal {

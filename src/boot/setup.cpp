@@ -55,18 +55,6 @@ std::string entry_options(std::string_view text, const std::map<std::string, std
     return util::join(parts, " ");
 }
 
-// grubenv: "# GRUB Environment Block", then key=value lines, padded with '#'.
-std::map<std::string, std::string> read_grubenv(std::string_view text) {
-    std::map<std::string, std::string> env;
-    for (const auto& line : util::split(text, '\n')) {
-        if (line.empty() || line[0] == '#') continue;
-        size_t eq = line.find('=');
-        if (eq == std::string::npos) continue;
-        env[line.substr(0, eq)] = line.substr(eq + 1);
-    }
-    return env;
-}
-
 // The command line of the first 'linux' line in a grub.cfg (the first menu entry's).
 std::optional<std::string> grub_cfg_cmdline(std::string_view text) {
     for (const auto& line : util::split(text, '\n')) {
@@ -83,8 +71,10 @@ std::vector<std::string> entry_files(const host::Host& h, const std::string& dir
     std::vector<std::string> out;
     auto names = h.list(dir);
     if (!names) return out;
+    // A trial entry (boot/trial.hpp) is booted once, never edited as a default.
     for (const auto& n : *names)
-        if (n.size() > 5 && n.compare(n.size() - 5, 5, ".conf") == 0) out.push_back(n);
+        if (n.size() > 5 && n.compare(n.size() - 5, 5, ".conf") == 0 && n != "vfioctl-trial.conf")
+            out.push_back(n);
     return out;
 }
 
@@ -186,6 +176,18 @@ void detect_systemd_boot(const host::Host& h, BootSetup& s, const std::string& d
 }
 
 } // namespace
+
+// grubenv: "# GRUB Environment Block", then key=value lines, padded with '#'.
+std::map<std::string, std::string> read_grubenv(std::string_view text) {
+    std::map<std::string, std::string> env;
+    for (const auto& line : util::split(text, '\n')) {
+        if (line.empty() || line[0] == '#') continue;
+        size_t eq = line.find('=');
+        if (eq == std::string::npos) continue;
+        env[line.substr(0, eq)] = line.substr(eq + 1);
+    }
+    return env;
+}
 
 const char* loader_id(Loader l) {
     switch (l) {

@@ -10,6 +10,7 @@
 #include "boot/plan.hpp"
 #include "host/host.hpp"
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -36,6 +37,9 @@ struct BootSetup {
         return loader != Loader::nixos && loader != Loader::unknown && !sets.empty();
     }
 };
+
+// grubenv's variables ("# GRUB Environment Block", key=value lines, '#' padding).
+std::map<std::string, std::string> read_grubenv(std::string_view text);
 
 // Finds the boot setup under host's root and reads its files. Never fails:
 // unreadable files become notes (and an unknown setup).

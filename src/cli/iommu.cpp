@@ -6,10 +6,14 @@
 #include "boot/journal.hpp"
 #include "boot/plan.hpp"
 #include "boot/setup.hpp"
+#include "boot/trial.hpp"
 #include "cli/commands.hpp"
+#include "cli/trial_view.hpp"
 #include "util/strings.hpp"
+#include "vfio/boot_id.hpp"
 
 #include <fmt/format.h>
+#include <functional>
 #include <sstream>
 
 namespace vfioctl::cli {
@@ -28,7 +32,8 @@ struct IommuOptions {
     bool dry_run = false;
     bool yes = false;
     bool no_pt = false;
-    std::string iommu; // "", "intel", "amd"
+    bool permanent = false; // enable: no trial boot
+    std::string iommu;      // "", "intel", "amd"
     std::string state_dir;
 };
 
@@ -105,9 +110,38 @@ json operation_json(const boot::Operation& o) {
     json files = json::array();
     for (const auto& f : o.files)
         files.push_back({{"path", f.path}, {"backup", f.backup}});
-    return {{"id", o.id},       {"action", o.action},   {"time", o.time}, {"state", o.state},
-            {"added", o.added}, {"removed", o.removed}, {"files", files}};
+    json j = {{"id", o.id},       {"action", o.action},   {"time", o.time}, {"state", o.state},
+              {"added", o.added}, {"removed", o.removed}, {"files", files}};
+    if (o.trial)
+        j["trial"] = {{"entry", o.trial->entry},
+                      {"cmdline", o.trial->cmdline},
+                      {"marker", o.trial->marker},
+                      {"panic_s", o.trial->panic_s},
+                      {"oneshot", o.trial->oneshot}};
+    return j;
 }
+
+} // namespace
+
+json trial_json(const boot::TrialView& v) {
+    json j = {{"state", boot::trial_state_id(v.state)}};
+    if (v.state == boot::TrialState::none) return j;
+    j["operation"] = operation_json(*v.op);
+    j["words"] = v.words;
+    j["next"] = v.next;
+    j["look_at"] = v.look_at;
+    return j;
+}
+
+void print_trial(std::ostream& o, const boot::TrialView& v, const std::string& indent) {
+    if (v.state == boot::TrialState::none) return;
+    o << indent << "trial boot:     " << boot::trial_state_id(v.state) << ": " << v.words << "\n";
+    o << indent << "                next: " << v.next << "\n";
+    for (const auto& l : v.look_at)
+        o << indent << "                look at: " << l << "\n";
+}
+
+namespace {
 
 // 'iommu show'; never fails on a readable root.
 Report run_show(Context& ctx, const IommuOptions& opt) {
@@ -117,8 +151,11 @@ Report run_show(Context& ctx, const IommuOptions& opt) {
     auto regen = boot::regenerate_command(ctx.host, st.setup, {"ADDED"}, {"REMOVED"});
     auto journal = boot::load_journal(ctx.host, opt.state_dir);
     const boot::Operation* last = journal ? journal->last_undoable() : nullptr;
+    boot::TrialView trial;
+    if (journal) trial = boot::trial_view(ctx.host, *journal, st.setup);
     if (ctx.json) {
         json j = setup_json(st.setup);
+        j["trial"] = journal ? trial_json(trial) : json(nullptr);
         j["regenerate"] = regen.argv;
         j["configured_cmdline"] = opt_json(st.configured_cmdline);
         j["next_cmdline"] = opt_json(st.next_cmdline);
@@ -163,10 +200,14 @@ Report run_show(Context& ctx, const IommuOptions& opt) {
     o << fmt::format("  running now:   {}\n", iommu_words(st.running_cmdline, pg));
     o << fmt::format("Reboot pending:  {}: {}\n",
                      boot::pending_word(st.running_known, st.reboot_pending), st.reason);
+    if (trial.state != boot::TrialState::none) {
+        o << "\n";
+        print_trial(o, trial, "");
+    }
     if (last) {
         std::vector<std::string> b;
         for (const auto& f : last->files)
-            b.push_back(f.backup);
+            if (!f.backup.empty()) b.push_back(f.backup);
         o << fmt::format("\nLast change:     {} at {} ({}), backup {}\n", last->action, last->time,
                          last->state, b.empty() ? std::string("none") : util::join(b, ", "));
         o << "                 'vfioctl iommu revert' undoes it\n";
@@ -276,9 +317,9 @@ int finish(Context& ctx, json j, const Result<boot::ApplyResult>& r, const boot:
     }
     auto& o = ctx.out;
     for (const auto& f : res.files)
-        o << "backup: " << f.backup << "\n";
+        if (!f.backup.empty()) o << "backup: " << f.backup << "\n";
     for (const auto& e : plan.edits)
-        o << "wrote:  " << e.path << "\n";
+        o << (e.removed ? "removed: " : e.created ? "created: " : "wrote:  ") << e.path << "\n";
     std::string cmd = util::join(res.regenerate, " ");
     if (res.regenerate.empty())
         o << "nothing to regenerate: the boot loader reads these files as they are\n";
@@ -287,11 +328,31 @@ int finish(Context& ctx, json j, const Result<boot::ApplyResult>& r, const boot:
     else
         o << "not run against --root " << ctx.host.root().string() << "; on that host run: " << cmd
           << "\n";
+    if (auto t = j.find("then"); t != j.end())
+        for (const auto& step : *t) {
+            std::string c = util::join(step["argv"].get<std::vector<std::string>>(), " ");
+            if (step["ran"].get<bool>())
+                o << "ran:    " << c << " (exit code " << step["exit_code"].dump() << ")\n";
+            else
+                o << "not run against --root " << ctx.host.root().string()
+                  << "; on that host run: " << c << "\n";
+        }
     for (const auto& w : res.warnings)
         warn(ctx, w);
+    const std::string action = j.value("action", std::string());
+    if (j.value("permanent", true) == false) {
+        o << "\nReboot to try it: only the next boot uses the trial entry; a panic in it reboots "
+             "into the default entry after "
+          << boot::k_trial_panic_s
+          << " s.\nIn the trial boot, 'vfioctl iommu confirm' makes it permanent (or enable "
+             "vfioctl-trial-confirm.service to confirm once the boot is up).\n"
+          << "'vfioctl iommu revert' cancels it (journal " << boot::journal_path(state_dir)
+          << ", operation " << res.id << ")\n";
+        return exit_ok;
+    }
     o << "\nReboot pending: " << boot::pending_word(after.running_known, after.reboot_pending)
       << ": " << after.reason << "\n";
-    if (j.value("action", std::string()) == "revert")
+    if (action == "revert")
         o << "Reverted (journal " << boot::journal_path(state_dir) << ", operation " << res.id
           << ")\n";
     else
@@ -305,9 +366,44 @@ int finish(Context& ctx, json j, const Result<boot::ApplyResult>& r, const boot:
 // The end of 'enable', 'disable' and 'revert': with --dry-run the plan as
 // shown is all; else, once confirmed, the plan is applied (reverts: the
 // operation it undoes) and finish reports it.
+// A step after the files are in place (a one-shot, a second operation),
+// given the result and the runner (null against --root); its Error is the
+// command's failure.
+using AfterApply = std::function<Status(boot::ApplyResult&, json&, boot::CommandRunner*)>;
+
+// Runs argv (or records that it was not run, against --root) as one of
+// j["then"]; an Error when it ran and failed.
+Status run_then(json& j, boot::CommandRunner* runner, const std::vector<std::string>& argv) {
+    if (argv.empty()) return {};
+    json step = {{"argv", argv}, {"ran", false}, {"exit_code", nullptr}, {"output", nullptr}};
+    Status st;
+    if (runner) {
+        auto out = runner->run(argv);
+        step["ran"] = true;
+        if (!out) {
+            st = Error{
+                "'" + util::join(argv, " ") + "' could not run", {}, out.error().describe(), 0};
+        } else {
+            step["exit_code"] = out->exit_code;
+            step["output"] = out->output;
+            if (out->exit_code != 0)
+                st = Error{"'" + util::join(argv, " ") + "' failed with exit code " +
+                               std::to_string(out->exit_code),
+                           {},
+                           std::string(util::trim(out->output)),
+                           0};
+        }
+    }
+    if (!j.contains("then")) j["then"] = json::array();
+    j["then"].push_back(step);
+    return st;
+}
+
 int dry_run_or_apply(Context& ctx, const IommuOptions& opt, json j, const boot::BootSetup& setup,
                      const boot::Plan& plan, const std::string& action, const std::string& question,
-                     const std::string& reverts = "") {
+                     const std::string& reverts = "",
+                     const std::optional<boot::TrialInfo>& trial = std::nullopt,
+                     const AfterApply& after = {}) {
     if (opt.dry_run) {
         if (ctx.json)
             print_json(ctx, j);
@@ -321,9 +417,102 @@ int dry_run_or_apply(Context& ctx, const IommuOptions& opt, json j, const boot::
     boot::ApplyOptions ao;
     ao.state_dir = opt.state_dir;
     ao.runner = runner.get();
+    ao.trial = trial;
     auto r = boot::apply_plan(ctx.host, setup, plan, action, ao, reverts);
+    if (r && after)
+        if (Status st = after(*r, j, runner.get()); !st) {
+            j["applied"] = false;
+            return report_error(ctx, st.error(), exit_failure, j);
+        }
     if (!ctx.json && r) ctx.out << "\n";
     return finish(ctx, std::move(j), r, plan, opt.state_dir);
+}
+
+// Undoes the open trial (its entry removed, the boot loader regenerated) and
+// clears its one-shot; for 'disable' with a trial scheduled.
+Status drop_trial(Context& ctx, const IommuOptions& opt, const boot::BootSetup& setup, json& j) {
+    auto rp = boot::plan_revert(ctx.host, opt.state_dir);
+    if (!rp) return rp.error();
+    if (rp->undoes.action != "trial")
+        return Error{"the last change in the journal is not the open trial",
+                     {},
+                     "'vfioctl iommu show' shows the journal",
+                     0};
+    std::unique_ptr<boot::HostRunner> runner;
+    if (ctx.host.is_live()) runner = std::make_unique<boot::HostRunner>(ctx.host);
+    boot::ApplyOptions ao;
+    ao.state_dir = opt.state_dir;
+    ao.runner = runner.get();
+    auto cancel = boot::cancel_oneshot_argv(ctx.host, setup);
+    auto r = boot::apply_plan(ctx.host, setup, rp->plan, "revert", ao, rp->undoes.id);
+    if (!r) return r.error();
+    j["dropped_trial"] = {{"operation", r->id}, {"reverts", rp->undoes.id}};
+    if (!ctx.json) ctx.out << "Dropped the trial boot (operation " << rp->undoes.id << ")\n";
+    return run_then(j, runner.get(), cancel);
+}
+
+// 'iommu enable' as a trial: the one-shot entry, then its one-shot.
+int run_trial(Context& ctx, const IommuOptions& opt, json j, const boot::BootSetup& setup,
+              const boot::Goal& goal) {
+    const std::string marker = boot::now_stamp();
+    auto tp = boot::plan_trial(ctx.host, setup, goal, marker);
+    if (!tp) return report_error(ctx, tp.error(), exit_failure, j);
+    if (ctx.host.is_live() && !tp->oneshot_found)
+        return report_error(
+            ctx,
+            Error{"no trial boot: " + tp->oneshot_argv.front() + " is not installed",
+                  {},
+                  "install it, or use --permanent; nothing was changed",
+                  0},
+            exit_failure, j);
+    boot::TrialInfo ti;
+    ti.marker = marker;
+    ti.entry = boot::oneshot_of(setup) == boot::OneShot::grub ? boot::k_trial_entry_id
+                                                              : boot::k_trial_loader_entry;
+    ti.cmdline = tp->cmdline;
+    ti.boot_id = vfio::current_boot(ctx.host).str();
+    ti.panic_s = boot::k_trial_panic_s;
+    ti.oneshot = tp->oneshot_argv;
+    ti.goal_action = boot::action_id(goal.action);
+    ti.goal_platform = boot::platform_id(goal.platform);
+    ti.goal_pt = goal.passthrough;
+    auto regen = boot::regenerate_command(ctx.host, setup, {}, {});
+    j["trial"] = {{"entry", ti.entry},     {"cmdline", ti.cmdline},
+                  {"from", tp->source},    {"panic_s", ti.panic_s},
+                  {"oneshot", ti.oneshot}, {"files", edits_json(tp->plan, {})}};
+    if (!ctx.json) {
+        ctx.out << "\nTrial boot (the next boot only; the default entry stays as it is):\n";
+        ctx.out << "  copied from:   " << tp->source << "\n";
+        ctx.out << "  command line:  " << util::printable(tp->cmdline) << "\n";
+        ctx.out << "  a panic reboots it after " << ti.panic_s
+                << " s into the default entry (panic=" << ti.panic_s << ")\n\n";
+        for (const auto& e : tp->plan.edits)
+            ctx.out << boot::unified_diff(e.before, e.after, e.path);
+        ctx.out << "\nThen: "
+                << (regen.argv.empty() ? std::string("") : util::join(regen.argv, " ") + "; ")
+                << util::join(tp->oneshot_argv, " ") << "\n";
+    }
+    AfterApply oneshot = [&ctx, &opt, &setup, argv = tp->oneshot_argv](
+                             boot::ApplyResult& res, json& out, boot::CommandRunner* runner) {
+        Status st = run_then(out, runner, argv);
+        if (st) return st;
+        // Not scheduled: the trial entry goes again.
+        Error e = st.error();
+        auto rp = boot::plan_revert(ctx.host, opt.state_dir);
+        boot::ApplyOptions ao;
+        ao.state_dir = opt.state_dir;
+        ao.runner = runner;
+        if (rp && rp->undoes.id == res.id &&
+            boot::apply_plan(ctx.host, setup, rp->plan, "revert", ao, res.id))
+            e.hint += (e.hint.empty() ? "" : "\n") +
+                      std::string("the trial entry was removed again; nothing is scheduled");
+        else
+            e.hint += (e.hint.empty() ? "" : "\n") +
+                      std::string("'vfioctl iommu revert' removes the trial entry");
+        return Status{e};
+    };
+    return dry_run_or_apply(ctx, opt, std::move(j), setup, tp->plan, "trial",
+                            "Schedule the trial boot?", "", ti, oneshot);
 }
 
 int run_change(Context& ctx, const IommuOptions& opt, boot::Action action) {
@@ -399,9 +588,32 @@ int run_change(Context& ctx, const IommuOptions& opt, boot::Action action) {
     j["cmdlines"] = cls;
     auto regen = boot::regenerate_command(ctx.host, setup, plan->added, plan->removed);
     const std::string goal_words = util::join(boot::goal_params(goal), " ");
+    auto journal = boot::load_journal(ctx.host, opt.state_dir);
+    if (!journal) return report_error(ctx, journal.error(), exit_failure, j);
+    const bool trial_open = boot::open_trial(*journal) != nullptr;
+    if (trial_open && action == boot::Action::enable) {
+        auto v = boot::trial_view(ctx.host, *journal, setup);
+        j["trial"] = trial_json(v);
+        return report_error(ctx, Error{"a trial boot is open already: " + v.words, {}, v.next, 0},
+                            exit_failure, j);
+    }
+    if (trial_open) {
+        // disable: the trial goes first, so that no boot tries the IOMMU on.
+        j["drops_trial"] = boot::open_trial(*journal)->id;
+        if (!ctx.json)
+            ctx.out << "A trial boot is scheduled (operation " << boot::open_trial(*journal)->id
+                    << "): disable drops it first.\n";
+        if (!opt.dry_run) {
+            if (int c = confirm(ctx, opt, "Drop the trial boot and change the boot configuration?");
+                c != exit_ok)
+                return c;
+            if (Status st = drop_trial(ctx, opt, setup, j); !st)
+                return report_error(ctx, st.error(), exit_failure, j);
+        }
+    }
     if (plan->empty()) {
         auto st = boot::inspect_boot(ctx.host, setup);
-        j["changed"] = false;
+        j["changed"] = trial_open && !opt.dry_run;
         j["reboot_pending"] = pending_json(st);
         j["regenerate_pending"] = st.regenerate_pending;
         j["reason"] = st.reason;
@@ -409,7 +621,8 @@ int run_change(Context& ctx, const IommuOptions& opt, boot::Action action) {
             print_json(ctx, j);
             return exit_ok;
         }
-        ctx.out << "Nothing to change: the boot configuration already "
+        ctx.out << (trial_open ? "Nothing else to change" : "Nothing to change")
+                << ": the boot configuration already "
                 << (action == boot::Action::enable ? "turns the IOMMU on" : "turns the IOMMU off")
                 << " (" << words(boot::iommu_params(st.configured_cmdline.value_or(""))) << ").\n";
         ctx.out << "Boot loader: " << setup.description << "\n";
@@ -420,21 +633,34 @@ int run_change(Context& ctx, const IommuOptions& opt, boot::Action action) {
     j["changed"] = true;
     j["files"] = edits_json(*plan, {});
     j["regenerate"] = {{"argv", regen.argv}, {"ran", false}};
+    const bool trial = action == boot::Action::enable && !opt.permanent &&
+                       boot::oneshot_of(setup) != boot::OneShot::none;
+    j["permanent"] = !trial;
+    if (action == boot::Action::enable && !opt.permanent && !trial) {
+        j["no_trial"] = boot::no_oneshot_reason(setup);
+        warn(ctx, "no trial boot: " + boot::no_oneshot_reason(setup) +
+                      "; the change applies to every boot at once");
+    }
     if (!ctx.json) {
         ctx.out << "Boot loader: " << setup.description << "\n";
         ctx.out << "IOMMU:       " << boot::platform_id(*platform) << " ("
                 << (opt.iommu.empty() ? pg.evidence : "--iommu " + opt.iommu) << ")\n";
-        ctx.out << "\nChanges (" << boot::action_id(action) << ": " << goal_words << "):\n";
+        ctx.out << "\n"
+                << (trial ? "Changes made by 'vfioctl iommu confirm' after the trial ("
+                          : "Changes (")
+                << boot::action_id(action) << ": " << goal_words << "):\n";
         print_changes(ctx, *plan);
-        ctx.out
-            << "\nThen: "
-            << (regen.argv.empty()
-                    ? std::string(
-                          "nothing to regenerate (the boot loader reads these files as they are)")
-                    : util::join(regen.argv, " "))
-            << "\n";
+        if (!trial)
+            ctx.out << "\nThen: "
+                    << (regen.argv.empty() ? std::string("nothing to regenerate (the boot loader "
+                                                         "reads these files as they are)")
+                                           : util::join(regen.argv, " "))
+                    << "\n";
     }
-    return dry_run_or_apply(ctx, opt, std::move(j), setup, *plan, boot::action_id(action),
+    if (trial) return run_trial(ctx, opt, std::move(j), setup, goal);
+    IommuOptions once = opt;
+    once.yes = opt.yes || trial_open; // confirmed with the trial's drop
+    return dry_run_or_apply(ctx, once, std::move(j), setup, *plan, boot::action_id(action),
                             "Change the boot configuration?");
 }
 
@@ -461,9 +687,16 @@ int run_revert(Context& ctx, const IommuOptions& opt) {
                 << op.state << ")\n";
         for (const auto& f : rp->exact) {
             std::string backup;
+            bool created = false;
             for (const auto& jf : op.files)
-                if (jf.path == f) backup = jf.backup;
-            ctx.out << "  " << f << ": restored from " << backup << " exactly\n";
+                if (jf.path == f) {
+                    backup = jf.backup;
+                    created = jf.created;
+                }
+            if (created)
+                ctx.out << "  " << f << ": removed ('" << op.action << "' created it)\n";
+            else
+                ctx.out << "  " << f << ": restored from " << backup << " exactly\n";
         }
         for (const auto& f : rp->merged)
             ctx.out << "  " << f
@@ -510,8 +743,134 @@ int run_revert(Context& ctx, const IommuOptions& opt) {
         j["operation"] = closed->id;
         return report_error(ctx, e, exit_failure, j);
     }
+    AfterApply cancel;
+    if (op.action == "trial")
+        cancel = [argv = boot::cancel_oneshot_argv(ctx.host, setup)](boot::ApplyResult&, json& out,
+                                                                     boot::CommandRunner* runner) {
+            return run_then(out, runner, argv);
+        };
     return dry_run_or_apply(ctx, opt, std::move(j), setup, rp->plan, "revert",
-                            "Revert the boot configuration?", op.id);
+                            "Revert the boot configuration?", op.id, std::nullopt, cancel);
+}
+
+// Whether the running kernel made IOMMU groups: nullopt when it cannot be read.
+std::optional<bool> iommu_groups_exist(const host::Host& h) {
+    const char* dir = "/sys/kernel/iommu_groups";
+    auto l = h.list(dir);
+    if (!l) {
+        if (!h.exists(dir)) return false;
+        return std::nullopt;
+    }
+    return !l->empty();
+}
+
+// 'iommu confirm': in the trial boot, with the IOMMU on, the trial's command
+// line becomes the default (an 'enable' that 'revert' undoes) and the trial
+// entry goes.
+int run_confirm(Context& ctx, const IommuOptions& opt) {
+    auto journal = boot::load_journal(ctx.host, opt.state_dir);
+    if (!journal) return report_error(ctx, journal.error());
+    auto setup = boot::detect_setup(ctx.host);
+    auto v = boot::trial_view(ctx.host, *journal, setup);
+    json j = {{"action", "confirm"}, {"dry_run", opt.dry_run}, {"trial", trial_json(v)}};
+    if (v.state == boot::TrialState::none)
+        return report_error(ctx,
+                            Error{"no trial boot to confirm", boot::journal_path(opt.state_dir),
+                                  "'vfioctl iommu enable' schedules one", 0},
+                            exit_failure, j);
+    if (v.state != boot::TrialState::running) {
+        std::string hint = v.next;
+        for (const auto& l : v.look_at)
+            hint += "\nlook at: " + l;
+        return report_error(ctx, Error{"this boot is not the trial: " + v.words, {}, hint, 0},
+                            exit_failure, j);
+    }
+    auto groups = iommu_groups_exist(ctx.host);
+    if (groups != true)
+        return report_error(
+            ctx,
+            Error{groups ? "the trial boot runs, but the kernel made no IOMMU groups: the IOMMU "
+                           "did not come on"
+                         : "cannot read /sys/kernel/iommu_groups: whether the IOMMU is on is "
+                           "unknown",
+                  {},
+                  "'vfioctl status' says why; 'vfioctl iommu revert' drops the trial; nothing "
+                  "was changed",
+                  0},
+            exit_failure, j);
+    const boot::TrialInfo& t = *v.op->trial;
+    boot::Goal goal{boot::Action::enable,
+                    t.goal_platform == "amd" ? boot::Platform::amd : boot::Platform::intel,
+                    t.goal_pt};
+    auto plan = boot::plan_goal(setup.sets, goal);
+    if (!plan) return report_error(ctx, plan.error(), exit_failure, j);
+    // The trial entry goes, as vfioctl wrote it.
+    boot::Plan drop;
+    for (const auto& f : v.op->files) {
+        auto now = ctx.host.read(f.path);
+        if (!now) continue;
+        if (boot::fingerprint(*now) != f.after) {
+            warn(ctx, f.path + " changed since the trial was scheduled; left as it is");
+            continue;
+        }
+        boot::FileEdit e{f.path, boot::Format::whole_file, *now, ""};
+        e.removed = true;
+        e.mode = f.mode;
+        drop.edits.push_back(std::move(e));
+    }
+    j["changes"] = changes_json(plan->changes);
+    j["files"] = edits_json(*plan, {});
+    j["removes"] = edits_json(drop, {});
+    if (!ctx.json) {
+        ctx.out << "This boot is the trial (operation " << v.op->id << ") and the IOMMU is on.\n";
+        ctx.out << "\nChanges (enable: " << util::join(boot::goal_params(goal), " ")
+                << ", for every boot):\n";
+        print_changes(ctx, *plan);
+        for (const auto& e : drop.edits)
+            ctx.out << "and the trial entry goes: " << e.path << "\n";
+    }
+    if (opt.dry_run) {
+        if (ctx.json)
+            print_json(ctx, j);
+        else
+            ctx.out << "\nDry run: nothing was changed.\n";
+        return exit_ok;
+    }
+    if (int c = confirm(ctx, opt, "Make the trial's command line the default?"); c != exit_ok)
+        return c;
+    std::unique_ptr<boot::HostRunner> runner;
+    if (ctx.host.is_live()) runner = std::make_unique<boot::HostRunner>(ctx.host);
+    boot::ApplyOptions ao;
+    ao.state_dir = opt.state_dir;
+    ao.runner = runner.get();
+    // The enable first, without the boot loader's command, then the trial
+    // entry's removal with it: one regenerate for both.
+    std::string enable_id;
+    if (!plan->empty()) {
+        boot::ApplyOptions first = ao;
+        first.regenerate = false;
+        auto r = boot::apply_plan(ctx.host, setup, *plan, "enable", first);
+        if (!r) return report_error(ctx, r.error(), exit_failure, j);
+        enable_id = r->id;
+    }
+    auto r = boot::apply_plan(ctx.host, setup, drop, "confirm", ao);
+    if (r) {
+        if (auto jn = boot::load_journal(ctx.host, opt.state_dir)) {
+            if (boot::Operation* o = jn->find(v.op->id)) {
+                o->state = "confirmed";
+                if (o->trial) o->trial->confirmed_by = enable_id.empty() ? r->id : enable_id;
+            }
+            if (Status st = boot::save_journal(ctx.host, opt.state_dir, *jn); !st)
+                r->warnings.push_back("could not record the confirmation: " +
+                                      st.error().describe());
+        }
+        if (!enable_id.empty()) r->id = enable_id;
+    }
+    boot::Plan both = *plan;
+    for (const auto& e : drop.edits)
+        both.edits.push_back(e);
+    if (!ctx.json && r) ctx.out << "\n";
+    return finish(ctx, std::move(j), r, both, opt.state_dir);
 }
 
 } // namespace
@@ -536,16 +895,20 @@ Command iommu_command() {
             CLI::App* dis = sub.add_subcommand(
                 "disable",
                 "turn the IOMMU off in the boot configuration (intel_iommu=off, or amd_iommu=off)");
+            CLI::App* conf = sub.add_subcommand(
+                "confirm",
+                "in the trial boot 'enable' scheduled, with the IOMMU on: make its command line "
+                "the default and remove the trial entry");
             CLI::App* rev = sub.add_subcommand(
                 "revert",
                 "undo the last enable or disable: restore the backup exactly, or take out only "
                 "vfioctl's parameters when the file changed since");
-            for (CLI::App* c : {show, en, dis, rev})
+            for (CLI::App* c : {show, en, dis, conf, rev})
                 c->add_option("--state-dir", opt->state_dir,
                               "where the journal lives, under --root (default " + paths.state_dir +
                                   ")")
                     ->check(state_dir_check());
-            for (CLI::App* c : {en, dis, rev}) {
+            for (CLI::App* c : {en, dis, conf, rev}) {
                 c->add_flag("--dry-run", opt->dry_run,
                             "print the diff and the regenerate command, change nothing");
                 c->add_flag("-y,--yes", opt->yes, "do not ask for confirmation");
@@ -556,11 +919,14 @@ Command iommu_command() {
                               "ACPI DMAR/IVRS)")
                     ->check(CLI::IsMember({"intel", "amd"}));
             en->add_flag("--no-pt", opt->no_pt, "leave iommu=pt out");
+            en->add_flag("--permanent", opt->permanent,
+                         "change the default entry at once, without a trial boot");
             return [=](Context& ctx) {
                 if (show->parsed()) return render(ctx, run_show(ctx, *opt));
                 if (en->parsed()) return run_change(ctx, *opt, boot::Action::enable);
                 if (dis->parsed()) return run_change(ctx, *opt, boot::Action::disable);
                 if (rev->parsed()) return run_revert(ctx, *opt);
+                if (conf->parsed()) return run_confirm(ctx, *opt);
                 return static_cast<int>(exit_usage);
             };
         }};

@@ -1,9 +1,11 @@
 // 'vfioctl status': the full diagnosis, text or JSON.
 
+#include "boot/journal.hpp"
 #include "boot/setup.hpp"
 #include "cli/commands.hpp"
 #include "cli/model.hpp"
 #include "cli/settled_view.hpp"
+#include "cli/trial_view.hpp"
 #include "iommu/diagnosis.hpp"
 #include "util/strings.hpp"
 #include "vfio/journal.hpp"
@@ -30,6 +32,7 @@ json opt(const std::optional<bool>& b) {
 // record ('recover' drops entries of an earlier boot into it).
 struct BootView {
     vfio::BootId boot;
+    std::optional<boot::TrialView> trial; // none when the boot journal cannot be read
     Result<vfio::SettledRecord> settled = vfio::SettledRecord{};
     std::string settled_path;
 };
@@ -128,6 +131,7 @@ json status_json(const HostModel& m, const iommu::Diagnosis& dx, const BootView&
                      {"reboot_pending", nb.running_known ? json(nb.reboot_pending) : json(nullptr)},
                      {"regenerate_pending", nb.regenerate_pending},
                      {"reason", nb.reason}};
+        j["boot"]["trial"] = bv.trial ? trial_json(*bv.trial) : json(nullptr);
     }
     j["reboot_required"] = dx.reboot_required;
     json pending = json::array();
@@ -175,6 +179,7 @@ void print_text(std::ostream& o, const HostModel& m, const iommu::Diagnosis& dx,
                          util::printable(nb.next_cmdline.value_or("unknown")));
         o << fmt::format("  reboot pending: {}: {}\n",
                          boot::pending_word(nb.running_known, nb.reboot_pending), nb.reason);
+        if (bv.trial) print_trial(o, *bv.trial, "  ");
     }
 
     o << "\nIOMMU\n";
@@ -332,6 +337,8 @@ Command status_command() {
                 auto dx = iommu::diagnose(m->facts, m->inv, m->groups, &nb);
                 BootView bv;
                 bv.boot = vfio::current_boot(ctx.host);
+                if (auto bj = boot::load_journal(ctx.host, *state_dir))
+                    bv.trial = boot::trial_view(ctx.host, *bj, bs.setup);
                 bv.settled = vfio::load_settled(ctx.host, *state_dir);
                 bv.settled_path = vfio::settled_path(*state_dir);
                 Report r;

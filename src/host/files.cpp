@@ -167,7 +167,10 @@ Result<std::string> backup_file(const Host& h, std::string_view p, std::string_v
     util::fault_point("boot.backup.created");
     int e = write_all(out.get(), data);
     if (e == 0) util::fault_point("boot.backup.written");
-    if (e == 0) e = keep_owner_mode(out.get(), st.st_uid, st.st_gid, st.st_mode & 07777);
+    // Never executable: a backup beside a script in /etc/grub.d (or any
+    // run-parts directory) would otherwise run as one. The journal keeps the
+    // mode for putting a removed file back.
+    if (e == 0) e = keep_owner_mode(out.get(), st.st_uid, st.st_gid, st.st_mode & 0666);
     if (e == 0) copy_xattrs(in.get(), out.get());
     if (e == 0 && ::fsync(out.get()) != 0) e = errno;
     // A failed close is a failed write (NFS reports errors there).

@@ -31,6 +31,7 @@ struct FileStat {
 Result<FileStat> stat_file(const Tree& host, std::string_view p);
 
 // Copies regular file p to a new file beside it, NAME.vfioctl-backup-STAMP
+// (never executable: its mode without the x and set-id bits)
 // (then -2, -3, ... when taken), with p's mode and owner, synced, never
 // overwriting anything. Returns the backup's host path. Fault points:
 // boot.backup.{created,written,synced,linked}.

@@ -9,7 +9,9 @@
 #include "hostile.hpp"
 
 #include <ctime>
+#include <fstream>
 #include <sys/stat.h>
+#include <tuple>
 
 namespace vfioctl::hostile {
 namespace {
@@ -64,7 +66,7 @@ bool under(const std::string& rel, const std::string& dir) {
 // its old bytes, and 'iommu revert' puts every one of them back.
 void enable_and_revert(Env& e) {
     const TreeState before = tree_state(e.tree.root());
-    const std::vector<std::string> args = {"iommu", "enable", "--yes"};
+    const std::vector<std::string> args = {"iommu", "enable", "--permanent", "--yes"};
     const Outcome o = run(e, args);
     SCOPED_TRACE("vfioctl --root TREE iommu enable --yes");
     expect_sound(e, args, o, {0, 1});
@@ -104,6 +106,111 @@ void enable_and_revert(Env& e) {
         ASSERT_NE(it, reverted.end()) << k << " is gone after revert";
         EXPECT_TRUE(it->second == before.at(k)) << "revert did not restore " << k;
     }
+}
+
+// Runs 'iommu enable --yes' as a trial on a tree with a grub.cfg: a
+// refusal changes nothing but the lock; a success changes no existing file
+// (the default entry and its configuration stay) and creates only the
+// trial entry inside the tree, which 'iommu revert' removes again.
+void trial_and_revert(Env& e, int want_exit) {
+    const TreeState before = tree_state(e.tree.root());
+    const std::vector<std::string> args = {"iommu", "enable", "--yes"};
+    const Outcome o = run(e, args);
+    SCOPED_TRACE("vfioctl --root TREE iommu enable --yes (a trial)");
+    expect_sound(e, args, o, {want_exit});
+    const TreeState after = tree_state(e.tree.root());
+    for (const auto& [k, v] : before) {
+        auto it = after.find(k);
+        if (it == after.end()) {
+            ADD_FAILURE() << "the trial removed " << k;
+            continue;
+        }
+        if (!under(k, "var/lib/vfioctl")) {
+            EXPECT_TRUE(it->second == v) << "the trial changed " << k;
+        }
+    }
+    const std::string script = "etc/grub.d/42_vfioctl_trial";
+    for (const auto& [k, v] : after) {
+        // The state directory and its parents; /etc/grub.d when the tree had none.
+        if (before.count(k) || under(k, "var") || k == "etc/grub.d") continue;
+        EXPECT_EQ(o.exit_code, 0) << "a refused trial made " << k;
+        EXPECT_EQ(k, script) << "the trial made " << k;
+    }
+    if (o.exit_code != 0) return;
+    EXPECT_TRUE(after.count(script)) << "a trial that succeeded made no " << script << "\n"
+                                     << o.out;
+    const std::vector<std::string> rargs = {"iommu", "revert", "--yes"};
+    const Outcome r = run(e, rargs);
+    SCOPED_TRACE("vfioctl --root TREE iommu revert --yes (the trial)");
+    expect_sound(e, rargs, r, {0});
+    const TreeState reverted = tree_state(e.tree.root());
+    EXPECT_FALSE(reverted.count(script)) << "revert left " << script;
+    for (const auto& [k, v] : before) {
+        auto it = reverted.find(k);
+        ASSERT_NE(it, reverted.end()) << k << " is gone after revert";
+        if (!under(k, "var/lib/vfioctl")) {
+            EXPECT_TRUE(it->second == v) << "revert changed " << k;
+        }
+    }
+}
+
+// Debian's grub.cfg (tests/corpus/boot/debian12) with the seed's parameters.
+std::string debian_grub_cfg() {
+    std::ifstream in(fs::path(VFIOCTL_SOURCE_DIR) / "tests/corpus/boot/debian12/boot/grub/grub.cfg",
+                     std::ios::binary);
+    std::string t((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    return replace(t, "ro  quiet", "ro  quiet intel_iommu=off iommu=pt");
+}
+
+// grub.cfg and /etc/grub.d as a trial meets them on hostile hosts.
+// Each with the exit code 'iommu enable' must give: 0 (a trial), 1 (refused).
+std::vector<std::tuple<std::string, Mutation, int>> trial_mutations() {
+    const std::string cfg = "/boot/grub/grub.cfg";
+    auto with_cfg = [cfg](const std::function<std::string(const std::string&)>& f) -> Mutation {
+        return [cfg, f](Env& e) {
+            e.tree.remove(cfg);
+            e.tree.write(cfg, f(debian_grub_cfg()));
+        };
+    };
+    auto plain = with_cfg([](const std::string& t) { return t; });
+    return {
+        {"trial_plain", plain, 0},
+        {"trial_grub_cfg_crlf", with_cfg([](const std::string& t) {
+             std::string out;
+             for (char c : t)
+                 out += c == '\n' ? std::string("\r\n") : std::string(1, c);
+             return out;
+         }),
+         0},
+        {"trial_grub_cfg_not_utf8", with_cfg([](const std::string& t) {
+             return replace(t, "ro  quiet", "ro \xff\xfe quiet");
+         }),
+         0},
+        {"trial_grub_cfg_quote_in_cmdline",
+         with_cfg([](const std::string& t) { return replace(t, "ro  quiet", "ro it's quiet"); }),
+         1},
+        {"trial_grub_cfg_heredoc_end_line", with_cfg([](const std::string& t) {
+             return replace(t, "\tload_video\n", "\tload_video\nVFIOCTL_TRIAL_ENTRY\n");
+         }),
+         1},
+        {"trial_grub_cfg_no_entry", with_cfg([](const std::string&) {
+             return std::string("set default=0\nfunction f {\n}\n");
+         }),
+         1},
+        {"trial_grub_cfg_unclosed_entry",
+         with_cfg([](const std::string& t) { return t.substr(0, t.find("\tinitrd")); }), 1},
+        {"trial_grub_cfg_link_out", then(plain, link_out(cfg, false)), 1},
+        {"trial_grub_cfg_link_out_absolute", then(plain, link_out(cfg, true)), 1},
+        {"trial_grub_d_link_out",
+         then(plain,
+              [](Env& e) {
+                  e.tree.remove("/etc/grub.d");
+                  e.tree.symlink("/etc/grub.d", e.up_to_sentinel("/etc/grub.d", "."));
+              }),
+         1},
+        {"trial_script_there_already",
+         then(plain, put("/etc/grub.d/42_vfioctl_trial", "#!/bin/sh\n# the user's\n")), 1},
+    };
 }
 
 struct B {
@@ -334,6 +441,11 @@ std::vector<Case> boot_cases() {
                              no_substitution(e, Outcome{});
                          }});
     }
+    for (const auto& [name, mutate, want] : trial_mutations())
+        v.push_back(Case{.name = name + "__trial_then_revert",
+                         .host = "seed_before",
+                         .mutate = mutate,
+                         .body = [want = want](Env& e) { trial_and_revert(e, want); }});
     return v;
 }
 

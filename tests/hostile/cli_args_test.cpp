@@ -95,9 +95,10 @@ std::vector<Case> cli_cases() {
     v.push_back(usage("state_dir_empty", {"recover", "--state-dir", ""}, "--state-dir"));
     v.push_back(usage("state_dir_dotdot_bind", {"bind", "8a:00.0", "--state-dir", "/../../{sname}"},
                       "--state-dir"));
-    v.push_back(usage("state_dir_dotdot_iommu",
-                      {"iommu", "enable", "--yes", "--state-dir", "/x/../../../{sname}"},
-                      "--state-dir"));
+    v.push_back(
+        usage("state_dir_dotdot_iommu",
+              {"iommu", "enable", "--permanent", "--yes", "--state-dir", "/x/../../../{sname}"},
+              "--state-dir"));
     v.push_back(fails("state_dir_10k", {"recover", "--state-dir", "/" + k_long}));
     v.push_back(Case{.name = "state_dir_with_escape",
                      .args = {"--json", "recover", "--state-dir", "/var/lib/" + k_csi},

@@ -145,18 +145,19 @@ std::vector<Case> concurrency_cases() {
                      }});
     // Two enables at once: they serialize on boot.lock; the second finds
     // nothing to change (0) or waits out the lock (1). One revert restores.
-    v.push_back(Case{
-        .name = "two_enables_at_once", .host = "seed_before", .body = [](Env& e) {
-            const std::string grub = e.tree.read("/etc/default/grub");
-            both(e, {"iommu", "enable", "--yes"}, {0, 1}, {"iommu", "enable", "--yes"}, {0, 1});
-            const std::string now = e.tree.read("/etc/default/grub");
-            EXPECT_NE(now.find("intel_iommu=on"), std::string::npos) << now;
-            EXPECT_EQ(now.find("intel_iommu=on intel_iommu=on"), std::string::npos) << now;
-            EXPECT_TRUE(json::accept(e.tree.read("/var/lib/vfioctl/boot-journal.json")));
-            const std::vector<std::string> args = {"iommu", "revert", "--yes"};
-            expect_sound(e, args, run(e, args), {0});
-            EXPECT_EQ(e.tree.read("/etc/default/grub"), grub);
-        }});
+    v.push_back(
+        Case{.name = "two_enables_at_once", .host = "seed_before", .body = [](Env& e) {
+                 const std::string grub = e.tree.read("/etc/default/grub");
+                 both(e, {"iommu", "enable", "--permanent", "--yes"}, {0, 1},
+                      {"iommu", "enable", "--permanent", "--yes"}, {0, 1});
+                 const std::string now = e.tree.read("/etc/default/grub");
+                 EXPECT_NE(now.find("intel_iommu=on"), std::string::npos) << now;
+                 EXPECT_EQ(now.find("intel_iommu=on intel_iommu=on"), std::string::npos) << now;
+                 EXPECT_TRUE(json::accept(e.tree.read("/var/lib/vfioctl/boot-journal.json")));
+                 const std::vector<std::string> args = {"iommu", "revert", "--yes"};
+                 expect_sound(e, args, run(e, args), {0});
+                 EXPECT_EQ(e.tree.read("/etc/default/grub"), grub);
+             }});
     // A bind killed at a point in its run (it takes tens of milliseconds on
     // a fixture): recover restores.
     for (int ms : {0, 3, 8, 15, 25, 40}) {
@@ -199,7 +200,7 @@ std::vector<Case> concurrency_cases() {
                              const std::string grub = e.tree.read("/etc/default/grub");
                              std::string enabled = grub;
                              enabled.replace(enabled.find("intel_iommu=off"), 15, "intel_iommu=on");
-                             (void)kill_after(e, {"iommu", "enable", "--yes"}, ms);
+                             (void)kill_after(e, {"iommu", "enable", "--permanent", "--yes"}, ms);
                              const std::string now = e.tree.read("/etc/default/grub");
                              EXPECT_TRUE(now == grub || now == enabled) << now;
                              const std::vector<std::string> show = {"--json", "iommu", "show"};

@@ -249,7 +249,7 @@ std::vector<Case> boot_journal_cases() {
             // A real enable first, so that the journal has a real shape; then
             // the file put back by hand, so that enable has work to do again.
             const std::string grub = e.tree.read("/etc/default/grub");
-            auto o = run(e, {"iommu", "enable", "--yes"});
+            auto o = run(e, {"iommu", "enable", "--permanent", "--yes"});
             if (o.exit_code != 0) throw std::runtime_error("enable failed: " + o.err);
             e.tree.write("/etc/default/grub", grub);
             e.tree.write(k_boot_journal, b.text(e, json::parse(e.tree.read(k_boot_journal))));
@@ -282,7 +282,7 @@ std::vector<Case> boot_journal_cases() {
         v.push_back(Case{.name = "boot_journal_" + b.name + "__enable",
                          .host = "seed_before",
                          .mutate = m,
-                         .args = {"iommu", "enable", "--yes"},
+                         .args = {"iommu", "enable", "--permanent", "--yes"},
                          .exits = b.corrupt ? std::set<int>{1} : std::set<int>{0, 1},
                          .read_only = b.corrupt,
                          .may_change = {"var/lib/vfioctl/boot.lock"},

@@ -102,7 +102,7 @@ std::vector<T> injections() {
         {"grub_value__iommu_enable_dry_run",
          "seed_before",
          [](Env& e) { e.tree.set_grub("intel_iommu=off " + k_evil); },
-         {"iommu", "enable", "--dry-run"},
+         {"iommu", "enable", "--permanent", "--dry-run"},
          {0}},
         {"loader_entry_name__iommu_show",
          "seed_before",

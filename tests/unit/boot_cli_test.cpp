@@ -63,7 +63,7 @@ TEST(BootCli, SeedHostFromOffToOnAndBack) {
     EXPECT_EQ(sj["verdict"], "will_work_after");
     EXPECT_TRUE(test::any_contains(sj["gpus"][0]["steps"], "vfioctl iommu enable"));
 
-    auto en = test::run_on(t, {"--json", "iommu", "enable", "--yes"});
+    auto en = test::run_on(t, {"--json", "iommu", "enable", "--permanent", "--yes"});
     ASSERT_EQ(en.exit_code, 0) << en.out << en.err;
     json e = test::json_of(en);
     EXPECT_EQ(e["changed"], true);
@@ -94,7 +94,7 @@ TEST(BootCli, SeedHostFromOffToOnAndBack) {
         << showtext.out;
 
     // Again: nothing to do, no second backup.
-    auto again = test::run_on(t, {"iommu", "enable", "--yes"});
+    auto again = test::run_on(t, {"iommu", "enable", "--permanent", "--yes"});
     EXPECT_EQ(again.exit_code, 0);
     EXPECT_NE(again.out.find("Nothing to change"), std::string::npos) << again.out;
     EXPECT_EQ(backups_in(t.path("/etc/default")).size(), 1u);
@@ -126,7 +126,7 @@ TEST(BootCli, DisableWritesTheSeedsStartingState) {
 TEST(BootCli, DryRunAndConfirmation) {
     CaseRoot r("ubuntu-cloud", "BOOT_IMAGE=/vmlinuz ro console=tty1 console=ttyS0");
     const std::string dropin = r.read("/etc/default/grub.d/50-cloudimg-settings.cfg");
-    auto dry = test::run_vfioctl({"--root", r.root, "iommu", "enable", "--dry-run"});
+    auto dry = test::run_vfioctl({"--root", r.root, "iommu", "enable", "--permanent", "--dry-run"});
     ASSERT_EQ(dry.exit_code, 0) << dry.err;
     EXPECT_NE(dry.out.find("--- a/etc/default/grub.d/50-cloudimg-settings.cfg"), std::string::npos)
         << dry.out;
@@ -140,24 +140,26 @@ TEST(BootCli, DryRunAndConfirmation) {
     EXPECT_EQ(r.read("/etc/default/grub.d/50-cloudimg-settings.cfg"), dropin);
     EXPECT_FALSE(std::filesystem::exists(r.path("/var/lib/vfioctl")));
 
-    auto jdry = test::json_of(
-        test::run_vfioctl({"--root", r.root, "--json", "iommu", "enable", "--dry-run"}));
+    auto jdry = test::json_of(test::run_vfioctl(
+        {"--root", r.root, "--json", "iommu", "enable", "--permanent", "--dry-run"}));
     EXPECT_EQ(jdry["dry_run"], true);
     EXPECT_EQ(jdry["changed"], true);
     EXPECT_EQ(jdry["added"], json::array({"intel_iommu=on", "iommu=pt"}));
 
     // No terminal and no --yes: refused, exit 2.
-    auto no = test::run_vfioctl({"--root", r.root, "iommu", "enable"});
+    auto no = test::run_vfioctl({"--root", r.root, "iommu", "enable", "--permanent"});
     EXPECT_EQ(no.exit_code, 2);
     EXPECT_NE(no.err.find("--yes"), std::string::npos) << no.err;
     EXPECT_EQ(r.read("/etc/default/grub.d/50-cloudimg-settings.cfg"), dropin);
 
     // On a terminal: "n" keeps everything, "y" changes it.
-    auto n = boottest::run_on_tty({VFIOCTL_BINARY, "--root", r.root, "iommu", "enable"}, "n\n");
+    auto n = boottest::run_on_tty(
+        {VFIOCTL_BINARY, "--root", r.root, "iommu", "enable", "--permanent"}, "n\n");
     EXPECT_EQ(n.exit_code, 1) << n.out;
     EXPECT_NE(n.out.find("nothing was changed"), std::string::npos) << n.out;
     EXPECT_EQ(r.read("/etc/default/grub.d/50-cloudimg-settings.cfg"), dropin);
-    auto y = boottest::run_on_tty({VFIOCTL_BINARY, "--root", r.root, "iommu", "enable"}, "y\n");
+    auto y = boottest::run_on_tty(
+        {VFIOCTL_BINARY, "--root", r.root, "iommu", "enable", "--permanent"}, "y\n");
     EXPECT_EQ(y.exit_code, 0) << y.out;
     EXPECT_NE(r.read("/etc/default/grub.d/50-cloudimg-settings.cfg"), dropin);
     EXPECT_EQ(r.read("/etc/default/grub").find("intel_iommu"), std::string::npos)
@@ -169,8 +171,8 @@ TEST(BootCli, DryRunAndConfirmation) {
 
 TEST(BootCli, StateDirOptionAndNoPt) {
     CaseRoot r("debian12");
-    auto o = test::run_vfioctl(
-        {"--root", r.root, "iommu", "enable", "--yes", "--no-pt", "--state-dir", "/srv/vfioctl"});
+    auto o = test::run_vfioctl({"--root", r.root, "iommu", "enable", "--permanent", "--yes",
+                                "--no-pt", "--state-dir", "/srv/vfioctl"});
     ASSERT_EQ(o.exit_code, 0) << o.err;
     EXPECT_TRUE(std::filesystem::exists(r.path("/srv/vfioctl/boot-journal.json")));
     EXPECT_NE(
@@ -187,25 +189,25 @@ TEST(BootCli, SetupsItDoesNotEditGetInstructions) {
     CaseRoot n(
         "nixos",
         "BOOT_IMAGE=/nix/store/x-linux/bzImage init=/nix/store/y/init intel_iommu=off iommu=pt");
-    auto o = test::run_vfioctl({"--root", n.root, "iommu", "enable", "--yes"});
+    auto o = test::run_vfioctl({"--root", n.root, "iommu", "enable", "--permanent", "--yes"});
     EXPECT_EQ(o.exit_code, 1);
     EXPECT_NE(o.out.find("boot.kernelParams"), std::string::npos) << o.out;
     EXPECT_NE(o.out.find("nixos-rebuild boot"), std::string::npos) << o.out;
     EXPECT_NE(o.out.find("remove \"intel_iommu=off\""), std::string::npos) << o.out;
     EXPECT_NE(o.err.find("nothing was changed"), std::string::npos) << o.err;
-    auto j =
-        test::json_of(test::run_vfioctl({"--root", n.root, "--json", "iommu", "enable", "--yes"}));
+    auto j = test::json_of(
+        test::run_vfioctl({"--root", n.root, "--json", "iommu", "enable", "--permanent", "--yes"}));
     EXPECT_EQ(j["changed"], false);
     EXPECT_FALSE(j["manual_steps"].empty());
     CaseRoot u("unknown");
-    auto uo = test::run_vfioctl({"--root", u.root, "iommu", "enable", "--yes"});
+    auto uo = test::run_vfioctl({"--root", u.root, "iommu", "enable", "--permanent", "--yes"});
     EXPECT_EQ(uo.exit_code, 1);
     EXPECT_NE(uo.out.find("add intel_iommu=on iommu=pt"), std::string::npos) << uo.out;
     auto us = test::run_vfioctl({"--root", u.root, "iommu", "show"});
     EXPECT_EQ(us.exit_code, 0);
     EXPECT_NE(us.out.find("unknown"), std::string::npos);
     CaseRoot c("conditional");
-    auto co = test::run_vfioctl({"--root", c.root, "iommu", "enable", "--yes"});
+    auto co = test::run_vfioctl({"--root", c.root, "iommu", "enable", "--permanent", "--yes"});
     EXPECT_EQ(co.exit_code, 1);
     EXPECT_NE(co.err.find("inside a condition"), std::string::npos) << co.err;
     EXPECT_NE(co.err.find("hint:"), std::string::npos) << co.err;
@@ -217,8 +219,9 @@ TEST(BootCli, NotRootGetsAClearErrorAndNothingChanges) {
     CaseRoot r("debian12");
     const std::string original = r.read("/etc/default/grub");
     // The state directory cannot be made.
-    auto a = boottest::run_with({VFIOCTL_BINARY, "--root", r.root, "iommu", "enable", "--yes"},
-                                drop_to_nobody);
+    auto a = boottest::run_with(
+        {VFIOCTL_BINARY, "--root", r.root, "iommu", "enable", "--permanent", "--yes"},
+        drop_to_nobody);
     EXPECT_EQ(a.exit_code, 1) << a.out << a.err;
     EXPECT_NE(a.err.find("Permission denied"), std::string::npos) << a.err;
     EXPECT_NE(a.err.find("run vfioctl as root"), std::string::npos) << a.err;
@@ -226,8 +229,9 @@ TEST(BootCli, NotRootGetsAClearErrorAndNothingChanges) {
     // The state directory is writable, /etc/default is not: the backup cannot be made.
     std::filesystem::create_directories(r.path("/var/lib/vfioctl"));
     ::chmod(r.path("/var/lib/vfioctl").c_str(), 0777);
-    auto b = boottest::run_with({VFIOCTL_BINARY, "--root", r.root, "iommu", "enable", "--yes"},
-                                drop_to_nobody);
+    auto b = boottest::run_with(
+        {VFIOCTL_BINARY, "--root", r.root, "iommu", "enable", "--permanent", "--yes"},
+        drop_to_nobody);
     EXPECT_EQ(b.exit_code, 1) << b.out << b.err;
     EXPECT_NE(b.err.find("cannot create a backup in: /etc/default: Permission denied"),
               std::string::npos)
@@ -249,8 +253,8 @@ TEST(BootCli, FullDiskGetsAClearErrorAndNothingIsLost) {
         ::setrlimit(RLIMIT_FSIZE, &rl);
         ::signal(SIGXFSZ, SIG_IGN);
     };
-    auto o =
-        boottest::run_with({VFIOCTL_BINARY, "--root", r.root, "iommu", "enable", "--yes"}, limited);
+    auto o = boottest::run_with(
+        {VFIOCTL_BINARY, "--root", r.root, "iommu", "enable", "--permanent", "--yes"}, limited);
     EXPECT_EQ(o.exit_code, 1) << o.out << o.err;
     EXPECT_NE(o.err.find("File too large"), std::string::npos) << o.err;
     EXPECT_NE(o.err.find("is full"), std::string::npos) << o.err;
@@ -263,8 +267,8 @@ TEST(BootCli, FullDiskGetsAClearErrorAndNothingIsLost) {
     // Not even room for the backup: nothing at all is written.
     CaseRoot r2("debian12");
     rlim_t tiny = 100;
-    auto o2 =
-        boottest::run_with({VFIOCTL_BINARY, "--root", r2.root, "iommu", "enable", "--yes"}, [tiny] {
+    auto o2 = boottest::run_with(
+        {VFIOCTL_BINARY, "--root", r2.root, "iommu", "enable", "--permanent", "--yes"}, [tiny] {
             struct rlimit rl {
                 tiny, tiny
             };
@@ -285,7 +289,8 @@ TEST(BootCli, EveryCorpusSetupThroughTheBinary) {
         EXPECT_EQ(show.exit_code, 0) << show.err;
         json s = test::json_of(show);
         EXPECT_TRUE(s.contains("reboot_pending"));
-        auto en = test::run_vfioctl({"--root", r.root, "--json", "iommu", "enable", "--yes"});
+        auto en = test::run_vfioctl(
+            {"--root", r.root, "--json", "iommu", "enable", "--permanent", "--yes"});
         json e = test::json_of(en);
         if (name == "nixos" || name == "unknown" || name == "conditional" || name == "cmdsubst") {
             EXPECT_EQ(en.exit_code, 1);
@@ -317,7 +322,8 @@ TEST(BootCli, GrubFileEndingInALoneCarriageReturn) {
     std::filesystem::create_directories(std::filesystem::path(r.root) / "sys/bus/pci/devices");
     auto st = test::run_vfioctl({"--root", r.root, "--json", "status"});
     EXPECT_EQ(test::json_of(st)["boot"]["loader"], "grub") << st.err;
-    auto en = test::run_vfioctl({"--root", r.root, "--json", "iommu", "enable", "--yes"});
+    auto en =
+        test::run_vfioctl({"--root", r.root, "--json", "iommu", "enable", "--permanent", "--yes"});
     ASSERT_EQ(en.exit_code, 0) << en.err;
     EXPECT_EQ(r.read("/etc/default/grub"), "GRUB_DEFAULT=0\nGRUB_CMDLINE_LINUX=\"\"\nGRUB_CMDLINE_"
                                            "LINUX_DEFAULT=\"quiet intel_iommu=on iommu=pt\"\r");

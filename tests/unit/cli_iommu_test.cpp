@@ -42,7 +42,7 @@ TEST_F(CliIommu, EnableDryRunChangesNothing) {
     CaseRoot r("ubuntu-cloud", "BOOT_IMAGE=/vmlinuz ro console=tty1 console=ttyS0");
     const std::string dropin = r.read("/etc/default/grub.d/50-cloudimg-settings.cfg");
     host::Host h(r.root);
-    auto dry = run_cli(h, {"iommu", "enable", "--dry-run"}, paths);
+    auto dry = run_cli(h, {"iommu", "enable", "--permanent", "--dry-run"}, paths);
     ASSERT_EQ(dry.exit_code, 0) << dry.err;
     EXPECT_TRUE(contains(dry.out, "--- a/etc/default/grub.d/50-cloudimg-settings.cfg")) << dry.out;
     EXPECT_TRUE(contains(dry.out, "+GRUB_CMDLINE_LINUX_DEFAULT=\"console=tty1 console=ttyS0 "
@@ -52,7 +52,7 @@ TEST_F(CliIommu, EnableDryRunChangesNothing) {
     EXPECT_EQ(r.read("/etc/default/grub.d/50-cloudimg-settings.cfg"), dropin);
     EXPECT_FALSE(std::filesystem::exists(r.path("/var/lib/vfioctl")));
 
-    auto jdry = run_cli(h, {"--json", "iommu", "enable", "--dry-run"}, paths);
+    auto jdry = run_cli(h, {"--json", "iommu", "enable", "--permanent", "--dry-run"}, paths);
     ASSERT_EQ(jdry.exit_code, 0) << jdry.err;
     json j = jdry.json();
     EXPECT_EQ(j["dry_run"], true);
@@ -63,7 +63,7 @@ TEST_F(CliIommu, EnableWithoutATerminalOrYesIsAUsageError) {
     CaseRoot r("debian12");
     host::Host h(r.root);
     const std::string grub = r.read("/etc/default/grub");
-    auto no = run_cli(h, {"iommu", "enable"}, paths);
+    auto no = run_cli(h, {"iommu", "enable", "--permanent"}, paths);
     EXPECT_EQ(no.exit_code, 2);
     EXPECT_TRUE(contains(no.err, "vfioctl: error: not changing the boot configuration without a "
                                  "confirmation\n"))
@@ -75,13 +75,13 @@ TEST_F(CliIommu, EnableAsksOnATerminal) {
     CaseRoot r("debian12");
     host::Host h(r.root);
     const std::string grub = r.read("/etc/default/grub");
-    auto no = run_cli(h, {"iommu", "enable"}, paths, "n\n", true);
+    auto no = run_cli(h, {"iommu", "enable", "--permanent"}, paths, "n\n", true);
     EXPECT_EQ(no.exit_code, 1) << no.err;
     EXPECT_TRUE(contains(no.err, "Change the boot configuration? [y/N] ")) << no.err;
     EXPECT_TRUE(contains(no.err, "nothing was changed\n")) << no.err;
     EXPECT_EQ(r.read("/etc/default/grub"), grub);
 
-    auto yes = run_cli(h, {"iommu", "enable"}, paths, "y\n", true);
+    auto yes = run_cli(h, {"iommu", "enable", "--permanent"}, paths, "y\n", true);
     ASSERT_EQ(yes.exit_code, 0) << yes.err;
     EXPECT_TRUE(contains(r.read("/etc/default/grub"), "intel_iommu=on iommu=pt")) << yes.out;
     EXPECT_TRUE(std::filesystem::exists(r.path("/var/lib/vfioctl/boot-journal.json")));
@@ -93,8 +93,8 @@ TEST_F(CliIommu, InProcessOutputIsTheBinarysOutput) {
     for (const std::vector<std::string>& args :
          {std::vector<std::string>{"iommu", "show"},
           std::vector<std::string>{"--json", "iommu", "show"},
-          std::vector<std::string>{"iommu", "enable", "--dry-run"},
-          std::vector<std::string>{"--json", "iommu", "enable", "--dry-run"}}) {
+          std::vector<std::string>{"iommu", "enable", "--permanent", "--dry-run"},
+          std::vector<std::string>{"--json", "iommu", "enable", "--permanent", "--dry-run"}}) {
         auto in = run_cli(h, args, paths);
         std::vector<std::string> with_root = {"--root", r.root};
         with_root.insert(with_root.end(), args.begin(), args.end());

@@ -147,8 +147,8 @@ TEST(OutputSafety, BootJournalWithWrongTypesIsAClearError) {
     t.write(
         "/var/lib/vfioctl/boot-journal.json",
         R"({"version": 1, "operations": [{"id": 20240611, "action": "enable", "state": "done"}]})");
-    for (const auto& args : std::vector<std::vector<std::string>>{{"iommu", "revert", "--yes"},
-                                                                  {"iommu", "enable", "--yes"}}) {
+    for (const auto& args : std::vector<std::vector<std::string>>{
+             {"iommu", "revert", "--yes"}, {"iommu", "enable", "--permanent", "--yes"}}) {
         SCOPED_TRACE(args[1]);
         auto o = test::run_on(t, args);
         EXPECT_EQ(o.exit_code, 1) << o.err;
@@ -187,7 +187,7 @@ TEST(OutputSafety, BootJournalWithWrongTypesIsAClearError) {
 TEST(OutputSafety, RevertThatChangesNothingSaysSo) {
     HostTree t = fixture::seed_before();
     const std::string original = t.read("/etc/default/grub");
-    auto en = test::run_on(t, {"iommu", "enable", "--yes"});
+    auto en = test::run_on(t, {"iommu", "enable", "--permanent", "--yes"});
     ASSERT_EQ(en.exit_code, 0) << en.err;
     ASSERT_NE(t.read("/etc/default/grub"), original);
     t.write("/etc/default/grub", original); // put back by hand

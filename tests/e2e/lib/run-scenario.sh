@@ -41,7 +41,10 @@
 # (request_reboot in scenario.sh), the file is removed and the guest boots
 # again from the disk with no -kernel, -initrd or -append (SeaBIOS, then the
 # boot loader the scenario installed there), E2E_BOOT one higher; at most
-# 5 boots. Each boot keeps console-N.log, qemu-N.log and share/output-N.log;
+# 5 boots. A boot the scenario announced with expect_no_result_next_boot
+# (it writes the boot's number to $RESULTS/no-result-expected) may end
+# without a result, as a kernel that panics and reboots does; the next boot
+# follows. Each boot keeps console-N.log, qemu-N.log and share/output-N.log;
 # the limit (e2e-timeout) is for all boots together, and the result is the
 # last boot's.
 #
@@ -379,6 +382,18 @@ while :; do
         show_output
         show_console
         fail "guest did not finish within ${limit_s}s ($limit_why)${disk_mb:+ (boot $boot)}"
+    fi
+    if [ ! -f "$share/exit-code" ] && [ -n "$disk_mb" ] &&
+        [ "$(cat "$share/no-result-expected" 2>/dev/null)" = "$boot" ]; then
+        # The scenario said that this boot ends by itself (a kernel that
+        # panics and reboots: expect_no_result_next_boot in scenario.sh).
+        rm -f "$share/no-result-expected"
+        echo "e2e: boot $boot ended after ${boot_secs}s without a scenario result, as the scenario expected (qemu exit status $qrc)"
+        boot=$((boot + 1))
+        if [ "$boot" -ge "$max_boots" ]; then
+            fail "the scenario asked for more than $max_boots boots"
+        fi
+        continue
     fi
     if [ ! -f "$share/exit-code" ]; then
         show_output

@@ -360,6 +360,15 @@ request_reboot() {
     exit 0
 }
 
+# expect_no_result_next_boot: the next boot is expected to end by itself
+# without a scenario result (its kernel panics and reboots, which ends
+# QEMU: -no-reboot); the harness then boots once more. Call it before
+# request_reboot.
+expect_no_result_next_boot() {
+    echo "$((${E2E_BOOT:-0} + 1))" >"$RESULTS/no-result-expected" ||
+        fail "cannot write $RESULTS/no-result-expected"
+}
+
 # lone_e1000e: finds the e1000e (8086:10d3), checks that it is alone in its
 # IOMMU group and on its e1000e driver; sets NIC and GROUP.
 lone_e1000e() {

@@ -54,6 +54,15 @@ ok "/etc/vfioctl/vms/example.toml is a conffile"
 wants=/etc/systemd/system/sysinit.target.wants/vfioctl-recover.service
 [ "$(readlink "$wants")" = "$unit" ] || fail "the postinst did not enable vfioctl-recover.service ($wants)"
 ok "the postinst enabled vfioctl-recover.service ($wants -> $unit)"
+confirm_unit=/lib/systemd/system/vfioctl-trial-confirm.service
+[ -f "$confirm_unit" ] || fail "no $confirm_unit"
+[ ! -e /etc/systemd/system/multi-user.target.wants/vfioctl-trial-confirm.service ] ||
+    fail "the postinst enabled vfioctl-trial-confirm.service, which is off by default"
+ok "vfioctl-trial-confirm.service is installed and not enabled"
+command -v systemd-analyze >/dev/null && {
+    run verify_confirm_unit systemd-analyze verify "$confirm_unit"
+    expect_rc "systemd-analyze verify $confirm_unit" 0
+}
 
 step "man finds and renders the pages"
 run manw man -w vfioctl-bind
