@@ -399,18 +399,21 @@ Status run_then(json& j, boot::CommandRunner* runner, const std::vector<std::str
     return st;
 }
 
+// The end of a --dry-run: the plan as shown is all.
+int dry_run_done(Context& ctx, const json& j) {
+    if (ctx.json)
+        print_json(ctx, j);
+    else
+        ctx.out << "\nDry run: nothing was changed.\n";
+    return exit_ok;
+}
+
 int dry_run_or_apply(Context& ctx, const IommuOptions& opt, json j, const boot::BootSetup& setup,
                      const boot::Plan& plan, const std::string& action, const std::string& question,
                      const std::string& reverts = "",
                      const std::optional<boot::TrialInfo>& trial = std::nullopt,
                      const AfterApply& after = {}) {
-    if (opt.dry_run) {
-        if (ctx.json)
-            print_json(ctx, j);
-        else
-            ctx.out << "\nDry run: nothing was changed.\n";
-        return exit_ok;
-    }
+    if (opt.dry_run) return dry_run_done(ctx, j);
     if (int c = confirm(ctx, opt, question); c != exit_ok) return c;
     std::unique_ptr<boot::HostRunner> runner;
     if (ctx.host.is_live()) runner = std::make_unique<boot::HostRunner>(ctx.host);
@@ -829,13 +832,7 @@ int run_confirm(Context& ctx, const IommuOptions& opt) {
         for (const auto& e : drop.edits)
             ctx.out << "and the trial entry goes: " << e.path << "\n";
     }
-    if (opt.dry_run) {
-        if (ctx.json)
-            print_json(ctx, j);
-        else
-            ctx.out << "\nDry run: nothing was changed.\n";
-        return exit_ok;
-    }
+    if (opt.dry_run) return dry_run_done(ctx, j);
     if (int c = confirm(ctx, opt, "Make the trial's command line the default?"); c != exit_ok)
         return c;
     std::unique_ptr<boot::HostRunner> runner;

@@ -360,6 +360,26 @@ request_reboot() {
     exit 0
 }
 
+# grub_disk CMDLINE_DEFAULT: boot 0's work for a scenario that reboots into
+# GRUB: makes /dev/vda a GRUB disk (lib/mkgrubdisk.sh) whose
+# /etc/default/grub has GRUB_CMDLINE_LINUX_DEFAULT="CMDLINE_DEFAULT" and no
+# menu (the file is also $RESULTS/default-grub).
+grub_disk() {
+    grep -q ' root=' /proc/cmdline && fail "boot 0 was not started by the harness (root= on its command line)"
+    [ -d /usr/lib/grub/i386-pc ] || skip "no /usr/lib/grub/i386-pc (install grub-pc-bin)"
+    cat >"$RESULTS/default-grub" <<GRUB
+GRUB_DEFAULT=0
+GRUB_TIMEOUT=0
+GRUB_DISTRIBUTOR=Debian
+GRUB_CMDLINE_LINUX_DEFAULT="$1"
+GRUB_CMDLINE_LINUX=""
+GRUB_DISABLE_OS_PROBER=true
+GRUB_DISABLE_RECOVERY="true"
+GRUB
+    run mkgrubdisk "$E2E_LIB/mkgrubdisk.sh" /dev/vda "$RESULTS/default-grub"
+    expect_rc "mkgrubdisk.sh /dev/vda" 0
+}
+
 # expect_no_result_next_boot: the next boot is expected to end by itself
 # without a scenario result (its kernel panics and reboots, which ends
 # QEMU: -no-reboot); the harness then boots once more. Call it before
