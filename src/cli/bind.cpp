@@ -286,10 +286,14 @@ Report run_bind(Context& ctx, const BindOptions& o) {
                      util::join(o.targets, " ") + "' gives them back now";
             return failed(e, exit_failure, r.json, r.text);
         }
-        r.json["persistent"] = {{"written", w->written}, {"notes", pp->notes}};
+        r.json["persistent"] = {
+            {"written", w->written},
+            {"notes", pp->notes},
+            {"operation", w->operation.empty() ? json(nullptr) : json(w->operation)}};
         r.text += "Bound at every boot:\n";
         for (const auto& p : w->written)
             r.text += "  recorded " + p + "\n";
+        if (!w->operation.empty()) r.text += "  (boot journal operation " + w->operation + ")\n";
         r.text += notes_text(pp->notes);
     }
     r.text += std::string("Give back with: vfioctl unbind ") + (pp ? "--persistent " : "") +
@@ -354,10 +358,17 @@ Report run_unbind(Context& ctx, const UnbindOptions& o) {
     r.json = {{"changes", changes_json(*changes)}};
     std::string persist_text_out;
     if (removed) {
-        r.json["persistent"] = {{"removed", removed->removed}, {"notes", persist_notes}};
+        r.json["persistent"] = {
+            {"removed", removed->removed},
+            {"backups", removed->backups},
+            {"notes", persist_notes},
+            {"operation", removed->operation.empty() ? json(nullptr) : json(removed->operation)}};
         persist_text_out = "Not bound at boot any more:\n";
         for (const auto& p : removed->removed)
             persist_text_out += "  removed " + p + "\n";
+        if (!removed->operation.empty())
+            persist_text_out += "  (boot journal operation " + removed->operation +
+                                ", backups: " + util::join(removed->backups, ", ") + ")\n";
         persist_text_out += notes_text(persist_notes);
     }
     if (std::none_of(changes->begin(), changes->end(), [](const auto& c) { return c.changed; }))

@@ -82,6 +82,11 @@ void read_entry_dir(const host::Tree& host, const char* dir, Source source, Pers
     }
     for (const auto& name : *names) {
         const std::string path = std::string(dir) + "/" + name;
+        // Temporary files of an atomic write, and the backups of removed
+        // entries (boot-journal.json names them): no entries.
+        if (name.front() == '.' ||
+            (source == Source::vfioctl && name.find(".vfioctl-backup-") != std::string::npos))
+            continue;
         auto addr = entry_address(name);
         if (!addr) {
             // driverctl also keeps overrides of other buses (usb-...): not ours to judge.

@@ -3,6 +3,7 @@
 // 'bind --at-boot' on FakeKernel; 'bind/unbind --persistent', status,
 // groups and snapshot on fixture hosts.
 
+#include "boot/journal.hpp"
 #include "cli_run.hpp"
 #include "fake_kernel.hpp"
 #include "host/snapshot.hpp"
@@ -354,6 +355,15 @@ TEST_F(Persist, BindPersistentRecordsTheAddressAndUnbindPersistentRemovesIt) {
     EXPECT_TRUE(contains(r.out, "Give back with: vfioctl unbind --persistent 10de:2336")) << r.out;
     EXPECT_EQ(t.read(k_gpu_entry), "vfio-pci\n");
     EXPECT_EQ(k.driver_of(fixture::k_seed_gpu), "vfio-pci");
+    // Journaled like the boot configuration: a created file, its fingerprint.
+    auto bj = boot::load_journal(k, paths.state_dir);
+    ASSERT_TRUE(bj.ok()) << bj.error().describe();
+    ASSERT_EQ(bj->operations.size(), 1u);
+    EXPECT_EQ(bj->operations[0].action, "persist");
+    ASSERT_EQ(bj->operations[0].files.size(), 1u);
+    EXPECT_EQ(bj->operations[0].files[0].path, k_gpu_entry);
+    EXPECT_TRUE(bj->operations[0].files[0].created);
+    EXPECT_EQ(bj->operations[0].files[0].backup, "");
 
     // status, groups and bind --dry-run show it.
     auto st = run_cli(k, {"--json", "status"}, paths);
@@ -380,6 +390,22 @@ TEST_F(Persist, BindPersistentRecordsTheAddressAndUnbindPersistentRemovesIt) {
         << un.out;
     EXPECT_FALSE(k.exists(k_gpu_entry));
     EXPECT_EQ(k.driver_of(fixture::k_seed_gpu), "nvidia");
+    // Removed with a backup beside it, journaled; the backup is no entry.
+    bj = boot::load_journal(k, paths.state_dir);
+    ASSERT_TRUE(bj.ok());
+    ASSERT_EQ(bj->operations.size(), 2u);
+    EXPECT_EQ(bj->operations[1].action, "unpersist");
+    ASSERT_EQ(bj->operations[1].files.size(), 1u);
+    EXPECT_TRUE(bj->operations[1].files[0].removed);
+    const std::string backup = bj->operations[1].files[0].backup;
+    EXPECT_TRUE(contains(backup, k_gpu_entry + ".vfioctl-backup-")) << backup;
+    EXPECT_EQ(t.read(backup), "vfio-pci\n");
+    auto cfg = vfio::read_persist(k);
+    EXPECT_TRUE(cfg.claims.empty() || cfg.claims[0].source != Source::vfioctl);
+    EXPECT_TRUE(cfg.problems.empty()) << testing::PrintToString(problem_texts(cfg.problems));
+    auto at_boot = run_cli(k, {"bind", "--at-boot"}, paths);
+    EXPECT_EQ(at_boot.exit_code, 0);
+    EXPECT_EQ(at_boot.out, "No persistent binding to apply\n");
 }
 
 TEST_F(Persist, DriverctlIsRespectedNotFought) {
