@@ -450,3 +450,52 @@ TEST(PersistSnapshot, RecordsEntriesModprobeAndHooks) {
     EXPECT_TRUE(vfio::boot_hooks(snap).ok())
         << testing::PrintToString(vfio::boot_hooks(snap).missing);
 }
+
+TEST(PersistRead, EntriesWithCrlfAndBytesThatAreNotUtf8) {
+    HostTree t = fixture::seed_after();
+    t.write(k_gpu_entry, "vfio-pci\r\n");
+    t.write("/etc/driverctl.d/pci-0000:02:00.0", "e1000\xff\n");
+    t.write("/etc/vfioctl/bind.d/pci-0000:02:00.0", "nvidia\n"); // not vfioctl's content
+    t.write("/etc/vfioctl/bind.d/pci-8a:00.0", "vfio-pci\n");    // not the full form
+    host::Host h(t.root());
+    auto cfg = vfio::read_persist(h);
+    auto gpu = *pci::PciAddress::parse(fixture::k_seed_gpu);
+    auto nic = *pci::PciAddress::parse("02:00.0");
+    ASSERT_TRUE(cfg.claim_for(Source::vfioctl, gpu));
+    EXPECT_FALSE(cfg.claim_for(Source::vfioctl, nic));
+    ASSERT_TRUE(cfg.claim_for(Source::driverctl, nic));
+    EXPECT_EQ(cfg.claim_for(Source::driverctl, nic)->driver, "e1000\xff");
+    auto texts = problem_texts(cfg.problems);
+    ASSERT_EQ(texts.size(), 2u) << testing::PrintToString(texts);
+    EXPECT_TRUE(contains(texts[0], "pci-0000:02:00.0: names 'nvidia'")) << texts[0];
+    EXPECT_TRUE(contains(texts[1], "pci-8a:00.0: the name is no pci-DDDD:BB:DD.F")) << texts[1];
+    EXPECT_TRUE(cfg.known(Source::vfioctl)); // malformed is not unreadable
+}
+
+TEST_F(Persist, StatusShowsBytesEscapedAndJsonStaysValid) {
+    HostTree t = fixture::seed_after();
+    t.write("/etc/driverctl.d/pci-0000:8a:00.0", "nv\x1b[31m\xff\n");
+    FakeKernel k(t);
+    auto text = run_cli(k, {"status"}, paths);
+    EXPECT_TRUE(contains(text.out, "0000:8a:00.0 -> nv\\x1b[31m\\xff at every boot: driverctl"))
+        << text.out;
+    auto js = run_cli(k, {"--json", "status"}, paths);
+    json j = js.json();
+    ASSERT_FALSE(j.is_null()) << js.out;
+    EXPECT_EQ(j["persistent"]["bindings"][0]["source"], "driverctl");
+}
+
+TEST_F(Persist, UnbindPersistentAllRemovesEveryEntry) {
+    HostTree t = fixture::seed_after();
+    install_hooks(t);
+    t.write(k_gpu_entry, "vfio-pci\n");
+    t.write("/etc/vfioctl/bind.d/pci-0000:99:00.0", "vfio-pci\n"); // absent device
+    FakeKernel k(t);
+    auto r = run_cli(k, {"--json", "unbind", "--persistent", "--all"}, paths);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    json j = r.json();
+    EXPECT_EQ(j["persistent"]["removed"].size(), 2u) << r.out;
+    EXPECT_FALSE(k.exists(k_gpu_entry));
+    EXPECT_FALSE(k.exists("/etc/vfioctl/bind.d/pci-0000:99:00.0"));
+    EXPECT_TRUE(vfio::read_persist(k).claims.empty());
+}
