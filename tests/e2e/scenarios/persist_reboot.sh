@@ -5,8 +5,10 @@
 # Boot 0 (the harness's): the disk, the package's files, vfioctl-bind.service
 # enabled as the postinst enables it.
 # Boot 1 (systemd): the e1000e is on e1000e (nothing listed: the unit's
-# condition is false); 'bind --persistent' binds it and records
-# /etc/vfioctl/bind.d/pci-ADDRESS on the disk.
+# condition is false); with a driverctl override to e1000e in
+# /etc/driverctl.d, 'bind --persistent' refuses and changes nothing; with one
+# to vfio-pci, it would keep driverctl's and add none; then, without it,
+# 'bind --persistent' binds it and records /etc/vfioctl/bind.d/pci-ADDRESS.
 # Boot 2: before any vfioctl command, the e1000e is on vfio-pci with
 # driver_override=vfio-pci, vfioctl-bind.service succeeded and bound it, and
 # the kernel log has no line of e1000e about the device (e1000e never bound
@@ -89,6 +91,20 @@ GRUB
     expect_text unit_show_1 "ConditionResult=no"
     udevadm settle -t 30 || true
     expect_driver "$nic" e1000e
+    # driverctl's override to another driver is not fought: refused, nothing changed.
+    mkdir -p /etc/driverctl.d
+    echo e1000e >"/etc/driverctl.d/pci-$nic"
+    run refused /usr/bin/vfioctl bind --persistent "$nic"
+    expect_rc "bind --persistent against driverctl's override to e1000e" 1
+    expect_text refused "driverctl unset-override $nic"
+    expect_driver "$nic" e1000e
+    [ ! -e "/etc/vfioctl/bind.d/pci-$nic" ] || fail "the refused bind wrote an entry"
+    # driverctl's override to vfio-pci is respected: no second entry.
+    echo vfio-pci >"/etc/driverctl.d/pci-$nic"
+    run respected /usr/bin/vfioctl bind --persistent --dry-run "$nic"
+    expect_rc "bind --persistent --dry-run with driverctl's override to vfio-pci" 0
+    expect_text respected "driverctl already binds it to vfio-pci at boot"
+    rm -f "/etc/driverctl.d/pci-$nic"
     run bind /usr/bin/vfioctl bind --persistent "$nic"
     expect_rc "bind --persistent $nic" 0
     expect_text bind "recorded /etc/vfioctl/bind.d/pci-$nic"
