@@ -318,8 +318,22 @@ Report run_unbind(Context& ctx, const UnbindOptions& o) {
     auto m = load_host(ctx, o.state_dir, true);
     if (!m) return failed(m.error());
     std::vector<pci::PciAddress> addrs;
-    if (!o.all) {
-        auto targets = resolve_targets(*m, o.targets, -1);
+    // --persistent: an address of a device this host does not have (a card
+    // taken out) still names its entry; there is nothing to give back now.
+    std::vector<pci::PciAddress> absent;
+    std::vector<std::string> present = o.targets;
+    if (o.persistent) {
+        present.clear();
+        for (const auto& t : o.targets) {
+            auto a = pci::PciAddress::parse(t);
+            if (a && !m->inv.find(*a))
+                absent.push_back(*a);
+            else
+                present.push_back(t);
+        }
+    }
+    if (!o.all && !present.empty()) {
+        auto targets = resolve_targets(*m, present, -1);
         if (!targets) return failed(targets.error());
         // The whole group goes back, as it came.
         auto plan = vfio::plan_bind(*targets, m->inv, m->facts, m->groups);
@@ -336,6 +350,7 @@ Report run_unbind(Context& ctx, const UnbindOptions& o) {
     if (o.persistent) {
         auto cfg = vfio::read_persist(ctx.host);
         std::vector<pci::PciAddress> which = addrs;
+        which.insert(which.end(), absent.begin(), absent.end());
         if (o.all)
             for (const auto& c : cfg.claims)
                 if (c.source == vfio::Source::vfioctl && c.address) which.push_back(*c.address);
@@ -346,8 +361,12 @@ Report run_unbind(Context& ctx, const UnbindOptions& o) {
         removed = std::move(*w);
         persist_notes = pp->notes;
     }
-    auto changes = devices(ctx, o.state_dir, o.timeout_s)
-                       .give_back(addrs, services::busy_groups(m->facts), o.force);
+    // Only absent devices named: nothing to give back (an empty list would
+    // mean every journaled device).
+    Result<std::vector<vfio::DeviceChange>> changes = std::vector<vfio::DeviceChange>{};
+    if (o.all || !addrs.empty())
+        changes = devices(ctx, o.state_dir, o.timeout_s)
+                      .give_back(addrs, services::busy_groups(m->facts), o.force);
     if (!changes) {
         if (!removed) return failed(changes.error());
         Error e = changes.error();
@@ -371,7 +390,10 @@ Report run_unbind(Context& ctx, const UnbindOptions& o) {
                                 ", backups: " + util::join(removed->backups, ", ") + ")\n";
         persist_text_out += notes_text(persist_notes);
     }
-    if (std::none_of(changes->begin(), changes->end(), [](const auto& c) { return c.changed; }))
+    if (!o.all && addrs.empty())
+        r.text = "Nothing to give back now: no such device on this host\n";
+    else if (std::none_of(changes->begin(), changes->end(),
+                          [](const auto& c) { return c.changed; }))
         r.text = std::string("Nothing to give back") +
                  (changes->empty() ? ": the journal is empty" : ":") + "\n" +
                  changes_text(*changes);

@@ -499,3 +499,19 @@ TEST_F(Persist, UnbindPersistentAllRemovesEveryEntry) {
     EXPECT_FALSE(k.exists("/etc/vfioctl/bind.d/pci-0000:99:00.0"));
     EXPECT_TRUE(vfio::read_persist(k).claims.empty());
 }
+
+TEST_F(Persist, UnbindPersistentOfAnAbsentDeviceRemovesItsEntryOnly) {
+    HostTree t = fixture::seed_after();
+    install_hooks(t);
+    t.write("/etc/vfioctl/bind.d/pci-0000:99:00.0", "vfio-pci\n");
+    FakeKernel k(t);
+    ASSERT_TRUE(run_cli(k, {"bind", fixture::k_seed_gpu}, paths).exit_code == 0);
+    auto r = run_cli(k, {"unbind", "--persistent", "0000:99:00.0"}, paths);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_TRUE(contains(r.out, "removed /etc/vfioctl/bind.d/pci-0000:99:00.0")) << r.out;
+    EXPECT_FALSE(k.exists("/etc/vfioctl/bind.d/pci-0000:99:00.0"));
+    // The journaled GPU was not given back: only the absent device was named.
+    EXPECT_EQ(k.driver_of(fixture::k_seed_gpu), "vfio-pci");
+    // Without --persistent an absent device is still an error.
+    EXPECT_EQ(run_cli(k, {"unbind", "0000:99:00.0"}, paths).exit_code, 1);
+}
