@@ -14,7 +14,10 @@
 # the kernel log has no line of e1000e about the device (e1000e never bound
 # it, though udev loaded the module); 'unbind --persistent' gives it back
 # and removes the entry.
-# Boot 3: back on e1000e, no override, the unit applied nothing.
+# Boot 3: back on e1000e, no override, the unit applied nothing; then the
+# udev rule alone: with an entry written, e1000e unloaded and the device
+# removed and rescanned, udev loads e1000e for it again, and yet the device
+# is on vfio-pci with driver_override set by the rule.
 # e2e-qemu: -device intel-iommu,intremap=on,caching-mode=on
 # e2e-qemu: -device e1000e,romfile=,addr=03.0
 # e2e-append: intel_iommu=on iommu=pt
@@ -158,5 +161,22 @@ GRUB
     if grep -q "ConditionResult=yes" "$RESULTS/unit_show_3.out"; then
         expect_text unit_log_3 "No persistent binding to apply"
     fi
+
+    step "boot 3: the udev rule alone: a listed device that appears goes to vfio-pci"
+    # As in an initramfs, or a device added while its driver is not loaded:
+    # the rule must set the override before 80-drivers.rules loads e1000e.
+    echo vfio-pci >"/etc/vfioctl/bind.d/pci-$nic"
+    modprobe -r e1000e || fail "cannot unload e1000e"
+    modprobe -r vfio-pci 2>/dev/null || true
+    echo 1 >"/sys/bus/pci/devices/$nic/remove" || fail "cannot remove $nic"
+    echo 1 >/sys/bus/pci/rescan || fail "cannot rescan the bus"
+    udevadm settle -t 60 || true
+    [ -e "/sys/bus/pci/devices/$nic" ] || fail "$nic did not come back after the rescan"
+    run lsmod_3 grep -w e1000e /proc/modules
+    expect_rc "e1000e loaded again by udev for the new device" 0
+    expect_driver "$nic" vfio-pci
+    [ "$(cat "/sys/bus/pci/devices/$nic/driver_override")" = vfio-pci ] || fail "$nic has no driver_override=vfio-pci"
+    ok "61-vfioctl.rules set driver_override=vfio-pci and loaded vfio-pci before e1000e could bind"
+    rm -f "/etc/vfioctl/bind.d/pci-$nic"
     ;;
 esac
