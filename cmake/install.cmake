@@ -20,6 +20,16 @@ install(TARGETS vfioctl RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 file(GLOB VFIOCTL_UNITS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/dist/systemd/*.service)
 install(FILES ${VFIOCTL_UNITS} DESTINATION ${VFIOCTL_SYSTEMD_UNITDIR})
 
+# The udev rule that applies 'vfioctl bind --persistent' to devices as they
+# appear (Debian 12: udev.pc's udevdir is /lib/udev), and the
+# initramfs-tools hook that puts it, the entries and vfio-pci into the
+# initramfs (it does nothing while /etc/vfioctl/bind.d is empty). 'bind
+# --persistent' refuses on a host without the rule and the unit.
+set(VFIOCTL_UDEV_RULESDIR "/lib/udev/rules.d" CACHE PATH "where udev rules are installed")
+install(FILES ${CMAKE_SOURCE_DIR}/dist/udev/61-vfioctl.rules DESTINATION ${VFIOCTL_UDEV_RULESDIR})
+install(PROGRAMS ${CMAKE_SOURCE_DIR}/dist/initramfs-tools/vfioctl
+        DESTINATION ${CMAKE_INSTALL_DATADIR}/initramfs-tools/hooks)
+
 # The example VM profile is a conffile: 'vfioctl vm start example' works as
 # installed, and a user's edits survive upgrades.
 # It goes to /etc whatever the prefix: vfioctl reads profiles from there.

@@ -4,8 +4,10 @@
 
 #include "cli/commands.hpp"
 #include "cli/model.hpp"
+#include "cli/persist_view.hpp"
 #include "cli/settled_view.hpp"
 #include "services/devices.hpp"
+#include "services/persist.hpp"
 #include "util/strings.hpp"
 
 #include <algorithm>
@@ -82,6 +84,8 @@ struct BindOptions {
     int gpu = -1;
     bool dry_run = false;
     bool force = false;
+    bool persistent = false;
+    bool at_boot = false;
     std::string state_dir;
     double timeout_s = 10;
 };
@@ -110,7 +114,78 @@ resolve_targets(const HostModel& m, const std::vector<std::string>& targets, int
     return out;
 }
 
+json paths_json(const std::vector<pci::PciAddress>& addrs) {
+    json arr = json::array();
+    for (const auto& a : addrs)
+        arr.push_back(vfio::bind_entry_path(a));
+    return arr;
+}
+
+std::string notes_text(const std::vector<std::string>& notes) {
+    std::string out;
+    for (const auto& n : notes)
+        out += "  " + n + "\n";
+    return out;
+}
+
+// 'bind --at-boot' (vfioctl-bind.service): vfioctl's entries applied, one
+// bad entry never stopping the others. Exit 0 when every present device is
+// on vfio-pci (absent ones are only reported), 1 when one is not or an
+// entry cannot be read.
+Report run_bind_at_boot(Context& ctx, const BindOptions& o) {
+    if (o.persistent || o.dry_run || o.force || o.gpu >= 0)
+        return failed(Error{"--at-boot takes no other option but device addresses",
+                            {},
+                            "vfioctl bind --at-boot [DDDD:BB:DD.F]...",
+                            0},
+                      exit_usage);
+    std::vector<pci::PciAddress> only;
+    for (const auto& t : o.targets) {
+        auto a = pci::PciAddress::parse(t);
+        if (!a) return failed(a.error(), exit_usage);
+        only.push_back(*a);
+    }
+    auto cfg = vfio::read_persist(ctx.host);
+    auto items = vfio::bind_at_boot(ctx.host, cfg, only, static_cast<int>(o.timeout_s * 1000));
+    json jitems = json::array();
+    std::string text;
+    bool bad = false;
+    for (const auto& it : items) {
+        jitems.push_back({{"address", it.address},
+                          {"outcome", vfio::at_boot_outcome_id(it.outcome)},
+                          {"from", opt_json(it.from)},
+                          {"note", it.note}});
+        const bool ok = it.outcome == vfio::AtBootOutcome::already ||
+                        it.outcome == vfio::AtBootOutcome::bound ||
+                        it.outcome == vfio::AtBootOutcome::taken_back ||
+                        it.outcome == vfio::AtBootOutcome::absent;
+        bad = bad || !ok;
+        text += "  " + it.address + ": " + vfio::at_boot_outcome_id(it.outcome) +
+                (it.from ? " (was on " + *it.from + ")" : "") +
+                (it.note.empty() ? "" : ": " + it.note) + "\n";
+    }
+    json problems = json::array();
+    for (const auto& p : cfg.problems)
+        if (p.source == vfio::Source::vfioctl || p.source == vfio::Source::driverctl) {
+            problems.push_back({{"source", vfio::source_id(p.source)},
+                                {"where", p.where},
+                                {"text", p.text},
+                                {"unreadable", p.unreadable}});
+            bad = bad || (p.unreadable && p.source == vfio::Source::vfioctl);
+            text += std::string(p.unreadable ? "  cannot read: " : "  not understood: ") + p.where +
+                    ": " + p.text + "\n";
+        }
+    Report r;
+    r.json = {{"at_boot", true}, {"items", jitems}, {"problems", problems}};
+    r.text = (items.empty() ? std::string("No persistent binding to apply\n")
+                            : "Persistent bindings (" + std::string(vfio::k_bind_dir) + "):\n") +
+             util::printable(text, true);
+    r.exit_code = bad ? exit_failure : exit_ok;
+    return r;
+}
+
 Report run_bind(Context& ctx, const BindOptions& o) {
+    if (o.at_boot) return run_bind_at_boot(ctx, o);
     auto m = load_host(ctx, o.state_dir, true);
     if (!m) return failed(m.error());
     auto targets = resolve_targets(*m, o.targets, o.gpu);
@@ -149,6 +224,24 @@ Report run_bind(Context& ctx, const BindOptions& o) {
                        {"blocked", obstacles_json(plan.blockers)},
                        {"changed", false}},
                       text);
+    // Persistent bindings: shown with --dry-run, decided before any change
+    // with --persistent (a refusal changes nothing).
+    std::vector<pci::PciAddress> addrs;
+    for (const auto& it : plan.items)
+        addrs.push_back(it.addr);
+    std::optional<PersistView> pv;
+    std::optional<vfio::PersistPlan> pp;
+    if (o.dry_run || o.persistent) pv = read_persist_view(ctx.host, m->inv, std::nullopt);
+    if (o.persistent) {
+        auto p = vfio::plan_persist(pv->config, pv->hooks, addrs);
+        if (!p)
+            return failed(p.error(), exit_failure,
+                          {{"plan", jplan},
+                           {"persistent", persist_json(*pv, m->inv, addrs)},
+                           {"changed", false}},
+                          text);
+        pp = std::move(*p);
+    }
     Report r;
     if (o.dry_run) {
         r.json = {{"plan", jplan},
@@ -156,8 +249,17 @@ Report run_bind(Context& ctx, const BindOptions& o) {
                   {"blockers", vfio::texts(plan.blockers)},
                   {"refused", obstacles_json(plan.refusals)},
                   {"blocked", obstacles_json(plan.blockers)},
+                  {"persistent", persist_json(*pv, m->inv, addrs)},
                   {"dry_run", true},
                   {"changed", false}};
+        if (pp) r.json["persistent_plan"] = {{"write", paths_json(pp->add)}, {"notes", pp->notes}};
+        const std::string ptext = persist_text(*pv, m->inv, addrs);
+        if (!ptext.empty()) text += "Persistent bindings of these devices:\n" + ptext;
+        if (pp) {
+            for (const auto& a : pp->add)
+                text += "would record " + vfio::bind_entry_path(a) + "\n";
+            text += notes_text(pp->notes);
+        }
         r.text = text + "dry run: nothing changed\n";
         return r;
     }
@@ -174,8 +276,28 @@ Report run_bind(Context& ctx, const BindOptions& o) {
               {"changes", changes_json(*changes)},
               {"changed", true}};
     r.text = text + (plan.nothing_to_do() ? "Nothing to do:\n" : "Bound to vfio-pci:\n") +
-             changes_text(*changes) + "Give back with: vfioctl unbind " +
-             (o.targets.empty() ? "--all" : util::join(o.targets, " ")) + "\n";
+             changes_text(*changes);
+    if (pp) {
+        auto w = services::write_persist(ctx.host, o.state_dir, *pp);
+        if (!w) {
+            Error e = w.error();
+            e.message = "bound now, but not at every boot: " + e.message;
+            e.hint = "the devices stay on vfio-pci until the next boot; 'vfioctl unbind " +
+                     util::join(o.targets, " ") + "' gives them back now";
+            return failed(e, exit_failure, r.json, r.text);
+        }
+        r.json["persistent"] = {
+            {"written", w->written},
+            {"notes", pp->notes},
+            {"operation", w->operation.empty() ? json(nullptr) : json(w->operation)}};
+        r.text += "Bound at every boot:\n";
+        for (const auto& p : w->written)
+            r.text += "  recorded " + p + "\n";
+        if (!w->operation.empty()) r.text += "  (boot journal operation " + w->operation + ")\n";
+        r.text += notes_text(pp->notes);
+    }
+    r.text += std::string("Give back with: vfioctl unbind ") + (pp ? "--persistent " : "") +
+              (o.targets.empty() ? "--all" : util::join(o.targets, " ")) + "\n";
     return r;
 }
 
@@ -183,6 +305,7 @@ struct UnbindOptions {
     std::vector<std::string> targets;
     bool all = false;
     bool force = false;
+    bool persistent = false;
     std::string state_dir;
     double timeout_s = 10;
 };
@@ -195,8 +318,22 @@ Report run_unbind(Context& ctx, const UnbindOptions& o) {
     auto m = load_host(ctx, o.state_dir, true);
     if (!m) return failed(m.error());
     std::vector<pci::PciAddress> addrs;
-    if (!o.all) {
-        auto targets = resolve_targets(*m, o.targets, -1);
+    // --persistent: an address of a device this host does not have (a card
+    // taken out) still names its entry; there is nothing to give back now.
+    std::vector<pci::PciAddress> absent;
+    std::vector<std::string> present = o.targets;
+    if (o.persistent) {
+        present.clear();
+        for (const auto& t : o.targets) {
+            auto a = pci::PciAddress::parse(t);
+            if (a && !m->inv.find(*a))
+                absent.push_back(*a);
+            else
+                present.push_back(t);
+        }
+    }
+    if (!o.all && !present.empty()) {
+        auto targets = resolve_targets(*m, present, -1);
         if (!targets) return failed(targets.error());
         // The whole group goes back, as it came.
         auto plan = vfio::plan_bind(*targets, m->inv, m->facts, m->groups);
@@ -206,17 +343,63 @@ Report run_unbind(Context& ctx, const UnbindOptions& o) {
             if (std::find(addrs.begin(), addrs.end(), t->addr) == addrs.end())
                 addrs.push_back(t->addr);
     }
-    auto changes = devices(ctx, o.state_dir, o.timeout_s)
-                       .give_back(addrs, services::busy_groups(m->facts), o.force);
-    if (!changes) return failed(changes.error());
+    // --persistent: the entries go first, so that a device the kernel
+    // will not give back now is still free at the next boot.
+    std::optional<services::PersistWrite> removed;
+    std::vector<std::string> persist_notes;
+    if (o.persistent) {
+        auto cfg = vfio::read_persist(ctx.host);
+        std::vector<pci::PciAddress> which = addrs;
+        which.insert(which.end(), absent.begin(), absent.end());
+        if (o.all)
+            for (const auto& c : cfg.claims)
+                if (c.source == vfio::Source::vfioctl && c.address) which.push_back(*c.address);
+        auto pp = vfio::plan_unpersist(cfg, m->inv, which);
+        if (!pp) return failed(pp.error());
+        auto w = services::write_persist(ctx.host, o.state_dir, *pp);
+        if (!w) return failed(w.error());
+        removed = std::move(*w);
+        persist_notes = pp->notes;
+    }
+    // Only absent devices named: nothing to give back (an empty list would
+    // mean every journaled device).
+    Result<std::vector<vfio::DeviceChange>> changes = std::vector<vfio::DeviceChange>{};
+    if (o.all || !addrs.empty())
+        changes = devices(ctx, o.state_dir, o.timeout_s)
+                      .give_back(addrs, services::busy_groups(m->facts), o.force);
+    if (!changes) {
+        if (!removed) return failed(changes.error());
+        Error e = changes.error();
+        e.message = "not bound at boot any more, but not given back now: " + e.message;
+        return failed(e, exit_failure, {{"persistent", {{"removed", removed->removed}}}});
+    }
     Report r;
     r.json = {{"changes", changes_json(*changes)}};
-    if (std::none_of(changes->begin(), changes->end(), [](const auto& c) { return c.changed; }))
+    std::string persist_text_out;
+    if (removed) {
+        r.json["persistent"] = {
+            {"removed", removed->removed},
+            {"backups", removed->backups},
+            {"notes", persist_notes},
+            {"operation", removed->operation.empty() ? json(nullptr) : json(removed->operation)}};
+        persist_text_out = "Not bound at boot any more:\n";
+        for (const auto& p : removed->removed)
+            persist_text_out += "  removed " + p + "\n";
+        if (!removed->operation.empty())
+            persist_text_out += "  (boot journal operation " + removed->operation +
+                                ", backups: " + util::join(removed->backups, ", ") + ")\n";
+        persist_text_out += notes_text(persist_notes);
+    }
+    if (!o.all && addrs.empty())
+        r.text = "Nothing to give back now: no such device on this host\n";
+    else if (std::none_of(changes->begin(), changes->end(),
+                          [](const auto& c) { return c.changed; }))
         r.text = std::string("Nothing to give back") +
                  (changes->empty() ? ": the journal is empty" : ":") + "\n" +
                  changes_text(*changes);
     else
         r.text = "Given back:\n" + changes_text(*changes);
+    r.text += persist_text_out;
     return r;
 }
 
@@ -280,6 +463,13 @@ Command bind_command() {
                     // A range, not NonNegativeNumber: its message printed DBL_MAX's 309 digits.
                     ->check(CLI::Range(0, 65535));
                 sub.add_flag("--dry-run", o->dry_run, "show the plan and stop");
+                sub.add_flag("--persistent", o->persistent,
+                             "also at every boot: records /etc/vfioctl/bind.d/pci-ADDRESS for "
+                             "each device of the group (per address, never per vendor:device)");
+                sub.add_flag("--at-boot", o->at_boot,
+                             "what vfioctl-bind.service runs: apply /etc/vfioctl/bind.d (only "
+                             "the addresses given, if any); exit 0 when every present device is "
+                             "on vfio-pci, 1 when one is not");
                 sub.add_flag(
                     "--force", o->force,
                     "take devices that are in use (never the root filesystem's controller)");
@@ -296,6 +486,9 @@ Command unbind_command() {
                 sub.add_option("target", o->targets, "BDF or vendor:device");
                 sub.add_flag("--all", o->all, "every device in the journal");
                 sub.add_flag("--force", o->force, "even while a process (a VM) holds /dev/vfio/N");
+                sub.add_flag("--persistent", o->persistent,
+                             "also remove the devices' /etc/vfioctl/bind.d entries (with --all: "
+                             "every entry)");
                 add_common(sub, o->state_dir, o->timeout_s);
                 return [o](Context& ctx) { return render(ctx, run_unbind(ctx, *o)); };
             }};

@@ -3,6 +3,7 @@
 #include "boot/cmdline.hpp"
 #include "cli/commands.hpp"
 #include "cli/model.hpp"
+#include "cli/persist_view.hpp"
 #include "iommu/diagnosis.hpp"
 #include "util/strings.hpp"
 
@@ -68,6 +69,16 @@ Report run_groups(Context& ctx, const Options& opt) {
 
     auto dx =
         iommu::iommu_state(m->facts, boot::interpret(boot::tokenize(m->facts.cmdline)), m->groups);
+    const PersistView pv = read_persist_view(ctx.host, m->inv, std::nullopt);
+    // Each device's persistent bindings, after its line in the text.
+    auto persist_lines = [&](const pci::PciDevice& d) {
+        std::string out;
+        for (const auto& c : pv.config.claims)
+            if ((c.address && *c.address == d.addr) || (c.ids && c.ids->matches(d)))
+                out += "      at every boot: " + c.driver + " (" + vfio::source_id(c.source) +
+                       ", " + util::printable(c.where) + ")\n";
+        return out;
+    };
     Report r;
     std::ostringstream out;
     json jgroups = json::array();
@@ -98,6 +109,7 @@ Report run_groups(Context& ctx, const Options& opt) {
                     out << "      host-critical: " << c.reason() << "\n";
                 for (const auto& u : role.in_use)
                     out << "      in use: " << u.what() << "\n";
+                out << persist_lines(*d);
             }
         }
         if (!ctx.json) continue;
@@ -139,7 +151,8 @@ Report run_groups(Context& ctx, const Options& opt) {
         json j = {{"iommu_enabled", dx.enabled},
                   {"group_count", m->groups.size()},
                   {"groups", jgroups},
-                  {"ungrouped", ungrouped}};
+                  {"ungrouped", ungrouped},
+                  {"persistent", persist_json(pv, m->inv)}};
         if (dx.off_cause) j["off_cause"] = *dx.off_cause;
         r.json = std::move(j);
     } else if (m->groups.empty()) {
@@ -154,6 +167,9 @@ Report run_groups(Context& ctx, const Options& opt) {
     } else if (filtered && shown == 0 && loose.empty()) {
         out << "No IOMMU group matches the filter\n";
     }
+    if (!ctx.json && !filtered)
+        for (const auto& c : pv.conflicts)
+            out << "conflict: " << util::printable(c.text) << "\n";
     if (!ctx.json && !loose.empty() && (opt.all || filtered)) {
         out << "In no IOMMU group:\n";
         for (const auto* d : loose)

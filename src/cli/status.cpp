@@ -4,6 +4,7 @@
 #include "boot/setup.hpp"
 #include "cli/commands.hpp"
 #include "cli/model.hpp"
+#include "cli/persist_view.hpp"
 #include "cli/settled_view.hpp"
 #include "cli/trial_view.hpp"
 #include "iommu/diagnosis.hpp"
@@ -31,6 +32,7 @@ json opt(const std::optional<bool>& b) {
 // The bind journal's entries against the running boot, and the settled
 // record ('recover' drops entries of an earlier boot into it).
 struct BootView {
+    PersistView persist;
     vfio::BootId boot;
     std::optional<boot::TrialView> trial; // none when the boot journal cannot be read
     Result<vfio::SettledRecord> settled = vfio::SettledRecord{};
@@ -153,6 +155,7 @@ json status_json(const HostModel& m, const iommu::Diagnosis& dx, const BootView&
     j["settled"] = {{"path", bv.settled_path},
                     {"last", last ? settlement_json(*last) : json(nullptr)},
                     {"error", bv.settled ? json(nullptr) : json(bv.settled.error().describe())}};
+    j["persistent"] = persist_json(bv.persist, m.inv);
     j["verdict"] = iommu::verdict_id(dx.overall);
     j["exit_code"] = dx.exit_code();
     return j;
@@ -297,6 +300,9 @@ void print_text(std::ostream& o, const HostModel& m, const iommu::Diagnosis& dx,
           << "\n";
     }
 
+    if (const std::string p = persist_text(bv.persist, m.inv); !p.empty())
+        o << "\nPersistent bindings (at every boot)\n" << p;
+
     if (!bv.settled) {
         o << "\nSettled after a reboot\n  the record cannot be read: "
           << util::printable(bv.settled.error().describe()) << "\n";
@@ -336,6 +342,7 @@ Command status_command() {
                                    bs.running_known};
                 auto dx = iommu::diagnose(m->facts, m->inv, m->groups, &nb);
                 BootView bv;
+                bv.persist = read_persist_view(ctx.host, m->inv, bs.next_cmdline);
                 bv.boot = vfio::current_boot(ctx.host);
                 if (auto bj = boot::load_journal(ctx.host, *state_dir))
                     bv.trial = boot::trial_view(ctx.host, *bj, bs.setup);

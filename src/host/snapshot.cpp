@@ -268,8 +268,28 @@ void record_boot_config(Recorder& r) {
     r.file("/etc/kernel/cmdline");
     for (const auto& f : r.list("/boot/loader/entries"))
         r.file("/boot/loader/entries/" + f);
-    for (const auto& f : r.list("/etc/modprobe.d"))
-        if (f.size() > 5 && f.substr(f.size() - 5) == ".conf") r.file("/etc/modprobe.d/" + f);
+}
+
+// Persistent bindings: vfioctl's and driverctl's entries, every modprobe.d
+// directory (vfio-pci ids=, softdep), and whether the boot hooks that apply
+// vfioctl's entries are installed and enabled ('bind --persistent' checks).
+void record_persistent(Recorder& r) {
+    for (const char* dir : {"/etc/vfioctl/bind.d", "/etc/driverctl.d"})
+        for (const auto& f : r.list(dir))
+            r.file(std::string(dir) + "/" + f);
+    for (const char* dir : {"/etc/modprobe.d", "/run/modprobe.d", "/usr/local/lib/modprobe.d",
+                            "/lib/modprobe.d", "/usr/lib/modprobe.d"})
+        for (const auto& f : r.list(dir))
+            if (f.size() > 5 && f.substr(f.size() - 5) == ".conf")
+                r.file(std::string(dir) + "/" + f);
+    for (const char* p :
+         {"/etc/udev/rules.d/61-vfioctl.rules", "/lib/udev/rules.d/61-vfioctl.rules",
+          "/usr/lib/udev/rules.d/61-vfioctl.rules", "/lib/systemd/system/vfioctl-bind.service",
+          "/usr/lib/systemd/system/vfioctl-bind.service"})
+        r.file(p);
+    for (const char* p : {"/etc/systemd/system/vfioctl-bind.service",
+                          "/etc/systemd/system/sysinit.target.wants/vfioctl-bind.service"})
+        if (!r.link(p)) r.file(p);
 }
 
 void record_programs(const Tree& src, Recorder& r) {
@@ -316,6 +336,8 @@ Result<SnapshotStats> snapshot(const Tree& src, const fs::path& dest,
     record_dev(src, r);
     say("boot configuration and programs");
     record_boot_config(r);
+    say("persistent bindings");
+    record_persistent(r);
     record_programs(src, r);
     r.write("/.vfioctl/snapshot",
             "vfioctl snapshot\nversion " VFIOCTL_VERSION "\nsource " + src.root().string() + "\n");
