@@ -138,7 +138,9 @@ Result<ApplyResult> apply_plan(const host::Host& h, const BootSetup& setup, cons
 
     // 1. Backups.
     for (const auto& e : plan.edits) {
-        if (e.created) {
+        // A created file has nothing to back up; a removed file vfioctl
+        // owns whole goes into the journal itself (no backup beside it).
+        if (e.created || (e.removed && e.format == Format::whole_file)) {
             res.files.push_back({e.path, ""});
             continue;
         }
@@ -174,6 +176,7 @@ Result<ApplyResult> apply_plan(const host::Host& h, const BootSetup& setup, cons
         jf.created = e.created;
         jf.removed = e.removed;
         jf.mode = e.mode;
+        if (e.removed && e.format == Format::whole_file) jf.content = e.before;
         op.files.push_back(std::move(jf));
     }
     journal->operations.push_back(op);
@@ -279,14 +282,17 @@ Status revert_whole(const host::Host& h, const Operation& op, const JournalFile&
                                 "' removed it; left as it is");
         return {};
     }
-    auto b = h.read(f.backup);
+    // Kept in the journal (a file vfioctl owns whole), or as a backup.
+    Result<std::string> b = f.content;
+    if (!f.backup.empty()) b = h.read(f.backup);
     if (!b) {
         Error e = b.error();
         e.hint = "the backup taken before " + op.action + " is missing; nothing was changed";
         return e;
     }
     if (fingerprint(*b) != f.before)
-        return Error{"the backup no longer holds what the file held before " + op.action, f.backup,
+        return Error{"the backup no longer holds what the file held before " + op.action,
+                     f.backup.empty() ? std::string("the journal") : f.backup,
                      "restore it by hand; nothing was changed", 0};
     FileEdit e{f.path, f.format, "", *b};
     e.created = true;

@@ -13,6 +13,34 @@ namespace {
 
 using nlohmann::json;
 
+// Bytes as lower-case hex digits (JSON strings hold only UTF-8), and back;
+// nullopt for anything but pairs of hex digits.
+std::string hex(std::string_view b) {
+    static const char* const d = "0123456789abcdef";
+    std::string out;
+    out.reserve(b.size() * 2);
+    for (unsigned char c : b) {
+        out += d[c >> 4];
+        out += d[c & 15];
+    }
+    return out;
+}
+std::optional<std::string> unhex(std::string_view h) {
+    if (h.size() % 2) return std::nullopt;
+    auto v = [](char c) -> int {
+        if (c >= '0' && c <= '9') return c - '0';
+        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+        return -1;
+    };
+    std::string out;
+    for (size_t i = 0; i < h.size(); i += 2) {
+        int a = v(h[i]), b = v(h[i + 1]);
+        if (a < 0 || b < 0) return std::nullopt;
+        out += static_cast<char>(a * 16 + b);
+    }
+    return out;
+}
+
 // Fingerprints, formats and operations to JSON.
 json fp_json(const Fingerprint& f) {
     return {{"size", f.size}, {"fnv1a64", f.hash}};
@@ -137,6 +165,10 @@ struct Reader {
                 jf.created = flag(f, fa, "created");
                 jf.removed = flag(f, fa, "removed");
                 jf.mode = static_cast<unsigned>(number(f, fa, "mode", 0644));
+                if (auto c = unhex(str(f, fa, "content_hex")))
+                    jf.content = std::move(*c);
+                else
+                    wrong(fa + ".content_hex", f["content_hex"], "hexadecimal digits");
                 o.files.push_back(std::move(jf));
             }
         if (auto t = j.find("trial"); t != j.end() && !t->is_null()) {
@@ -184,6 +216,7 @@ json op_json(const Operation& o) {
         if (f.removed) {
             jf["removed"] = true;
             jf["mode"] = f.mode;
+            if (!f.content.empty()) jf["content_hex"] = hex(f.content);
         }
         files.push_back(std::move(jf));
     }

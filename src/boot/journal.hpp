@@ -32,6 +32,10 @@ struct JournalFile {
     bool created = false; // did not exist before (no backup); revert removes it
     bool removed = false; // removed by the operation; revert puts the backup back
     unsigned mode = 0644; // a created file's mode
+    // A removed file vfioctl owns whole (a trial entry, a bind.d entry) is
+    // kept here, not as a backup beside it (where update-grub or the udev
+    // rule would see it): its bytes.
+    std::string content = {};
 };
 
 // A trial boot's facts (operations with action "trial").

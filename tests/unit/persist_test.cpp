@@ -390,16 +390,18 @@ TEST_F(Persist, BindPersistentRecordsTheAddressAndUnbindPersistentRemovesIt) {
         << un.out;
     EXPECT_FALSE(k.exists(k_gpu_entry));
     EXPECT_EQ(k.driver_of(fixture::k_seed_gpu), "nvidia");
-    // Removed with a backup beside it, journaled; the backup is no entry.
+    // Removed, journaled with its bytes; no backup beside it in bind.d,
+    // which would keep the unit's ConditionDirectoryNotEmpty true.
     bj = boot::load_journal(k, paths.state_dir);
     ASSERT_TRUE(bj.ok());
     ASSERT_EQ(bj->operations.size(), 2u);
     EXPECT_EQ(bj->operations[1].action, "unpersist");
     ASSERT_EQ(bj->operations[1].files.size(), 1u);
     EXPECT_TRUE(bj->operations[1].files[0].removed);
-    const std::string backup = bj->operations[1].files[0].backup;
-    EXPECT_TRUE(contains(backup, k_gpu_entry + ".vfioctl-backup-")) << backup;
-    EXPECT_EQ(t.read(backup), "vfio-pci\n");
+    EXPECT_EQ(bj->operations[1].files[0].backup, "");
+    EXPECT_EQ(bj->operations[1].files[0].content, "vfio-pci\n");
+    auto left = k.list("/etc/vfioctl/bind.d");
+    EXPECT_TRUE(!left || left->empty()) << "bind.d is empty or gone";
     auto cfg = vfio::read_persist(k);
     EXPECT_TRUE(cfg.claims.empty() || cfg.claims[0].source != Source::vfioctl);
     EXPECT_TRUE(cfg.problems.empty()) << testing::PrintToString(problem_texts(cfg.problems));
