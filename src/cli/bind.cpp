@@ -146,7 +146,7 @@ Report run_bind_at_boot(Context& ctx, const BindOptions& o) {
         only.push_back(*a);
     }
     auto cfg = vfio::read_persist(ctx.host);
-    auto items = vfio::bind_at_boot(ctx.host, cfg, only, static_cast<int>(o.timeout_s * 1000));
+    auto items = services::apply_at_boot(ctx.host, cfg, only, static_cast<int>(o.timeout_s * 1000));
     json jitems = json::array();
     std::string text;
     bool bad = false;

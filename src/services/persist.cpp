@@ -2,6 +2,7 @@
 
 #include "boot/apply.hpp"
 #include "host/files.hpp"
+#include "host/system.hpp"
 
 namespace vfioctl::services {
 
@@ -39,6 +40,15 @@ Result<PersistWrite> write_persist(const host::Host& host, const std::string& st
     for (const auto& f : res->files)
         if (!f.backup.empty()) w.backups.push_back(f.backup);
     return w;
+}
+
+std::vector<vfio::AtBootItem> apply_at_boot(const host::Host& host, const vfio::PersistConfig& cfg,
+                                            const std::vector<pci::PciAddress>& only,
+                                            int unbind_timeout_ms) {
+    std::map<pci::PciAddress, std::string> never_take;
+    for (const auto& c : host::read_system(host, true).critical)
+        if (!host::force_overrides(c.kind)) never_take.emplace(c.addr, c.reason());
+    return vfio::bind_at_boot(host, cfg, only, unbind_timeout_ms, never_take);
 }
 
 } // namespace vfioctl::services

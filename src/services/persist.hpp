@@ -31,4 +31,10 @@ struct PersistWrite {
 Result<PersistWrite> write_persist(const host::Host& host, const std::string& state_dir,
                                    const vfio::PersistPlan& plan);
 
+// 'bind --at-boot': vfio::bind_at_boot with the devices that hold the root
+// filesystem, known or possible, never taken from their driver.
+std::vector<vfio::AtBootItem> apply_at_boot(const host::Host& host, const vfio::PersistConfig& cfg,
+                                            const std::vector<pci::PciAddress>& only,
+                                            int unbind_timeout_ms);
+
 } // namespace vfioctl::services

@@ -460,7 +460,8 @@ const char* at_boot_outcome_id(AtBootOutcome o) {
 
 std::vector<AtBootItem> bind_at_boot(const host::Host& host, const PersistConfig& cfg,
                                      const std::vector<pci::PciAddress>& only,
-                                     int unbind_timeout_ms) {
+                                     int unbind_timeout_ms,
+                                     const std::map<pci::PciAddress, std::string>& never_take) {
     std::vector<pci::PciAddress> addrs;
     for (const auto& c : cfg.claims)
         if (c.source == Source::vfioctl && c.address &&
@@ -484,6 +485,13 @@ std::vector<AtBootItem> bind_at_boot(const host::Host& host, const PersistConfig
             if (host.attr(dev + "/driver_override") != std::optional<std::string>("vfio-pci"))
                 if (auto s = host.write(dev + "/driver_override", "vfio-pci"); !s)
                     it.note = "driver_override could not be set: " + s.error().describe();
+            out.push_back(it);
+            continue;
+        }
+        if (auto nt = never_take.find(a); it.from && nt != never_take.end()) {
+            it.outcome = AtBootOutcome::failed;
+            it.note = "not taken from " + *it.from + ": it holds the " + nt->second +
+                      "; remove its entry (vfioctl unbind --persistent " + it.address + ")";
             out.push_back(it);
             continue;
         }

@@ -12,6 +12,7 @@
 #include "pci/device.hpp"
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -174,9 +175,13 @@ struct AtBootItem {
 // driver_override=vfio-pci, an unbind from any other driver (bounded),
 // vfio-pci loaded, a probe, then the driver checked. One bad entry never
 // stops the others.
+// A device that holds the root filesystem (or may: unknown_root) is never
+// taken from its driver, whatever the entry says: never_take names those
+// devices with the reason.
 std::vector<AtBootItem> bind_at_boot(const host::Host& host, const PersistConfig& cfg,
                                      const std::vector<pci::PciAddress>& only,
-                                     int unbind_timeout_ms);
+                                     int unbind_timeout_ms,
+                                     const std::map<pci::PciAddress, std::string>& never_take = {});
 
 // Whether the host applies vfioctl's entries at boot: the udev rule and the
 // unit installed, the unit enabled and not masked. missing says what is

@@ -287,6 +287,25 @@ TEST(PersistAtBoot, ADriverFromTheInitramfsIsUnboundAndTheFixIsNamed) {
     EXPECT_EQ(k.driver_of(fixture::k_seed_gpu), "vfio-pci");
 }
 
+// An entry for the controller of the root filesystem (the seed's NVMe at
+// 01:00.0) is never applied at boot: its driver keeps it, the run fails.
+TEST_F(Persist, AtBootNeverTakesTheRootFilesystemsController) {
+    HostTree t = fixture::seed_after();
+    t.write("/etc/vfioctl/bind.d/pci-0000:01:00.0", "vfio-pci\n");
+    FakeKernel k(t);
+    const std::string before = k.driver_of("0000:01:00.0");
+    ASSERT_EQ(before, "nvme");
+    auto r = run_cli(k, {"--json", "bind", "--at-boot"}, paths);
+    EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+    json j = r.json();
+    ASSERT_EQ(j["items"].size(), 1u) << r.out;
+    EXPECT_EQ(j["items"][0]["outcome"], "failed");
+    EXPECT_TRUE(contains(j["items"][0]["note"].get<std::string>(), "root filesystem"))
+        << j["items"][0]["note"];
+    EXPECT_EQ(k.driver_of("0000:01:00.0"), "nvme");
+    EXPECT_EQ(k.override_of("0000:01:00.0"), "(null)") << "not even its override is set";
+}
+
 TEST_F(Persist, AtBootReportsAbsentDevicesAndGoesOnPastAFailure) {
     HostTree t = fixture::seed_after();
     t.write(k_gpu_entry, "vfio-pci\n");

@@ -41,10 +41,10 @@
 # (request_reboot in scenario.sh), the file is removed and the guest boots
 # again from the disk with no -kernel, -initrd or -append (SeaBIOS, then the
 # boot loader the scenario installed there), E2E_BOOT one higher; at most
-# 5 boots. A boot the scenario announced with expect_no_result_next_boot
-# (it writes the boot's number to $RESULTS/no-result-expected) may end
-# without a result, as a kernel that panics and reboots does; the next boot
-# follows. Each boot keeps console-N.log, qemu-N.log and share/output-N.log;
+# 5 boots ("# e2e-max-boots: N" allows up to 16, for a benchmark). A boot
+# the scenario announced with expect_no_result_next_boot (it writes the
+# boot's number to $RESULTS/no-result-expected) may end without a result, as
+# a kernel that panics and reboots does; the next boot follows. Each boot keeps console-N.log, qemu-N.log and share/output-N.log;
 # the limit (e2e-timeout) is for all boots together, and the result is the
 # last boot's.
 #
@@ -191,7 +191,9 @@ case "$disk_mb" in
 '' | [1-9] | [1-9][0-9] | [1-9][0-9][0-9] | [1-9][0-9][0-9][0-9]) ;;
 *) fail "e2e-disk: '$disk_mb' is not a size in MiB (1-9999)" ;;
 esac
-max_boots=5
+max_boots=$(header e2e-max-boots | tail -n1)
+case "$max_boots" in '' | *[!0-9]*) max_boots=5 ;; esac
+[ "$max_boots" -le 16 ] || max_boots=16
 
 rm -rf "$work"
 share="$work/share"

@@ -380,6 +380,23 @@ GRUB
     expect_rc "mkgrubdisk.sh /dev/vda" 0
 }
 
+# deb_onto_disk MNT: the package the 'package' test built (build/pkg) put on
+# the GRUB disk mounted at MNT as dpkg would put it: /usr and /lib (usr/lib
+# on the disk, as on Debian 12) into the disk's /usr overlay
+# (/e2e/usr.upper), /etc onto the disk. Sets PKG to the unpacked package.
+# Enables nothing.
+deb_onto_disk() {
+    local deb
+    deb="$(ls "$E2E_BUILD"/pkg/vfioctl_*.deb 2>/dev/null | head -n1)"
+    [ -n "$deb" ] || fail "no $E2E_BUILD/pkg/vfioctl_*.deb (the 'package' test builds it)"
+    PKG="$(mktemp -d)"
+    dpkg-deb -x "$deb" "$PKG" || fail "dpkg-deb -x $deb failed"
+    mkdir -p "$1/e2e/usr.upper/lib" "$1/etc/systemd/system/sysinit.target.wants"
+    cp -a "$PKG/usr/." "$1/e2e/usr.upper/" || fail "cannot put the package's /usr on the disk"
+    cp -a "$PKG/lib/." "$1/e2e/usr.upper/lib/" || fail "cannot put the package's /lib on the disk"
+    cp -a "$PKG/etc/." "$1/etc/" || fail "cannot put the package's /etc on the disk"
+}
+
 # expect_no_result_next_boot: the next boot is expected to end by itself
 # without a scenario result (its kernel panics and reboots, which ends
 # QEMU: -no-reboot); the harness then boots once more. Call it before

@@ -24,19 +24,11 @@ unit=vfioctl-recover.service
 case "$boot" in
 0)
     step "boot 0: a GRUB disk for systemd, the package on it, a bind"
-    deb="$(ls "$E2E_BUILD"/pkg/vfioctl_*.deb 2>/dev/null | head -n1)"
-    [ -n "$deb" ] || fail "no $E2E_BUILD/pkg/vfioctl_*.deb (the 'package' test builds it)"
     grub_disk "intel_iommu=on iommu=pt e2e.systemd=1 systemd.unit=e2e.target"
     d=/mnt/disk
     mkdir -p "$d" && mount /dev/vda1 "$d" || fail "cannot mount the disk"
-    pkg="$(mktemp -d)"
-    dpkg-deb -x "$deb" "$pkg" || fail "dpkg-deb -x $deb failed"
-    # /lib is usr/lib on the disk as on Debian 12: the unit goes into the
-    # /usr overlay's upper layer, the binary too; /etc onto the disk.
-    mkdir -p "$d/e2e/usr.upper/lib" "$d/etc/systemd/system/sysinit.target.wants"
-    cp -a "$pkg/usr/." "$d/e2e/usr.upper/" || fail "cannot put the package's /usr on the disk"
-    cp -a "$pkg/lib/." "$d/e2e/usr.upper/lib/" || fail "cannot put the package's /lib on the disk"
-    cp -a "$pkg/etc/." "$d/etc/" || fail "cannot put the package's /etc on the disk"
+    deb_onto_disk "$d"
+    pkg="$PKG"
     # What deb-systemd-helper enable does for WantedBy=sysinit.target.
     ln -s "/lib/systemd/system/$unit" "$d/etc/systemd/system/sysinit.target.wants/$unit"
     ok "the package's files are on the disk, $unit enabled"
