@@ -19,8 +19,9 @@ std::string dir_of(const std::string& p) {
     return at == std::string::npos || at == 0 ? std::string("/") : p.substr(0, at);
 }
 
-// grubenv next to the grub.cfg the setup boots from.
+// grubenv next to the grub.cfg the setup boots from (BLS: /boot/grub2's).
 std::string grubenv_path(const BootSetup& s) {
+    if (s.loader == Loader::grub_bls) return "/boot/grub2/grubenv";
     return dir_of(s.generated_path.empty() ? std::string("/boot/grub/grub.cfg")
                                            : s.generated_path) +
            "/grubenv";
@@ -185,7 +186,9 @@ Result<TrialPlan> plan_grub(const host::Host& h, const BootSetup& s, const Goal&
     return tp;
 }
 
-Result<TrialPlan> plan_systemd_boot(const host::Host& h, const BootSetup& s, const Goal& goal,
+// A loader entry (systemd-boot's, or a BLS entry GRUB reads) copied from
+// the default one as vfioctl-trial.conf.
+Result<TrialPlan> plan_loader_entry(const host::Host& h, const BootSetup& s, const Goal& goal,
                                     const std::string& marker, int panic_s) {
     if (s.generated_path.empty() || !s.generated_cmdline)
         return Error{"no default loader entry to copy", {}, "use --permanent", 0};
@@ -219,7 +222,15 @@ Result<TrialPlan> plan_systemd_boot(const host::Host& h, const BootSetup& s, con
     e.created = true;
     e.mode = 0644;
     tp.plan.edits.push_back(std::move(e));
-    tp.plan.added = goal_params(goal);
+    // No added parameters: grubby, the BLS setup's regenerate command,
+    // would put them on every entry.
+    if (s.loader == Loader::grub_bls) {
+        auto prog = h.find_program("grub2-reboot");
+        if (!prog) prog = h.find_program("grub-reboot");
+        tp.oneshot_found = prog.has_value();
+        tp.oneshot_argv = {prog.value_or("grub2-reboot"), k_trial_entry_id};
+        return tp;
+    }
     auto prog = h.find_program("bootctl");
     tp.oneshot_found = prog.has_value();
     tp.oneshot_argv = {prog.value_or("bootctl"), "set-oneshot", k_trial_loader_entry};
@@ -230,7 +241,8 @@ Result<TrialPlan> plan_systemd_boot(const host::Host& h, const BootSetup& s, con
 std::optional<bool> oneshot_scheduled(const host::Host& h, const BootSetup& s,
                                       const std::string& entry) {
     switch (oneshot_of(s)) {
-    case OneShot::grub: {
+    case OneShot::grub:
+    case OneShot::grub_bls: {
         auto t = h.read(grubenv_path(s));
         if (!t) return std::nullopt;
         auto env = read_grubenv(*t);
@@ -261,6 +273,7 @@ std::optional<bool> oneshot_scheduled(const host::Host& h, const BootSetup& s,
 
 OneShot oneshot_of(const BootSetup& s) {
     if (s.loader == Loader::grub) return OneShot::grub;
+    if (s.loader == Loader::grub_bls) return OneShot::grub_bls;
     if (s.loader == Loader::systemd_boot) return OneShot::systemd_boot;
     return OneShot::none;
 }
@@ -268,10 +281,9 @@ OneShot oneshot_of(const BootSetup& s) {
 std::string no_oneshot_reason(const BootSetup& s) {
     switch (s.loader) {
     case Loader::grub:
+    case Loader::grub_bls:
     case Loader::systemd_boot:
         return "";
-    case Loader::grub_bls:
-        return "vfioctl has no trial boot for GRUB with BootLoaderSpec entries yet";
     case Loader::kernelstub:
         return "kernelstub keeps one entry per kernel and has no one-shot boot";
     case Loader::proxmox:
@@ -288,8 +300,9 @@ Result<TrialPlan> plan_trial(const host::Host& h, const BootSetup& s, const Goal
     switch (oneshot_of(s)) {
     case OneShot::grub:
         return plan_grub(h, s, goal, marker, panic_s);
+    case OneShot::grub_bls:
     case OneShot::systemd_boot:
-        return plan_systemd_boot(h, s, goal, marker, panic_s);
+        return plan_loader_entry(h, s, goal, marker, panic_s);
     case OneShot::none:
         break;
     }
@@ -300,10 +313,9 @@ Result<TrialPlan> plan_trial(const host::Host& h, const BootSetup& s, const Goal
 }
 
 std::vector<std::string> cancel_oneshot_argv(const host::Host& h, const BootSetup& s) {
-    if (oneshot_scheduled(
-            h, s, oneshot_of(s) == OneShot::grub ? k_trial_entry_id : k_trial_loader_entry) != true)
-        return {};
-    if (oneshot_of(s) == OneShot::grub) {
+    const bool grub = oneshot_of(s) == OneShot::grub || oneshot_of(s) == OneShot::grub_bls;
+    if (oneshot_scheduled(h, s, grub ? k_trial_entry_id : k_trial_loader_entry) != true) return {};
+    if (grub) {
         auto p = h.find_program("grub-editenv");
         if (!p) p = h.find_program("grub2-editenv");
         return {p.value_or("grub-editenv"), grubenv_path(s), "unset", "next_entry"};

@@ -5,8 +5,9 @@
 // itself into the default entry) and vfioctl.trial=MARKER (so that the
 // trial boot knows itself). 'iommu confirm', from inside the trial boot,
 // makes the change permanent. GRUB (Debian: a /etc/grub.d script, then
-// grub-reboot) and systemd-boot (a loader entry, then bootctl set-oneshot);
-// other loaders have no trial and change the default at once.
+// grub-reboot), GRUB with BootLoaderSpec entries (Fedora, RHEL: a loader
+// entry, then grub2-reboot) and systemd-boot (a loader entry, then bootctl
+// set-oneshot); other loaders have no trial and change the default at once.
 
 #include "boot/journal.hpp"
 #include "boot/plan.hpp"
@@ -29,7 +30,7 @@ inline constexpr const char* k_trial_param = "vfioctl.trial";
 inline constexpr int k_trial_panic_s = 10;
 
 // How a boot setup boots an entry once.
-enum class OneShot { none, grub, systemd_boot };
+enum class OneShot { none, grub, grub_bls, systemd_boot };
 OneShot oneshot_of(const BootSetup& s);
 // Why a setup has no one-shot boot in vfioctl, in words ("" when it has one).
 std::string no_oneshot_reason(const BootSetup& s);

@@ -470,8 +470,8 @@ int run_trial(Context& ctx, const IommuOptions& opt, json j, const boot::BootSet
             exit_failure, j);
     boot::TrialInfo ti;
     ti.marker = marker;
-    ti.entry = boot::oneshot_of(setup) == boot::OneShot::grub ? boot::k_trial_entry_id
-                                                              : boot::k_trial_loader_entry;
+    ti.entry = boot::oneshot_of(setup) == boot::OneShot::systemd_boot ? boot::k_trial_loader_entry
+                                                                      : boot::k_trial_entry_id;
     ti.cmdline = tp->cmdline;
     ti.boot_id = vfio::current_boot(ctx.host).str();
     ti.panic_s = boot::k_trial_panic_s;
@@ -821,6 +821,10 @@ int run_confirm(Context& ctx, const IommuOptions& opt) {
         e.mode = f.mode;
         drop.edits.push_back(std::move(e));
     }
+    // The boot loader's command runs once, after both: with the enable's
+    // parameters (grubby takes them).
+    drop.added = plan->added;
+    drop.removed = plan->removed;
     j["changes"] = changes_json(plan->changes);
     j["files"] = edits_json(*plan, {});
     j["removes"] = edits_json(drop, {});

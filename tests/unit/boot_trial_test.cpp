@@ -275,3 +275,48 @@ TEST_F(Trial, JournalTrialFieldsOfTheWrongTypeAreAClearError) {
     EXPECT_EQ(show.exit_code, 1);
     EXPECT_FALSE(std::filesystem::exists(r.path("/etc/grub.d/42_vfioctl_trial")));
 }
+
+// GRUB with BootLoaderSpec entries (Fedora): the trial is a loader entry GRUB
+// reads (blscfg) and grub2-reboot schedules; no grubby at the trial (it would
+// put the parameters on every entry), grubby with the parameters at confirm.
+TEST_F(Trial, BlsTrialIsALoaderEntryAndGrubbyRunsOnlyAtConfirm) {
+    CaseRoot r("fedora39", "BOOT_IMAGE=(hd0,gpt2)/vmlinuz-6.5.6-300.fc39.x86_64 root=UUID=5e1f "
+                           "ro rootflags=subvol=root rhgb quiet");
+    host::Host h(r.root);
+    set_boot(r, k_boot1);
+    auto setup = boot::detect_setup(h);
+    ASSERT_EQ(boot::oneshot_of(setup), boot::OneShot::grub_bls);
+    const std::string entry = "/boot/loader/entries/vfioctl-trial.conf";
+    auto en = run_cli(h, {"--json", "iommu", "enable", "--yes"}, paths);
+    ASSERT_EQ(en.exit_code, 0) << en.err << en.out;
+    json j = en.json();
+    EXPECT_EQ(j["trial"]["oneshot"].back(), "vfioctl-trial");
+    EXPECT_TRUE(contains(j["trial"]["oneshot"][0].get<std::string>(), "reboot")) << j["trial"];
+    EXPECT_TRUE(j["regenerate"]["argv"].empty()) << "no grubby for the trial: " << j["regenerate"];
+    const std::string text = r.read(entry);
+    EXPECT_TRUE(contains(text, "version 6.5.6-300.fc39.x86_64\n")) << text;
+    EXPECT_TRUE(contains(text, "intel_iommu=on iommu=pt panic=10 vfioctl.trial=")) << text;
+    for (const auto& set : boot::detect_setup(h).sets)
+        for (const auto& f : set.files())
+            EXPECT_NE(f.path, entry);
+    // Scheduled in /boot/grub2/grubenv: pending on the next boot.
+    set_boot(r, k_boot2);
+    std::string env = r.read("/boot/grub2/grubenv");
+    env.replace(env.find("boot_success=1\n"), 15, "next_entry=vfioctl-trial\n");
+    env.resize(1024, '#');
+    r.write("/boot/grub2/grubenv", env);
+    EXPECT_EQ(run_cli(h, {"--json", "iommu", "show"}, paths).json()["trial"]["state"], "pending");
+    // The trial boot: confirm edits the entries and names grubby with the parameters.
+    r.write("/proc/cmdline", "BOOT_IMAGE=x ro intel_iommu=on iommu=pt panic=10 vfioctl.trial=" +
+                                 marker_of(r) + "\n");
+    std::filesystem::create_directories(r.path("/sys/kernel/iommu_groups/3"));
+    auto conf = run_cli(h, {"--json", "iommu", "confirm", "--yes"}, paths);
+    ASSERT_EQ(conf.exit_code, 0) << conf.err;
+    json c = conf.json();
+    auto argv = c["regenerate"]["argv"].get<std::vector<std::string>>();
+    ASSERT_FALSE(argv.empty());
+    EXPECT_TRUE(contains(argv[0], "grubby")) << c["regenerate"];
+    EXPECT_TRUE(std::find(argv.begin(), argv.end(), "--args=intel_iommu=on iommu=pt") != argv.end())
+        << c["regenerate"];
+    EXPECT_FALSE(std::filesystem::exists(r.path(entry)));
+}
