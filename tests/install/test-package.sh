@@ -29,8 +29,8 @@ DESTDIR=$dest cmake --install "$build" --prefix /usr >"$build/install-test.log" 
   fail "cmake --install failed: $(tail -5 "$build/install-test.log")"
 
 echo "== the installed files"
-expected=$(mktemp) actual=$(mktemp)
-trap 'rm -f "$expected" "$actual"' EXIT
+expected=$(mktemp) actual=$(mktemp) lintian_err=$(mktemp)
+trap 'rm -f "$expected" "$actual" "$lintian_err"' EXIT
 {
   grep -v -e '^#' -e '^$' "$src/tests/install/files.txt"
   for page in "$build"/man/*.1; do
@@ -98,7 +98,14 @@ rm -rf "$control"
 ok "conffiles: /etc/vfioctl/vms/example.toml"
 
 # As root lintian says so on stderr; its findings are on stdout.
-findings=$(lintian "$deb" 2>/dev/null || true)
+# Exit 0: no finding; 2: findings (read below); anything else: lintian
+# itself failed, and an empty output would read as a clean report.
+lintian_rc=0
+findings=$(lintian "$deb" 2>"$lintian_err") || lintian_rc=$?
+case "$lintian_rc" in
+0 | 2) ;;
+*) fail "lintian failed (exit $lintian_rc): $(tail -n 5 "$lintian_err")" ;;
+esac
 allowed=$(grep -v -e '^#' -e '^$' "$src/tests/install/lintian-allowed.txt" | awk '{ print $1 }' || true)
 bad=$(grep -E '^[EW]: ' <<<"$findings" | while read -r _ _ tag _; do
   grep -qxF -- "$tag" <<<"$allowed" || echo "$tag"
