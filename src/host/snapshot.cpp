@@ -103,6 +103,20 @@ class Recorder {
     fs::path m_dest;
 };
 
+// /lib, /bin, /sbin and /lib64 as links into /usr where the host has them
+// so (Debian 12's merged /usr), before anything is recorded under them:
+// else /lib/modprobe.d and /usr/lib/modprobe.d would be two directories in
+// the snapshot, where the host has one. Only a relative target inside /usr
+// is copied: the snapshot's own writes go through these links.
+void record_usr_merge(const Tree& src, Recorder& r) {
+    for (const char* p : {"/lib", "/bin", "/sbin", "/lib64"}) {
+        auto t = src.read_link(p);
+        if (!t || !util::starts_with(*t, "usr/") || t->find("..") != std::string::npos) continue;
+        r.dir("/" + *t); // not dangling: what is recorded under it goes there
+        r.link(p);
+    }
+}
+
 void record_pci(const Tree& src, Recorder& r) {
     for (const auto& bdf : r.list("/sys/bus/pci/devices")) {
         auto target = r.link("/sys/bus/pci/devices/" + bdf);
@@ -323,6 +337,7 @@ Result<SnapshotStats> snapshot(const Tree& src, const fs::path& dest,
     };
     Recorder r(src, dest);
     const std::string release = src.attr("/proc/sys/kernel/osrelease").value_or("");
+    record_usr_merge(src, r);
     say("PCI devices");
     record_pci(src, r);
     say("IOMMU groups, units and firmware tables");

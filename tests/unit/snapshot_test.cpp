@@ -123,3 +123,25 @@ TEST(Snapshot, CopiesOnlyWhatVfioctlReads) {
     EXPECT_TRUE(fs::exists(snap / "proc/cmdline"));
     EXPECT_TRUE(fs::exists(snap / "sys/bus/pci/devices"));
 }
+
+// A merged /usr (Debian 12: /lib -> usr/lib) stays merged in the snapshot:
+// /lib/modprobe.d and /usr/lib/modprobe.d are one directory there too, so
+// that no file seems to mask its own twin, and status says the same. A link
+// that leaves /usr is not copied as a link (the snapshot writes through it).
+TEST(Snapshot, MergedUsrStaysMerged) {
+    fixture::HostTree t = fixture::seed_after();
+    t.write("/usr/lib/modprobe.d/aliases.conf", "alias foo bar\n");
+    t.symlink("/lib", "usr/lib");
+    t.symlink("/sbin", "/usr/sbin"); // absolute: recorded as what it holds
+    auto out = snapshot_of(t.root());
+    const fs::path snap = out.path / "snap";
+    ASSERT_TRUE(fs::is_symlink(snap / "lib"));
+    EXPECT_EQ(fs::read_symlink(snap / "lib"), "usr/lib");
+    EXPECT_FALSE(fs::is_symlink(snap / "sbin"));
+    EXPECT_TRUE(fs::is_regular_file(snap / "usr/lib/modprobe.d/aliases.conf"));
+    auto want = run_root(t.root(), {"--json", "status"});
+    auto got = run_root(snap, {"--json", "status"});
+    EXPECT_EQ(got.exit_code, want.exit_code) << got.err;
+    EXPECT_EQ(got.out, want.out);
+    EXPECT_NE(want.out.find("\"masked\": []"), std::string::npos) << want.out.substr(0, 400);
+}
