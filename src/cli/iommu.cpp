@@ -811,7 +811,13 @@ int run_confirm(Context& ctx, const IommuOptions& opt) {
     boot::Plan drop;
     for (const auto& f : v.op->files) {
         auto now = ctx.host.read(f.path);
-        if (!now) continue;
+        if (!now) {
+            // Gone is fine; one that cannot be read is left, and said.
+            if (ctx.host.exists(f.path))
+                warn(ctx, f.path + " cannot be read (" + now.error().describe() +
+                              "); left as it is: remove it by hand");
+            continue;
+        }
         if (boot::fingerprint(*now) != f.after) {
             warn(ctx, f.path + " changed since the trial was scheduled; left as it is");
             continue;
