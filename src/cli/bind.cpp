@@ -3,6 +3,7 @@
 #include "vfio/bind.hpp"
 
 #include "cli/commands.hpp"
+#include "cli/gpu_select.hpp"
 #include "cli/model.hpp"
 #include "cli/persist_view.hpp"
 #include "cli/settled_view.hpp"
@@ -81,6 +82,7 @@ void add_common(CLI::App& sub, std::string& state_dir, double& timeout_s) {
 
 struct BindOptions {
     std::vector<std::string> targets;
+    GpuSelection select;
     int gpu = -1;
     bool dry_run = false;
     bool force = false;
@@ -133,7 +135,7 @@ std::string notes_text(const std::vector<std::string>& notes) {
 // on vfio-pci (absent ones are only reported), 1 when one is not or an
 // entry cannot be read.
 Report run_bind_at_boot(Context& ctx, const BindOptions& o) {
-    if (o.persistent || o.dry_run || o.force || o.gpu >= 0)
+    if (o.persistent || o.dry_run || o.force || o.gpu >= 0 || o.select.any())
         return failed(Error{"--at-boot takes no other option but device addresses",
                             {},
                             "vfioctl bind --at-boot [DDDD:BB:DD.F]...",
@@ -188,9 +190,18 @@ Report run_bind(Context& ctx, const BindOptions& o) {
     if (o.at_boot) return run_bind_at_boot(ctx, o);
     auto m = load_host(ctx, o.state_dir, true);
     if (!m) return failed(m.error());
-    auto targets = resolve_targets(*m, o.targets, o.gpu);
+    // What the user named: targets, and --all-gpus/--with-nvswitches.
+    std::vector<std::string> wanted = o.targets;
+    Selected sel;
+    if (o.select.any()) {
+        auto s = select_devices(*m, o.select);
+        if (!s) return failed(s.error(), exit_failure, {{"changed", false}});
+        sel = std::move(*s);
+        wanted.insert(wanted.end(), sel.addresses.begin(), sel.addresses.end());
+    }
+    auto targets = resolve_targets(*m, wanted, o.gpu);
     if (!targets)
-        return failed(targets.error(), o.targets.empty() && o.gpu < 0 ? exit_usage : exit_failure);
+        return failed(targets.error(), wanted.empty() && o.gpu < 0 ? exit_usage : exit_failure);
     auto plan = vfio::plan_bind(*targets, m->inv, m->facts, m->groups);
 
     json jplan = json::array();
@@ -202,6 +213,8 @@ Report run_bind(Context& ctx, const BindOptions& o) {
                          {"already", it.already},
                          {"label", it.label}});
     std::string text;
+    for (const auto& n : sel.notes)
+        text += "--all-gpus " + n + "\n";
     for (int g : plan.groups) {
         text += "IOMMU group " + std::to_string(g) + ":\n";
         for (const auto& it : plan.items)
@@ -260,6 +273,8 @@ Report run_bind(Context& ctx, const BindOptions& o) {
                 text += "would record " + vfio::bind_entry_path(a) + "\n";
             text += notes_text(pp->notes);
         }
+        if (o.select.any())
+            r.json["selection"] = {{"addresses", sel.addresses}, {"left_out", sel.notes}};
         r.text = text + "dry run: nothing changed\n";
         return r;
     }
@@ -275,6 +290,8 @@ Report run_bind(Context& ctx, const BindOptions& o) {
               {"forced", o.force && !plan.blockers.empty()},
               {"changes", changes_json(*changes)},
               {"changed", true}};
+    if (o.select.any())
+        r.json["selection"] = {{"addresses", sel.addresses}, {"left_out", sel.notes}};
     r.text = text + (plan.nothing_to_do() ? "Nothing to do:\n" : "Bound to vfio-pci:\n") +
              changes_text(*changes);
     if (pp) {
@@ -283,7 +300,7 @@ Report run_bind(Context& ctx, const BindOptions& o) {
             Error e = w.error();
             e.message = "bound now, but not at every boot: " + e.message;
             e.hint = "the devices stay on vfio-pci until the next boot; 'vfioctl unbind " +
-                     util::join(o.targets, " ") + "' gives them back now";
+                     util::join(wanted, " ") + "' gives them back now";
             return failed(e, exit_failure, r.json, r.text);
         }
         r.json["persistent"] = {
@@ -297,7 +314,7 @@ Report run_bind(Context& ctx, const BindOptions& o) {
         r.text += notes_text(pp->notes);
     }
     r.text += std::string("Give back with: vfioctl unbind ") + (pp ? "--persistent " : "") +
-              (o.targets.empty() ? "--all" : util::join(o.targets, " ")) + "\n";
+              (wanted.empty() ? "--all" : util::join(wanted, " ")) + "\n";
     return r;
 }
 
@@ -462,6 +479,7 @@ Command bind_command() {
                 sub.add_option("--gpu", o->gpu, "the Nth GPU that 'vfioctl status' lists, from 0")
                     // A range, not NonNegativeNumber: its message printed DBL_MAX's 309 digits.
                     ->check(CLI::Range(0, 65535));
+                add_selection_flags(sub, o->select);
                 sub.add_flag("--dry-run", o->dry_run, "show the plan and stop");
                 sub.add_flag("--persistent", o->persistent,
                              "also at every boot: records /etc/vfioctl/bind.d/pci-ADDRESS for "

@@ -2,6 +2,7 @@
 
 #include "boot/cmdline.hpp"
 #include "cli/commands.hpp"
+#include "cli/fabric_view.hpp"
 #include "cli/model.hpp"
 #include "cli/persist_view.hpp"
 #include "iommu/diagnosis.hpp"
@@ -152,7 +153,8 @@ Report run_groups(Context& ctx, const Options& opt) {
                   {"group_count", m->groups.size()},
                   {"groups", jgroups},
                   {"ungrouped", ungrouped},
-                  {"persistent", persist_json(pv, m->inv)}};
+                  {"persistent", persist_json(pv, m->inv)},
+                  {"fabric", fabric_json(m->inv)}};
         if (dx.off_cause) j["off_cause"] = *dx.off_cause;
         r.json = std::move(j);
     } else if (m->groups.empty()) {
@@ -177,6 +179,7 @@ Report run_groups(Context& ctx, const Options& opt) {
     } else if (!ctx.json && !loose.empty()) {
         out << loose.size() << " device(s) in no IOMMU group ('vfioctl groups --all' lists them)\n";
     }
+    if (!ctx.json && (!filtered || opt.gpu_only)) out << fabric_text(m->inv);
     r.text = out.str();
     return r;
 }

@@ -3,6 +3,7 @@
 #include "boot/journal.hpp"
 #include "boot/setup.hpp"
 #include "cli/commands.hpp"
+#include "cli/fabric_view.hpp"
 #include "cli/model.hpp"
 #include "cli/persist_view.hpp"
 #include "cli/settled_view.hpp"
@@ -72,6 +73,16 @@ json status_json(const HostModel& m, const iommu::Diagnosis& dx, const BootView&
                                    : f.cpu.svm ? json("svm")
                                                : json(nullptr)},
                 {"hypervisor", f.cpu.hypervisor}};
+    j["machine"] = {
+        {"guest", f.virt.guest()},
+        {"hypervisor", host::hypervisor_id(f.virt.hypervisor)},
+        {"hypervisor_name",
+         f.virt.guest() ? json(host::hypervisor_name(f.virt.hypervisor)) : json(nullptr)},
+        {"viommu_offered", f.virt.guest() ? json(host::viommu_offer(f.virt.hypervisor) ==
+                                                 host::ViommuOffer::configurable)
+                                          : json(nullptr)},
+        {"dmi_sys_vendor", opt(f.virt.sys_vendor)},
+        {"dmi_product_name", opt(f.virt.product_name)}};
     const auto& s = dx.iommu;
     j["iommu"] = {{"platform", s.platform},
                   {"acpi_table", opt(s.acpi_table)},
@@ -120,6 +131,7 @@ json status_json(const HostModel& m, const iommu::Diagnosis& dx, const BootView&
         gpus.push_back(gj);
     }
     j["gpus"] = gpus;
+    j["fabric"] = fabric_json(m.inv);
     json summary = json::array();
     for (const auto& r : dx.summary)
         summary.push_back({{"feature", r.feature}, {"now", r.now}, {"after", r.after}});
@@ -187,9 +199,12 @@ void print_text(std::ostream& o, const HostModel& m, const iommu::Diagnosis& dx,
 
     o << "\nIOMMU\n";
     std::string virt = f.cpu.vmx ? "vmx" : f.cpu.svm ? "svm" : "no vmx/svm";
-    o << fmt::format("  CPU:            {} ({}{})\n",
-                     f.cpu.vendor.empty() ? "unknown" : f.cpu.vendor, virt,
-                     f.cpu.hypervisor ? ", running as a guest" : "");
+    o << fmt::format(
+        "  CPU:            {} ({}{})\n", f.cpu.vendor.empty() ? "unknown" : f.cpu.vendor, virt,
+        !f.virt.guest() ? ""
+        : f.virt.hypervisor == host::Hypervisor::unknown
+            ? std::string(", running as a guest; DMI does not name the hypervisor")
+            : std::string(", running as a guest of ") + host::hypervisor_name(f.virt.hypervisor));
     o << fmt::format("  firmware:       {}\n",
                      s.acpi_table
                          ? "ACPI " + *s.acpi_table + " table present (" + s.platform + " IOMMU)"
@@ -270,6 +285,8 @@ void print_text(std::ostream& o, const HostModel& m, const iommu::Diagnosis& dx,
         for (const auto& w : g.warnings)
             o << "    warning:      " << w << "\n";
     }
+
+    o << fabric_text(m.inv);
 
     o << "\nSummary for this host\n";
     o << fmt::format("  {:<20} {:<28} {}\n", "", "now", "after the steps");

@@ -5,6 +5,7 @@
 #include "cli/commands.hpp"
 #include "cli/model.hpp"
 #include "cli/vm.hpp"
+#include "pci/fabric.hpp"
 #include "services/kernel_log.hpp"
 #include "util/strings.hpp"
 #include "vm/inguest.hpp"
@@ -97,6 +98,37 @@ Report run_in_guest_checks(Context& ctx, const VerifyOptions& o) {
                   r ? std::string(util::trim(r->output)) : r.error().describe());
         }
     }
+    // With NVSwitches in this guest (full passthrough), every GPU must be
+    // registered with the fabric, or CUDA says "system not yet initialized".
+    json fabric = nullptr;
+    if (pci::nvlink_fabric(*inv)) {
+        fabric = json::array();
+        auto prog = ctx.host.find_program("nvidia-smi");
+        auto q = prog && ctx.host.is_live() ? ctx.host.run({*prog, "-q"}, 60000)
+                                            : Result<host::RunOutput>(Error{"not run", {}, "", 0});
+        if (q && q->exit_code == 0) {
+            int ready = 0;
+            auto states = vm::parse_fabric_states(q->output);
+            for (const auto& s : states) {
+                fabric.push_back({{"bus_id", s.bus_id},
+                                  {"state", s.state},
+                                  {"status", s.status},
+                                  {"ready", s.ready()}});
+                ready += s.ready() ? 1 : 0;
+            }
+            check("NVLink fabric: every GPU registered (Fabric Manager ran)",
+                  !states.empty() && ready == static_cast<int>(states.size()),
+                  fmt::format("{} of {} GPUs Completed/Success; else start nvidia-fabricmanager "
+                              "of the driver's version in this VM",
+                              ready, states.size()));
+        } else {
+            check("NVLink fabric state readable (nvidia-smi -q)", false,
+                  !prog                 ? std::string("NVSwitches are here, nvidia-smi is not")
+                  : !ctx.host.is_live() ? std::string("not a live host")
+                  : q                   ? std::string(util::trim(q->output))
+                                        : q.error().describe());
+        }
+    }
     json findings = json::array();
     for (const auto& f : vm::scan_kernel_log(services::kernel_log(ctx.host)))
         findings.push_back({{"kind", f.kind}, {"line", f.line}});
@@ -104,11 +136,8 @@ Report run_in_guest_checks(Context& ctx, const VerifyOptions& o) {
           fmt::format("{} findings", findings.size()));
 
     Report r;
-    r.json = {{"ok", ok},
-              {"devices", jdevs},
-              {"nvidia_smi", smi},
-              {"kernel_log", findings},
-              {"checks", checks}};
+    r.json = {{"ok", ok},         {"devices", jdevs},       {"nvidia_smi", smi},
+              {"fabric", fabric}, {"kernel_log", findings}, {"checks", checks}};
     for (const auto& d : jdevs)
         r.text += d["address"].get<std::string>() + " [" + d["id"].get<std::string>() + "] " +
                   d["name"].get<std::string>() + ", driver " +

@@ -4,6 +4,7 @@
 #include "cli/vm.hpp"
 
 #include "cli/commands.hpp"
+#include "cli/gpu_select.hpp"
 #include "cli/model.hpp"
 #include "services/console.hpp"
 #include "services/devices.hpp"
@@ -13,6 +14,7 @@
 #include "vm/machine.hpp"
 #include "vm/process.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <filesystem>
@@ -39,7 +41,27 @@ services::Taken<Passthrough> take_devices(Context& ctx, const std::vector<std::s
                                           const std::string& state_dir) {
     auto m = load_host(ctx, state_dir);
     if (!m) return m.error();
-    return devices(ctx, state_dir).take(*m, targets);
+    // "all-gpus" and "nvswitches" (--all-gpus, --with-nvswitches, or the
+    // profile's gpus list) name this host's devices of that kind.
+    GpuSelection sel;
+    std::vector<std::string> named;
+    for (const auto& t : targets) {
+        if (t == k_all_gpus)
+            sel.all_gpus = true;
+        else if (t == k_nvswitches)
+            sel.nvswitches = true;
+        else
+            named.push_back(t);
+    }
+    if (sel.any()) {
+        auto s = select_devices(*m, sel);
+        if (!s) return s.error();
+        for (const auto& n : s->notes)
+            warn(ctx, "--all-gpus " + n);
+        for (const auto& a : s->addresses)
+            if (std::find(named.begin(), named.end(), a) == named.end()) named.push_back(a);
+    }
+    return devices(ctx, state_dir).take(*m, named);
 }
 
 Status give_devices_back(Context& ctx, const std::vector<std::string>& addresses,
@@ -81,6 +103,14 @@ void add_profile_flags(CLI::App& sub, ProfileFlags& f, bool run_mode) {
         ->expected(1)
         ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
         ->allow_extra_args(false);
+    sub.add_flag_callback(
+        "--all-gpus", [&f] { f.o.gpus.emplace_back(k_all_gpus); },
+        "pass every NVIDIA GPU that can go ('vfioctl status': WILL WORK), each on its own root "
+        "port, in address order (profile: gpus = [\"all-gpus\"])");
+    sub.add_flag_callback(
+        "--with-nvswitches", [&f] { f.o.gpus.emplace_back(k_nvswitches); },
+        "pass every NVSwitch too: the full passthrough model of an HGX/DGX fabric, with Fabric "
+        "Manager run inside the VM (profile: \"nvswitches\")");
     if (run_mode) return;
     sub.add_option("--machine", f.machine, "QEMU machine type (q35)");
     sub.add_option("--disk", f.disk, "disk image to boot (raw, or .qcow2)");

@@ -1,6 +1,7 @@
 #include "host/snapshot.hpp"
 
 #include "host/system.hpp"
+#include "host/virt.hpp"
 #include "util/strings.hpp"
 
 #include <fstream>
@@ -145,6 +146,10 @@ void record_iommu(Recorder& r) {
         for (const auto& d : r.list(base + "/devices"))
             r.link(base + "/devices/" + d);
     }
+    // Which hypervisor this runs under (no serial numbers or UUIDs).
+    for (const char* a : k_dmi_attrs)
+        r.file(std::string("/sys/class/dmi/id/") + a);
+    r.file("/sys/hypervisor/type");
     r.dir("/sys/class/iommu");
     for (const auto& u : r.list("/sys/class/iommu")) {
         auto t = r.link("/sys/class/iommu/" + u);

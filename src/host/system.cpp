@@ -656,6 +656,7 @@ SystemFacts read_system(const Tree& host, bool devices_only) {
     else
         f.warnings.push_back("cannot read the kernel command line (/proc/cmdline)");
     if (auto c = host.read("/proc/cpuinfo")) f.cpu = parse_cpuinfo(*c);
+    f.virt = read_virt(host, f.cpu.hypervisor);
     f.acpi_dmar = host.exists("/sys/firmware/acpi/tables/DMAR");
     f.acpi_ivrs = host.exists("/sys/firmware/acpi/tables/IVRS");
     if (auto units = host.list("/sys/class/iommu")) f.iommu_units = *units;

@@ -4,6 +4,7 @@
 // lose (root filesystem, default route, console). All read through Host.
 
 #include "host/host.hpp"
+#include "host/virt.hpp"
 #include "pci/address.hpp"
 
 #include <map>
@@ -94,6 +95,7 @@ struct SystemFacts {
     std::string kernel_release;
     std::string cmdline;
     CpuInfo cpu;
+    VirtFacts virt; // the hypervisor this runs under, if any
     bool acpi_dmar = false;
     bool acpi_ivrs = false;
     std::vector<std::string> iommu_units;              // /sys/class/iommu entries

@@ -49,6 +49,66 @@ std::string firmware_name(const std::string& vendor) {
     return "VT-d (Intel) or AMD-Vi (AMD)";
 }
 
+// Inside a VM a missing IOMMU is the hypervisor's missing virtual IOMMU: the
+// cause and the steps name the VM's settings, never the firmware setup.
+void guest_without_iommu(const host::SystemFacts& f, const kernel::IommuCmdline& cmd,
+                         IommuState& s) {
+    const host::Hypervisor h = f.virt.hypervisor;
+    const std::string name = host::hypervisor_name(h);
+    s.off_cause = "this is a virtual machine (" + name +
+                  ") and its hypervisor gives it no virtual IOMMU (no ACPI DMAR or IVRS "
+                  "table); no firmware setting inside the VM changes that";
+    if (host::viommu_offer(h) == host::ViommuOffer::not_offered) {
+        *s.off_cause += ": " + name +
+                        " offers its VMs no virtual IOMMU, so this VM cannot pass a device on. "
+                        "Use the GPU inside this VM as it is, or run vfioctl on a bare-metal "
+                        "machine" +
+                        (h == host::Hypervisor::aws_ec2 ? std::string(" (an EC2 *.metal instance)")
+                                                        : std::string());
+        return;
+    }
+    // The usual virtual IOMMU is Intel's (QEMU intel-iommu, VMware vVT-d): a
+    // kernel that leaves it off needs intel_iommu=on too.
+    if (!kernel::iommu_on(cmd, kernel::Platform::intel,
+                          f.kernel_intel_iommu_default_on.value_or(false)))
+        s.off_steps.emplace_back(
+            "add intel_iommu=on to this VM's kernel command line: 'vfioctl iommu enable --iommu "
+            "intel' (this kernel leaves an Intel IOMMU off without it; the change waits for the "
+            "VM's next start)");
+    std::string how;
+    switch (h) {
+    case host::Hypervisor::qemu_kvm:
+        how = "shut this VM down and give it a virtual IOMMU on the host that runs it: QEMU "
+              "'-machine q35,kernel-irqchip=split -device intel-iommu,intremap=on,caching-mode=on' "
+              "(libvirt: <iommu model='intel'><driver intremap='on' caching_mode='on'/></iommu> "
+              "with <ioapic driver='qemu'/>; Proxmox VE 8: 'viommu=intel' in the machine "
+              "setting)";
+        break;
+    case host::Hypervisor::vmware:
+        how = "shut this VM down and turn on 'Expose IOMMU to the guest OS' in its CPU settings "
+              "(EFI firmware, virtual hardware 13 or later)";
+        break;
+    case host::Hypervisor::virtualbox:
+        how = "shut this VM down and give it an IOMMU: 'VBoxManage modifyvm VM --chipset ich9 "
+              "--iommu intel' (or amd)";
+        break;
+    case host::Hypervisor::openstack:
+        how = "ask the cloud's operators for a flavor or image with a virtual IOMMU (Nova: "
+              "'hw:viommu_model=intel' on the q35 machine type, Zed or later) and rebuild the "
+              "instance on it";
+        break;
+    default:
+        how =
+            "shut this VM down and give it a virtual IOMMU in its hypervisor's settings (QEMU: "
+            "'-machine q35,kernel-irqchip=split -device intel-iommu,intremap=on,caching-mode=on')";
+        break;
+    }
+    s.off_steps.push_back(how + ", then start it and run 'vfioctl status' again" +
+                          (h == host::Hypervisor::unknown
+                               ? "; a hypervisor that has none (Firecracker) cannot: run vfioctl "
+                                 "on the physical host instead"
+                               : ""));
+}
 } // namespace
 
 IommuState iommu_state(const host::SystemFacts& f, const kernel::IommuCmdline& cmd,
@@ -84,9 +144,17 @@ IommuState iommu_state(const host::SystemFacts& f, const kernel::IommuCmdline& c
     if (s.enabled) return s;
 
     if (s.platform == "none") {
+        s.hypervisor = f.virt.hypervisor;
+        if (f.virt.guest()) {
+            guest_without_iommu(f, cmd, s);
+            return s;
+        }
         s.off_cause = "the firmware describes no IOMMU (no ACPI DMAR or IVRS table): " +
                       firmware_name(f.cpu.vendor) +
                       " is off in the firmware setup, or the machine has no IOMMU";
+        s.off_steps.push_back(
+            "enable " + firmware_name(f.cpu.vendor) +
+            " in the firmware (BIOS/UEFI) setup, then run 'vfioctl status' again");
         return s;
     }
     s.cmdline_fixable = true;
@@ -166,13 +234,12 @@ Diagnosis diagnose(const host::SystemFacts& f, const pci::Inventory& inv,
                 g.steps.emplace_back(k_reboot_step);
             } else {
                 fixable = false;
-                if (s.platform == "none")
-                    g.steps.push_back(
-                        "enable " + firmware_name(f.cpu.vendor) +
-                        " in the firmware (BIOS/UEFI) setup, then run 'vfioctl status' again");
+                g.steps_fix = !s.off_steps.empty();
+                g.steps.insert(g.steps.end(), s.off_steps.begin(), s.off_steps.end());
             }
         } else if (!gpu->iommu_group) {
             fixable = false;
+            g.steps_fix = false;
             g.causes.emplace_back("the IOMMU is on but this device has no IOMMU group (the IOMMU "
                                   "does not cover it: check the firmware's DMAR/IVRS scope)");
         } else {
@@ -253,6 +320,8 @@ Diagnosis diagnose(const host::SystemFacts& f, const pci::Inventory& inv,
         }
         if (std::find(g.steps.begin(), g.steps.end(), k_reboot_step) != g.steps.end())
             dx.reboot_required = true;
+        if (!s.enabled && s.hypervisor != host::Hypervisor::none && !s.off_steps.empty())
+            dx.reboot_required = true; // the VM starts again with its virtual IOMMU
         dx.gpus.push_back(std::move(g));
     }
 
@@ -280,7 +349,17 @@ Diagnosis diagnose(const host::SystemFacts& f, const pci::Inventory& inv,
     bool host_gpu = std::any_of(dx.gpus.begin(), dx.gpus.end(), [](const GpuDiagnosis& g) {
         return g.gpu->driver && *g.gpu->driver != "vfio-pci";
     });
-    bool works_after = dx.overall == Verdict::will_work || dx.overall == Verdict::will_work_after;
+    // "After the steps" means after every step listed, vfioctl's or not: a
+    // GPU whose causes all have a step works then.
+    std::string after = "Fails";
+    for (const auto& g : dx.gpus) {
+        if (g.verdict == Verdict::will_work || g.verdict == Verdict::will_work_after ||
+            (g.verdict == Verdict::will_not_work && g.steps_fix)) {
+            after = "Works";
+            break;
+        }
+        if (g.verdict == Verdict::unknown) after = "Unknown";
+    }
     auto yes = [](bool b) { return std::string(b ? "Works" : "Fails"); };
     std::string no_gpu = dx.gpus.empty() ? "No GPU" : "";
     dx.summary.push_back({"Host GPU usage",
@@ -288,20 +367,26 @@ Diagnosis diagnose(const host::SystemFacts& f, const pci::Inventory& inv,
                           dx.gpus.empty() ? no_gpu : "Works until the GPU is given to a VM"});
     dx.summary.push_back({"VM GPU passthrough",
                           dx.gpus.empty() ? no_gpu : yes(dx.overall == Verdict::will_work),
-                          dx.gpus.empty() ? no_gpu : yes(works_after)});
+                          dx.gpus.empty() ? no_gpu : after});
     bool vfio_now = s.enabled && vfio_ok;
-    dx.summary.push_back({"VFIO support", vfio_now ? "Yes" : "No",
-                          (vfio_now || (s.cmdline_fixable && vfio_ok)) ? "Yes" : "No"});
+    // The IOMMU after the steps: on, or turned on by 'iommu enable' or by
+    // the firmware's or the VM's settings the steps name.
+    bool iommu_after = s.enabled || s.cmdline_fixable || !s.off_steps.empty();
+    // A missing VFIO is a step of every GPU's ("boot a kernel built with VFIO").
+    bool vfio_after = vfio_ok || !dx.gpus.empty();
+    dx.summary.push_back(
+        {"VFIO support", vfio_now ? "Yes" : "No", (iommu_after && vfio_after) ? "Yes" : "No"});
     auto iso = [&](bool on) {
         if (!on) return std::string("Limited");
         return std::string(s.interrupt_remapping == false ? "Partial (no interrupt remapping)"
                                                           : "Full");
     };
-    dx.summary.push_back(
-        {"Security isolation", iso(s.enabled), iso(s.enabled || s.cmdline_fixable)});
+    dx.summary.push_back({"Security isolation", iso(s.enabled), iso(iommu_after)});
     dx.summary.push_back({"IOMMU groups", s.group_count ? std::to_string(s.group_count) : "None",
-                          s.enabled ? std::to_string(s.group_count)
-                                    : (s.cmdline_fixable ? "Many (after reboot)" : "None")});
+                          s.enabled           ? std::to_string(s.group_count)
+                          : s.cmdline_fixable ? "Many (after reboot)"
+                          : iommu_after       ? "Many (after the steps)"
+                                              : "None"});
     dx.summary.push_back({"Reboot required",
                           next && !next->running_known
                               ? "Unknown (the running command line cannot be read)"

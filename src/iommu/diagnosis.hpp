@@ -34,6 +34,13 @@ struct IommuState {
     std::optional<std::string> off_cause;
     // Whether that cause is the command line (fixable by 'iommu enable' + reboot).
     bool cmdline_fixable = false;
+    // What else turns it on, when the command line is not the cause: steps
+    // outside vfioctl (the firmware setup, or the settings of the VM this
+    // runs in), in order. Empty when nothing known turns it on (a cloud
+    // that offers its VMs no virtual IOMMU, a kernel without IOMMU support).
+    std::vector<std::string> off_steps;
+    // The hypervisor this runs under; none on bare metal.
+    host::Hypervisor hypervisor = host::Hypervisor::none;
 };
 
 struct GpuDiagnosis {
@@ -45,6 +52,9 @@ struct GpuDiagnosis {
     std::vector<std::string> causes;   // why it does not work now
     std::vector<std::string> steps;    // what makes it work, in order
     std::vector<std::string> warnings; // true but not blocking
+    // Every cause has a step that removes it: "after the steps" it works,
+    // even where vfioctl cannot take the steps itself (will_not_work).
+    bool steps_fix = true;
 };
 
 // One row of the seed's summary table, for this host now and after the steps.

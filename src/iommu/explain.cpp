@@ -1,5 +1,6 @@
 #include "iommu/explain.hpp"
 
+#include "pci/fabric.hpp"
 #include "util/strings.hpp"
 
 #include <algorithm>
@@ -189,9 +190,11 @@ void iommu_off_remedy(const ExplainContext& c, Explanation& e) {
             "vfioctl iommu enable   (turns the IOMMU on in the boot configuration, with a backup)");
         e.remedy.emplace_back("reboot");
         e.remedy.emplace_back("vfioctl status         (check that passthrough WILL WORK)");
+    } else if (!c.iommu.off_steps.empty()) {
+        // The firmware setup, or the settings of the VM this runs in.
+        e.remedy.insert(e.remedy.end(), c.iommu.off_steps.begin(), c.iommu.off_steps.end());
     } else if (c.iommu.platform == "none") {
-        e.remedy.emplace_back("enable VT-d (Intel) or AMD-Vi (AMD) in the firmware setup, then "
-                              "boot and run 'vfioctl status'");
+        e.remedy.emplace_back("none on this machine: " + c.iommu.off_cause.value_or("?"));
     } else {
         e.remedy.emplace_back("run 'vfioctl status' and look for DMAR or AMD-Vi lines in 'dmesg'");
     }
@@ -408,6 +411,39 @@ void unsafe_irq(const ExplainContext& c, const Match&, Explanation& e) {
         "weakens isolation");
 }
 
+// What the host's PCI tree says about an NVLink fabric, for the rules below.
+void fabric_facts(const ExplainContext& c, Explanation& e) {
+    auto f = pci::nvlink_fabric(c.inv);
+    if (f)
+        e.on_this_host.push_back(std::to_string(f->nvswitches.size()) + " NVSwitches (" +
+                                 f->generation + ") and " + std::to_string(f->gpus.size()) +
+                                 " NVIDIA GPUs on this machine's PCI bus");
+    else
+        e.on_this_host.emplace_back(
+            "no NVSwitch on this machine's PCI bus: in a VM given HGX GPUs without their "
+            "NVSwitches, the fabric is the host's or a service VM's Fabric Manager's to set up");
+}
+
+void cuda_not_ready(const ExplainContext& c, const Match&, Explanation& e) {
+    fabric_facts(c, e);
+    e.remedy.emplace_back("'nvidia-smi -q' shows each GPU's Fabric State (Completed when ready) "
+                          "and 'systemctl status nvidia-fabricmanager' whether it runs");
+    e.remedy.emplace_back(
+        "install nvidia-fabricmanager of exactly the driver's version "
+        "('nvidia-smi' shows it) and 'systemctl enable --now nvidia-fabricmanager'");
+    e.remedy.emplace_back(
+        "full passthrough: the VM needs every GPU and every NVSwitch ('vfioctl vm start "
+        "--all-gpus --with-nvswitches') and runs Fabric Manager itself; shared NVSwitch mode: the "
+        "service VM's Fabric Manager must activate the GPUs' partition before this VM starts");
+}
+
+void fm_version(const ExplainContext& c, const Match&, Explanation& e) {
+    fabric_facts(c, e);
+    e.remedy.emplace_back("install the nvidia-fabricmanager package of the loaded driver's "
+                          "version (or the driver of Fabric Manager's), then restart "
+                          "nvidia-fabricmanager; a held package version keeps them apart");
+}
+
 const std::vector<Rule>& rules() {
     static const std::vector<Rule> table = {
         {"no_iommu_group", contains("no iommu_group found"),
@@ -453,6 +489,15 @@ const std::vector<Rule>& rules() {
          "another driver owns the NVIDIA GPU, so the nvidia driver did not take it", nvrm_no_probe},
         {"nvrm_init_failed", then("nvrm:", "rminitadapter failed"),
          "the NVIDIA driver could not initialise the GPU", nvrm_init},
+        {"cuda_system_not_ready",
+         any_of({contains("system not yet initialized"), contains("cudaerrorsystemnotready")}),
+         "CUDA error 802: on an NVSwitch system CUDA refuses work until Fabric Manager has set up "
+         "the NVLink fabric (it is not running, failed, or is another version than the driver)",
+         cuda_not_ready},
+        {"fabric_manager_version_mismatch", then("fabric manager", "don't match"),
+         "Fabric Manager and the NVIDIA driver are different versions; Fabric Manager refuses to "
+         "start, so the NVLink fabric stays down (CUDA error 802)",
+         fm_version},
     };
     return table;
 }

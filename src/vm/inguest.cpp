@@ -47,6 +47,40 @@ std::vector<SmiGpu> parse_nvidia_smi(std::string_view csv) {
     return out;
 }
 
+std::vector<FabricState> parse_fabric_states(std::string_view smi_q) {
+    std::vector<FabricState> out;
+    std::string gpu;
+    size_t fabric_indent = std::string::npos; // inside a Fabric section when set
+    for (const auto& raw : util::split(smi_q, '\n')) {
+        std::string_view line = raw;
+        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+        const size_t indent = line.find_first_not_of(' ');
+        if (indent == std::string_view::npos) continue;
+        auto text = util::trim(line);
+        if (indent == 0 && util::starts_with(text, "GPU ")) {
+            gpu = std::string(util::trim(text.substr(4)));
+            fabric_indent = std::string::npos;
+            continue;
+        }
+        if (fabric_indent != std::string::npos && indent <= fabric_indent)
+            fabric_indent = std::string::npos;
+        if (fabric_indent == std::string::npos) {
+            if (text == "Fabric" && !gpu.empty()) {
+                fabric_indent = indent;
+                out.push_back({gpu, "", ""});
+            }
+            continue;
+        }
+        size_t colon = text.find(':');
+        if (colon == std::string_view::npos) continue;
+        auto key = util::trim(text.substr(0, colon));
+        auto value = std::string(util::trim(text.substr(colon + 1)));
+        if (key == "State") out.back().state = value;
+        if (key == "Status") out.back().status = value;
+    }
+    return out;
+}
+
 std::vector<SysfsBar> parse_resource_file(std::string_view text) {
     std::vector<SysfsBar> out;
     auto lines = util::split(text, '\n');

@@ -32,6 +32,19 @@ struct SmiGpu {
 // --format=csv,noheader`; malformed rows are skipped.
 std::vector<SmiGpu> parse_nvidia_smi(std::string_view csv);
 
+// One GPU's NVLink fabric state, from `nvidia-smi -q` (its "Fabric" section).
+struct FabricState {
+    std::string bus_id; // "00000000:18:00.0"
+    std::string state;  // "Completed", "In Progress", "Not Started", "Not Supported"
+    std::string status; // "Success", or the failure nvidia-smi names
+    // Registered with the fabric: CUDA runs; before that CUDA says "system
+    // not yet initialized" (error 802).
+    bool ready() const { return state == "Completed" && status == "Success"; }
+};
+
+// Pure: every GPU of `nvidia-smi -q` output that has a Fabric section.
+std::vector<FabricState> parse_fabric_states(std::string_view smi_q);
+
 // One BAR as the guest's kernel assigned it (sysfs "resource" file).
 struct SysfsBar {
     int index = 0;

@@ -127,3 +127,25 @@ TEST_F(CliVm, VerifyRefusesAGpuThatWillNotWorkBeforeBooting) {
     EXPECT_EQ(k.driver_of(fixture::k_seed_gpu), "nvidia");
     EXPECT_TRUE(std::filesystem::is_empty(paths.run_base));
 }
+
+TEST_F(CliVm, StartWithASelectionThatNamesNothingChangesNothing) {
+    HostTree t = fixture::seed_after();
+    t.write("/boot/vmlinuz-test", "kernel");
+    FakeKernel k(t);
+    auto r = run_cli(
+        k, {"vm", "start", "fabric", "--kernel", "/boot/vmlinuz-test", "--with-nvswitches"}, paths);
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    EXPECT_TRUE(contains(r.err, "--with-nvswitches: this host has no NVSwitch")) << r.err;
+    EXPECT_FALSE(std::filesystem::exists(paths.run_base + "/fabric"));
+
+    // IOMMU off: --all-gpus finds no GPU that can go, and says why.
+    HostTree off = fixture::seed_before();
+    off.write("/boot/vmlinuz-test", "kernel");
+    FakeKernel ko(off);
+    auto a = run_cli(ko, {"vm", "start", "fabric", "--kernel", "/boot/vmlinuz-test", "--all-gpus"},
+                     paths);
+    EXPECT_EQ(a.exit_code, 1) << a.err;
+    EXPECT_TRUE(contains(a.err, "--all-gpus: no NVIDIA GPU can go to a VM now")) << a.err;
+    EXPECT_EQ(ko.driver_of(fixture::k_seed_gpu), "nvidia");
+    EXPECT_FALSE(std::filesystem::exists(paths.run_base + "/fabric"));
+}

@@ -306,7 +306,11 @@ TEST(Diagnose, MissingVfioModulesCannotBeFixedByAReboot) {
     EXPECT_EQ(g.verdict, Verdict::will_not_work);
     EXPECT_TRUE(contains(g.causes, "vfio, vfio_iommu_type1, vfio_pci"));
     EXPECT_FALSE(contains(g.causes, "vfio_pci_core")); // kernels before 5.16 have none
-    EXPECT_EQ(row(dx, "VFIO support")->after, "No");
+    // vfioctl cannot take the step, yet it is listed: after it, VFIO is there.
+    EXPECT_TRUE(contains(g.steps, "boot a kernel built with VFIO"));
+    EXPECT_TRUE(g.steps_fix);
+    EXPECT_EQ(row(dx, "VFIO support")->after, "Yes");
+    EXPECT_EQ(row(dx, "VM GPU passthrough")->after, "Works");
 
     // vfio_pci_core alone missing is an older kernel, not a problem.
     host::SystemFacts old = intel_facts("intel_iommu=on", true);
@@ -335,7 +339,116 @@ TEST(Diagnose, FirmwareOffNamesVtdAndTheFirmwareSetup) {
     EXPECT_TRUE(contains(g.steps, "firmware"));
     EXPECT_FALSE(contains(g.steps, "iommu enable"));
     EXPECT_FALSE(dx.reboot_required);
-    EXPECT_EQ(row(dx, "IOMMU groups")->after, "None");
+    // The summary's "after the steps" agrees with the steps.
+    EXPECT_EQ(row(dx, "IOMMU groups")->after, "Many (after the steps)");
+    EXPECT_EQ(row(dx, "VM GPU passthrough")->after, "Works");
+    EXPECT_EQ(row(dx, "VFIO support")->after, "Yes");
+}
+
+// Facts of a VM with no virtual IOMMU: no DMAR, the CPU's hypervisor flag.
+host::SystemFacts guest_facts(host::Hypervisor h, std::string cmdline = "") {
+    host::SystemFacts f = intel_facts(std::move(cmdline), false);
+    f.acpi_dmar = false;
+    f.cpu.hypervisor = true;
+    f.virt.cpu_flag = true;
+    f.virt.hypervisor = h;
+    return f;
+}
+
+TEST(Diagnose, GuestWithoutAVirtualIommuNamesTheVmsSettingsNotTheFirmware) {
+    auto inv = inventory({device("0000:00:06.0", 0x10de, 0x2330, 0x0302, std::nullopt, "nvidia")});
+    auto dx = iommu::diagnose(guest_facts(host::Hypervisor::qemu_kvm), inv, {});
+    const auto& g = dx.gpus.at(0);
+    EXPECT_EQ(g.verdict, Verdict::will_not_work);
+    EXPECT_TRUE(contains(g.causes, "virtual machine (QEMU/KVM)")) << g.causes.at(0);
+    EXPECT_FALSE(contains(g.causes, "firmware setup"));
+    EXPECT_FALSE(contains(g.steps, "BIOS/UEFI"));
+    // This kernel leaves an Intel IOMMU off: intel_iommu=on first, then the
+    // VM's own settings, with QEMU's and libvirt's words.
+    ASSERT_EQ(g.steps.size(), 2u);
+    EXPECT_NE(g.steps[0].find("vfioctl iommu enable --iommu intel"), std::string::npos);
+    EXPECT_NE(g.steps[1].find("intel-iommu,intremap=on,caching-mode=on"), std::string::npos);
+    EXPECT_NE(g.steps[1].find("<iommu model='intel'>"), std::string::npos);
+    EXPECT_TRUE(g.steps_fix);
+    EXPECT_TRUE(dx.reboot_required);
+    EXPECT_EQ(dx.iommu.hypervisor, host::Hypervisor::qemu_kvm);
+    EXPECT_EQ(row(dx, "VM GPU passthrough")->now, "Fails");
+    EXPECT_EQ(row(dx, "VM GPU passthrough")->after, "Works");
+    EXPECT_EQ(row(dx, "IOMMU groups")->after, "Many (after the steps)");
+    EXPECT_EQ(row(dx, "Reboot required")->after, "Yes");
+
+    // A command line that already turns it on needs no 'iommu enable'.
+    auto on = iommu::diagnose(guest_facts(host::Hypervisor::vmware, "intel_iommu=on"), inv, {});
+    ASSERT_EQ(on.gpus.at(0).steps.size(), 1u);
+    EXPECT_TRUE(contains(on.gpus[0].steps, "Expose IOMMU to the guest OS"));
+
+    // Unnamed: still a VM's setting, with the physical host as the other way.
+    auto unnamed = iommu::diagnose(guest_facts(host::Hypervisor::unknown), inv, {});
+    EXPECT_TRUE(contains(unnamed.gpus.at(0).causes, "an unnamed hypervisor"));
+    EXPECT_TRUE(contains(unnamed.gpus[0].steps, "run vfioctl on the physical host"));
+    EXPECT_EQ(row(unnamed, "VM GPU passthrough")->after, "Works");
+}
+
+TEST(Diagnose, CloudThatOffersNoVirtualIommuHasNoStepAndFailsAfterToo) {
+    auto inv = inventory({device("0000:00:1e.0", 0x10de, 0x2330, 0x0302, std::nullopt, "nvidia")});
+    for (auto h : {host::Hypervisor::aws_ec2, host::Hypervisor::gce, host::Hypervisor::azure}) {
+        SCOPED_TRACE(host::hypervisor_id(h));
+        auto dx = iommu::diagnose(guest_facts(h), inv, {});
+        const auto& g = dx.gpus.at(0);
+        EXPECT_EQ(g.verdict, Verdict::will_not_work);
+        EXPECT_TRUE(g.steps.empty()) << g.steps.front();
+        EXPECT_FALSE(g.steps_fix);
+        EXPECT_TRUE(contains(g.causes, std::string(host::hypervisor_name(h)) +
+                                           " offers its VMs no virtual IOMMU"));
+        EXPECT_EQ(row(dx, "VM GPU passthrough")->after, "Fails");
+        EXPECT_EQ(row(dx, "IOMMU groups")->after, "None");
+        EXPECT_EQ(row(dx, "VFIO support")->after, "No");
+    }
+    auto aws = iommu::diagnose(guest_facts(host::Hypervisor::aws_ec2), inv, {});
+    EXPECT_TRUE(contains(aws.gpus.at(0).causes, "*.metal"));
+}
+
+TEST(Hypervisor, DmiNamesItOnlyWhenTheCpuSaysGuest) {
+    struct Case {
+        const char* vendor;
+        const char* product;
+        const char* bios_version;
+        const char* asset;
+        host::Hypervisor want;
+    };
+    const Case cases[] = {
+        {"QEMU", "Standard PC (Q35 + ICH9, 2009)", "1.16.2-debian-1.16.2-1", "",
+         host::Hypervisor::qemu_kvm},
+        {"Amazon EC2", "g5.xlarge", "1.0", "", host::Hypervisor::aws_ec2},
+        {"Xen", "HVM domU", "4.11.amazon", "", host::Hypervisor::aws_ec2},
+        {"Google", "Google Compute Engine", "Google", "", host::Hypervisor::gce},
+        {"Microsoft Corporation", "Virtual Machine", "Hyper-V UEFI Release v4.1",
+         "7783-7084-3265-9085-8269-3286-77", host::Hypervisor::azure},
+        {"Microsoft Corporation", "Virtual Machine", "Hyper-V UEFI Release v4.1", "",
+         host::Hypervisor::hyperv},
+        {"VMware, Inc.", "VMware7,1", "VMW71.00V", "", host::Hypervisor::vmware},
+        {"innotek GmbH", "VirtualBox", "VirtualBox", "", host::Hypervisor::virtualbox},
+        {"OpenStack Foundation", "OpenStack Nova", "1.15.0", "", host::Hypervisor::openstack},
+        {"Xen", "HVM domU", "4.16", "", host::Hypervisor::xen},
+        {"", "", "", "", host::Hypervisor::unknown},
+    };
+    for (const auto& c : cases) {
+        SCOPED_TRACE(std::string(c.vendor) + " / " + c.product);
+        host::VirtFacts v;
+        v.cpu_flag = true;
+        auto set = [](std::optional<std::string>& f, const char* s) {
+            if (*s) f = s;
+        };
+        set(v.sys_vendor, c.vendor);
+        set(v.product_name, c.product);
+        set(v.bios_version, c.bios_version);
+        set(v.chassis_asset_tag, c.asset);
+        EXPECT_EQ(host::identify_hypervisor(v), c.want);
+        // The same DMI without the CPU's flag is bare metal (an EC2 *.metal
+        // instance says "Amazon EC2" too).
+        v.cpu_flag = false;
+        EXPECT_EQ(host::identify_hypervisor(v), host::Hypervisor::none);
+    }
 }
 
 TEST(Diagnose, InterruptRemappingOffWarnsUnlessUnsafeInterruptsAreAllowed) {

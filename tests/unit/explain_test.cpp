@@ -260,6 +260,14 @@ TEST(Explain, RealMessagesMatchTheirRule) {
          "nvrm_init_failed",
          "0000:13:00.0",
          {}},
+        {"RuntimeError: CUDA error: system not yet initialized", "cuda_system_not_ready", "", {}},
+        {"-> cudaErrorSystemNotReady: system not yet initialized", "cuda_system_not_ready", "", {}},
+        {"[Nov 30 2026 10:02:11] [ERROR] [tid 1342] fabric manager NVIDIA GPU driver interface "
+         "version 535.129.03 don't match with driver version 535.104.12. Please update with "
+         "matching NVIDIA driver package.",
+         "fabric_manager_version_mismatch",
+         "",
+         {}},
     };
     std::set<std::string> covered;
     for (const auto& c : cases) {

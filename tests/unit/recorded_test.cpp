@@ -8,6 +8,7 @@
 
 #include <fstream>
 #include <gtest/gtest.h>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
@@ -55,7 +56,12 @@ TEST_P(Recorded, StatusOnTheSnapshotMatchesTheGuest) {
     for (size_t i = 0; i < inside["gpus"].size(); ++i) {
         EXPECT_EQ(outside["gpus"][i]["address"], inside["gpus"][i]["address"]);
         EXPECT_EQ(outside["gpus"][i]["verdict"], inside["gpus"][i]["verdict"]);
-        EXPECT_EQ(outside["gpus"][i]["causes"], inside["gpus"][i]["causes"]);
+        // The H100 guest was recorded before vfioctl told a VM's missing
+        // virtual IOMMU from a firmware setting; its causes are checked in
+        // RecordedH100.ACloudGuestIsToldToAskItsHypervisor instead.
+        if (std::string(GetParam()) != "h100-firecracker") {
+            EXPECT_EQ(outside["gpus"][i]["causes"], inside["gpus"][i]["causes"]);
+        }
     }
     EXPECT_EQ(outside["verdict"], inside["verdict"]);
     EXPECT_EQ(outside["kvm"], inside["kvm"]);
@@ -90,6 +96,39 @@ TEST(RecordedH100, TheRealCardsBarsSizeTheVmWindow) {
     EXPECT_EQ(m.bar_bytes, 128 * GiB + 16 * MiB + 32 * MiB);
     EXPECT_EQ(m.hole64_bytes, 512 * GiB);
     EXPECT_GE(m.phys_bits, 40);
+}
+
+// The recording is a VM (the CPU's hypervisor flag; Firecracker gives it no
+// DMI) without a virtual IOMMU and with a kernel without VFIO: the steps name
+// the VM's settings and a VFIO kernel, not a firmware setup, and the
+// summary's "after the steps" column says what those steps give.
+TEST(RecordedH100, ACloudGuestIsToldToAskItsHypervisor) {
+    fixture::TempDir tmp;
+    const std::string dir = recording("h100-firecracker", tmp);
+    auto run = vfioctl::fixture::run_program({VFIOCTL_BINARY, "--root", dir, "status", "--json"});
+    ASSERT_EQ(run.signal, 0);
+    EXPECT_EQ(run.exit_code, 3);
+    json j = json::parse(run.out);
+    EXPECT_EQ(j["machine"]["guest"], true);
+    EXPECT_EQ(j["machine"]["hypervisor"], "unknown");
+    EXPECT_EQ(j["machine"]["dmi_sys_vendor"], nullptr);
+    ASSERT_EQ(j["gpus"].size(), 1u);
+    const json& g = j["gpus"][0];
+    EXPECT_EQ(g["verdict"], "will_not_work");
+    const std::string causes = g["causes"].dump(), steps = g["steps"].dump();
+    EXPECT_NE(causes.find("this is a virtual machine"), std::string::npos) << causes;
+    EXPECT_EQ(causes.find("firmware setup"), std::string::npos) << causes;
+    EXPECT_EQ(steps.find("BIOS/UEFI"), std::string::npos) << steps;
+    EXPECT_NE(steps.find("virtual IOMMU"), std::string::npos) << steps;
+    EXPECT_NE(steps.find("boot a kernel built with VFIO"), std::string::npos) << steps;
+    std::map<std::string, json> rows;
+    for (const auto& r : j["summary"])
+        rows[r["feature"]] = r;
+    EXPECT_EQ(rows["VM GPU passthrough"]["now"], "Fails");
+    EXPECT_EQ(rows["VM GPU passthrough"]["after"], "Works");
+    EXPECT_EQ(rows["VFIO support"]["after"], "Yes");
+    EXPECT_EQ(rows["IOMMU groups"]["after"], "Many (after the steps)");
+    EXPECT_EQ(rows["Reboot required"]["after"], "Yes");
 }
 
 TEST(RecordedH100, VerifyInGuestOnTheRecordingSeesTheCard) {

@@ -10,9 +10,11 @@
 #include <filesystem>
 #include <fstream>
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 using namespace vfioctl;
 namespace fs = std::filesystem;
+using json = nlohmann::json;
 
 namespace {
 
@@ -58,6 +60,31 @@ TEST(Snapshot, StatusOnTheSnapshotEqualsStatusOnTheOriginal) {
             EXPECT_EQ(got.err, want.err);
         }
     }
+}
+
+// A VM's DMI strings come along, so a user's snapshot says which hypervisor
+// lacks the virtual IOMMU; serial numbers and UUIDs stay behind.
+TEST(Snapshot, RecordsWhichHypervisorThisRunsUnder) {
+    fixture::HostTree t = fixture::firmware_off_host();
+    fixture::CpuSpec cpu;
+    cpu.flags = {"fpu", "pae", "x2apic", "hypervisor"};
+    t.set_cpu(cpu);
+    t.write("/sys/class/dmi/id/sys_vendor", "QEMU\n");
+    t.write("/sys/class/dmi/id/product_name", "Standard PC (Q35 + ICH9, 2009)\n");
+    t.write("/sys/class/dmi/id/bios_vendor", "SeaBIOS\n");
+    t.write("/sys/class/dmi/id/product_uuid", "8c1c1d4c-0000-0000-0000-000000000000\n");
+    auto out = snapshot_of(t.root());
+    const fs::path snap = out.path / "snap";
+    EXPECT_TRUE(fs::exists(snap / "sys/class/dmi/id/sys_vendor"));
+    EXPECT_FALSE(fs::exists(snap / "sys/class/dmi/id/product_uuid"));
+    auto want = run_root(t.root(), {"--json", "status"});
+    auto got = run_root(snap, {"--json", "status"});
+    EXPECT_EQ(got.out, want.out);
+    json j = json::parse(got.out);
+    EXPECT_EQ(j["machine"]["hypervisor"], "qemu_kvm");
+    EXPECT_EQ(j["machine"]["dmi_sys_vendor"], "QEMU");
+    EXPECT_NE(j["gpus"][0]["causes"].dump().find("virtual machine (QEMU/KVM)"), std::string::npos)
+        << j["gpus"][0]["causes"].dump();
 }
 
 // A snapshot of a snapshot is the same host again.
