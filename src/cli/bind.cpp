@@ -7,6 +7,7 @@
 #include "cli/model.hpp"
 #include "cli/persist_view.hpp"
 #include "cli/settled_view.hpp"
+#include "host/users.hpp"
 #include "services/devices.hpp"
 #include "services/persist.hpp"
 #include "util/strings.hpp"
@@ -83,6 +84,7 @@ void add_common(CLI::App& sub, std::string& state_dir, double& timeout_s) {
 struct BindOptions {
     std::vector<std::string> targets;
     GpuSelection select;
+    std::string owner; // --owner: who gets /dev/vfio/N
     int gpu = -1;
     bool dry_run = false;
     bool force = false;
@@ -135,7 +137,7 @@ std::string notes_text(const std::vector<std::string>& notes) {
 // on vfio-pci (absent ones are only reported), 1 when one is not or an
 // entry cannot be read.
 Report run_bind_at_boot(Context& ctx, const BindOptions& o) {
-    if (o.persistent || o.dry_run || o.force || o.gpu >= 0 || o.select.any())
+    if (o.persistent || o.dry_run || o.force || o.gpu >= 0 || o.select.any() || !o.owner.empty())
         return failed(Error{"--at-boot takes no other option but device addresses",
                             {},
                             "vfioctl bind --at-boot [DDDD:BB:DD.F]...",
@@ -186,10 +188,36 @@ Report run_bind_at_boot(Context& ctx, const BindOptions& o) {
     return r;
 }
 
+struct GivenNodes {
+    std::vector<std::string> nodes; // given
+    std::optional<Error> error;     // the first that could not be
+};
+
+// Each group's /dev/vfio/N to u, in group order; stops at the first failure.
+GivenNodes give_nodes(const host::Host& host, const std::vector<int>& groups, const host::User& u) {
+    GivenNodes g;
+    for (int n : groups) {
+        const std::string node = "/dev/vfio/" + std::to_string(n);
+        if (auto s = host::give_node(host, node, u); !s) {
+            g.error = s.error();
+            break;
+        }
+        g.nodes.push_back(node);
+    }
+    return g;
+}
+
 Report run_bind(Context& ctx, const BindOptions& o) {
     if (o.at_boot) return run_bind_at_boot(ctx, o);
     auto m = load_host(ctx, o.state_dir, true);
     if (!m) return failed(m.error());
+    // --owner is checked before anything changes.
+    std::optional<host::User> owner;
+    if (!o.owner.empty()) {
+        auto u = host::find_user(ctx.host, o.owner);
+        if (!u) return failed(u.error(), exit_usage, {{"changed", false}});
+        owner = *u;
+    }
     // What the user named: targets, and --all-gpus/--with-nvswitches.
     std::vector<std::string> wanted = o.targets;
     Selected sel;
@@ -294,6 +322,20 @@ Report run_bind(Context& ctx, const BindOptions& o) {
         r.json["selection"] = {{"addresses", sel.addresses}, {"left_out", sel.notes}};
     r.text = text + (plan.nothing_to_do() ? "Nothing to do:\n" : "Bound to vfio-pci:\n") +
              changes_text(*changes);
+    if (owner) {
+        auto given = give_nodes(ctx.host, plan.groups, *owner);
+        r.json["owner"] = {{"user", owner->name}, {"uid", owner->uid}, {"nodes", given.nodes}};
+        for (const auto& n : given.nodes)
+            r.text += "  " + n + " belongs to " + owner->name + " (uid " +
+                      std::to_string(owner->uid) + ")\n";
+        if (given.error) {
+            Error e = *given.error;
+            e.message = "bound, but " + e.message;
+            e.hint = "the devices are on vfio-pci; as root, 'chown " + owner->name + " " + e.path +
+                     "', or 'vfioctl unbind' gives them back";
+            return failed(e, exit_failure, r.json, r.text);
+        }
+    }
     if (pp) {
         auto w = services::write_persist(ctx.host, o.state_dir, *pp);
         if (!w) {
@@ -480,6 +522,9 @@ Command bind_command() {
                     // A range, not NonNegativeNumber: its message printed DBL_MAX's 309 digits.
                     ->check(CLI::Range(0, 65535));
                 add_selection_flags(sub, o->select);
+                sub.add_option("--owner", o->owner,
+                               "give each group's /dev/vfio/N to this user (a login name or uid), "
+                               "so that QEMU may run as that user, not root");
                 sub.add_flag("--dry-run", o->dry_run, "show the plan and stop");
                 sub.add_flag("--persistent", o->persistent,
                              "also at every boot: records /etc/vfioctl/bind.d/pci-ADDRESS for "

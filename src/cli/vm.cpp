@@ -6,6 +6,7 @@
 #include "cli/commands.hpp"
 #include "cli/gpu_select.hpp"
 #include "cli/model.hpp"
+#include "host/users.hpp"
 #include "services/console.hpp"
 #include "services/devices.hpp"
 #include "services/machine.hpp"
@@ -19,6 +20,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fmt/format.h>
+#include <set>
 #include <sstream>
 
 namespace vfioctl::cli {
@@ -149,6 +151,7 @@ vm::ProfileOverrides overrides_of(ProfileFlags& f) {
 
 struct StartOptions {
     std::string name;
+    std::string owner; // --owner: QEMU runs as this user
     ProfileFlags flags;
     std::string run_base;
     std::string state_dir;
@@ -219,6 +222,14 @@ Report run_start(Context& ctx, StartOptions& o) {
     if (accel.error) return failed(*accel.error);
     if (!accel.warning.empty()) warn(ctx, accel.warning);
 
+    std::optional<services::RunAs> run_as;
+    if (!o.owner.empty()) {
+        auto u = host::find_user(ctx.host, o.owner);
+        if (!u) return failed(u.error(), exit_usage);
+        // VFIO pins all guest RAM; QEMU's own allocations come on top.
+        run_as = services::RunAs{*u, (p.memory_mib + 1024) << 20};
+    }
+
     Passthrough pass;
     if (!p.gpus.empty()) {
         auto taken = take_devices(ctx, p.gpus, o.state_dir);
@@ -230,6 +241,20 @@ Report run_start(Context& ctx, StartOptions& o) {
             warn(ctx, s.error().describe());
         return failed(e);
     };
+    std::vector<std::string> owned_nodes;
+    if (run_as) {
+        // Each group the VM holds: its /dev/vfio/N to the user.
+        std::set<std::string> nodes;
+        for (const auto& a : pass.addresses) {
+            auto g = ctx.host.link_name("/sys/bus/pci/devices/" + a + "/iommu_group");
+            if (!g) return fail(Error{"the IOMMU group of " + a + " cannot be read", {}, "", 0});
+            nodes.insert("/dev/vfio/" + *g);
+        }
+        for (const auto& n : nodes) {
+            if (auto s = host::give_node(ctx.host, n, run_as->user); !s) return fail(s.error());
+            owned_nodes.push_back(n);
+        }
+    }
     if (auto s = machine.make_dir(); !s) return fail(s.error());
 
     vm::VmRecord rec;
@@ -249,14 +274,21 @@ Report run_start(Context& ctx, StartOptions& o) {
     spec.daemonize = true;
     spec.serials = {{vm::SerialPort::socket, rec.console_socket, rec.console_log}};
     rec.argv = vm::qemu_argv(p, spec);
-    auto launched = machine.launch(ctx.host, rec, *qemu, static_cast<int>(o.wait_s * 1000),
-                                   [&ctx](const std::string& line) {
-                                       if (!ctx.json) ctx.err << line << "\n";
-                                   });
+    auto launched = machine.launch(
+        ctx.host, rec, *qemu, static_cast<int>(o.wait_s * 1000),
+        [&ctx](const std::string& line) {
+            if (!ctx.json) ctx.err << line << "\n";
+        },
+        run_as);
     if (!launched) return fail(launched.error());
     Report r;
     r.json = record_json(rec);
     r.json["status"] = *launched;
+    r.json["owner"] = run_as ? json({{"user", run_as->user.name},
+                                     {"uid", run_as->user.uid},
+                                     {"memlock_bytes", run_as->memlock_bytes},
+                                     {"nodes", owned_nodes}})
+                             : json(nullptr);
     r.text = "VM started with PID " + std::to_string(rec.pid) + "\n  name: " + rec.name + " (" +
              rec.accel + ", " + std::to_string(p.memory_mib) + " MiB, " + std::to_string(p.cpus) +
              " CPUs)\n";
@@ -264,6 +296,10 @@ Report run_start(Context& ctx, StartOptions& o) {
         r.text += "  passed through: " + rec.devices[i] + " [" + rec.device_ids[i] + "]\n";
     if (rec.ssh_port)
         r.text += "  ssh: ssh -p " + std::to_string(*rec.ssh_port) + " root@localhost\n";
+    if (run_as)
+        r.text += "  runs as: " + run_as->user.name + " (uid " + std::to_string(run_as->user.uid) +
+                  "), locked memory up to " + std::to_string(run_as->memlock_bytes >> 20) + " MiB" +
+                  (owned_nodes.empty() ? "" : ", owns " + util::join(owned_nodes, " ")) + "\n";
     r.text += "  console: vfioctl vm console " + rec.name + " (log " + rec.console_log + ")\n";
     r.text += "  stop: vfioctl vm stop " + rec.name + "\n";
     return r;
@@ -533,6 +569,10 @@ const std::vector<VmSubcommand>& vm_subcommands() {
                           "profile name (/etc/vfioctl/vms/NAME.toml) or a .toml file")
                  ->required();
              add_profile_flags(c, o->flags, false);
+             c.add_option("--owner", o->owner,
+                          "run QEMU as this user (login name or uid), not root: it gets the VFIO "
+                          "groups' /dev/vfio/N, the run directory and a locked-memory limit of "
+                          "the guest's RAM + 1 GiB");
              c.add_option("--wait", o->wait_s, "seconds to wait for QEMU to run")
                  ->capture_default_str()
                  ->check(seconds_value());

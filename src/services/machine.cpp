@@ -97,22 +97,67 @@ void Machine::place(vm::VmRecord& rec, const std::string& log) const {
     rec.pidfile = m_dir + "/qemu.pid";
 }
 
+namespace {
+
+Result<std::vector<std::string>> run_as_argv(const host::Host& host, const RunAs& as,
+                                             const std::vector<std::string>& argv) {
+    auto prlimit = host.find_program("prlimit");
+    auto setpriv = host.find_program("setpriv");
+    if (!prlimit || !setpriv)
+        return Error{"running QEMU as another user needs prlimit and setpriv",
+                     {},
+                     "install util-linux",
+                     ENOENT};
+    const std::string lim = std::to_string(as.memlock_bytes);
+    std::vector<std::string> out = {*prlimit,
+                                    "--memlock=" + lim + ":" + lim,
+                                    *setpriv,
+                                    "--reuid=" + std::to_string(as.user.uid),
+                                    "--regid=" + std::to_string(as.user.gid),
+                                    "--init-groups",
+                                    "--"};
+    out.insert(out.end(), argv.begin(), argv.end());
+    return out;
+}
+
+} // namespace
+
 Result<std::string> Machine::launch(const host::Host& host, vm::VmRecord& rec,
-                                    const std::string& qemu, int wait_ms,
-                                    const Notify& progress) const {
+                                    const std::string& qemu, int wait_ms, const Notify& progress,
+                                    const std::optional<RunAs>& run_as) const {
     rec.started = static_cast<int64_t>(std::time(nullptr));
     // Recorded first, so that a QEMU that dies half-way is found and cleaned.
     if (auto s = vm::write_record(m_dir, rec); !s) return s.error();
 
-    progress("starting QEMU (" + rec.accel + ")");
+    std::vector<std::string> argv = rec.argv;
+    if (run_as) {
+        auto a = run_as_argv(host, *run_as, rec.argv);
+        if (!a) {
+            remove();
+            return a.error();
+        }
+        argv = std::move(*a);
+        // QEMU, as the user, writes its pidfile, sockets and log here.
+        if (::chown(m_dir.c_str(), run_as->user.uid, run_as->user.gid) != 0) {
+            auto e = system_error("cannot give the run directory to " + run_as->user.name, m_dir);
+            remove();
+            return e;
+        }
+    }
+    progress("starting QEMU (" + rec.accel +
+             (run_as ? ", as " + run_as->user.name : std::string()) + ")");
     const mode_t old_umask = ::umask(077); // QMP and console sockets: 0600
-    auto out = host.run(rec.argv, wait_ms + 30000);
+    auto out = host.run(argv, wait_ms + 30000);
     ::umask(old_umask);
     if (!out || out->exit_code != 0) {
         std::string why = out ? std::string(util::trim(out->output)) : out.error().describe();
         remove();
         return Error{"QEMU did not start: " + why, qemu,
-                     "the full command is in --json output of a dry run", 0};
+                     run_as ? "QEMU ran as " + run_as->user.name +
+                                  ": that user needs /dev/kvm (the kvm group), the VFIO "
+                                  "groups ('vfioctl bind --owner') and the kernel and disk files"
+                            : std::string("the full command is in --json output of a dry run"),
+                     0};
     }
     auto pid = vm::read_pidfile(rec.pidfile);
     if (!pid) return Error{"QEMU started but wrote no pidfile", rec.pidfile, {}, 0};

@@ -4,6 +4,7 @@
 // escalation, status. Giving devices back is the caller's (services::Devices).
 
 #include "host/host.hpp"
+#include "host/users.hpp"
 #include "vm/machine.hpp"
 #include "vm/profile.hpp"
 #include "vm/qmp.hpp"
@@ -17,6 +18,13 @@ namespace vfioctl::services {
 
 // Tells the user one line (a warning or a step).
 using Notify = std::function<void(const std::string&)>;
+
+// Who runs QEMU when not root ('vm start --owner'), and the locked-memory
+// limit it gets: VFIO pins all guest RAM.
+struct RunAs {
+    host::User user;
+    uint64_t memlock_bytes = 0;
+};
 
 // p made absolute against the current directory and normalized; "" stays "".
 std::string absolute_path(const std::string& p);
@@ -70,8 +78,12 @@ class Machine {
     // The record is written first, so that a QEMU that dies half-way is
     // found. An Error when QEMU fails to start (run directory removed),
     // writes no pidfile, or does not reach running (killed, removed).
+    // With run_as, QEMU runs as that user from its first instruction
+    // (prlimit raises its locked-memory limit to memlock_bytes, setpriv
+    // drops root), and the run directory is the user's.
     Result<std::string> launch(const host::Host& host, vm::VmRecord& rec, const std::string& qemu,
-                               int wait_ms, const Notify& progress) const;
+                               int wait_ms, const Notify& progress,
+                               const std::optional<RunAs>& run_as = std::nullopt) const;
 
     // Stops rec's QEMU: at once with force (SIGKILL); else the ACPI power
     // button (powered_down called once it is pressed) and timeout_ms for

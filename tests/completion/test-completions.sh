@@ -63,7 +63,7 @@ trap 'rm -rf "$runs"' EXIT
 mkdir -p "$runs/dev" "$runs/gpu-box" "$runs/stale"
 touch "$runs/dev/vm.json" "$runs/gpu-box/vm.json"
 export VFIOCTL_RUN_DIR=$runs
-bind_opts="--gpu --all-gpus --with-nvswitches --dry-run --persistent --at-boot --force --state-dir --timeout -h --help --json --root"
+bind_opts="--gpu --all-gpus --with-nvswitches --owner --dry-run --persistent --at-boot --force --state-dir --timeout -h --help --json --root"
 
 # ---------------------------------------------------------------- bash
 # bash_complete LINE: COMPREPLY for LINE with the cursor at its end, from

@@ -3,9 +3,12 @@
 
 #include "cli_run.hpp"
 #include "fake_kernel.hpp"
+#include "host/users.hpp"
 #include "vfio/journal.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 using namespace vfioctl;
 using fake::FakeKernel;
@@ -169,4 +172,42 @@ TEST_F(CliBind, PathsFromTheServicesAreTheDefaultStateDir) {
     ASSERT_EQ(unbind.exit_code, 0) << unbind.err;
     EXPECT_TRUE(contains(unbind.out, "Given back:\n")) << unbind.out;
     EXPECT_EQ(k.driver_of(fixture::k_seed_gpu), "nvidia");
+}
+
+// --owner: the group's node goes to the user, so QEMU may run as that user;
+// an unknown user is refused before anything changes.
+TEST_F(CliBind, OwnerGetsTheGroupNodeAndAnUnknownOwnerChangesNothing) {
+    HostTree t = fixture::seed_after();
+    // Root may give a node to anyone; another user only to itself.
+    const unsigned uid = ::geteuid() == 0 ? 1234u : static_cast<unsigned>(::geteuid());
+    const unsigned gid = ::geteuid() == 0 ? 1235u : static_cast<unsigned>(::getegid());
+    t.write("/etc/passwd", "root:x:0:0:root:/root:/bin/bash\n"
+                           "broken line\n"
+                           "dev:x:" +
+                               std::to_string(uid) + ":" + std::to_string(gid) +
+                               "::/home/dev:/bin/bash\n");
+    FakeKernel k(t);
+    auto bad = run_cli(k, {"bind", fixture::k_seed_gpu, "--owner", "nosuch"}, paths);
+    EXPECT_EQ(bad.exit_code, 2) << bad.err;
+    EXPECT_TRUE(contains(bad.err, "no user 'nosuch' in /etc/passwd")) << bad.err;
+    EXPECT_EQ(k.driver_of(fixture::k_seed_gpu), "nvidia");
+    auto colon = run_cli(k, {"bind", fixture::k_seed_gpu, "--owner", "a:b"}, paths);
+    EXPECT_EQ(colon.exit_code, 2) << colon.err;
+
+    auto r = run_cli(k, {"--json", "bind", fixture::k_seed_gpu, "--owner", "dev"}, paths);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    json j = r.json();
+    EXPECT_EQ(j["owner"]["user"], "dev");
+    EXPECT_EQ(j["owner"]["uid"], uid);
+    ASSERT_EQ(j["owner"]["nodes"].size(), 1u) << r.out;
+    const std::string node = j["owner"]["nodes"][0];
+    struct stat st {};
+    ASSERT_EQ(::stat((t.root().string() + node).c_str(), &st), 0) << node;
+    EXPECT_EQ(st.st_uid, uid);
+    EXPECT_EQ(st.st_gid, gid);
+
+    // A uid names the same user.
+    auto by_uid = host::find_user(k, std::to_string(uid));
+    ASSERT_TRUE(by_uid.ok()) << by_uid.error().describe();
+    EXPECT_EQ(by_uid->name, "dev");
 }

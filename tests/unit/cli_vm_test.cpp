@@ -149,3 +149,18 @@ TEST_F(CliVm, StartWithASelectionThatNamesNothingChangesNothing) {
     EXPECT_EQ(ko.driver_of(fixture::k_seed_gpu), "nvidia");
     EXPECT_FALSE(std::filesystem::exists(paths.run_base + "/fabric"));
 }
+
+TEST_F(CliVm, StartRefusesAnUnknownOwnerBeforeTakingAnyDevice) {
+    HostTree t = fixture::seed_after();
+    t.write("/boot/vmlinuz-test", "kernel");
+    t.write("/etc/passwd", "root:x:0:0:root:/root:/bin/bash\n");
+    FakeKernel k(t);
+    auto r = run_cli(k,
+                     {"vm", "start", "owned", "--kernel", "/boot/vmlinuz-test", "--gpu",
+                      fixture::k_seed_gpu, "--owner", "nosuch"},
+                     paths);
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_TRUE(contains(r.err, "no user 'nosuch' in /etc/passwd")) << r.err;
+    EXPECT_EQ(k.driver_of(fixture::k_seed_gpu), "nvidia");
+    EXPECT_FALSE(std::filesystem::exists(paths.run_base + "/owned"));
+}
