@@ -3,6 +3,7 @@
 #include "vfio/bind.hpp"
 
 #include "cli/commands.hpp"
+#include "cli/health_view.hpp"
 #include "cli/model.hpp"
 #include "cli/persist_view.hpp"
 #include "cli/settled_view.hpp"
@@ -12,6 +13,7 @@
 
 #include <algorithm>
 #include <fmt/format.h>
+#include <map>
 
 namespace vfioctl::cli {
 
@@ -364,6 +366,13 @@ Report run_unbind(Context& ctx, const UnbindOptions& o) {
     // Only absent devices named: nothing to give back (an empty list would
     // mean every journaled device).
     Result<std::vector<vfio::DeviceChange>> changes = std::vector<vfio::DeviceChange>{};
+    // AER counters before, to tell the errors the give-back caused.
+    std::map<std::string, pci::AerErrors> aer_before;
+    for (const auto& a : addrs)
+        aer_before[a.str()] = pci::read_aer(ctx.host, a);
+    for (const auto& e : m->journal)
+        if (auto a = pci::PciAddress::parse(e.address))
+            aer_before[a->str()] = pci::read_aer(ctx.host, *a);
     if (o.all || !addrs.empty())
         changes = devices(ctx, o.state_dir, o.timeout_s)
                       .give_back(addrs, services::busy_groups(m->facts), o.force);
@@ -400,6 +409,15 @@ Report run_unbind(Context& ctx, const UnbindOptions& o) {
     else
         r.text = "Given back:\n" + changes_text(*changes);
     r.text += persist_text_out;
+    json after = json::array();
+    for (const auto& c : *changes) {
+        auto a = pci::PciAddress::parse(c.address);
+        if (!c.changed || !a) continue;
+        const auto h = pci::check_return(ctx.host, *a, aer_before[a->str()], c.to);
+        after.push_back(return_json(h));
+        r.text += return_text(h);
+    }
+    r.json["health_after"] = after;
     return r;
 }
 

@@ -22,6 +22,13 @@ std::string speed_text(const std::optional<uint32_t>& mts) {
     return fmt::format("{}.{} GT/s", *mts / 1000, (*mts % 1000) / 100);
 }
 
+// "128.0 GiB", "512.0 MiB": sizes as people read them.
+std::string bytes_text(uint64_t b) {
+    constexpr double gib = 1024.0 * 1024 * 1024;
+    if (b >= (1ull << 30)) return fmt::format("{:.1f} GiB", static_cast<double>(b) / gib);
+    return fmt::format("{:.1f} MiB", static_cast<double>(b) / (1024.0 * 1024));
+}
+
 std::string width_text(const std::optional<uint32_t>& w) {
     return w ? "x" + std::to_string(*w) : std::string("x?");
 }
@@ -118,8 +125,8 @@ void judge(HealthView& v) {
         v.problems.push_back(fmt::format(
             "64-bit BARs of {} need a {} window that ends above 2^{}, beyond the host CPU's {} "
             "physical address bits: the guest cannot map them",
-            vm::size_arg(v.fit->bar_bytes), vm::size_arg(v.fit->window_bytes),
-            v.fit->address_bits - 1, v.fit->host_phys_bits.value_or(0)));
+            bytes_text(v.fit->bar_bytes), bytes_text(v.fit->window_bytes), v.fit->address_bits - 1,
+            v.fit->host_phys_bits.value_or(0)));
     for (const auto& b : h.bridges)
         if (b.needs_acs() && b.presence != pci::AcsPresence::unknown && !b.isolates())
             v.problems.push_back(acs_meaning(b));
@@ -249,11 +256,11 @@ void print_health(std::ostream& o, const HealthView& v, const std::string& inden
     if (!h.bar64_prefetchable_bytes)
         o << "unknown\n";
     else if (!v.fit)
-        o << vm::size_arg(*h.bar64_prefetchable_bytes) << " prefetchable\n";
+        o << bytes_text(*h.bar64_prefetchable_bytes) << " prefetchable\n";
     else
         o << fmt::format("{} prefetchable; a VM gets a {} window ({} address bits): {}\n",
-                         vm::size_arg(*h.bar64_prefetchable_bytes),
-                         vm::size_arg(v.fit->window_bytes), v.fit->address_bits,
+                         bytes_text(*h.bar64_prefetchable_bytes), bytes_text(v.fit->window_bytes),
+                         v.fit->address_bits,
                          !v.fit->fits ? std::string("fit unknown (host address width unknown)")
                          : *v.fit->fits
                              ? "fits the host's " + std::to_string(*v.fit->host_phys_bits) + " bits"
@@ -275,6 +282,50 @@ void print_health(std::ostream& o, const HealthView& v, const std::string& inden
       << "\n";
     for (const auto& p : v.problems)
         o << pad << "problem:      " << p << "\n";
+}
+
+json return_json(const pci::ReturnHealth& r) {
+    return {{"address", r.addr.str()},
+            {"state", pci::return_state_id(r.state)},
+            {"expected_driver", opt(r.expected_driver)},
+            {"driver", opt(r.driver)},
+            {"responds", opt(r.responds)},
+            {"power_error", r.power_error},
+            {"no_reset_method", r.no_reset},
+            {"new_aer_errors", opt(r.new_aer_errors)}};
+}
+
+std::string return_text(const pci::ReturnHealth& r) {
+    const std::string who = r.addr.short_str();
+    switch (r.state) {
+    case pci::ReturnState::healthy:
+        return {};
+    case pci::ReturnState::wedged:
+        return "warning: " + who + " looks wedged: " +
+               (r.responds == false ? std::string("its config space reads all ones")
+                                    : std::string("its power state is 'error'")) +
+               "; it did not come back from the VM and needs a host reboot before anything "
+               "uses it\n";
+    case pci::ReturnState::unhealthy: {
+        std::vector<std::string> why;
+        if (r.expected_driver && r.driver != r.expected_driver)
+            why.push_back(r.driver ? "it is on " + *r.driver + ", not " + *r.expected_driver
+                                   : "no driver bound it (expected " + *r.expected_driver + ")");
+        if (r.no_reset) why.emplace_back("it has no reset method, so it was not reset");
+        if (r.new_aer_errors.value_or(0) > 0)
+            why.push_back(std::to_string(*r.new_aer_errors) +
+                          " new AER error(s) since 'unbind' began");
+        return "warning: " + who + " did not come back healthy: " + util::join(why, "; ") +
+               "; if it does not work, a host reboot resets it\n";
+    }
+    case pci::ReturnState::unknown:
+        break;
+    }
+    std::vector<std::string> what;
+    if (!r.responds) what.emplace_back("its config space cannot be read");
+    if (!r.new_aer_errors) what.emplace_back("its AER counters cannot be read");
+    return "note: " + who + ": whether it came back healthy is unknown (" + util::join(what, ", ") +
+           ")\n";
 }
 
 } // namespace vfioctl::cli

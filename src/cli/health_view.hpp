@@ -46,4 +46,10 @@ nlohmann::json health_json(const HealthView& v);
 // Indented lines for 'status': link, reset, BARs, ACS, AER, power, problems.
 void print_health(std::ostream& o, const HealthView& v, const std::string& indent);
 
+// The JSON of a device's state after 'unbind' gave it back.
+nlohmann::json return_json(const pci::ReturnHealth& r);
+// Empty when healthy; else a "warning: ..." or "note: ..." line per device,
+// saying when a GPU looks wedged and needs a host reboot.
+std::string return_text(const pci::ReturnHealth& r);
+
 } // namespace vfioctl::cli

@@ -206,13 +206,7 @@ DeviceHealth read_health(const host::Tree& host, const Inventory& inv, const Pci
         up = b->parent;
     }
 
-    auto aer = [&](const char* name) {
-        auto t = host.read(base + name);
-        return t ? parse_aer(*t) : AerCounters{};
-    };
-    h.aer.correctable = aer("aer_dev_correctable");
-    h.aer.nonfatal = aer("aer_dev_nonfatal");
-    h.aer.fatal = aer("aer_dev_fatal");
+    h.aer = read_aer(host, d.addr);
 
     if (auto v = host.attr(base + "d3cold_allowed")) {
         if (*v == "1")
@@ -222,6 +216,56 @@ DeviceHealth read_health(const host::Tree& host, const Inventory& inv, const Pci
     }
     h.power = parse_power(host.attr(base + "power_state"));
     return h;
+}
+
+AerErrors read_aer(const host::Tree& host, const PciAddress& a) {
+    const std::string base = "/sys/bus/pci/devices/" + a.str() + "/";
+    auto one = [&](const char* name) {
+        auto t = host.read(base + name);
+        return t ? parse_aer(*t) : AerCounters{};
+    };
+    return {one("aer_dev_correctable"), one("aer_dev_nonfatal"), one("aer_dev_fatal")};
+}
+
+ReturnHealth check_return(const host::Tree& host, const PciAddress& a, const AerErrors& before,
+                          const std::optional<std::string>& expected_driver) {
+    ReturnHealth r;
+    r.addr = a;
+    r.expected_driver = expected_driver;
+    const std::string base = "/sys/bus/pci/devices/" + a.str() + "/";
+    r.driver = host.link_name(base + "driver");
+    // A device that fell off the bus answers every read with all ones.
+    if (auto cfg = host.read(base + "config"); cfg && cfg->size() >= 4)
+        r.responds = rd16(*cfg, 0) != 0xffff;
+    r.power_error = host.attr(base + "power_state") == std::optional<std::string>("error");
+    if (auto m = host.attr(base + "reset_method")) r.no_reset = util::split_ws(*m).empty();
+    const AerErrors after = read_aer(host, a);
+    if (auto b = before.total(), n = after.total(); b && n)
+        r.new_aer_errors = *n >= *b ? *n - *b : *n; // counters reset: all of them are new
+    if (r.responds == false || r.power_error)
+        r.state = ReturnState::wedged;
+    else if ((expected_driver && r.driver != expected_driver) || r.no_reset ||
+             r.new_aer_errors.value_or(0) > 0)
+        r.state = ReturnState::unhealthy;
+    else if (!r.responds || !r.new_aer_errors)
+        r.state = ReturnState::unknown;
+    else
+        r.state = ReturnState::healthy;
+    return r;
+}
+
+const char* return_state_id(ReturnState s) {
+    switch (s) {
+    case ReturnState::healthy:
+        return "healthy";
+    case ReturnState::unhealthy:
+        return "unhealthy";
+    case ReturnState::wedged:
+        return "wedged";
+    case ReturnState::unknown:
+        break;
+    }
+    return "unknown";
 }
 
 const char* link_state_id(LinkState s) {

@@ -143,6 +143,36 @@ struct DeviceHealth {
     PowerState power = PowerState::unknown;
 };
 
+// How a device looks after vfio-pci let it go ('unbind').
+enum class ReturnState {
+    healthy,   // its driver bound, config space answers, no new AER errors
+    unhealthy, // no driver where one was expected, new AER errors, or no reset method
+    wedged,    // config space reads all ones or power_state says error: reboot the host
+    unknown,   // none of the above, but something could not be read
+};
+
+struct ReturnHealth {
+    PciAddress addr;
+    std::optional<std::string> expected_driver; // the driver it was given back to
+    std::optional<std::string> driver;          // what is bound now
+    // Config space answers with a vendor ID other than all ones; nullopt
+    // when it cannot be read.
+    std::optional<bool> responds;
+    bool power_error = false; // power_state reads "error"
+    bool no_reset = false;    // reset_method is empty: the kernel could not reset it
+    // AER errors logged since before; nullopt when a count is unknown.
+    std::optional<uint64_t> new_aer_errors;
+    ReturnState state = ReturnState::unknown;
+};
+
+// The AER counters of the function at a (aer_dev_*), unknown where unreadable.
+AerErrors read_aer(const host::Tree& host, const PciAddress& a);
+// Checks the function at a after it was given back to expected_driver
+// (nullopt: to no driver), against its AER counters from before.
+ReturnHealth check_return(const host::Tree& host, const PciAddress& a, const AerErrors& before,
+                          const std::optional<std::string>& expected_driver);
+const char* return_state_id(ReturnState s);
+
 // Reads d's health facts from host (sysfs attributes, the config space of
 // each bridge above it); never fails: what cannot be read is unknown.
 DeviceHealth read_health(const host::Tree& host, const Inventory& inv, const PciDevice& d);

@@ -4,6 +4,8 @@
 // unknown when the files are missing or config space is cut at 256 bytes.
 
 #include "cli/health_view.hpp"
+#include "cli_run.hpp"
+#include "fake_kernel.hpp"
 #include "fixture/fixture.hpp"
 #include "host/host.hpp"
 #include "host/snapshot.hpp"
@@ -323,4 +325,81 @@ TEST(Health, SnapshotReproducesTheFacts) {
         EXPECT_TRUE(fs::exists(snap / fs::path(t.device_path(addr)).relative_path() /
                                "aer_dev_correctable"));
     }
+}
+
+namespace {
+
+// The seed's GPU with a reset method and zeroed AER counters.
+void add_health_files(HostTree& t) {
+    const std::string dev = t.device_path(fixture::k_seed_gpu);
+    t.write(dev + "/reset_method", "flr bus\n");
+    t.write(dev + "/aer_dev_correctable", "RxErr 0\nTOTAL_ERR_COR 0\n");
+    t.write(dev + "/aer_dev_nonfatal", "CmpltTO 0\nTOTAL_ERR_NONFATAL 0\n");
+    t.write(dev + "/aer_dev_fatal", "DLP 0\nTOTAL_ERR_FATAL 0\n");
+}
+
+} // namespace
+
+// unbind checks each device it gave back: healthy, new AER errors, unknown.
+TEST(HealthAfterUnbind, HealthyThenNewAerErrorsThenUnknown) {
+    fixture::TempDir run_base;
+    const auto paths = test::test_paths(run_base);
+    HostTree t = fixture::seed_after();
+    add_health_files(t);
+    fake::FakeKernel k(t);
+    ASSERT_EQ(test::run_cli(k, {"bind", fixture::k_seed_gpu}, paths).exit_code, 0);
+    auto ok = test::run_cli(k, {"--json", "unbind", fixture::k_seed_gpu}, paths);
+    ASSERT_EQ(ok.exit_code, 0) << ok.err;
+    json j = ok.json();
+    ASSERT_EQ(j["health_after"].size(), 1u) << ok.out;
+    EXPECT_EQ(j["health_after"][0]["state"], "healthy") << ok.out;
+    EXPECT_EQ(j["health_after"][0]["driver"], "nvidia");
+    EXPECT_EQ(j["health_after"][0]["new_aer_errors"], 0);
+
+    // Errors logged while it was given back: the fake kernel cannot raise
+    // them between unbind's two readings, so the counters rise before it
+    // and the check runs against the reading from before.
+    ASSERT_EQ(test::run_cli(k, {"bind", fixture::k_seed_gpu}, paths).exit_code, 0);
+    pci::AerErrors before = pci::read_aer(k, pci::PciAddress::parse(fixture::k_seed_gpu).value());
+    t.write(t.device_path(fixture::k_seed_gpu) + "/aer_dev_nonfatal",
+            "CmpltTO 2\nTOTAL_ERR_NONFATAL 2\n");
+    auto text = test::run_cli(k, {"unbind", fixture::k_seed_gpu}, paths);
+    ASSERT_EQ(text.exit_code, 0) << text.err;
+    const auto r = pci::check_return(k, pci::PciAddress::parse(fixture::k_seed_gpu).value(), before,
+                                     std::string("nvidia"));
+    EXPECT_EQ(r.state, pci::ReturnState::unhealthy);
+    EXPECT_EQ(r.new_aer_errors, 2u);
+    EXPECT_NE(cli::return_text(r).find("warning: 8a:00.0 did not come back healthy: 2 new AER"),
+              std::string::npos)
+        << cli::return_text(r);
+
+    // Without AER counters (an older kernel) health after is unknown, not healthy.
+    HostTree plain = fixture::seed_after();
+    fake::FakeKernel pk(plain);
+    ASSERT_EQ(test::run_cli(pk, {"bind", fixture::k_seed_gpu}, paths).exit_code, 0);
+    auto unknown = test::run_cli(pk, {"unbind", fixture::k_seed_gpu}, paths);
+    EXPECT_NE(unknown.out.find("note: 8a:00.0: whether it came back healthy is unknown"),
+              std::string::npos)
+        << unknown.out;
+}
+
+// A GPU whose config space reads all ones fell off the bus: wedged, reboot.
+TEST(HealthAfterUnbind, AllOnesConfigIsWedged) {
+    HostTree t = small_host([](DeviceSpec&, DeviceSpec& gpu) {
+        gpu.aer = fixture::AerSpec{};
+        gpu.reset_method = "flr";
+    });
+    const auto a = pci::PciAddress::parse("0000:01:00.0").value();
+    host::Host h(t.root());
+    const auto before = pci::read_aer(h, a);
+    EXPECT_EQ(pci::check_return(h, a, before, std::string("nvidia")).state,
+              pci::ReturnState::healthy);
+    EXPECT_EQ(pci::check_return(h, a, before, std::string("amdgpu")).state,
+              pci::ReturnState::unhealthy);
+    t.write(t.device_path("0000:01:00.0") + "/config", std::string(256, '\xff'));
+    const auto r = pci::check_return(h, a, before, std::string("nvidia"));
+    EXPECT_EQ(r.state, pci::ReturnState::wedged);
+    EXPECT_EQ(r.responds, false);
+    EXPECT_NE(cli::return_text(r).find("needs a host reboot"), std::string::npos);
+    EXPECT_EQ(cli::return_json(r)["state"], "wedged");
 }
