@@ -377,10 +377,25 @@ Report run_unbind(Context& ctx, const UnbindOptions& o) {
         changes = devices(ctx, o.state_dir, o.timeout_s)
                       .give_back(addrs, services::busy_groups(m->facts), o.force);
     if (!changes) {
-        if (!removed) return failed(changes.error());
         Error e = changes.error();
+        // A device that did not come back may have fallen off the bus: say so.
+        json wedged = json::array();
+        std::string wedged_text;
+        for (const auto& [addr, before] : aer_before) {
+            const auto h = pci::check_return(ctx.host, pci::PciAddress::parse(addr).value(), before,
+                                             std::nullopt);
+            if (h.state != pci::ReturnState::wedged) continue;
+            wedged.push_back(return_json(h));
+            wedged_text += return_text(h);
+        }
+        if (!wedged.empty())
+            e.hint = "a device looks wedged: reboot the host, then run 'vfioctl recover'";
+        json extra = wedged.empty() ? json(nullptr) : json{{"health_after", wedged}};
+        if (!removed) return failed(e, exit_failure, extra, wedged_text);
         e.message = "not bound at boot any more, but not given back now: " + e.message;
-        return failed(e, exit_failure, {{"persistent", {{"removed", removed->removed}}}});
+        if (!extra.is_object()) extra = json::object();
+        extra["persistent"] = {{"removed", removed->removed}};
+        return failed(e, exit_failure, extra, wedged_text);
     }
     Report r;
     r.json = {{"changes", changes_json(*changes)}};

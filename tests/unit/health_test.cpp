@@ -340,8 +340,9 @@ void add_health_files(HostTree& t) {
 
 } // namespace
 
-// unbind checks each device it gave back: healthy, new AER errors, unknown.
-TEST(HealthAfterUnbind, HealthyThenNewAerErrorsThenUnknown) {
+// unbind checks each device it gave back: healthy, new AER errors, wedged,
+// unknown.
+TEST(HealthAfterUnbind, HealthyNewAerErrorsWedgedAndUnknown) {
     fixture::TempDir run_base;
     const auto paths = test::test_paths(run_base);
     HostTree t = fixture::seed_after();
@@ -356,22 +357,39 @@ TEST(HealthAfterUnbind, HealthyThenNewAerErrorsThenUnknown) {
     EXPECT_EQ(j["health_after"][0]["driver"], "nvidia");
     EXPECT_EQ(j["health_after"][0]["new_aer_errors"], 0);
 
-    // Errors logged while it was given back: the fake kernel cannot raise
-    // them between unbind's two readings, so the counters rise before it
-    // and the check runs against the reading from before.
+    // The driver's probe on the way back logs AER errors.
     ASSERT_EQ(test::run_cli(k, {"bind", fixture::k_seed_gpu}, paths).exit_code, 0);
-    pci::AerErrors before = pci::read_aer(k, pci::PciAddress::parse(fixture::k_seed_gpu).value());
-    t.write(t.device_path(fixture::k_seed_gpu) + "/aer_dev_nonfatal",
-            "CmpltTO 2\nTOTAL_ERR_NONFATAL 2\n");
-    auto text = test::run_cli(k, {"unbind", fixture::k_seed_gpu}, paths);
-    ASSERT_EQ(text.exit_code, 0) << text.err;
-    const auto r = pci::check_return(k, pci::PciAddress::parse(fixture::k_seed_gpu).value(), before,
-                                     std::string("nvidia"));
-    EXPECT_EQ(r.state, pci::ReturnState::unhealthy);
-    EXPECT_EQ(r.new_aer_errors, 2u);
-    EXPECT_NE(cli::return_text(r).find("warning: 8a:00.0 did not come back healthy: 2 new AER"),
+    k.errors_on_return(fixture::k_seed_gpu, 2);
+    auto errs = test::run_cli(k, {"unbind", fixture::k_seed_gpu}, paths);
+    ASSERT_EQ(errs.exit_code, 0) << errs.err;
+    EXPECT_NE(errs.out.find("warning: 8a:00.0 did not come back healthy: 2 new AER error(s)"),
               std::string::npos)
-        << cli::return_text(r);
+        << errs.out;
+    ASSERT_EQ(test::run_cli(k, {"bind", fixture::k_seed_gpu}, paths).exit_code, 0);
+    auto again = test::run_cli(k, {"--json", "unbind", fixture::k_seed_gpu}, paths);
+    json aj = again.json();
+    ASSERT_EQ(aj["health_after"].size(), 1u) << again.out;
+    // Counted from the reading before this unbind: the earlier errors are old.
+    EXPECT_EQ(aj["health_after"][0]["new_aer_errors"], 0) << again.out;
+
+    // Given back and fallen off the bus: wedged, reboot.
+    ASSERT_EQ(test::run_cli(k, {"bind", fixture::k_seed_gpu}, paths).exit_code, 0);
+    k.wedge_on_return(fixture::k_seed_gpu);
+    auto wedged = test::run_cli(k, {"--json", "unbind", fixture::k_seed_gpu}, paths);
+    EXPECT_EQ(wedged.exit_code, 1);
+    json wj = wedged.json();
+    ASSERT_FALSE(wj.is_null()) << wedged.out << wedged.err;
+    ASSERT_EQ(wj["health_after"].size(), 1u) << wedged.out;
+    EXPECT_EQ(wj["health_after"][0]["state"], "wedged") << wedged.out;
+    EXPECT_EQ(wj["health_after"][0]["responds"], false);
+    EXPECT_NE(wj.value("hint", std::string()).find("reboot the host"), std::string::npos)
+        << wedged.out;
+    auto wedged_text = test::run_cli(k, {"unbind", fixture::k_seed_gpu}, paths);
+    EXPECT_NE(wedged_text.out.find("warning: 8a:00.0 looks wedged: its config space reads all "
+                                   "ones; it did not come back from the VM and needs a host "
+                                   "reboot"),
+              std::string::npos)
+        << wedged_text.out << wedged_text.err;
 
     // Without AER counters (an older kernel) health after is unknown, not healthy.
     HostTree plain = fixture::seed_after();
