@@ -63,7 +63,9 @@ std::string role_text(pci::PortRole r) {
 std::string acs_meaning(const pci::BridgeAcs& b) {
     const std::string who = b.addr.short_str() + " (" + role_text(b.role) + ")";
     if (b.presence == pci::AcsPresence::unknown)
-        return who + ": ACS unknown (its extended config space cannot be read; run as root)";
+        return who +
+               ": ACS unknown (config space past 256 bytes cannot be read: run as root, or the "
+               "bridge has none)";
     if (!b.needs_acs() && b.role != pci::PortRole::unknown)
         return who + ": ACS not needed on this port";
     if (b.presence == pci::AcsPresence::absent)
@@ -255,6 +257,8 @@ void print_health(std::ostream& o, const HealthView& v, const std::string& inden
     o << pad << "64-bit BARs:  ";
     if (!h.bar64_prefetchable_bytes)
         o << "unknown\n";
+    else if (!v.fit && *h.bar64_prefetchable_bytes == 0)
+        o << "none\n";
     else if (!v.fit)
         o << bytes_text(*h.bar64_prefetchable_bytes) << " prefetchable\n";
     else
