@@ -4,6 +4,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/gpu_select.hpp"
+#include "cli/health_view.hpp"
 #include "cli/model.hpp"
 #include "cli/persist_view.hpp"
 #include "cli/settled_view.hpp"
@@ -14,6 +15,7 @@
 
 #include <algorithm>
 #include <fmt/format.h>
+#include <map>
 
 namespace vfioctl::cli {
 
@@ -423,14 +425,36 @@ Report run_unbind(Context& ctx, const UnbindOptions& o) {
     // Only absent devices named: nothing to give back (an empty list would
     // mean every journaled device).
     Result<std::vector<vfio::DeviceChange>> changes = std::vector<vfio::DeviceChange>{};
+    // AER counters before, to tell the errors the give-back caused.
+    std::map<std::string, pci::AerErrors> aer_before;
+    for (const auto& a : addrs)
+        aer_before[a.str()] = pci::read_aer(ctx.host, a);
+    for (const auto& e : m->journal)
+        if (auto a = pci::PciAddress::parse(e.address))
+            aer_before[a->str()] = pci::read_aer(ctx.host, *a);
     if (o.all || !addrs.empty())
         changes = devices(ctx, o.state_dir, o.timeout_s)
                       .give_back(addrs, services::busy_groups(m->facts), o.force);
     if (!changes) {
-        if (!removed) return failed(changes.error());
         Error e = changes.error();
+        // A device that did not come back may have fallen off the bus: say so.
+        json wedged = json::array();
+        std::string wedged_text;
+        for (const auto& [addr, before] : aer_before) {
+            const auto h = pci::check_return(ctx.host, pci::PciAddress::parse(addr).value(), before,
+                                             std::nullopt);
+            if (h.state != pci::ReturnState::wedged) continue;
+            wedged.push_back(return_json(h));
+            wedged_text += return_text(h);
+        }
+        if (!wedged.empty())
+            e.hint = "a device looks wedged: reboot the host, then run 'vfioctl recover'";
+        json extra = wedged.empty() ? json(nullptr) : json{{"health_after", wedged}};
+        if (!removed) return failed(e, exit_failure, extra, wedged_text);
         e.message = "not bound at boot any more, but not given back now: " + e.message;
-        return failed(e, exit_failure, {{"persistent", {{"removed", removed->removed}}}});
+        if (!extra.is_object()) extra = json::object();
+        extra["persistent"] = {{"removed", removed->removed}};
+        return failed(e, exit_failure, extra, wedged_text);
     }
     Report r;
     r.json = {{"changes", changes_json(*changes)}};
@@ -459,6 +483,15 @@ Report run_unbind(Context& ctx, const UnbindOptions& o) {
     else
         r.text = "Given back:\n" + changes_text(*changes);
     r.text += persist_text_out;
+    json after = json::array();
+    for (const auto& c : *changes) {
+        auto a = pci::PciAddress::parse(c.address);
+        if (!c.changed || !a) continue;
+        const auto h = pci::check_return(ctx.host, *a, aer_before[a->str()], c.to);
+        after.push_back(return_json(h));
+        r.text += return_text(h);
+    }
+    r.json["health_after"] = after;
     return r;
 }
 

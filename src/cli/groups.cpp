@@ -3,6 +3,7 @@
 #include "boot/cmdline.hpp"
 #include "cli/commands.hpp"
 #include "cli/fabric_view.hpp"
+#include "cli/health_view.hpp"
 #include "cli/model.hpp"
 #include "cli/persist_view.hpp"
 #include "iommu/diagnosis.hpp"
@@ -80,6 +81,10 @@ Report run_groups(Context& ctx, const Options& opt) {
                        ", " + util::printable(c.where) + ")\n";
         return out;
     };
+    auto with_health = [&](json j, const pci::PciDevice& d) {
+        j["health"] = health_json(health_view(ctx.host, *m, d));
+        return j;
+    };
     Report r;
     std::ostringstream out;
     json jgroups = json::array();
@@ -100,7 +105,7 @@ Report run_groups(Context& ctx, const Options& opt) {
                 continue;
             }
             auto role = iommu::role_of(*d, m->inv, m->facts);
-            if (ctx.json) devs.push_back(device_json(*d, role));
+            if (ctx.json) devs.push_back(with_health(device_json(*d, role), *d));
             if (!ctx.json) {
                 out << "  " << device_line(*d);
                 auto flags = role_flags(role);
@@ -146,7 +151,9 @@ Report run_groups(Context& ctx, const Options& opt) {
         if (filtered && !opt.gpu_only && !opt.device.empty() && !matches_target(d, opt.device))
             continue;
         loose.push_back(&d);
-        if (ctx.json) ungrouped.push_back(device_json(d, iommu::role_of(d, m->inv, m->facts)));
+        if (ctx.json)
+            ungrouped.push_back(
+                with_health(device_json(d, iommu::role_of(d, m->inv, m->facts)), d));
     }
     if (ctx.json) {
         json j = {{"iommu_enabled", dx.enabled},

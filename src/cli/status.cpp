@@ -4,6 +4,7 @@
 #include "boot/setup.hpp"
 #include "cli/commands.hpp"
 #include "cli/fabric_view.hpp"
+#include "cli/health_view.hpp"
 #include "cli/model.hpp"
 #include "cli/persist_view.hpp"
 #include "cli/settled_view.hpp"
@@ -38,6 +39,7 @@ struct BootView {
     std::optional<boot::TrialView> trial; // none when the boot journal cannot be read
     Result<vfio::SettledRecord> settled = vfio::SettledRecord{};
     std::string settled_path;
+    HealthViews health; // each GPU's health (cli/health_view.hpp)
 };
 
 // "earlier" (a reboot undid it: 'recover' settles it), "this" or "unknown"
@@ -128,6 +130,8 @@ json status_json(const HostModel& m, const iommu::Diagnosis& dx, const BootView&
         gj["causes"] = g.causes;
         gj["steps"] = g.steps;
         gj["warnings"] = g.warnings;
+        if (auto h = bv.health.find(g.gpu->addr); h != bv.health.end())
+            gj["health"] = health_json(h->second);
         gpus.push_back(gj);
     }
     j["gpus"] = gpus;
@@ -284,6 +288,8 @@ void print_text(std::ostream& o, const HostModel& m, const iommu::Diagnosis& dx,
             o << "    step " << i + 1 << ":       " << g.steps[i] << "\n";
         for (const auto& w : g.warnings)
             o << "    warning:      " << w << "\n";
+        if (auto h = bv.health.find(g.gpu->addr); h != bv.health.end())
+            print_health(o, h->second, "    ");
     }
 
     o << fabric_text(m.inv);
@@ -365,6 +371,7 @@ Command status_command() {
                     bv.trial = boot::trial_view(ctx.host, *bj, bs.setup);
                 bv.settled = vfio::load_settled(ctx.host, *state_dir);
                 bv.settled_path = vfio::settled_path(*state_dir);
+                bv.health = gpu_health(ctx.host, *m);
                 Report r;
                 r.exit_code = dx.exit_code();
                 if (ctx.json) {

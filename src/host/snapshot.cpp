@@ -37,7 +37,10 @@ const char* const k_pci_attrs[] = {"vendor",
                                    "max_link_width",
                                    "reset_method",
                                    "d3cold_allowed",
-                                   "power_state"};
+                                   "power_state",
+                                   "aer_dev_correctable",
+                                   "aer_dev_nonfatal",
+                                   "aer_dev_fatal"};
 
 class Recorder {
   public:

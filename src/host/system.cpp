@@ -597,7 +597,13 @@ CpuInfo parse_cpuinfo(std::string_view text) {
         auto val = util::trim(std::string_view(line).substr(colon + 1));
         if (key == "vendor_id")
             c.vendor = std::string(val);
-        else if (key == "flags") {
+        else if (key == "address sizes") {
+            // "46 bits physical, 57 bits virtual"
+            const auto words = util::split_ws(val);
+            if (words.size() >= 3 && words[1] == "bits" && util::starts_with(words[2], "physical"))
+                if (auto n = util::parse_dec(words[0]); n && *n > 0 && *n <= 64)
+                    c.phys_bits = static_cast<int>(*n);
+        } else if (key == "flags") {
             for (const auto& fl : util::split_ws(val)) {
                 if (fl == "vmx")
                     c.vmx = true;

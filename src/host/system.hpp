@@ -20,6 +20,9 @@ struct CpuInfo {
     bool vmx = false;
     bool svm = false;
     bool hypervisor = false; // running as a guest
+    // Physical address bits ("address sizes : 46 bits physical"); nullopt
+    // when cpuinfo does not say.
+    std::optional<int> phys_bits;
 };
 
 struct ModuleState {

@@ -78,6 +78,8 @@ MmioPlan plan_mmio(const std::vector<PassSlot>& slots, uint64_t memory_mib) {
     const uint64_t start = (4 * GiB + (ram - low) + GiB - 1) / GiB * GiB;
     const uint64_t end = start + std::max(window, default_hole64);
     const int bits = static_cast<int>(std::bit_width(end - 1));
+    m.window_bytes = std::max(window, default_hole64);
+    m.address_bits = bits;
     if (bits > default_phys_bits || largest >= 64 * GiB)
         m.phys_bits = std::max(bits, default_phys_bits);
     return m;

@@ -67,6 +67,8 @@ struct MmioPlan {
     uint64_t bar_bytes = 0;    // sum of the 64-bit memory BARs
     uint64_t hole64_bytes = 0; // q35-pcihost.pci-hole64-size to set; 0 keeps QEMU's 32 GiB
     int phys_bits = 0;         // guest physical address bits to ask for; 0 keeps the default
+    uint64_t window_bytes = 0; // the 64-bit window the guest gets (QEMU's 32 GiB when not set)
+    int address_bits = 0;      // address bits that reach the window's end; 0 without 64-bit BARs
 };
 
 // Pure: sizes the 64-bit window from the BARs (twice the next power of two

@@ -58,6 +58,14 @@ Status FakeKernel::set_driver(const std::string& addr, const std::string& driver
     const std::string dev = dev_dir(addr);
     const std::string drv = "/sys/bus/pci/drivers/" + driver;
     if (!is_dir(drv)) return fail(ENODEV, drv);
+    if (driver != "vfio-pci" && m_wedge.count(addr)) {
+        std::ofstream(path(dev + "/config"), std::ios::binary | std::ios::trunc)
+            << std::string(256, '\xff');
+        return {}; // the driver's probe fails: nothing binds
+    }
+    if (auto it = m_return_errors.find(addr); driver != "vfio-pci" && it != m_return_errors.end())
+        std::ofstream(path(dev + "/aer_dev_nonfatal"), std::ios::trunc)
+            << "CmpltTO " << it->second << "\nTOTAL_ERR_NONFATAL " << it->second << "\n";
     if (driver == "vfio-pci") {
         auto g = link_name("/sys/bus/pci/devices/" + addr + "/iommu_group");
         if (!g) return fail(EINVAL, dev + " (vfio-pci: no iommu_group found)");

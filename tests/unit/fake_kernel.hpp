@@ -38,6 +38,13 @@ class FakeKernel : public host::Host {
         m_probe_to[addr] = driver;
     }
     void vanish_on_probe(const std::string& addr) { m_vanish.insert(addr); }
+    // Bound to a driver other than vfio-pci (given back), addr logs n
+    // non-fatal AER errors (aer_dev_nonfatal), as a GPU a VM left in a bad
+    // state does when its driver probes it.
+    void errors_on_return(const std::string& addr, uint64_t n) { m_return_errors[addr] = n; }
+    // Given back, addr falls off the bus: its config space reads all ones
+    // from then on and its driver's probe binds nothing.
+    void wedge_on_return(const std::string& addr) { m_wedge.insert(addr); }
     // vfio-pci is not loaded until load_module("vfio_pci").
     void unload_vfio();
     // The device's bound driver, "" when none.
@@ -58,6 +65,8 @@ class FakeKernel : public host::Host {
     std::map<std::string, int> m_unbind_block_ms;
     std::map<std::string, std::string> m_probe_to;
     std::set<std::string> m_vanish;
+    std::map<std::string, uint64_t> m_return_errors;
+    std::set<std::string> m_wedge;
     mutable std::vector<std::string> m_writes;
 };
 
