@@ -221,6 +221,10 @@ Report run_start(Context& ctx, StartOptions& o) {
     auto accel = vm::choose_accel(p.accel, vm::read_kvm_state(ctx.host));
     if (accel.error) return failed(*accel.error);
     if (!accel.warning.empty()) warn(ctx, accel.warning);
+    for (std::string* f : {&p.firmware.ovmf_code, &p.firmware.ovmf_vars})
+        *f = services::absolute_path(*f);
+    auto firmware = vm::prepare_firmware(ctx.host, p.firmware, o.state_dir, o.name);
+    if (!firmware) return failed(firmware.error());
 
     std::optional<services::RunAs> run_as;
     if (!o.owner.empty()) {
@@ -273,6 +277,7 @@ Report run_start(Context& ctx, StartOptions& o) {
     spec.pidfile = rec.pidfile;
     spec.daemonize = true;
     spec.serials = {{vm::SerialPort::socket, rec.console_socket, rec.console_log}};
+    spec.firmware = *firmware;
     rec.argv = vm::qemu_argv(p, spec);
     auto launched = machine.launch(
         ctx.host, rec, *qemu, static_cast<int>(o.wait_s * 1000),

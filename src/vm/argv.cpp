@@ -103,6 +103,8 @@ std::vector<std::string> qemu_argv(const Profile& p, const LaunchSpec& spec) {
              "memory-backend-memfd,id=mem,size=" + std::to_string(p.memory_mib) + "M,share=on"});
     if (mmio.hole64_bytes)
         add({"-global", "q35-pcihost.pci-hole64-size=" + size_arg(mmio.hole64_bytes)});
+    for (auto& f : firmware_argv(spec.firmware, mmio))
+        a.push_back(std::move(f));
     if (spec.no_reboot) add({"-no-reboot"});
     if (spec.daemonize) add({"-daemonize"});
     if (!spec.pidfile.empty()) add({"-pidfile", spec.pidfile});

@@ -4,6 +4,7 @@
 // QEMU (-S, then QMP query-pci).
 
 #include "pci/device.hpp"
+#include "vm/firmware.hpp"
 #include "vm/profile.hpp"
 
 #include <cstdint>
@@ -60,6 +61,7 @@ struct LaunchSpec {
     // else the vhost-user socket of the virtiofsd that serves it (virtiofs;
     // guest RAM then becomes a shared memfd, which vhost-user needs).
     std::string virtiofs_socket;
+    FirmwareLaunch firmware; // SeaBIOS unless 'uefi' was prepared (vm/firmware.hpp)
 };
 
 // The 64-bit PCI window and CPU address width the passed-through BARs need.

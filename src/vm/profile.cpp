@@ -18,7 +18,7 @@ std::string where(const std::string& file, const toml::source_region& src) {
 Error bad(const std::string& file, const toml::source_region& src, const std::string& what) {
     return Error{where(file, src) + what, file,
                  "keys: memory cpus machine accel share_host_root share ssh_port console_log gpus "
-                 "extra_args and [boot] disk kernel initrd append",
+                 "extra_args firmware ovmf_code ovmf_vars and [boot] disk kernel initrd append",
                  0};
 }
 
@@ -224,6 +224,14 @@ Result<Profile> parse_profile(std::string_view text, const std::string& file,
             auto a = want_strings(file, key, v);
             if (!a) return a.error();
             (key == "gpus" ? p.gpus : p.extra_args) = *a;
+        } else if (key == "firmware") {
+            auto f = want_choice(file, key, v, parse_firmware);
+            if (!f) return f.error();
+            p.firmware.kind = *f;
+        } else if (key == "ovmf_code" || key == "ovmf_vars") {
+            auto s = want_string(file, key, v);
+            if (!s) return s.error();
+            (key == "ovmf_code" ? p.firmware.ovmf_code : p.firmware.ovmf_vars) = *s;
         } else {
             return bad(file, k.source(), "unknown key '" + key + "'");
         }

@@ -5,6 +5,7 @@
 
 #include "host/host.hpp"
 #include "util/result.hpp"
+#include "vm/firmware.hpp"
 
 #include <cstdint>
 #include <optional>
@@ -44,6 +45,7 @@ struct Profile {
     std::string console_log;                // "" means console.log in the run directory
     std::vector<std::string> gpus;          // BDFs or vendor:device IDs
     std::vector<std::string> extra_args;
+    FirmwareConfig firmware; // keys firmware, ovmf_code, ovmf_vars
 };
 
 // Flags given on the command line; each set one replaces the profile's value.
