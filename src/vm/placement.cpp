@@ -265,7 +265,9 @@ Result<PlacementPlan> plan_placement(uint64_t memory_mib, const NumaWish& numa,
             p.pin_cpus = *n->cpus;
         } else {
             const std::string why = !node ? "the RAM is bound to no node"
-                                          : fmt::format("node {}'s cpulist is unknown", *node);
+                                    : n && n->cpus
+                                        ? fmt::format("node {} has no CPUs", *node)
+                                        : fmt::format("node {}'s cpulist is unknown", *node);
             if (pin == true)
                 return Error{"pin_vcpus = true cannot be met: " + why,
                              {},
