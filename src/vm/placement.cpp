@@ -163,7 +163,7 @@ std::string PlacementPlan::summary() const {
         s = "RAM not bound to a node (QEMU's default)";
     s += pin_cpus.empty() ? ", vCPUs not pinned"
                           : ", vCPUs pinned to CPUs " + host::format_cpulist(pin_cpus);
-    if (!fallbacks.empty()) s += ": " + util::join(fallbacks, "; ");
+    if (!fallbacks.empty()) s += "; " + util::join(fallbacks, "; ");
     return s;
 }
 
@@ -230,7 +230,7 @@ Result<PlacementPlan> plan_placement(uint64_t memory_mib, const NumaWish& numa,
             p.page_kib = kib;
             p.mem_path = t.mem_path;
         } else {
-            p.fallbacks.push_back("4 KiB pages: " + t.why);
+            p.fallbacks.push_back("4 KiB pages because " + t.why);
         }
     }
 
@@ -250,7 +250,7 @@ Result<PlacementPlan> plan_placement(uint64_t memory_mib, const NumaWish& numa,
                              node_dir(node) + "/meminfo",
                              "give less memory, reserve huge pages there, or use numa = \"auto\"",
                              0};
-            p.fallbacks.push_back("RAM not bound: " + why);
+            p.fallbacks.push_back("RAM not bound because " + why);
             node.reset();
         } else {
             p.backend = MemoryBackend::ram;
@@ -273,7 +273,7 @@ Result<PlacementPlan> plan_placement(uint64_t memory_mib, const NumaWish& numa,
                              {},
                              "set numa to a node (numa = N), or pin_vcpus = false",
                              0};
-            if (node) p.fallbacks.push_back("vCPUs not pinned: " + why);
+            if (node) p.fallbacks.push_back("vCPUs not pinned because " + why);
         }
     }
     return p;

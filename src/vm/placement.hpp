@@ -55,7 +55,8 @@ struct PlacementPlan {
     std::string mem_path;               // backend file: the hugetlbfs mount
     std::vector<int> pin_cpus;          // vCPU threads' CPUs; empty: not pinned
     std::vector<std::string> fallbacks; // why auto chose less, in words
-    // One line: "RAM on node 1 (2 MiB huge pages, 1024 of 1100 free), vCPUs on CPUs 56-111".
+    // One line: "RAM bound to NUMA node 1 (2 MiB huge pages from /dev/hugepages),
+    // vCPUs pinned to CPUs 56-111", then "; " and the fallbacks.
     std::string summary() const;
 };
 

@@ -256,7 +256,8 @@ TEST(Placement, AutoFallsBackWithReason) {
     EXPECT_EQ(p.node, 1);
     EXPECT_EQ(p.backend, vm::MemoryBackend::ram);
     ASSERT_EQ(p.fallbacks.size(), 1u);
-    EXPECT_EQ(p.fallbacks[0], "4 KiB pages: 8192 free 2 MiB huge pages on node 1, 16384 needed");
+    EXPECT_EQ(p.fallbacks[0],
+              "4 KiB pages because 8192 free 2 MiB huge pages on node 1, 16384 needed");
     EXPECT_TRUE(has(p.summary(), "RAM bound to NUMA node 1 (4 KiB pages)")) << p.summary();
 
     auto g = facts_for(test::shared_host("dgx"), {k_gpu_node0});
