@@ -6,6 +6,7 @@
 #include "cli/fabric_view.hpp"
 #include "cli/health_view.hpp"
 #include "cli/model.hpp"
+#include "cli/numa_view.hpp"
 #include "cli/persist_view.hpp"
 #include "cli/settled_view.hpp"
 #include "cli/trial_view.hpp"
@@ -177,8 +178,8 @@ json status_json(const HostModel& m, const iommu::Diagnosis& dx, const BootView&
     return j;
 }
 
-void print_text(std::ostream& o, const HostModel& m, const iommu::Diagnosis& dx,
-                const BootView& bv) {
+void print_text(std::ostream& o, const HostModel& m, const iommu::Diagnosis& dx, const BootView& bv,
+                const NumaView& nv) {
     const auto& f = m.facts;
     const auto& s = dx.iommu;
     o << fmt::format("Kernel {}\n  command line: {}\n",
@@ -293,6 +294,7 @@ void print_text(std::ostream& o, const HostModel& m, const iommu::Diagnosis& dx,
     }
 
     o << fabric_text(m.inv);
+    o << numa_text(nv);
 
     o << "\nSummary for this host\n";
     o << fmt::format("  {:<20} {:<28} {}\n", "", "now", "after the steps");
@@ -372,13 +374,18 @@ Command status_command() {
                 bv.settled = vfio::load_settled(ctx.host, *state_dir);
                 bv.settled_path = vfio::settled_path(*state_dir);
                 bv.health = gpu_health(ctx.host, *m);
+                std::vector<std::string> gpu_addrs;
+                for (const auto& g : dx.gpus)
+                    gpu_addrs.push_back(g.gpu->addr.str());
+                const NumaView nv = read_numa_view(ctx.host, gpu_addrs);
                 Report r;
                 r.exit_code = dx.exit_code();
                 if (ctx.json) {
                     r.json = status_json(*m, dx, bv);
+                    r.json["numa"] = numa_json(nv);
                 } else {
                     std::ostringstream text;
-                    print_text(text, *m, dx, bv);
+                    print_text(text, *m, dx, bv, nv);
                     r.text = text.str();
                 }
                 return render(ctx, r);

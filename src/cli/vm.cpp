@@ -6,6 +6,7 @@
 #include "cli/commands.hpp"
 #include "cli/gpu_select.hpp"
 #include "cli/model.hpp"
+#include "cli/numa_view.hpp"
 #include "host/users.hpp"
 #include "services/console.hpp"
 #include "services/devices.hpp"
@@ -13,6 +14,7 @@
 #include "util/strings.hpp"
 #include "vm/guest.hpp"
 #include "vm/machine.hpp"
+#include "vm/pinning.hpp"
 #include "vm/process.hpp"
 
 #include <algorithm>
@@ -186,6 +188,19 @@ services::Notify warner(Context& ctx) {
     return [&ctx](const std::string& w) { warn(ctx, w); };
 }
 
+// Pins a started VM's vCPU threads to the plan's CPUs; a failure is a
+// warning (the VM runs, unpinned). The threads pinned.
+std::vector<int> pin_started(Context& ctx, const vm::VmRecord& rec, const vm::PlacementPlan& plan) {
+    if (plan.pin_cpus.empty()) return {};
+    auto qmp = vm::QmpClient::connect(rec.qmp_socket, 5000);
+    auto pinned = qmp ? vm::pin_vcpus(*qmp, plan.pin_cpus) : Result<std::vector<int>>(qmp.error());
+    if (!pinned) {
+        warn(ctx, "vCPUs not pinned: " + pinned.error().describe());
+        return {};
+    }
+    return *pinned;
+}
+
 Report run_start(Context& ctx, StartOptions& o) {
     // NAME, or a .toml file (a path, or a name ending in .toml) whose stem names the VM.
     const bool file = vm::profile_paths(o.name).size() == 1;
@@ -259,6 +274,12 @@ Report run_start(Context& ctx, StartOptions& o) {
             owned_nodes.push_back(n);
         }
     }
+    // Before anything starts: an explicit placement that cannot be met refuses.
+    auto placed = place_vm(ctx.host, p, pass.addresses);
+    if (!placed) return fail(placed.error());
+    if (auto ml = vm::judge_memlock(host::read_numa(ctx.host).memlock, p.memory_mib);
+        !pass.addresses.empty() && ml.kind == vm::MemlockVerdict::too_low)
+        warn(ctx, "locked-memory limit " + ml.text);
     if (auto s = machine.make_dir(); !s) return fail(s.error());
 
     vm::VmRecord rec;
@@ -278,6 +299,7 @@ Report run_start(Context& ctx, StartOptions& o) {
     spec.daemonize = true;
     spec.serials = {{vm::SerialPort::socket, rec.console_socket, rec.console_log}};
     spec.firmware = *firmware;
+    spec.placement = *placed;
     rec.argv = vm::qemu_argv(p, spec);
     auto launched = machine.launch(
         ctx.host, rec, *qemu, static_cast<int>(o.wait_s * 1000),
@@ -286,6 +308,7 @@ Report run_start(Context& ctx, StartOptions& o) {
         },
         run_as);
     if (!launched) return fail(launched.error());
+    const std::vector<int> pinned = pin_started(ctx, rec, *placed);
     Report r;
     r.json = record_json(rec);
     r.json["status"] = *launched;
@@ -294,11 +317,13 @@ Report run_start(Context& ctx, StartOptions& o) {
                                      {"memlock_bytes", run_as->memlock_bytes},
                                      {"nodes", owned_nodes}})
                              : json(nullptr);
+    r.json["placement"] = placement_json(*placed, pinned);
     r.text = "VM started with PID " + std::to_string(rec.pid) + "\n  name: " + rec.name + " (" +
              rec.accel + ", " + std::to_string(p.memory_mib) + " MiB, " + std::to_string(p.cpus) +
              " CPUs)\n";
     for (size_t i = 0; i < rec.devices.size(); ++i)
         r.text += "  passed through: " + rec.devices[i] + " [" + rec.device_ids[i] + "]\n";
+    r.text += "  placement: " + placed->summary() + "\n";
     if (rec.ssh_port)
         r.text += "  ssh: ssh -p " + std::to_string(*rec.ssh_port) + " root@localhost\n";
     if (run_as)

@@ -1,5 +1,6 @@
 #include "host/snapshot.hpp"
 
+#include "host/numa.hpp"
 #include "host/system.hpp"
 #include "host/virt.hpp"
 #include "util/strings.hpp"
@@ -314,6 +315,20 @@ void record_persistent(Recorder& r) {
         if (!r.link(p)) r.file(p);
 }
 
+// NUMA nodes (cpulist, meminfo, huge pages per size), the host's huge
+// pages, /proc/meminfo and the locked-memory limit of the process that
+// records: what 'status' and 'vm start' place a VM by.
+void record_numa(const Tree& src, Recorder& r) {
+    for (const auto& p : numa_files(src)) {
+        if (p == "/proc/self/mountinfo") continue; // record_proc has it
+        if (p == "/.vfioctl/memlock" && src.is_live()) {
+            if (auto text = memlock_record(live_memlock()); !text.empty()) r.write(p, text);
+            continue;
+        }
+        r.file(p);
+    }
+}
+
 void record_programs(const Tree& src, Recorder& r) {
     for (const auto& prog : recorded_programs()) {
         auto path = src.find_program(prog);
@@ -357,6 +372,8 @@ Result<SnapshotStats> snapshot(const Tree& src, const fs::path& dest,
     say("kernel, CPU, mounts, routes, device holders");
     record_proc(src, r);
     record_dev(src, r);
+    say("NUMA nodes, huge pages, locked-memory limit");
+    record_numa(src, r);
     say("boot configuration and programs");
     record_boot_config(r);
     say("persistent bindings");

@@ -85,22 +85,42 @@ MmioPlan plan_mmio(const std::vector<PassSlot>& slots, uint64_t memory_mib) {
     return m;
 }
 
+std::string memory_backend(const Profile& p, const LaunchSpec& spec) {
+    const bool virtiofs = p.share_host_root && !spec.virtiofs_socket.empty();
+    const PlacementPlan& pl = spec.placement;
+    if (!virtiofs && pl.backend == MemoryBackend::plain) return {};
+    const std::string size = ",id=mem,size=" + std::to_string(p.memory_mib) + "M";
+    std::string o;
+    if (virtiofs) {
+        // vhost-user needs shared memory: a memfd, on huge pages when planned.
+        o = "memory-backend-memfd" + size + ",share=on";
+        if (pl.backend == MemoryBackend::file)
+            o += ",hugetlb=on,hugetlbsize=" + size_arg(pl.page_kib << 10);
+    } else if (pl.backend == MemoryBackend::file) {
+        o = "memory-backend-file" + size + ",mem-path=" + esc(pl.mem_path);
+    } else {
+        o = "memory-backend-ram" + size;
+    }
+    if (pl.node) o += ",host-nodes=" + std::to_string(*pl.node) + ",policy=bind";
+    if (pl.backend != MemoryBackend::plain) o += ",prealloc=on";
+    return o;
+}
+
 std::vector<std::string> qemu_argv(const Profile& p, const LaunchSpec& spec) {
     std::vector<std::string> a{spec.qemu};
     auto add = [&a](std::initializer_list<std::string> xs) { a.insert(a.end(), xs); };
     if (!p.name.empty()) add({"-name", p.name});
     add({"-nodefaults", "-no-user-config", "-display", "none"});
     const bool virtiofs = p.share_host_root && !spec.virtiofs_socket.empty();
-    add({"-machine", virtiofs ? p.machine + ",memory-backend=mem" : p.machine, "-accel",
+    const std::string backend = memory_backend(p, spec);
+    add({"-machine", backend.empty() ? p.machine : p.machine + ",memory-backend=mem", "-accel",
          spec.kvm ? "kvm" : "tcg"});
     const MmioPlan mmio = plan_mmio(spec.slots, p.memory_mib);
     std::string cpu = spec.kvm ? "host" : "max";
     if (mmio.phys_bits)
         cpu += spec.kvm ? ",host-phys-bits=on" : ",phys-bits=" + std::to_string(mmio.phys_bits);
     add({"-cpu", cpu, "-m", std::to_string(p.memory_mib) + "M", "-smp", std::to_string(p.cpus)});
-    if (virtiofs)
-        add({"-object",
-             "memory-backend-memfd,id=mem,size=" + std::to_string(p.memory_mib) + "M,share=on"});
+    if (!backend.empty()) add({"-object", backend});
     if (mmio.hole64_bytes)
         add({"-global", "q35-pcihost.pci-hole64-size=" + size_arg(mmio.hole64_bytes)});
     for (auto& f : firmware_argv(spec.firmware, mmio))

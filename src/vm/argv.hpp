@@ -5,6 +5,7 @@
 
 #include "pci/device.hpp"
 #include "vm/firmware.hpp"
+#include "vm/placement.hpp"
 #include "vm/profile.hpp"
 
 #include <cstdint>
@@ -62,6 +63,8 @@ struct LaunchSpec {
     // guest RAM then becomes a shared memfd, which vhost-user needs).
     std::string virtiofs_socket;
     FirmwareLaunch firmware; // SeaBIOS unless 'uefi' was prepared (vm/firmware.hpp)
+    // Where the guest's RAM lives (plan_placement); the default is QEMU's own.
+    PlacementPlan placement;
 };
 
 // The 64-bit PCI window and CPU address width the passed-through BARs need.
@@ -80,6 +83,11 @@ MmioPlan plan_mmio(const std::vector<PassSlot>& slots, uint64_t memory_mib);
 
 // Pure: the full argv, argv[0] being spec.qemu.
 std::vector<std::string> qemu_argv(const Profile& p, const LaunchSpec& spec);
+
+// Pure: the -object for the guest RAM's backend (id "mem"), "" when QEMU's
+// default serves: a shared memfd for virtiofs, a hugetlbfs file or
+// anonymous RAM bound to a node for a placement.
+std::string memory_backend(const Profile& p, const LaunchSpec& spec);
 
 // "4G", "512M", "64K" or bytes: the shortest exact form QEMU reads.
 std::string size_arg(uint64_t bytes);

@@ -18,7 +18,8 @@ std::string where(const std::string& file, const toml::source_region& src) {
 Error bad(const std::string& file, const toml::source_region& src, const std::string& what) {
     return Error{where(file, src) + what, file,
                  "keys: memory cpus machine accel share_host_root share ssh_port console_log gpus "
-                 "extra_args firmware ovmf_code ovmf_vars and [boot] disk kernel initrd append",
+                 "extra_args firmware ovmf_code ovmf_vars numa hugepages pin_vcpus and [boot] disk "
+                 "kernel initrd append",
                  0};
 }
 
@@ -220,6 +221,29 @@ Result<Profile> parse_profile(std::string_view text, const std::string& file,
             auto s = want_string(file, key, v);
             if (!s) return s.error();
             p.console_log = *s;
+        } else if (key == "numa") {
+            Result<NumaWish> w = NumaWish{};
+            if (const auto* i = v.as_integer())
+                w = i->get() >= 0 ? parse_numa(std::to_string(i->get()))
+                                  : parse_numa("-" + std::to_string(-i->get()));
+            else if (v.is_string())
+                w = parse_numa(v.as_string()->get());
+            else
+                return bad(file, v.source(),
+                           "key 'numa' must be \"auto\", \"off\" or a node number, not " +
+                               type_name(v));
+            if (!w) return bad(file, v.source(), w.error().message + " (" + w.error().hint + ")");
+            p.numa = *w;
+        } else if (key == "hugepages") {
+            auto h = want_choice(file, key, v, parse_hugepages);
+            if (!h) return h.error();
+            p.hugepages = *h;
+        } else if (key == "pin_vcpus") {
+            const auto* b = v.as_boolean();
+            if (!b)
+                return bad(file, v.source(),
+                           "key 'pin_vcpus' must be true or false, not " + type_name(v));
+            p.pin_vcpus = b->get();
         } else if (key == "gpus" || key == "extra_args") {
             auto a = want_strings(file, key, v);
             if (!a) return a.error();

@@ -6,6 +6,7 @@
 #include "host/host.hpp"
 #include "util/result.hpp"
 #include "vm/firmware.hpp"
+#include "vm/placement.hpp"
 
 #include <cstdint>
 #include <optional>
@@ -46,6 +47,12 @@ struct Profile {
     std::vector<std::string> gpus;          // BDFs or vendor:device IDs
     std::vector<std::string> extra_args;
     FirmwareConfig firmware; // keys firmware, ovmf_code, ovmf_vars
+    // Placement on a NUMA host (vm/placement.hpp): numa = "auto" | "off" | N,
+    // hugepages = "auto" | "off" | "2M" | "1G", pin_vcpus = true | false
+    // (unset: pinned when the RAM is bound to a node).
+    NumaWish numa;
+    HugePagesWish hugepages = HugePagesWish::automatic;
+    PinWish pin_vcpus;
 };
 
 // Flags given on the command line; each set one replaces the profile's value.

@@ -21,6 +21,8 @@
 #
 # A scenario is a bash script whose header comment lines configure the guest:
 #   # e2e-qemu: ARGS        extra QEMU arguments (repeatable): IOMMU, devices
+#   # e2e-qemu-late: ARGS   the same, after the harness's own devices: for a
+#                           pxb-pcie, whose bus would otherwise take them
 #   # e2e-append: ARGS      extra kernel command line (repeatable)
 #   # e2e-timeout: SECONDS  guest wall-clock limit on the reference machine
 #   # e2e-requires: PROGS   host programs the scenario needs (else skip)
@@ -241,6 +243,7 @@ for p in "$src" "$build" "$(dirname "$vfioctl")" "$(dirname "$scenario")" "$shar
 done
 
 read -r -a scenario_qemu <<<"$(header e2e-qemu | tr '\n' ' ')"
+read -r -a scenario_qemu_late <<<"$(header e2e-qemu-late | tr '\n' ' ')"
 append="console=ttyS0 panic=-1 e2e.results=$share${binds:+ e2e.bind=$binds} $(header e2e-append | tr '\n' ' ')"
 if [ -n "$disk_mb" ]; then
     truncate -s "${disk_mb}M" "$work/disk.img" || fail "cannot create $work/disk.img"
@@ -263,6 +266,7 @@ boot_cmd() {
         -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap
         -virtfs "local,path=$share,mount_tag=results,security_model=none"
         -chardev "file,id=console,path=$console" -serial chardev:console
+        "${scenario_qemu_late[@]}"
     )
     [ -n "$disk_mb" ] && cmd+=(-drive "file=$work/disk.img,format=raw,if=virtio")
     # Later boots start from the disk: firmware, boot loader, kernel.
