@@ -13,8 +13,13 @@ constexpr uint64_t GiB = 1ull << 30;
 constexpr uint64_t default_hole64 = 32 * GiB; // QEMU q35's own
 constexpr int default_phys_bits = 40;         // QEMU's for TCG and for KVM without host-phys-bits
 
-// QEMU option values double their commas.
-std::string esc(const std::string& s) {
+uint64_t next_pow2(uint64_t v) {
+    return v <= 1 ? 1 : std::bit_ceil(v);
+}
+
+} // namespace
+
+std::string qemu_escape(const std::string& s) {
     std::string out;
     for (char c : s) {
         out += c;
@@ -22,12 +27,6 @@ std::string esc(const std::string& s) {
     }
     return out;
 }
-
-uint64_t next_pow2(uint64_t v) {
-    return v <= 1 ? 1 : std::bit_ceil(v);
-}
-
-} // namespace
 
 std::vector<PassSlot> group_slots(const std::vector<const pci::PciDevice*>& devices) {
     std::map<pci::PciAddress, PassSlot> by_slot;
@@ -97,7 +96,7 @@ std::string memory_backend(const Profile& p, const LaunchSpec& spec) {
         if (pl.backend == MemoryBackend::file)
             o += ",hugetlb=on,hugetlbsize=" + size_arg(pl.page_kib << 10);
     } else if (pl.backend == MemoryBackend::file) {
-        o = "memory-backend-file" + size + ",mem-path=" + esc(pl.mem_path);
+        o = "memory-backend-file" + size + ",mem-path=" + qemu_escape(pl.mem_path);
     } else {
         o = "memory-backend-ram" + size;
     }
@@ -129,32 +128,32 @@ std::vector<std::string> qemu_argv(const Profile& p, const LaunchSpec& spec) {
     if (spec.daemonize) add({"-daemonize"});
     if (!spec.pidfile.empty()) add({"-pidfile", spec.pidfile});
     if (!spec.qmp_socket.empty())
-        add({"-qmp", "unix:" + esc(spec.qmp_socket) + ",server=on,wait=off"});
+        add({"-qmp", "unix:" + qemu_escape(spec.qmp_socket) + ",server=on,wait=off"});
     for (size_t i = 0; i < spec.serials.size(); ++i) {
         const auto& s = spec.serials[i];
         const std::string id = "serial" + std::to_string(i);
         std::string c;
         switch (s.kind) {
         case SerialPort::file:
-            c = "file,id=" + id + ",path=" + esc(s.path) + ",append=on";
+            c = "file,id=" + id + ",path=" + qemu_escape(s.path) + ",append=on";
             break;
         case SerialPort::socket:
-            c = "socket,id=" + id + ",path=" + esc(s.path) + ",server=on,wait=off";
-            if (!s.logfile.empty()) c += ",logfile=" + esc(s.logfile) + ",logappend=on";
+            c = "socket,id=" + id + ",path=" + qemu_escape(s.path) + ",server=on,wait=off";
+            if (!s.logfile.empty()) c += ",logfile=" + qemu_escape(s.logfile) + ",logappend=on";
             break;
         case SerialPort::stdio:
             c = "stdio,id=" + id + ",signal=off";
             break;
         case SerialPort::pipe:
-            c = "pipe,id=" + id + ",path=" + esc(s.path);
+            c = "pipe,id=" + id + ",path=" + qemu_escape(s.path);
             break;
         }
         add({"-chardev", c, "-serial", "chardev:" + id});
     }
     if (!p.boot.disk.empty()) {
         const bool qcow2 = p.boot.disk.size() > 6 && p.boot.disk.ends_with(".qcow2");
-        add({"-drive",
-             "file=" + esc(p.boot.disk) + ",if=virtio,format=" + (qcow2 ? "qcow2" : "raw")});
+        add({"-drive", "file=" + qemu_escape(p.boot.disk) +
+                           ",if=virtio,format=" + (qcow2 ? "qcow2" : "raw")});
     }
     if (!p.boot.kernel.empty()) {
         add({"-kernel", p.boot.kernel});
@@ -166,7 +165,7 @@ std::vector<std::string> qemu_argv(const Profile& p, const LaunchSpec& spec) {
         if (!append.empty()) add({"-append", append});
     }
     if (virtiofs)
-        add({"-chardev", "socket,id=vfs,path=" + esc(spec.virtiofs_socket), "-device",
+        add({"-chardev", "socket,id=vfs,path=" + qemu_escape(spec.virtiofs_socket), "-device",
              "vhost-user-fs-pci,chardev=vfs,tag=hostroot"});
     else if (p.share_host_root)
         add({"-fsdev", "local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap",

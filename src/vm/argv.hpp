@@ -33,6 +33,9 @@ struct PassSlot {
     std::vector<PassFunction> functions;
 };
 
+// A value for a QEMU option list: its commas doubled (QEMU reads ",," as one).
+std::string qemu_escape(const std::string& s);
+
 // Groups devices into slots: the functions that share a host slot travel
 // together, ordered by function number, slots in address order. Pure.
 std::vector<PassSlot> group_slots(const std::vector<const pci::PciDevice*>& devices);

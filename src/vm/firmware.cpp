@@ -24,16 +24,6 @@ constexpr uint64_t GiB = 1ull << 30;
 // relies on, and any larger window is asked for.
 constexpr uint64_t ovmf_default_aperture = 32 * GiB;
 
-// QEMU option values double their commas.
-std::string esc(const std::string& s) {
-    std::string out;
-    for (char c : s) {
-        out += c;
-        if (c == ',') out += ',';
-    }
-    return out;
-}
-
 } // namespace
 
 const char* firmware_id(Firmware f) {
@@ -123,9 +113,9 @@ uint64_t ovmf_aperture_mib(const MmioPlan& mmio) {
 
 std::vector<std::string> firmware_argv(const FirmwareLaunch& f, const MmioPlan& mmio) {
     if (f.kind == Firmware::bios) return {};
-    std::vector<std::string> a = {"-drive",
-                                  "if=pflash,format=raw,unit=0,readonly=on,file=" + esc(f.code),
-                                  "-drive", "if=pflash,format=raw,unit=1,file=" + esc(f.vars)};
+    std::vector<std::string> a = {
+        "-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + qemu_escape(f.code), "-drive",
+        "if=pflash,format=raw,unit=1,file=" + qemu_escape(f.vars)};
     // OVMF puts the aperture at the first multiple of its size above RAM,
     // where plan_mmio counts from the first GiB above RAM: for a power-of-two
     // size both ends lie below the same power of two, so plan_mmio's
