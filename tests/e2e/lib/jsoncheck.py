@@ -2,7 +2,10 @@
 
 Usage: jsoncheck.py check FILE EXPR [WHAT]   exit 0 when EXPR is true
        jsoncheck.py eval FILE EXPR           print the value of EXPR
-       jsoncheck.py same FILE_A FILE_B       exit 0 when both are equal
+       jsoncheck.py same FILE_A FILE_B [IGNORE...]
+                                             exit 0 when both are equal, but
+                                             at paths IGNORE (regexes of
+                                             "$.a.b[0]" paths) matches
 
 EXPR is a Python expression with d bound to the document and the helpers
 below. A file that is not JSON, or an EXPR that raises, is a failure that
@@ -10,6 +13,7 @@ prints the reason and the document.
 """
 
 import json
+import re
 import sys
 
 
@@ -92,7 +96,14 @@ def main(argv):
         except (OSError, ValueError) as e:
             print(f"jsoncheck: {argv[3]}: {e}", file=sys.stderr)
             return 1
-        diff = differences(d, other)
+        ignore = [re.compile(r) for r in argv[4:]]
+        diff = []
+        for line in differences(d, other):
+            path = line.split(":", 1)[0]
+            if any(r.search(path) for r in ignore):
+                print(f"ignored: {line}")
+            else:
+                diff.append(line)
         for line in diff:
             print(line)
         return 1 if diff else 0
