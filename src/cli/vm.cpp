@@ -4,6 +4,9 @@
 #include "cli/vm.hpp"
 
 #include "cli/commands.hpp"
+#include "vfio/journal.hpp"
+#include "pci/health.hpp"
+#include "cli/health_view.hpp"
 #include "cli/gpu_select.hpp"
 #include "cli/model.hpp"
 #include "cli/numa_view.hpp"
@@ -22,6 +25,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fmt/format.h>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -354,13 +358,45 @@ Report run_stop(Context& ctx, const StopOptions& o) {
         if (!ctx.json) ctx.err << "ACPI power-down sent; waiting up to " << o.timeout_s << " s\n";
     });
     if (!how) return failed(how.error());
-    if (auto s = give_devices_back(ctx, rec->devices, o.state_dir); !s) return failed(s.error());
+    // Before the give-back: AER counters (to tell the errors it causes) and
+    // the drivers the journal will give the devices back to.
+    std::map<std::string, pci::AerErrors> aer_before;
+    std::map<std::string, std::optional<std::string>> back_to;
+    auto journal = vfio::load_journal(ctx.host, o.state_dir);
+    for (const auto& d : rec->devices)
+        if (auto a = pci::PciAddress::parse(d)) {
+            aer_before[d] = pci::read_aer(ctx.host, *a);
+            if (journal)
+                if (const auto* e = journal->find(a->str())) back_to[d] = e->original_driver;
+        }
+    auto health_after = [&](bool only_wedged, std::string& text) {
+        json after = json::array();
+        for (const auto& [d, before] : aer_before) {
+            auto it = back_to.find(d);
+            const auto h = pci::check_return(ctx.host, pci::PciAddress::parse(d).value(), before,
+                                             it == back_to.end() ? std::nullopt : it->second);
+            if (only_wedged && h.state != pci::ReturnState::wedged) continue;
+            after.push_back(return_json(h));
+            text += return_text(h);
+        }
+        return after;
+    };
+    if (auto s = give_devices_back(ctx, rec->devices, o.state_dir); !s) {
+        Error e = s.error();
+        std::string text;
+        json wedged = health_after(true, text);
+        if (!wedged.empty())
+            e.hint = "a device looks wedged: reboot the host, then run 'vfioctl recover'";
+        return failed(e, exit_failure,
+                      wedged.empty() ? json(nullptr) : json{{"health_after", wedged}}, text);
+    }
     machine.remove();
     Report r;
     r.json = {{"name", o.name}, {"stopped", *how}, {"given_back", rec->devices}};
     r.text = "VM " + o.name + " " + *how + "\n";
     for (const auto& d : rec->devices)
         r.text += "  given back: " + d + "\n";
+    r.json["health_after"] = health_after(false, r.text);
     return r;
 }
 

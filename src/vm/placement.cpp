@@ -282,7 +282,8 @@ Result<PlacementPlan> plan_placement(uint64_t memory_mib, const NumaWish& numa,
 MemlockVerdict judge_memlock(const host::MemlockLimit& m, uint64_t memory_mib) {
     const uint64_t need = memory_mib << 20;
     const std::string fix =
-        "run vfioctl as root (CAP_IPC_LOCK lifts the limit), or raise it: 'ulimit -l unlimited' "
+        "run vfioctl as root (CAP_IPC_LOCK lifts the limit; 'vfioctl vm start --owner USER' "
+        "runs QEMU as USER with the limit raised for it), or raise it: 'ulimit -l unlimited' "
         "in the shell that starts the VM, or 'USER hard memlock unlimited' and 'USER soft "
         "memlock unlimited' in /etc/security/limits.conf (then log in again)";
     if (m.cap_ipc_lock == true)

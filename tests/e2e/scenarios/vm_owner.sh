@@ -72,9 +72,14 @@ json_check "$RESULTS/status.out" 'd["status"] == "running"' "L2 is running"
 json_check "$RESULTS/status.out" 'd["missing_on_guest_bus"] == []' "8086:10d3 is on L2's bus"
 expect_driver "$nic" vfio-pci
 
-step "vm stop gives the device back"
-run stop "$VFIOCTL" vm stop l2 --timeout 5
+step "vm stop gives the device back, and checks it came back"
+run stop "$VFIOCTL" --json vm stop l2 --timeout 5
 expect_rc "vm stop" 0
 expect_driver "$nic" e1000e
+json_check "$RESULTS/stop.out" "[h['address'] for h in d['health_after']] == ['$nic']" "vm stop checks the device it gave back"
+json_check "$RESULTS/stop.out" "d['health_after'][0]['expected_driver'] == 'e1000e' and d['health_after'][0]['driver'] == 'e1000e'" \
+    "it is back on the driver the journal named"
+json_check "$RESULTS/stop.out" "d['health_after'][0]['responds'] is True and d['health_after'][0]['state'] in ('healthy', 'unknown')" \
+    "its config space answers; not wedged or unhealthy"
 [ ! -d "/proc/$pid" ] || fail "QEMU (PID $pid) still runs"
 ok "QEMU is gone"
