@@ -32,7 +32,8 @@ int main(int argc, char** argv) {
         {"firmware-off", firmware_off_host},
         {"pvm", pvm_host},
         {"vfio-missing", vfio_missing_host},
-        {"dgx", dgx_host},
+        {"dgx", [] { return dgx_host(false); }},
+        {"dgx-vfio", [] { return dgx_host(true); }},
     };
     std::error_code ec;
     if (fs::exists(dir, ec) && !fs::is_empty(dir, ec)) {

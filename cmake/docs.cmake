@@ -12,7 +12,7 @@ target_link_libraries(vfioctl-gendoc PRIVATE vfioctl_core)
 # to the CLI needs its man/PAGE.txt and its name here (the install rule and
 # the build outputs): the generator fails without either.
 set(VFIOCTL_MAN_PAGES
-  vfioctl status groups explain snapshot bind unbind recover
+  vfioctl status groups explain snapshot export bind unbind recover
   iommu iommu-show iommu-enable iommu-disable iommu-confirm iommu-revert
   vm vm-start vm-stop vm-status vm-list vm-console vm-run
   verify)

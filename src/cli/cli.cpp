@@ -17,23 +17,27 @@ namespace vfioctl::cli {
 const std::vector<Command>& commands() {
     static const std::vector<Command> table = {
         status_command(), groups_command(), explain_command(), snapshot_command(),
-        bind_command(),   unbind_command(), recover_command(), iommu_command(),
-        vm_command(),     verify_command()};
+        export_command(), bind_command(),   unbind_command(),  recover_command(),
+        iommu_command(),  vm_command(),     verify_command()};
     return table;
 }
 
-const CLI::Validator& state_dir_check() {
-    static const CLI::Validator v(
-        [](std::string& s) -> std::string {
+CLI::Validator host_path_value(const std::string& option) {
+    return CLI::Validator(
+        [option](std::string& s) -> std::string {
             if (s.empty() || s.front() != '/')
-                return "--state-dir must be an absolute path, not '" + s + "'";
+                return option + " must be an absolute path, not '" + s + "'";
             for (const auto& part : util::split(s, '/'))
                 if (part == "..")
-                    return "--state-dir must not contain '..' (it is a path under --root): '" + s +
+                    return option + " must not contain '..' (it is a path under --root): '" + s +
                            "'";
             return {};
         },
         "ABSOLUTE_PATH");
+}
+
+const CLI::Validator& state_dir_check() {
+    static const CLI::Validator v = host_path_value("--state-dir");
     return v;
 }
 

@@ -25,12 +25,18 @@ inline constexpr double k_max_seconds = 1e6;
 // Checks a seconds option: a finite number from 0 to k_max_seconds; nan,
 // inf and negative values are usage errors (exit 2).
 CLI::Validator seconds_value();
+// Checks an option that names a host path: absolute, without ".."
+// components, so that it stays under --root; anything else is a usage error
+// that names the option.
+CLI::Validator host_path_value(const std::string& option);
 // Checks a --state-dir: an absolute path without ".." components, so that
 // it stays under --root; anything else is a usage error.
 const CLI::Validator& state_dir_check();
 
 // The diagnosis commands.
 Command status_command();
+// The host's facts in the formats of fleet tools.
+Command export_command();
 Command groups_command();
 Command explain_command();
 Command snapshot_command();

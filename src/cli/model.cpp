@@ -12,6 +12,17 @@ Result<HostModel> load_host(Context& ctx, const std::string& state_dir, bool dev
     return m;
 }
 
+iommu::NextBoot next_boot_of(const boot::BootState& bs) {
+    return {boot::loader_id(bs.setup.loader),
+            bs.configured_cmdline,
+            bs.next_cmdline,
+            bs.reboot_pending,
+            bs.regenerate_pending,
+            bs.regenerate_command,
+            bs.reason,
+            bs.running_known};
+}
+
 std::vector<std::string> role_flags(const iommu::DeviceRole& role) {
     std::vector<std::string> f;
     if (role.bridge) f.emplace_back("bridge");

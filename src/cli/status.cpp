@@ -357,14 +357,7 @@ Command status_command() {
                 auto m = load_host(ctx, *state_dir);
                 if (!m) return render(ctx, failed(m.error()));
                 auto bs = boot::inspect_boot(ctx.host);
-                iommu::NextBoot nb{boot::loader_id(bs.setup.loader),
-                                   bs.configured_cmdline,
-                                   bs.next_cmdline,
-                                   bs.reboot_pending,
-                                   bs.regenerate_pending,
-                                   bs.regenerate_command,
-                                   bs.reason,
-                                   bs.running_known};
+                iommu::NextBoot nb = next_boot_of(bs);
                 auto dx = iommu::diagnose(m->facts, m->inv, m->groups, &nb);
                 BootView bv;
                 bv.persist = read_persist_view(ctx.host, m->inv, bs.next_cmdline);

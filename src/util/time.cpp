@@ -5,7 +5,10 @@
 namespace vfioctl::util {
 
 std::string utc_now(const char* format) {
-    const std::time_t t = std::time(nullptr);
+    return utc_time(std::time(nullptr), format);
+}
+
+std::string utc_time(std::time_t t, const char* format) {
     std::tm tm{};
     ::gmtime_r(&t, &tm);
     char buf[64];
