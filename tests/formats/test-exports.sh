@@ -66,20 +66,27 @@ fact=$root/etc/ansible/facts.d/vfioctl.fact
 grep -q '"vfio_gpus": 8' "$work/fact.json" || fail "the fact script does not see 8 GPUs on vfio-pci"
 
 # Negative controls: each check rejects a broken file.
-sed 's/model="GH100/model="GH"100/' "$work/dgx.prometheus" >"$work/bad.prom"
-promtool check metrics <"$work/bad.prom" >/dev/null 2>&1 && fail "promtool accepted an unescaped quote"
-sed 's/^\(vfioctl.feature.node.kubernetes.io\/gpus\)=/\1 x=/' "$work/dgx.nfd" >"$work/bad.nfd"
-"${check[@]}" nfd "$work/bad.nfd" >/dev/null && fail "a label with a space passed"
-sed 's/^vfioctl\.feature\.node\.kubernetes\.io/vfioctl.io/' "$work/dgx.nfd" >"$work/bad2.nfd"
-"${check[@]}" nfd "$work/bad2.nfd" >/dev/null && fail "a namespace NFD denies passed"
-sed 's/externalResourceProvider: true/externalResourceProvider: "yes"/' "$work/dgx-vfio.kubevirt" >"$work/bad.kubevirt"
-"${check[@]}" kubevirt "$work/bad.kubevirt" >/dev/null && fail "a string externalResourceProvider passed"
-sed 's/^    - pciVendorSelector/  - pciVendorSelector/' "$work/dgx-vfio.kubevirt" >"$work/bad2.kubevirt"
-"${check[@]}" kubevirt "$work/bad2.kubevirt" >/dev/null && fail "broken YAML indentation passed"
-sed 's/"numa_policy":"legacy"/"numa_policy":"strict"/' "$work/dgx-vfio.nova" >"$work/bad.nova"
-"${check[@]}" nova "$work/bad.nova" >/dev/null && fail "numa_policy strict passed"
-sed 's/"iommu_enabled": true/"iommu_enabled": "yes"/' "$work/dgx.ansible" >"$work/bad.ansible"
-"${check[@]}" ansible "$work/bad.ansible" >/dev/null && fail "a string iommu_enabled passed"
+#   reject WHAT FORMAT SOURCE SED-EXPRESSION
+reject() {
+  local bad=$work/bad.$2
+  sed "$4" "$work/$3" >"$bad"
+  if cmp -s "$bad" "$work/$3"; then
+    fail "negative control '$1': the edit changed nothing"
+  elif [ "$2" = prometheus ]; then
+    promtool check metrics <"$bad" >/dev/null 2>&1 && fail "promtool accepted $1"
+  else
+    "${check[@]}" "$2" "$bad" >/dev/null && fail "check_formats.py $2 accepted $1"
+  fi
+  return 0
+}
+reject "an unescaped quote" prometheus dgx.prometheus 's/model="GH100/model="GH"100/'
+reject "a label name with a space" nfd dgx.nfd 's/^\(vfioctl.feature.node.kubernetes.io\/gpus\)=/\1 x=/'
+reject "a namespace NFD denies" nfd dgx.nfd 's/^vfioctl\.feature\.node\.kubernetes\.io/vfioctl.io/'
+reject "a string externalResourceProvider" kubevirt dgx-vfio.kubevirt \
+  's/externalResourceProvider: true/externalResourceProvider: "yes"/'
+reject "broken YAML indentation" kubevirt dgx-vfio.kubevirt 's/^    - pciVendorSelector/  - pciVendorSelector/'
+reject "numa_policy strict" nova dgx-vfio.nova 's/"numa_policy":"legacy"/"numa_policy":"strict"/'
+reject "a string iommu_enabled" ansible dgx.ansible 's/"iommu_enabled": true/"iommu_enabled": "yes"/'
 
 if [ "$fails" -gt 0 ]; then
   echo "$fails check(s) failed"
