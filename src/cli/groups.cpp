@@ -81,8 +81,9 @@ Report run_groups(Context& ctx, const Options& opt) {
                        ", " + util::printable(c.where) + ")\n";
         return out;
     };
+    pci::BridgeCache bridges; // each bridge's config space read once
     auto with_health = [&](json j, const pci::PciDevice& d) {
-        j["health"] = health_json(health_view(ctx.host, *m, d));
+        j["health"] = health_json(health_view(ctx.host, *m, d, &bridges));
         return j;
     };
     Report r;

@@ -180,9 +180,10 @@ json bits_json(const pci::BridgeAcs& b, const pci::AcsBits& bits) {
 
 } // namespace
 
-HealthView health_view(const host::Tree& host, const HostModel& m, const pci::PciDevice& d) {
+HealthView health_view(const host::Tree& host, const HostModel& m, const pci::PciDevice& d,
+                       pci::BridgeCache* cache) {
     HealthView v;
-    v.facts = pci::read_health(host, m.inv, d);
+    v.facts = pci::read_health(host, m.inv, d, cache);
     v.fit = bar_fit(d, v.facts, m);
     judge(v);
     return v;
@@ -190,8 +191,9 @@ HealthView health_view(const host::Tree& host, const HostModel& m, const pci::Pc
 
 HealthViews gpu_health(const host::Tree& host, const HostModel& m) {
     HealthViews out;
+    pci::BridgeCache cache;
     for (const auto* g : m.inv.gpus())
-        out.emplace(g->addr, health_view(host, m, *g));
+        out.emplace(g->addr, health_view(host, m, *g, &cache));
     return out;
 }
 

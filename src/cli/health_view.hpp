@@ -37,8 +37,10 @@ struct HealthView {
 
 using HealthViews = std::map<pci::PciAddress, HealthView>;
 
-// Reads d's health and judges it; never fails.
-HealthView health_view(const host::Tree& host, const HostModel& m, const pci::PciDevice& d);
+// Reads d's health and judges it; never fails. A cache shared by the calls
+// of one command reads each bridge once.
+HealthView health_view(const host::Tree& host, const HostModel& m, const pci::PciDevice& d,
+                       pci::BridgeCache* cache = nullptr);
 // The views of every GPU in m.
 HealthViews gpu_health(const host::Tree& host, const HostModel& m);
 

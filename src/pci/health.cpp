@@ -159,7 +159,8 @@ void assess_link(PcieLink& l) {
     l.state = l.speed_below || l.width_below ? LinkState::degraded : LinkState::full;
 }
 
-DeviceHealth read_health(const host::Tree& host, const Inventory& inv, const PciDevice& d) {
+DeviceHealth read_health(const host::Tree& host, const Inventory& inv, const PciDevice& d,
+                         BridgeCache* cache) {
     DeviceHealth h;
     h.addr = d.addr;
     const std::string base = "/sys/bus/pci/devices/" + d.addr.str() + "/";
@@ -197,10 +198,16 @@ DeviceHealth read_health(const host::Tree& host, const Inventory& inv, const Pci
             h.path_complete = false;
             break;
         }
+        const auto hit = cache ? cache->find(b->addr) : BridgeCache::iterator{};
         BridgeAcs acs;
-        acs.addr = b->addr;
-        if (auto cfg = host.read("/sys/bus/pci/devices/" + b->addr.str() + "/config"))
-            parse_bridge_config(*cfg, acs);
+        if (cache && hit != cache->end()) {
+            acs = hit->second;
+        } else {
+            acs.addr = b->addr;
+            if (auto cfg = host.read("/sys/bus/pci/devices/" + b->addr.str() + "/config"))
+                parse_bridge_config(*cfg, acs);
+            if (cache) cache->emplace(b->addr, acs);
+        }
         h.bridges.push_back(acs);
         if (acs.role == PortRole::root_port) break;
         up = b->parent;

@@ -9,6 +9,7 @@
 #include "pci/device.hpp"
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -173,9 +174,16 @@ ReturnHealth check_return(const host::Tree& host, const PciAddress& a, const Aer
                           const std::optional<std::string>& expected_driver);
 const char* return_state_id(ReturnState s);
 
+// The bridges read so far in one command: many devices share the bridges
+// above them (a switch's ports), and each bridge's config space is read
+// once.
+using BridgeCache = std::map<PciAddress, BridgeAcs>;
+
 // Reads d's health facts from host (sysfs attributes, the config space of
-// each bridge above it); never fails: what cannot be read is unknown.
-DeviceHealth read_health(const host::Tree& host, const Inventory& inv, const PciDevice& d);
+// each bridge above it, through cache when given); never fails: what
+// cannot be read is unknown.
+DeviceHealth read_health(const host::Tree& host, const Inventory& inv, const PciDevice& d,
+                         BridgeCache* cache = nullptr);
 
 // Pure parsers of the kernel's formats, for tests.
 // "16.0 GT/s PCIe" → 16000; nullopt for "Unknown" or garbage.
