@@ -23,7 +23,7 @@ description:
     --yes)). C(changed) is vfioctl's own C(changed) field; a configuration that already turns the
     IOMMU on is not a change, and neither is a trial boot that vfioctl already scheduled for the
     same parameters (the result then has C(trial_open=true)).
-  - Check mode passes C(--dry-run): vfioctl shows its plan and changes nothing.
+  - Check mode passes C(--dry-run), and vfioctl shows its plan and changes nothing.
   - C(changed) is taken from typed JSON fields only, never from vfioctl's messages.
   - On a failure (exit code 1 or 2) the task fails with vfioctl's error and hint.
 version_added: "0.1"
