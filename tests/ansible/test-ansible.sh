@@ -110,6 +110,19 @@ write_vars() {
 EOF
 }
 
+# --- the module's documentation and the example playbook --------------------
+# ansible-doc parses DOCUMENTATION, EXAMPLES and RETURN as YAML.
+if ! ansible-doc -M "$ANSIBLE_LIBRARY" vfioctl >"$tmp/doc.txt" 2>&1 ||
+  ! grep -q 'iommu_enable' "$tmp/doc.txt"; then
+  fail "ansible-doc cannot read the module's documentation"
+  cat "$tmp/doc.txt" >&2
+fi
+if ! ansible-playbook -i "$here/inventory.ini" --syntax-check \
+  "$src/dist/ansible/examples/passthrough.yml" >"$tmp/syntax.txt" 2>&1; then
+  fail "dist/ansible/examples/passthrough.yml does not parse"
+  cat "$tmp/syntax.txt" >&2
+fi
+
 # --- module.yml --------------------------------------------------------------
 make_hosts "$tmp/hosts" || { echo "test-ansible: cannot make the fixture hosts" >&2; exit 1; }
 write_vars "$tmp/hosts" "$tmp/vars.json" false
