@@ -319,7 +319,9 @@ Report run_bind(Context& ctx, const BindOptions& o) {
               {"blocked", obstacles_json(plan.blockers)},
               {"forced", o.force && !plan.blockers.empty()},
               {"changes", changes_json(*changes)},
-              {"changed", true}};
+              // Whether any device moved: a second bind of bound devices changes nothing.
+              {"changed", std::any_of(changes->begin(), changes->end(),
+                                      [](const vfio::DeviceChange& c) { return c.changed; })}};
     if (o.select.any())
         r.json["selection"] = {{"addresses", sel.addresses}, {"left_out", sel.notes}};
     r.text = text + (plan.nothing_to_do() ? "Nothing to do:\n" : "Bound to vfio-pci:\n") +
@@ -351,6 +353,7 @@ Report run_bind(Context& ctx, const BindOptions& o) {
             {"written", w->written},
             {"notes", pp->notes},
             {"operation", w->operation.empty() ? json(nullptr) : json(w->operation)}};
+        if (!w->written.empty()) r.json["changed"] = true;
         r.text += "Bound at every boot:\n";
         for (const auto& p : w->written)
             r.text += "  recorded " + p + "\n";

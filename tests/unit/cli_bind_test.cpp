@@ -211,3 +211,18 @@ TEST_F(CliBind, OwnerGetsTheGroupNodeAndAnUnknownOwnerChangesNothing) {
     ASSERT_TRUE(by_uid.ok()) << by_uid.error().describe();
     EXPECT_EQ(by_uid->name, "dev");
 }
+
+TEST_F(CliBind, ASecondBindSaysNothingChanged) {
+    HostTree t = fixture::seed_after();
+    FakeKernel k(t);
+    auto first = run_cli(k, {"--json", "bind", fixture::k_seed_gpu, "--timeout", "2"}, paths);
+    ASSERT_EQ(first.exit_code, 0) << first.err;
+    EXPECT_EQ(first.json()["changed"], true);
+    auto again = run_cli(k, {"--json", "bind", fixture::k_seed_gpu, "--timeout", "2"}, paths);
+    ASSERT_EQ(again.exit_code, 0) << again.err;
+    const auto j = again.json();
+    EXPECT_EQ(j["changed"], false) << again.out;
+    for (const auto& c : j["changes"])
+        EXPECT_EQ(c["changed"], false) << c;
+    EXPECT_EQ(k.driver_of(fixture::k_seed_gpu), "vfio-pci");
+}
