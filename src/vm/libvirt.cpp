@@ -193,6 +193,9 @@ LibvirtDomain libvirt_domain(const Profile& p, const LibvirtSpec& spec) {
     } else {
         line(2, "<controller type='pci' index='0' model='pcie-root'/>");
     }
+    // No USB controller, as 'vm start' (-nodefaults) has none: libvirt
+    // would add one, on a root port of its own, ahead of the hostdevs' ports.
+    line(2, "<controller type='usb' index='0' model='none'/>");
     for (size_t i = 0; i < spec.slots.size(); ++i) {
         line(2, fmt::format("<controller type='pci' index='{}' model='pcie-root-port'>", i + 1));
         line(3, "<model name='pcie-root-port'/>");

@@ -117,6 +117,8 @@ TEST(VmLibvirt, KeepsTheFunctionsOfASlotTogetherBehindItsOwnRootPort) {
     EXPECT_TRUE(contains(d.xml, root_port(2))) << d.xml;
     EXPECT_EQ(count(d.xml, "model='pcie-root-port'"), 2u) << d.xml;
     EXPECT_TRUE(contains(d.xml, "<controller type='pci' index='0' model='pcie-root'/>")) << d.xml;
+    // libvirt adds a USB controller (and a root port for it) unless told not to.
+    EXPECT_TRUE(contains(d.xml, "<controller type='usb' index='0' model='none'/>")) << d.xml;
     EXPECT_TRUE(contains(d.xml, "<domain type='kvm'>\n")) << d.xml;
     EXPECT_TRUE(contains(d.xml, "<cpu mode='host-passthrough' check='none'/>")) << d.xml;
     EXPECT_TRUE(contains(d.xml, "<memory unit='KiB'>4194304</memory>")) << d.xml;
