@@ -14,7 +14,7 @@ target_link_libraries(vfioctl-gendoc PRIVATE vfioctl_core)
 set(VFIOCTL_MAN_PAGES
   vfioctl status groups explain snapshot export bind unbind recover
   iommu iommu-show iommu-enable iommu-disable iommu-confirm iommu-revert
-  vm vm-start vm-stop vm-status vm-list vm-console vm-run
+  vm vm-start vm-stop vm-status vm-list vm-console vm-run vm-export
   verify)
 set(VFIOCTL_MAN_OUTPUTS)
 set(VFIOCTL_MAN_NAMES)

@@ -21,6 +21,8 @@ struct ValueHint {
     ValueKind kind;
 };
 
+// Two rows a line, by hand: clang-format would give each its own line.
+// clang-format off
 inline constexpr ValueHint k_value_hints[] = {
     {"", "--root", ValueKind::dir},           {"", "--state-dir", ValueKind::dir},
     {"", "--run-dir", ValueKind::dir},        {"", "--kernel", ValueKind::file},
@@ -33,6 +35,9 @@ inline constexpr ValueHint k_value_hints[] = {
     {"vm start", "--gpu", ValueKind::pci},    {"vm run", "--gpu", ValueKind::pci},
     {"vm start", "name", ValueKind::profile}, {"vm stop", "name", ValueKind::vm},
     {"vm status", "name", ValueKind::vm},     {"vm console", "name", ValueKind::vm},
+    {"vm export", "name", ValueKind::profile}, {"vm export", "--gpu", ValueKind::pci},
+    {"vm export", "--output", ValueKind::file},
 };
+// clang-format on
 
 } // namespace vfioctl::cli

@@ -1,4 +1,4 @@
-// 'vfioctl vm start|stop|status|list|console|run': QEMU VMs with or without
+// 'vfioctl vm start|stop|status|list|console|run|export': QEMU VMs with or without
 // a GPU, and the kernel-development loop.
 
 #include "cli/vm.hpp"
@@ -8,6 +8,7 @@
 #include "cli/health_view.hpp"
 #include "cli/model.hpp"
 #include "cli/numa_view.hpp"
+#include "host/atomic_file.hpp"
 #include "host/users.hpp"
 #include "pci/health.hpp"
 #include "services/console.hpp"
@@ -16,6 +17,7 @@
 #include "util/strings.hpp"
 #include "vfio/journal.hpp"
 #include "vm/guest.hpp"
+#include "vm/libvirt.hpp"
 #include "vm/machine.hpp"
 #include "vm/pinning.hpp"
 #include "vm/process.hpp"
@@ -45,8 +47,12 @@ services::Devices devices(Context& ctx, const std::string& state_dir) {
 
 } // namespace
 
-services::Taken<Passthrough> take_devices(Context& ctx, const std::vector<std::string>& targets,
-                                          const std::string& state_dir) {
+namespace {
+
+// The devices targets name on ctx's host, taken (bound to vfio-pci) when
+// bind is true, else only resolved and checked as taking them would be.
+services::Taken<Passthrough> find_devices(Context& ctx, const std::vector<std::string>& targets,
+                                          const std::string& state_dir, bool bind) {
     auto m = load_host(ctx, state_dir);
     if (!m) return m.error();
     // "all-gpus" and "nvswitches" (--all-gpus, --with-nvswitches, or the
@@ -69,7 +75,15 @@ services::Taken<Passthrough> take_devices(Context& ctx, const std::vector<std::s
         for (const auto& a : s->addresses)
             if (std::find(named.begin(), named.end(), a) == named.end()) named.push_back(a);
     }
+    if (!bind) return services::resolve_passthrough(*m, named);
     return devices(ctx, state_dir).take(*m, named);
+}
+
+} // namespace
+
+services::Taken<Passthrough> take_devices(Context& ctx, const std::vector<std::string>& targets,
+                                          const std::string& state_dir) {
+    return find_devices(ctx, targets, state_dir, true);
 }
 
 Status give_devices_back(Context& ctx, const std::vector<std::string>& addresses,
@@ -336,6 +350,75 @@ Report run_start(Context& ctx, StartOptions& o) {
                   (owned_nodes.empty() ? "" : ", owns " + util::join(owned_nodes, " ")) + "\n";
     r.text += "  console: vfioctl vm console " + rec.name + " (log " + rec.console_log + ")\n";
     r.text += "  stop: vfioctl vm stop " + rec.name + "\n";
+    return r;
+}
+
+struct ExportOptions {
+    std::string name;
+    ProfileFlags flags;
+    std::string output; // "" prints the XML
+    std::string state_dir;
+};
+
+// The libvirt domain of what 'vm start NAME' would run: the profile, its
+// devices, placement and firmware resolved on the host as vm start does
+// them, with the same refusals; nothing is bound, written or started.
+Report run_export(Context& ctx, ExportOptions& o) {
+    const bool file = vm::profile_paths(o.name).size() == 1;
+    const std::string source = file ? services::absolute_path(o.name) : o.name;
+    if (file) o.name = fs::path(o.name).stem().string();
+    if (auto s = vm::check_vm_name(o.name); !s) return failed(s.error(), exit_usage);
+    auto ov = overrides_of(o.flags);
+    auto profile = vm::load_profile(ctx.host, source, ov.kernel || ov.disk);
+    if (!profile) return failed(profile.error());
+    vm::Profile p = std::move(profile).value();
+    p.name = o.name;
+    if (auto s = vm::apply_overrides(p, ov); !s) return failed(s.error(), exit_usage);
+    if (auto s = services::check_boot(ctx.host, p); !s) return failed(s.error());
+    vm::LibvirtSpec spec;
+    auto accel = vm::choose_accel(p.accel, vm::read_kvm_state(ctx.host));
+    if (accel.error) return failed(*accel.error);
+    if (!accel.warning.empty()) warn(ctx, accel.warning);
+    spec.kvm = accel.kvm;
+    if (p.accel == vm::Accel::automatic)
+        spec.notes.push_back(std::string("accel = \"auto\": ") + (accel.kvm ? "KVM" : "TCG") +
+                             " on this host");
+    if (auto q = services::find_qemu(ctx.host)) spec.emulator = *q;
+    if (p.firmware.kind == vm::Firmware::uefi) {
+        for (std::string* f : {&p.firmware.ovmf_code, &p.firmware.ovmf_vars})
+            if (!f->empty()) *f = services::absolute_path(*f);
+        auto ovmf = vm::find_ovmf(ctx.host, p.firmware);
+        if (!ovmf) return failed(ovmf.error());
+        spec.ovmf = *ovmf;
+    }
+    std::vector<std::string> addresses;
+    if (!p.gpus.empty()) {
+        auto found = find_devices(ctx, p.gpus, o.state_dir, false);
+        if (!found) return refused(found.refusal());
+        spec.slots = found->slots;
+        addresses = found->addresses;
+    }
+    auto placed = place_vm(ctx.host, p, addresses);
+    if (!placed) return failed(placed.error());
+    spec.placement = *placed;
+    spec.notes.push_back("numa = \"" + vm::numa_id(p.numa) + "\", hugepages = \"" +
+                         vm::hugepages_id(p.hugepages) + "\": " + placed->summary());
+    auto dom = vm::libvirt_domain(p, spec);
+    for (const auto& w : dom.warnings)
+        warn(ctx, w);
+    Report r;
+    r.json = {
+        {"name", p.name},           {"profile", p.source},
+        {"devices", addresses},     {"output", o.output.empty() ? json(nullptr) : json(o.output)},
+        {"warnings", dom.warnings}, {"xml", dom.xml}};
+    if (o.output.empty()) {
+        r.text = dom.xml;
+        return r;
+    }
+    if (auto s = host::write_file_atomic(o.output, dom.xml, {.mode = 0644}); !s)
+        return failed(s.error());
+    r.text = "libvirt domain '" + p.name + "' written to " + o.output + " (virsh define " +
+             o.output + ")\n";
     return r;
 }
 
@@ -715,6 +798,20 @@ const std::vector<VmSubcommand>& vm_subcommands() {
                  return run_run(ctx, *o);
              };
          }},
+        {"export",
+         "print VM NAME's profile as a libvirt domain XML (virsh define), binding nothing",
+         [](CLI::App& c, const std::shared_ptr<VmCommon>& common) -> std::function<int(Context&)> {
+             auto o = std::make_shared<ExportOptions>();
+             c.add_option("name", o->name,
+                          "profile name (/etc/vfioctl/vms/NAME.toml) or a .toml file")
+                 ->required();
+             add_profile_flags(c, o->flags, false);
+             c.add_option("--output,-o", o->output, "write the XML to this file (atomically)");
+             return [o, common](Context& ctx) {
+                 o->state_dir = common->state_dir;
+                 return render(ctx, run_export(ctx, *o));
+             };
+         }},
     };
     return table;
 }
@@ -722,7 +819,7 @@ const std::vector<VmSubcommand>& vm_subcommands() {
 } // namespace
 
 Command vm_command() {
-    return {"vm", "QEMU VMs with or without a GPU: start, stop, status, list, console, run",
+    return {"vm", "QEMU VMs with or without a GPU: start, stop, status, list, console, run, export",
             [](CLI::App& sub, const services::Paths& paths) {
                 sub.require_subcommand(1);
                 auto common = std::make_shared<VmCommon>(VmCommon{paths.run_base, paths.state_dir});

@@ -43,8 +43,28 @@ Result<std::vector<vfio::DeviceChange>> Devices::bind(const vfio::BindPlan& plan
     return vfio::execute_bind(m_host, plan, change_options());
 }
 
-Taken<Passthrough> Devices::take(const HostModel& m,
-                                 const std::vector<std::string>& targets) const {
+namespace {
+
+// What a guest's targets come to on m, checked as take checks them before
+// it changes anything: the devices and the plan that would bind them.
+struct Chosen {
+    std::vector<const pci::PciDevice*> devices;
+    vfio::BindPlan plan;
+};
+
+// The passthrough the chosen devices make: slots, addresses, IDs.
+Passthrough passthrough_of(const std::vector<const pci::PciDevice*>& devs) {
+    Passthrough p;
+    p.slots = vm::group_slots(devs);
+    for (const auto& s : p.slots)
+        for (const auto& f : s.functions) {
+            p.addresses.push_back(f.host.str());
+            p.ids.push_back(pci::PciId{f.vendor, f.device}.str());
+        }
+    return p;
+}
+
+Taken<Chosen> choose(const HostModel& m, const std::vector<std::string>& targets) {
     std::vector<const pci::PciDevice*> devs;
     auto add = [&devs](const pci::PciDevice* d) {
         if (std::find(devs.begin(), devs.end(), d) == devs.end()) devs.push_back(d);
@@ -86,16 +106,25 @@ Taken<Passthrough> Devices::take(const HostModel& m,
     }
     auto plan = vfio::plan_bind(devs, m.inv, m.facts, m.groups);
     if (auto refused = plan_refusal(plan, false, Requester::guest)) return *refused;
-    auto changes = bind(plan);
+    return Chosen{std::move(devs), std::move(plan)};
+}
+
+} // namespace
+
+Taken<Passthrough> Devices::take(const HostModel& m,
+                                 const std::vector<std::string>& targets) const {
+    auto chosen = choose(m, targets);
+    if (!chosen) return chosen.refusal();
+    auto changes = bind(chosen->plan);
     if (!changes) return changes.error();
-    Passthrough p;
-    p.slots = vm::group_slots(devs);
-    for (const auto& s : p.slots)
-        for (const auto& f : s.functions) {
-            p.addresses.push_back(f.host.str());
-            p.ids.push_back(pci::PciId{f.vendor, f.device}.str());
-        }
-    return p;
+    return passthrough_of(chosen->devices);
+}
+
+Taken<Passthrough> resolve_passthrough(const HostModel& m,
+                                       const std::vector<std::string>& targets) {
+    auto chosen = choose(m, targets);
+    if (!chosen) return chosen.refusal();
+    return passthrough_of(chosen->devices);
 }
 
 Result<std::vector<vfio::DeviceChange>>

@@ -59,6 +59,10 @@ struct Passthrough {
     std::vector<std::string> ids;       // their vendor:device, same order
 };
 
+// What Devices::take would pass through for a guest, with the same
+// refusals, but nothing bound: for 'vm export', whose VM libvirt starts.
+Taken<Passthrough> resolve_passthrough(const HostModel& m, const std::vector<std::string>& targets);
+
 // Changes devices between their drivers and vfio-pci on one host, with the
 // bind journal and lock in one state dir. progress gets a line per step.
 class Devices {

@@ -88,11 +88,13 @@ if [ -f "$bash_file" ]; then
     check "bash: vfioctl --root FIXTURE bind" "$pci" "$(bash_complete "vfioctl --root $fixture bind ")"
     check "bash: vfioctl --root FIXTURE vm start --gpu" "$pci" \
         "$(bash_complete "vfioctl --root $fixture vm start --gpu ")"
+    check "bash: vfioctl --root FIXTURE vm export --gpu" "$pci" \
+        "$(bash_complete "vfioctl --root $fixture vm export --gpu ")"
     check "bash: vfioctl --root FIXTURE bind --force (a flag)" "$pci" \
         "$(bash_complete "vfioctl --root $fixture bind --force ")"
     check "bash: vfioctl vm run --accel" "kvm tcg auto" "$(bash_complete 'vfioctl vm run --accel ')"
     check "bash: vfioctl iommu enable --iommu" "intel amd" "$(bash_complete 'vfioctl iommu enable --iommu ')"
-    check "bash: vfioctl vm" "start stop status list console run" "$(bash_complete 'vfioctl vm ')"
+    check "bash: vfioctl vm" "start stop status list console run export" "$(bash_complete 'vfioctl vm ')"
     check "bash: vfioctl vm stop (VM names)" "dev gpu-box" "$(bash_complete 'vfioctl vm stop ')"
     check "bash: vfioctl bind -" "$bind_opts" "$(bash_complete 'vfioctl bind -')"
     check "bash: vfioctl bind --gpu (a number: nothing)" "" "$(bash_complete 'vfioctl bind --gpu ')"
