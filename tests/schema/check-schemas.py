@@ -2,6 +2,8 @@
 """Checks the --json outputs of the real vfioctl against docs/schema/v1.
 
 Usage: check-schemas.py VFIOCTL MKHOST SOURCE_DIR
+       check-schemas.py --validate NAME FILE   FILE against NAME.schema.json
+                                               (status, groups, bind, ...)
 
 Each schema must itself be a valid draft 2020-12 schema. On every fixture
 host that bench/mkhost.cpp names (and synthetic-8), and on every recording
@@ -557,7 +559,23 @@ def negative_controls(schemas, samples):
     return count
 
 
+def validate_file(name, path):
+    """--validate: one saved output (an e2e scenario's) against its schema."""
+    source_dir = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    schemas = Schemas(os.path.join(source_dir, "docs", "schema", f"v{VERSION}"))
+    if name not in schemas.validators:
+        fail(path, f"no schema named {name}")
+    if failures:
+        return 1
+    with open(path, encoding="utf-8") as f:
+        doc = json.load(f)
+    validate(schemas, name, doc, path)
+    return 1 if failures else 0
+
+
 def main():
+    if len(sys.argv) == 4 and sys.argv[1] == "--validate":
+        return validate_file(sys.argv[2], sys.argv[3])
     if len(sys.argv) != 4:
         sys.exit(__doc__)
     vfioctl, mkhost, source_dir = (os.path.abspath(a) for a in sys.argv[1:])
