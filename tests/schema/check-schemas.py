@@ -12,7 +12,8 @@ each GPU and each host-critical device (refusals), and where there is an
 NVLink fabric (dgx) 'bind --all-gpus --with-nvswitches --dry-run'. A copy
 of seed-after given a bind journal, a settlement, persistent bindings and a
 driver_override shows those fields ('bind --persistent --dry-run', 'bind
---at-boot' of an absent device's entry too). 'vm status' and 'vm list' on a
+--at-boot' of an absent device's entry too); one whose group member has no
+sysfs directory shows an unreadable member. 'vm status' and 'vm list' on a
 run directory holding a running VM (a fake QMP that answers with a q35 query-pci
 recorded from QEMU), a VM whose QEMU is gone and a stale one; and a few
 errors. Every output must validate against its schema, and each output kind
@@ -26,6 +27,7 @@ import copy
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -297,6 +299,40 @@ def check_used_host(schemas, vfioctl, mkhost, tmp, samples):
             fail(label, f"expected one absent item: {doc}")
         if validate(schemas, "bind", doc, label, "bind: at boot"):
             samples.setdefault("bind: at boot", (label, doc))
+
+
+def check_torn_host(schemas, vfioctl, mkhost, tmp):
+    """seed-after with one group member's sysfs directory gone: groups lists
+    it as {"address", "unknown": true}."""
+    root = os.path.join(tmp, "hosts", "torn")
+    p = subprocess.run([mkhost, "seed-after", root], capture_output=True, text=True, check=False)
+    if p.returncode != 0:
+        fail("mkhost seed-after (torn)", p.stderr.strip())
+        return
+    groups = run(vfioctl, root, ["groups"], "torn: groups before", {0})
+    if not groups or not groups["groups"]:
+        fail("torn", "seed-after has no IOMMU group")
+        return
+    victim = groups["groups"][0]["devices"][0]["address"]
+    real_root = os.path.realpath(root)
+    link = os.path.join(root, "sys", "bus", "pci", "devices", victim)
+    target = os.path.realpath(link)
+    if os.path.commonpath([real_root, target]) != real_root:
+        fail("torn", f"{link} leaves the fixture")
+        return
+    shutil.rmtree(target)
+    os.unlink(link)
+    label = f"torn: groups ({victim} unreadable)"
+    groups = run(vfioctl, root, ["groups"], label, {0})
+    if groups is None:
+        return
+    unknown = [d for g in groups["groups"] for d in g["devices"] if d.get("unknown")]
+    if [d["address"] for d in unknown] != [victim]:
+        fail(label, f"expected {victim} as an unreadable member, got {unknown}")
+    validate(schemas, "groups", groups, label, "groups: unreadable member")
+    status = run(vfioctl, root, ["status"], f"torn: status ({victim} unreadable)", {0, 3})
+    if status is not None:
+        validate(schemas, "status", status, "torn: status", "status: unreadable member")
 
 
 def host_names(source_dir):
@@ -597,6 +633,7 @@ def main():
         for name, root in roots:
             check_host(schemas, vfioctl, root, name, samples)
         check_used_host(schemas, vfioctl, mkhost, tmp, samples)
+        check_torn_host(schemas, vfioctl, mkhost, tmp)
         check_vms(schemas, vfioctl, roots[0][1], source_dir, tmp, samples)
         check_errors(schemas, vfioctl, roots[0][1], samples)
     wanted = [
@@ -611,6 +648,8 @@ def main():
         "bind: error --persistent",
         "status: used host",
         "groups: used host",
+        "groups: unreadable member",
+        "status: unreadable member",
         "vm status: none",
         "vm status: one running VM",
         "vm status: one stale VM",
@@ -621,7 +660,8 @@ def main():
         if not seen.get(kind):
             fail("coverage", f"no valid output of kind '{kind}' was seen")
     controls = negative_controls(schemas, samples)
-    print(f"hosts: {len(roots)} ({', '.join(n for n, _ in roots)}), and seed-after used and hooked")
+    names = ", ".join(n for n, _ in roots)
+    print(f"hosts: {len(roots)} ({names}), and seed-after used, hooked and torn")
     print("valid outputs: " + ", ".join(f"{k} {v}" for k, v in sorted(seen.items())))
     print(f"negative controls: {controls}, each rejected unless listed above")
     if failures:
