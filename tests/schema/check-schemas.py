@@ -64,16 +64,38 @@ def json_path(error):
 
 
 class Schemas:
+    """The schemas of one version, each found by its "$id" (its file name),
+    so that "common.schema.json#/$defs/..." resolves: through a referencing
+    Registry where jsonschema has one (4.18 on), else a RefResolver store
+    keyed by file URI (Debian's 4.10)."""
+
     def __init__(self, directory):
-        self.directory = directory
         self.docs = {}
-        self.uris = {}
         for name in SCHEMAS:
             path = os.path.join(directory, f"{name}.schema.json")
             with open(path, encoding="utf-8") as f:
                 self.docs[name] = json.load(f)
-            self.uris[name] = "file://" + os.path.abspath(path)
-        store = {self.uris[n]: d for n, d in self.docs.items()}
+            if self.docs[name].get("$id") != f"{name}.schema.json":
+                fail(f"{name}.schema.json", f'its "$id" is not "{name}.schema.json"')
+        try:
+            import referencing
+
+            registry = referencing.Registry().with_resources(
+                (doc["$id"], referencing.Resource.from_contents(doc)) for doc in self.docs.values()
+            )
+
+            def make(schema, name):
+                del name
+                return jsonschema.Draft202012Validator(schema, registry=registry)
+
+        except ImportError:
+            base = "file://" + os.path.abspath(directory) + "/"
+            store = {base + d["$id"]: d for d in self.docs.values()}
+
+            def make(schema, name):
+                resolver = jsonschema.RefResolver(base + name, schema, store=store)
+                return jsonschema.Draft202012Validator(schema, resolver=resolver)
+
         self.validators = {}
         for name, doc in self.docs.items():
             try:
@@ -81,13 +103,10 @@ class Schemas:
             except jsonschema.exceptions.SchemaError as e:
                 fail(f"{name}.schema.json", f"not a valid schema: {json_path(e)}: {e.message}")
                 continue
-            resolver = jsonschema.RefResolver(self.uris[name], doc, store=store)
-            self.validators[name] = jsonschema.Draft202012Validator(doc, resolver=resolver)
+            self.validators[name] = make(doc, f"{name}.schema.json")
         # error.schema.json's $defs/plain: an error with no field of its own.
-        plain = {"$ref": self.uris["error"] + "#/$defs/plain"}
-        self.validators["error-plain"] = jsonschema.Draft202012Validator(
-            plain, resolver=jsonschema.RefResolver("urn:vfioctl:error-plain", plain, store=store)
-        )
+        plain = {"$ref": "error.schema.json#/$defs/plain"}
+        self.validators["error-plain"] = make(plain, "error-plain.json")
 
     def errors(self, name, doc):
         """Every validation error, deepest first, as (path, message)."""
