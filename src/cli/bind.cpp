@@ -182,7 +182,10 @@ Report run_bind_at_boot(Context& ctx, const BindOptions& o) {
                     ": " + p.text + "\n";
         }
     Report r;
-    r.json = {{"at_boot", true}, {"items", jitems}, {"problems", problems}};
+    r.json = {{"at_boot", true},
+              {"items", jitems},
+              {"problems", problems},
+              {"schema_version", k_json_schema_version}};
     r.text = (items.empty() ? std::string("No persistent binding to apply\n")
                             : "Persistent bindings (" + std::string(vfio::k_bind_dir) + "):\n") +
              util::printable(text, true);
@@ -294,7 +297,8 @@ Report run_bind(Context& ctx, const BindOptions& o) {
                   {"blocked", obstacles_json(plan.blockers)},
                   {"persistent", persist_json(*pv, m->inv, addrs)},
                   {"dry_run", true},
-                  {"changed", false}};
+                  {"changed", false},
+                  {"schema_version", k_json_schema_version}};
         if (pp) r.json["persistent_plan"] = {{"write", paths_json(pp->add)}, {"notes", pp->notes}};
         const std::string ptext = persist_text(*pv, m->inv, addrs);
         if (!ptext.empty()) text += "Persistent bindings of these devices:\n" + ptext;
@@ -321,7 +325,8 @@ Report run_bind(Context& ctx, const BindOptions& o) {
               {"changes", changes_json(*changes)},
               // Whether any device moved: a second bind of bound devices changes nothing.
               {"changed", std::any_of(changes->begin(), changes->end(),
-                                      [](const vfio::DeviceChange& c) { return c.changed; })}};
+                                      [](const vfio::DeviceChange& c) { return c.changed; })},
+              {"schema_version", k_json_schema_version}};
     if (o.select.any())
         r.json["selection"] = {{"addresses", sel.addresses}, {"left_out", sel.notes}};
     r.text = text + (plan.nothing_to_do() ? "Nothing to do:\n" : "Bound to vfio-pci:\n") +

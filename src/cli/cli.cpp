@@ -84,6 +84,7 @@ int report_error_to(std::ostream& out, std::ostream& err, bool json, const Error
         j["error"] = e.describe();
         if (!e.hint.empty()) j["hint"] = e.hint;
         j["exit_code"] = code;
+        j["schema_version"] = k_json_schema_version;
         out << json_text(j) << "\n";
     }
     err << "vfioctl: error: " << util::printable(e.describe()) << "\n";

@@ -19,6 +19,11 @@ namespace vfioctl::cli {
 // this boot).
 enum Exit { exit_ok = 0, exit_failure = 1, exit_usage = 2, exit_wont_work = 3, exit_left = 4 };
 
+// "schema_version" of the JSON that status, groups, bind, vm status and
+// every error print (docs/schema/README.md): bumped when a field is removed
+// or changes type or meaning; an added field does not bump it.
+inline constexpr int k_json_schema_version = 1;
+
 // The host is held by reference: a FakeKernel stays one.
 struct Context {
     const host::Host& host;

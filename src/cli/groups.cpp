@@ -162,7 +162,8 @@ Report run_groups(Context& ctx, const Options& opt) {
                   {"groups", jgroups},
                   {"ungrouped", ungrouped},
                   {"persistent", persist_json(pv, m->inv)},
-                  {"fabric", fabric_json(m->inv)}};
+                  {"fabric", fabric_json(m->inv)},
+                  {"schema_version", k_json_schema_version}};
         if (dx.off_cause) j["off_cause"] = *dx.off_cause;
         r.json = std::move(j);
     } else if (m->groups.empty()) {

@@ -175,6 +175,7 @@ json status_json(const HostModel& m, const iommu::Diagnosis& dx, const BootView&
     j["persistent"] = persist_json(bv.persist, m.inv);
     j["verdict"] = iommu::verdict_id(dx.overall);
     j["exit_code"] = dx.exit_code();
+    j["schema_version"] = k_json_schema_version;
     return j;
 }
 

@@ -556,6 +556,7 @@ Report run_status(Context& ctx, const std::string& name, const std::string& base
         if (!v.error.empty()) out << "  " << v.error << "\n";
     }
     r.json = name.empty() ? json{{"vms", arr}} : (arr.empty() ? json::object() : arr[0]);
+    r.json["schema_version"] = k_json_schema_version;
     if (names.empty()) out << "No VMs are running\n";
     r.text = out.str();
     return r;

@@ -35,7 +35,7 @@ TEST_F(CliVm, ListAndStatusOnAnEmptyRunDirectory) {
     EXPECT_EQ(status.out, "No VMs are running\n");
     auto json_list = run_cli(k, {"--json", "vm", "list"}, paths);
     EXPECT_EQ(json_list.exit_code, 0) << json_list.err;
-    EXPECT_EQ(json_list.json(), json({{"vms", json::array()}}));
+    EXPECT_EQ(json_list.json(), json({{"schema_version", 1}, {"vms", json::array()}}));
 }
 
 TEST_F(CliVm, StatusAndStopOfAnUnknownVmFail) {

@@ -187,6 +187,14 @@ json_eval() {
     python3 "$E2E_LIB/jsoncheck.py" eval "$@"
 }
 
+# schema_check FILE NAME: FILE (a saved --json output) matches
+# docs/schema/v1/NAME.schema.json; needs python3-jsonschema (scripts/setup).
+schema_check() {
+    /usr/bin/python3 "$E2E_SRC/tests/schema/check-schemas.py" --validate "$2" "$1" ||
+        fail "$(basename "$1") does not match the $2 schema"
+    ok "$(basename "$1") matches the $2 schema"
+}
+
 # tag_device TAG: the PCI address of the virtio-9p device with mount tag TAG.
 tag_device() {
     local v

@@ -37,6 +37,7 @@ expect_text status "vfioctl iommu enable"
 run status_json "$VFIOCTL" status --json
 expect_rc "vfioctl status --json" 3
 j="$RESULTS/status_json.out"
+schema_check "$j" status
 json_check "$j" 'd["iommu"]["platform"] == "intel"' "platform is intel"
 json_check "$j" 'd["iommu"]["acpi_table"] == "DMAR"' "ACPI table is DMAR"
 json_check "$j" 'd["iommu"]["enabled"] is False' "IOMMU is not enabled"

@@ -31,6 +31,7 @@ step "vfioctl groups"
 run groups "$VFIOCTL" groups --json
 expect_rc "vfioctl groups --json" 0
 j="$RESULTS/groups.out"
+schema_check "$j" groups
 json_check "$j" "len(d['groups']) == $groups" "$groups groups reported"
 json_check "$j" "group_of('$nic')['number'] == $nic_group" "$nic is in group $nic_group"
 json_check "$j" "addresses(group_of('$nic')) == ['$nic']" "$nic is alone in its group"
@@ -46,6 +47,7 @@ expect_rc "vfioctl status" 0
 run status_json "$VFIOCTL" status --json
 expect_rc "vfioctl status --json" 0
 j="$RESULTS/status_json.out"
+schema_check "$j" status
 json_check "$j" 'd["iommu"]["platform"] == "intel"' "platform is intel"
 json_check "$j" 'd["iommu"]["acpi_table"] == "DMAR"' "ACPI table is DMAR"
 json_check "$j" 'd["iommu"]["enabled"] is True' "IOMMU is enabled"
