@@ -30,6 +30,7 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <variant>
 
 namespace vfioctl::cli {
 
@@ -219,18 +220,27 @@ std::vector<int> pin_started(Context& ctx, const vm::VmRecord& rec, const vm::Pl
     return *pinned;
 }
 
-Report run_start(Context& ctx, StartOptions& o) {
-    // NAME, or a .toml file (a path, or a name ending in .toml) whose stem names the VM.
-    const bool file = vm::profile_paths(o.name).size() == 1;
-    const std::string source = file ? services::absolute_path(o.name) : o.name;
-    if (file) o.name = fs::path(o.name).stem().string();
-    if (auto s = vm::check_vm_name(o.name); !s) return failed(s.error(), exit_usage);
-    auto ov = overrides_of(o.flags);
+// NAME's profile with the flags applied: NAME, or a .toml file (a path, or
+// a name ending in .toml) whose stem names the VM (name is set to it). A
+// failed Report for a bad name, profile or flag.
+std::variant<vm::Profile, Report> profile_of(Context& ctx, std::string& name, ProfileFlags& flags) {
+    const bool file = vm::profile_paths(name).size() == 1;
+    const std::string source = file ? services::absolute_path(name) : name;
+    if (file) name = fs::path(name).stem().string();
+    if (auto s = vm::check_vm_name(name); !s) return failed(s.error(), exit_usage);
+    auto ov = overrides_of(flags);
     auto profile = vm::load_profile(ctx.host, source, ov.kernel || ov.disk);
     if (!profile) return failed(profile.error());
     vm::Profile p = std::move(profile).value();
-    p.name = o.name;
+    p.name = name;
     if (auto s = vm::apply_overrides(p, ov); !s) return failed(s.error(), exit_usage);
+    return p;
+}
+
+Report run_start(Context& ctx, StartOptions& o) {
+    auto loaded = profile_of(ctx, o.name, o.flags);
+    if (auto* r = std::get_if<Report>(&loaded)) return *r;
+    vm::Profile p = std::move(std::get<vm::Profile>(loaded));
     // A detached VM's share is QEMU's own 9p: no virtiofsd to outlive us.
     if (p.share_host_root && p.share == vm::ShareMode::virtiofs)
         return failed(Error{"'vm start' shares / over 9p only", p.source,
@@ -364,16 +374,9 @@ struct ExportOptions {
 // devices, placement and firmware resolved on the host as vm start does
 // them, with the same refusals; nothing is bound, written or started.
 Report run_export(Context& ctx, ExportOptions& o) {
-    const bool file = vm::profile_paths(o.name).size() == 1;
-    const std::string source = file ? services::absolute_path(o.name) : o.name;
-    if (file) o.name = fs::path(o.name).stem().string();
-    if (auto s = vm::check_vm_name(o.name); !s) return failed(s.error(), exit_usage);
-    auto ov = overrides_of(o.flags);
-    auto profile = vm::load_profile(ctx.host, source, ov.kernel || ov.disk);
-    if (!profile) return failed(profile.error());
-    vm::Profile p = std::move(profile).value();
-    p.name = o.name;
-    if (auto s = vm::apply_overrides(p, ov); !s) return failed(s.error(), exit_usage);
+    auto loaded = profile_of(ctx, o.name, o.flags);
+    if (auto* r = std::get_if<Report>(&loaded)) return *r;
+    vm::Profile p = std::move(std::get<vm::Profile>(loaded));
     if (auto s = services::check_boot(ctx.host, p); !s) return failed(s.error());
     vm::LibvirtSpec spec;
     auto accel = vm::choose_accel(p.accel, vm::read_kvm_state(ctx.host));
