@@ -60,12 +60,11 @@ const char* yes_no(bool b) {
     return b ? "true" : "false";
 }
 
-// Counts by vendor:device ID, in ID order.
-std::map<std::pair<uint16_t, uint16_t>, int> count_ids(const std::vector<Function>& fs,
-                                                       bool display_only) {
+// The display-class functions of fs counted by vendor:device ID, in ID order.
+std::map<std::pair<uint16_t, uint16_t>, int> count_gpu_ids(const std::vector<Function>& fs) {
     std::map<std::pair<uint16_t, uint16_t>, int> n;
     for (const auto& f : fs)
-        if (!display_only || f.display) ++n[{f.vendor, f.device}];
+        if (f.display) ++n[{f.vendor, f.device}];
     return n;
 }
 
@@ -173,15 +172,19 @@ std::string nfd(const Facts& f, std::optional<int64_t> expiry) {
     label("journal-pending", std::to_string(f.journal_pending));
     label("gpus", std::to_string(f.gpus.size()));
     label("vfio-gpus", std::to_string(vfio_gpu_count(f)));
-    for (const auto& [id, n] : count_ids(f.gpus, true))
+    for (const auto& [id, n] : count_gpu_ids(f.gpus))
         label("gpus." + id4(id.first) + "-" + id4(id.second), std::to_string(n));
-    for (const auto& [id, n] : count_ids(f.on_vfio, true))
+    for (const auto& [id, n] : count_gpu_ids(f.on_vfio))
         label("vfio-gpus." + id4(id.first) + "-" + id4(id.second), std::to_string(n));
     return out;
 }
 
-std::string kubevirt_resource(const std::optional<std::string>& model, uint16_t device) {
-    if (!model) return "nvidia.com/" + id4(device);
+namespace {
+
+// The plugin's device name, without "nvidia.com/"; "" when pci.ids names
+// nothing usable.
+std::string plugin_name(const std::optional<std::string>& model) {
+    if (!model) return "";
     // As the plugin does it (Go): TrimSpace, ToUpper, '/' and '.' as '_',
     // each run of \s ([\t\n\f\r ]) as one '_', then whatever is not
     // [A-Za-z0-9_] dropped.
@@ -203,6 +206,13 @@ std::string kubevirt_resource(const std::optional<std::string>& model, uint16_t 
         else if (std::isalnum(u) || c == '_')
             name += static_cast<char>(std::toupper(u));
     }
+    return name;
+}
+
+} // namespace
+
+std::string kubevirt_resource(const std::optional<std::string>& model, uint16_t device) {
+    const std::string name = plugin_name(model);
     // The plugin falls back to the device ID when it finds no name.
     return "nvidia.com/" + (name.empty() ? id4(device) : name);
 }
@@ -287,11 +297,9 @@ Result<std::string> nova(const Facts& f, NumaPolicy policy) {
     for (const auto* g : gpus)
         models.emplace(std::pair{g->vendor, g->device}, g);
     for (const auto& [id, g] : models) {
-        // The alias name: the plugin-style model name, lower-cased, or the IDs.
-        std::string name = kubevirt_resource(g->model, g->device).substr(11);
-        std::transform(name.begin(), name.end(), name.begin(),
-                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-        if (!g->model) name = id4(id.first) + "-" + id4(id.second);
+        // The alias name: the plugin-style model name lower-cased, or the IDs.
+        std::string name = util::to_lower(plugin_name(g->model));
+        if (name.empty()) name = id4(id.first) + "-" + id4(id.second);
         json alias = {{"vendor_id", id4(id.first)},
                       {"product_id", id4(id.second)},
                       {"device_type", "type-PCI"},
